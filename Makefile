@@ -1,0 +1,31 @@
+# The two commands of the README: `make demo` (the main job) and `make test` (the test suite).
+# Each creates or reuses the virtual environment $(VENV) and installs what it needs.
+VENV ?= .venv
+PYTHON ?= python3
+# CPU machines take the CPU build of torch (on local disk here); with an NVIDIA driver, pip's
+# default CUDA build. Override, e.g.: make demo TORCH_SPEC="torch --index-url <your index>"
+TORCH_SPEC ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch,torch==2.13.0)
+# Optional prebuilt torch-sparse/torch-scatter wheels (CPU, cp311, torch 2.13.0): used as
+# test references when present, never required.
+WHEELS ?= $(wildcard ../shared/wheels/*.whl)
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q $(TORCH_SPEC)
+	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	$(if $(WHEELS),-$(VENV)/bin/python -m pip install -q --no-deps $(WHEELS))
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/gnnrec demo
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

@@ -1,0 +1,195 @@
+"""Graph storage: CSR and CSC with int64 ``indptr`` and int32 indices, saved as memory-mapped
+``.npy`` files with a JSON manifest, and converted to and from PyG ``Data``/``HeteroData``.
+
+Convention: row ``i`` of the CSR lists the nodes ``j`` whose messages flow into ``i``
+(``out[i] = sum_j A[i, j] x[j]``); PyG's ``edge_index`` is ``[source j; target i]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gnnrec.data.errors import DataError
+
+FORMAT_VERSION = 1
+INDEX_DTYPE_LIMIT = 2**31
+
+
+@dataclass
+class CSR:
+    """Compressed rows: ``indptr`` int64 ``[R + 1]``, ``indices`` int32 (int64 past 2^31)
+    ``[E]``, sorted by row then column."""
+
+    indptr: torch.Tensor
+    indices: torch.Tensor
+    num_cols: int
+
+    @property
+    def num_rows(self) -> int:
+        return self.indptr.numel() - 1
+
+    @property
+    def num_edges(self) -> int:
+        return self.indices.numel()
+
+    def degree(self) -> torch.Tensor:
+        return self.indptr[1:] - self.indptr[:-1]
+
+    def row_ids(self) -> torch.Tensor:
+        """Row of every edge, int64 ``[E]``."""
+        return torch.repeat_interleave(torch.arange(self.num_rows), self.degree())
+
+    @staticmethod
+    def from_edges(rows: torch.Tensor, cols: torch.Tensor, num_rows: int, num_cols: int,
+                   coalesce: bool = True) -> CSR:
+        """CSR of the edges ``(rows[e], cols[e])``; duplicates merged when ``coalesce``."""
+        rows, cols = torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols,
+                                                                               dtype=torch.int64)
+        key = rows * num_cols + cols
+        key = torch.unique(key) if coalesce else torch.sort(key).values
+        rows, cols = key // num_cols, key % num_cols
+        indptr = torch.zeros(num_rows + 1, dtype=torch.int64)
+        indptr[1:] = torch.cumsum(torch.bincount(rows, minlength=num_rows), 0)
+        dtype = torch.int32 if num_cols < INDEX_DTYPE_LIMIT else torch.int64
+        return CSR(indptr, cols.to(dtype), num_cols)
+
+    def transpose(self) -> CSR:
+        return CSR.from_edges(self.indices.long(), self.row_ids(), self.num_cols,
+                              self.num_rows, coalesce=False)
+
+
+@dataclass
+class GraphStore:
+    """A graph's CSR (rows are message targets) and CSC, plus the node-type layout."""
+
+    csr: CSR
+    csc: CSR
+    symmetric: bool
+    num_users: int = 0
+    num_items: int = 0
+
+    @property
+    def num_nodes(self) -> int:
+        return self.csr.num_rows
+
+    @property
+    def num_edges(self) -> int:
+        return self.csr.num_edges
+
+    def gcn_scale(self) -> torch.Tensor:
+        """``D^-1/2`` as a float32 ``[N]`` vector (0 for isolated nodes), so that
+        ``D^-1/2 A D^-1/2 X = s * (A (s * X))`` needs no per-edge values."""
+        deg = self.csr.degree().to(torch.float32)
+        return torch.where(deg > 0, deg.clamp(min=1).rsqrt(), torch.zeros_like(deg))
+
+    @staticmethod
+    def from_csr(csr: CSR, num_users: int = 0, num_items: int = 0) -> GraphStore:
+        csc = csr.transpose()
+        symmetric = bool(torch.equal(csr.indptr, csc.indptr)
+                         and torch.equal(csr.indices, csc.indices))
+        return GraphStore(csr, csr if symmetric else csc, symmetric, num_users, num_items)
+
+    @staticmethod
+    def bipartite(user: np.ndarray, item: np.ndarray, num_users: int,
+                  num_items: int) -> GraphStore:
+        """The symmetric user–item graph: users ``0..U-1``, items ``U..U+I-1``, both directions,
+        duplicate interactions merged."""
+        u = torch.as_tensor(np.asarray(user), dtype=torch.int64)
+        i = torch.as_tensor(np.asarray(item), dtype=torch.int64) + num_users
+        n = num_users + num_items
+        csr = CSR.from_edges(torch.cat([u, i]), torch.cat([i, u]), n, n)
+        return GraphStore(csr, csr, True, num_users, num_items)
+
+    def save(self, folder: str | Path) -> Path:
+        """Writes ``.npy`` arrays and ``manifest.json`` into a temporary folder, then renames it."""
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+        arrays = {"csr_indptr": self.csr.indptr, "csr_indices": self.csr.indices}
+        if not self.symmetric:
+            arrays.update(csc_indptr=self.csc.indptr, csc_indices=self.csc.indices)
+        for name, tensor in arrays.items():
+            np.save(tmp / f"{name}.npy", tensor.numpy())
+        manifest = {"format_version": FORMAT_VERSION, "num_nodes": self.num_nodes,
+                    "num_edges": self.num_edges, "symmetric": self.symmetric,
+                    "num_users": self.num_users, "num_items": self.num_items,
+                    "arrays": {k: {"file": f"{k}.npy", "dtype": str(v.dtype).split(".")[-1],
+                                   "shape": list(v.shape)} for k, v in arrays.items()}}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+        return folder
+
+    @staticmethod
+    def load(folder: str | Path) -> GraphStore:
+        """Memory-maps a saved store (copy-on-write: nothing is read until it is touched)."""
+        folder = Path(folder)
+        manifest_file = folder / "manifest.json"
+        if not manifest_file.is_file():
+            raise DataError("no manifest.json: not a saved graph store", folder)
+        manifest = json.loads(manifest_file.read_text())
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise DataError(f"unsupported format_version {manifest.get('format_version')}",
+                            manifest_file)
+        arrays = {}
+        for name, meta in manifest["arrays"].items():
+            array = np.load(folder / meta["file"], mmap_mode="c")
+            if list(array.shape) != meta["shape"] or str(array.dtype) != meta["dtype"]:
+                raise DataError(f"{meta['file']} has shape {list(array.shape)} and dtype "
+                                f"{array.dtype}, the manifest says {meta['shape']} "
+                                f"{meta['dtype']}", manifest_file)
+            arrays[name] = torch.from_numpy(array)
+        n = manifest["num_nodes"]
+        csr = CSR(arrays["csr_indptr"], arrays["csr_indices"], n)
+        csc = CSR(arrays["csc_indptr"], arrays["csc_indices"], n) if "csc_indptr" in arrays \
+            else csr
+        return GraphStore(csr, csc, manifest["symmetric"], manifest["num_users"],
+                          manifest["num_items"])
+
+    def to_pyg(self):
+        """PyG ``Data`` with ``edge_index = [source; target]``."""
+        from torch_geometric.data import Data
+
+        edge_index = torch.stack([self.csr.indices.long(), self.csr.row_ids()])
+        return Data(edge_index=edge_index, num_nodes=self.num_nodes)
+
+    @staticmethod
+    def from_pyg(data) -> GraphStore:
+        """From a PyG ``Data`` (homogeneous) or a user–item ``HeteroData``."""
+        from torch_geometric.data import HeteroData
+
+        if isinstance(data, HeteroData):
+            cross = [t for t in data.edge_types if t[0] != t[2]]
+            if not cross:
+                raise ValueError("HeteroData has no edge type between two node types")
+            src, _, dst = cross[0]
+            ei = data[cross[0]].edge_index
+            return GraphStore.bipartite(ei[0].numpy(), ei[1].numpy(), data[src].num_nodes,
+                                        data[dst].num_nodes)
+        csr = CSR.from_edges(data.edge_index[1], data.edge_index[0], data.num_nodes,
+                             data.num_nodes, coalesce=False)
+        return GraphStore.from_csr(csr)
+
+    def to_hetero(self, user: str = "user", item: str = "item"):
+        """PyG ``HeteroData`` with ``(user, rates, item)`` and ``(item, rated_by, user)`` edges."""
+        from torch_geometric.data import HeteroData
+
+        if not self.num_users:
+            raise ValueError("to_hetero needs a bipartite store (num_users > 0)")
+        src, dst = self.csr.indices.long(), self.csr.row_ids()
+        forward = (src < self.num_users) & (dst >= self.num_users)
+        data = HeteroData()
+        data[user].num_nodes, data[item].num_nodes = self.num_users, self.num_items
+        edges = torch.stack([src[forward], dst[forward] - self.num_users])
+        data[user, "rates", item].edge_index = edges
+        data[item, "rated_by", user].edge_index = edges.flip(0)
+        return data

@@ -1,0 +1,126 @@
+"""The TextGraph: users and items with text, the interactions between them, and features.
+
+Users are indexed ``0..U-1`` and items ``0..I-1``; the homogeneous graph used for training puts
+users first and items after them (node ``U + i`` is item ``i``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from gnnrec.data.errors import DataError
+
+
+@dataclass
+class NodeTable:
+    """External ids of one node type and their text fields (one list per field, one per node)."""
+
+    ids: list[str]
+    text_fields: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, values in self.text_fields.items():
+            if len(values) != len(self.ids):
+                raise ValueError(f"text field {name!r} has {len(values)} values for "
+                                 f"{len(self.ids)} nodes")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def index(self) -> dict[str, int]:
+        """External id -> internal index."""
+        return {node_id: i for i, node_id in enumerate(self.ids)}
+
+    def text(self, i: int, fields: list[str] | None = None) -> str:
+        """Node ``i``'s text: its non-empty fields as ``"Field: value."`` sentences."""
+        parts = []
+        for name in fields or list(self.text_fields):
+            value = self.text_fields[name][i].strip()
+            if value:
+                parts.append(f"{name.capitalize()}: {value}.")
+        return " ".join(parts)
+
+    def texts(self) -> list[str]:
+        return [self.text(i) for i in range(len(self))]
+
+
+@dataclass
+class Interactions:
+    """``E`` user–item interactions as parallel arrays (rating 1.0 and timestamp 0 if unknown)."""
+
+    user: np.ndarray  # int64 [E]
+    item: np.ndarray  # int64 [E]
+    rating: np.ndarray  # float32 [E]
+    timestamp: np.ndarray  # int64 [E]
+
+    def __post_init__(self) -> None:
+        self.user = np.asarray(self.user, dtype=np.int64)
+        self.item = np.asarray(self.item, dtype=np.int64)
+        self.rating = np.asarray(self.rating, dtype=np.float32)
+        self.timestamp = np.asarray(self.timestamp, dtype=np.int64)
+        n = len(self.user)
+        if not all(len(a) == n for a in (self.item, self.rating, self.timestamp)):
+            raise ValueError("interaction arrays must have equal lengths")
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    def subset(self, index: np.ndarray) -> Interactions:
+        return Interactions(self.user[index], self.item[index], self.rating[index],
+                            self.timestamp[index])
+
+    @staticmethod
+    def concat(parts: list[Interactions]) -> Interactions:
+        return Interactions(*(np.concatenate([getattr(p, k) for p in parts])
+                              for k in ("user", "item", "rating", "timestamp")))
+
+
+@dataclass
+class TextGraph:
+    """A user–item graph with node text, optional same-type edges and a slot for node features.
+
+    ``user_edges``/``item_edges`` are ``[2, E']`` int64 arrays of internal ids;
+    ``user_features`` ``[U, F]`` and ``item_features`` ``[I, F]`` are filled by an encoder.
+    """
+
+    name: str
+    users: NodeTable
+    items: NodeTable
+    interactions: Interactions
+    user_edges: np.ndarray | None = None
+    item_edges: np.ndarray | None = None
+    user_features: torch.Tensor | None = None
+    item_features: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def num_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def num_items(self) -> int:
+        return len(self.items)
+
+    def validate(self) -> None:
+        """Raises :class:`DataError` naming the first interaction that points outside the tables."""
+        inter = self.interactions
+        for kind, ids, n in (("user", inter.user, self.num_users), ("item", inter.item,
+                                                                     self.num_items)):
+            bad = np.flatnonzero((ids < 0) | (ids >= n))
+            if len(bad):
+                raise DataError(f"interaction {bad[0]} refers to {kind} {ids[bad[0]]}, but there "
+                                f"are {n} {kind}s", self.name)
+        if not np.isfinite(inter.rating).all():
+            bad = int(np.flatnonzero(~np.isfinite(inter.rating))[0])
+            raise DataError(f"interaction {bad} has a non-finite rating", self.name)
+        for kind, edges, n in (("user", self.user_edges, self.num_users),
+                               ("item", self.item_edges, self.num_items)):
+            if edges is not None and (edges.ndim != 2 or edges.shape[0] != 2
+                                      or (edges.size and (edges.min() < 0 or edges.max() >= n))):
+                raise DataError(f"{kind}-{kind} edges must be a [2, E] array of ids < {n}",
+                                self.name)

@@ -1,0 +1,3 @@
+"""gnnrec: graph recommendation with LLM node features."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,104 @@
+"""The pipeline glue: dataset -> split -> text features -> training graph -> model.
+
+Every step is deterministic given the config, so ``train``, ``evaluate`` and ``recommend`` can
+rebuild the same split and features from a run directory's ``config.toml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gnnrec.config import DataConfig, RunConfig
+from gnnrec.data import (ColumnMapping, GraphStore, Split, TextGraph, load_lightgcn_split,
+                         load_ml_1m, load_ml_100k, load_ml_latest_small, load_table,
+                         split_interactions, user_texts_from_interactions)
+from gnnrec.data.sources import DEFAULT_CACHE, resolve_source
+from gnnrec.encoders import EncoderConfig, FeatureCache, TransformersEncoder
+from gnnrec.train.model import GCNRecommender
+from gnnrec.train.trainer import TrainingData
+
+
+def load_dataset(cfg: DataConfig) -> tuple[TextGraph, Split]:
+    """The TextGraph and its seeded split (the LightGCN format brings its own split)."""
+    path = resolve_source(cfg.path, cfg.sha256 or None) if cfg.path else None
+    if cfg.dataset == "lightgcn":
+        return load_lightgcn_split(path, cfg.valid_fraction, cfg.seed)
+    if cfg.dataset == "ml-latest-small":
+        graph = load_ml_latest_small(path)
+    elif cfg.dataset == "ml-100k":
+        graph = load_ml_100k(path)
+    elif cfg.dataset == "ml-1m":
+        graph = load_ml_1m(path)
+    else:
+        mapping = ColumnMapping(user=cfg.user_column, item=cfg.item_column,
+                                rating=cfg.rating_column or None,
+                                timestamp=cfg.timestamp_column or None,
+                                user_text=cfg.user_text_columns, item_text=cfg.item_text_columns)
+        graph = load_table(path, users=cfg.users_path or None, items=cfg.items_path or None,
+                           mapping=mapping)
+    split = split_interactions(graph, cfg.split, test_fraction=cfg.test_fraction,
+                               valid_fraction=cfg.valid_fraction, temporal_k=cfg.temporal_k,
+                               cold_item_fraction=cfg.cold_item_fraction, seed=cfg.seed)
+    return graph, split
+
+
+def make_encoder(cfg: EncoderConfig) -> tuple[TransformersEncoder, FeatureCache]:
+    encoder = TransformersEncoder(cfg)
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else DEFAULT_CACHE / "features"
+    return encoder, FeatureCache(cache_dir, encoder.key(), {"model": encoder.model_path})
+
+
+def node_texts(graph: TextGraph, split: Split, cfg: DataConfig) -> list[str]:
+    """``U + I`` texts: users' from their training interactions (and profile), items' fields."""
+    users = user_texts_from_interactions(graph, split.train, cfg.user_text_items)
+    return users + graph.items.texts()
+
+
+def encode_nodes(graph: TextGraph, split: Split, config: RunConfig,
+                 progress: bool = True) -> tuple[torch.Tensor | None, int]:
+    """Features ``[U + I, F]`` float32 (None when the model uses no text), and how many texts
+    were encoded now (0 when the cache had them all)."""
+    if not config.model.text_features:
+        return None, 0
+    texts = node_texts(graph, split, config.data)
+    if not any(texts):
+        raise ValueError(f"dataset {graph.name!r} has no text; set model.text_features = false")
+    encoder, cache = make_encoder(config.encoder)
+    features, encoded = cache.get_or_encode(texts, lambda t: encoder.encode(t, progress))
+    return features.float(), encoded
+
+
+def training_data(graph: TextGraph, split: Split, features: torch.Tensor | None) -> TrainingData:
+    inter = graph.interactions
+    part = lambda index: (inter.user[index], inter.item[index], inter.rating[index])  # noqa: E731
+    store = GraphStore.bipartite(inter.user[split.train], inter.item[split.train],
+                                 graph.num_users, graph.num_items)
+    return TrainingData(store, features, part(split.train), part(split.valid))
+
+
+def build_model(config: RunConfig, data: TrainingData) -> GCNRecommender:
+    torch.manual_seed(config.train.seed)
+    feature_dim = 0 if data.features is None else data.features.shape[1]
+    return GCNRecommender(config.model, data.num_users, data.num_items, feature_dim)
+
+
+@dataclass
+class Prepared:
+    graph: TextGraph
+    split: Split
+    data: TrainingData
+
+
+def prepare(config: RunConfig, progress: bool = True) -> Prepared:
+    graph, split = load_dataset(config.data)
+    features, _ = encode_nodes(graph, split, config, progress)
+    return Prepared(graph, split, training_data(graph, split, features))
+
+
+def test_pairs(prepared: Prepared) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    inter, index = prepared.graph.interactions, prepared.split.test
+    return inter.user[index], inter.item[index], inter.rating[index]

@@ -1,0 +1,64 @@
+"""The transformers encoder on the shipped all-MiniLM-L6-v2, and the feature cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gnnrec.encoders import EncoderConfig, FeatureCache, TransformersEncoder
+
+TEXTS = ["Title: Toy Story (1995). Genres: Animation, Comedy.",
+         "A cosy cooking show about bread.", "", "space " * 400]
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return TransformersEncoder(EncoderConfig(batch_size=3))
+
+
+def test_embeddings_are_normalised_and_match_sentence_transformers(encoder):
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    ours = encoder.encode(TEXTS, progress=False)
+    assert ours.shape == (4, 384)
+    assert torch.allclose(ours.norm(dim=1), torch.ones(4), atol=1e-5)
+    reference = sentence_transformers.SentenceTransformer(encoder.model_path, device="cpu")
+    theirs = torch.from_numpy(reference.encode(TEXTS, normalize_embeddings=True))
+    assert torch.nn.functional.cosine_similarity(ours, theirs).min() >= 0.999
+
+
+def test_similar_texts_are_closer(encoder):
+    a, b, c = encoder.encode(["a film about space travel", "astronauts fly to the moon",
+                              "a recipe for sourdough bread"], progress=False)
+    assert a @ b > a @ c
+
+
+def test_cache_encodes_each_text_once_and_survives_restarts(encoder, tmp_path):
+    calls = []
+
+    def counting(texts):
+        calls.append(list(texts))
+        return encoder.encode(texts, progress=False)
+
+    cache = FeatureCache(tmp_path, encoder.key())
+    first, n1 = cache.get_or_encode(TEXTS + [TEXTS[0]], counting)
+    assert n1 == 4 and first.dtype == torch.float16 and torch.equal(first[0], first[4])
+    second, n2 = FeatureCache(tmp_path, encoder.key()).get_or_encode(TEXTS[::-1], counting)
+    assert n2 == 0 and len(calls) == 1
+    assert torch.equal(second, first[:4].flip(0))
+    _, n3 = cache.get_or_encode(["a new text", TEXTS[1]], counting)
+    assert n3 == 1 and calls[-1] == ["a new text"]
+    assert not list(cache.folder.glob(".*tmp"))  # temporary files were renamed into place
+
+
+def test_torn_cache_is_not_trusted(encoder, tmp_path):
+    cache = FeatureCache(tmp_path, "k")
+    cache.get_or_encode(["x", "y"], lambda t: torch.ones(len(t), 2))
+    np.save(cache.folder / "hashes.npy", np.load(cache.folder / "hashes.npy")[:1])
+    features, encoded = cache.get_or_encode(["x", "y"], lambda t: torch.zeros(len(t), 2))
+    assert encoded == 2 and torch.equal(features, torch.zeros(2, 2, dtype=torch.float16))
+
+
+def test_missing_model_folder_is_explained(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        TransformersEncoder(EncoderConfig(model=str(tmp_path / "no-model")))

@@ -1,0 +1,49 @@
+"""The folders install as one namespace, from an editable install and from a built wheel."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import gnnrec
+
+ROOT = Path(__file__).resolve().parents[1]
+SUBPACKAGES = ["bench", "data", "distributed", "encoders", "kernels", "train"]
+
+
+def test_subpackages_resolve_to_the_top_level_folders():
+    for name in SUBPACKAGES:
+        module = importlib.import_module(f"gnnrec.{name}")
+        assert Path(module.__file__).resolve().parent == ROOT / name
+
+
+def test_no_bare_top_level_modules_on_sys_path():
+    for name in SUBPACKAGES:
+        spec = importlib.util.find_spec(name)
+        assert spec is None or not str(spec.origin or "").startswith(str(ROOT)), name
+
+
+def test_wheel_contains_and_imports_every_subpackage(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(tmp_path / "dist"), str(ROOT)], check=True)
+    wheel = next((tmp_path / "dist").glob("gnnrec-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "gnnrec/data/ml-latest-small/ratings.csv" in names
+    assert "gnnrec/data/ml-latest-small/README.txt" in names
+    assert not any(n.startswith(("kernels/", "train/", "data/")) for n in names)
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
+                    str(target), str(wheel)], check=True)
+    code = ("import gnnrec, gnnrec.kernels, gnnrec.train.trainer, gnnrec.data;"
+            "from gnnrec.data import load_ml_latest_small as f;"
+            "import sys; print(gnnrec.__file__); print(len(f().interactions))")
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, check=True,
+                         capture_output=True, text=True).stdout.split()
+    assert out[0].startswith(str(target)), out
+    assert out[1] == "100836"
+    assert gnnrec.__version__

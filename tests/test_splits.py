@@ -1,0 +1,70 @@
+"""Seeded splits, and user text that never sees the test interactions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gnnrec.data import load_ml_latest_small, split_interactions, user_texts_from_interactions
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return load_ml_latest_small()
+
+
+def _partition_ok(split, n):
+    parts = np.concatenate([split.train, split.valid, split.test])
+    assert len(parts) == n and len(np.unique(parts)) == n
+
+
+def test_random_split_is_per_user_and_seeded(graph):
+    split = split_interactions(graph, "random", test_fraction=0.2, seed=3)
+    _partition_ok(split, len(graph.interactions))
+    users = graph.interactions.user
+    per_user_total = np.bincount(users, minlength=graph.num_users)
+    per_user_test = np.bincount(users[split.test], minlength=graph.num_users)
+    assert np.all(np.abs(per_user_test - 0.2 * per_user_total) <= 0.5 + 1e-9)
+    again = split_interactions(graph, "random", test_fraction=0.2, seed=3)
+    other = split_interactions(graph, "random", test_fraction=0.2, seed=4)
+    assert np.array_equal(split.test, again.test)
+    assert not np.array_equal(split.test, other.test)
+
+
+def test_temporal_split_holds_out_each_users_latest(graph):
+    split = split_interactions(graph, "temporal", temporal_k=3, valid_fraction=0.0)
+    inter = graph.interactions
+    for user in range(0, graph.num_users, 37):
+        mine_test = split.test[inter.user[split.test] == user]
+        mine_train = split.train[inter.user[split.train] == user]
+        assert len(mine_test) == 3
+        assert inter.timestamp[mine_test].min() >= inter.timestamp[mine_train].max()
+
+
+def test_cold_item_split_keeps_held_out_items_out_of_training(graph):
+    split = split_interactions(graph, "cold_items", cold_item_fraction=0.1, seed=1)
+    _partition_ok(split, len(graph.interactions))
+    inter = graph.interactions
+    test_items = set(inter.item[split.test].tolist())
+    assert not test_items & set(inter.item[split.train].tolist())
+    assert not test_items & set(inter.item[split.valid].tolist())
+    rated = len(np.unique(inter.item))
+    assert len(test_items) == round(0.1 * rated)
+    assert split.cold_items(graph).sum() == len(test_items)
+
+
+def test_user_text_uses_training_interactions_only(graph):
+    split = split_interactions(graph, "random", seed=0)
+    texts = user_texts_from_interactions(graph, split.train, max_items=10_000)
+    titles = graph.items.text_fields["title"]
+    inter = graph.interactions
+    for user in range(0, graph.num_users, 61):
+        train_titles = {titles[i] for i in inter.item[split.train][inter.user[split.train]
+                                                                   == user]}
+        test_titles = {titles[i] for i in inter.item[split.test][inter.user[split.test] == user]}
+        text = texts[user]
+        assert all(t in text for t in train_titles)
+        # A test title may only appear as part of a training title (e.g. "Alien" in "Aliens").
+        assert all(t not in text or any(t in s for s in train_titles) for t in test_titles)
+    # And training on more data changes the text: it is built from the index it is given.
+    assert texts != user_texts_from_interactions(graph, np.arange(len(inter)), 10_000)

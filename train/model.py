@@ -1,0 +1,127 @@
+"""The text-feature GCN recommender.
+
+Layer 0 places every node from its text features and, optionally, a learned ID embedding:
+``h^0_v = W x_v + b + m_v e_v`` where ``m_v`` is 0 for nodes without training edges (their ID
+rows never get a gradient) and for ID-dropped nodes during training, so that text alone learns
+to place a node (cold start). ``L`` layers of graph convolution follow,
+
+.. math::
+    \\mathbf{h}^{l+1} = \\Theta_l \\big(D_r^{-1/2} A D_c^{-1/2} \\mathbf{h}^l\\big)
+
+(sum aggregation; ``mean`` and ``max`` use no degree scaling; ``\\Theta_l`` is the identity
+unless ``conv_weights``), combined LightGCN-style as the mean of ``h^0..h^L`` or as ``h^L``.
+Scores are dot products ``s(u, i) = z_u . z_i``; the rating head adds ``mu + b_u + b_i``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from gnnrec.data.graph_store import CSR
+from gnnrec.kernels import REDUCTIONS, aggregate
+
+
+@dataclass(kw_only=True)
+class ModelConfig:
+    """The GCN's shape. ``text_features``/``id_embeddings``: which layer-0 inputs it uses."""
+
+    name: str = "gcn"
+    hidden: int = 64
+    layers: int = 3
+    aggregation: str = "sum"
+    layer_combination: str = "mean"
+    conv_weights: bool = False
+    text_features: bool = True
+    id_embeddings: bool = True
+    id_dropout: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.name != "gcn":
+            raise ValueError(f"unknown model {self.name!r}; available: 'gcn'")
+        if self.aggregation not in REDUCTIONS:
+            raise ValueError(f"aggregation must be one of {REDUCTIONS}, got {self.aggregation!r}")
+        if self.layer_combination not in ("mean", "last"):
+            raise ValueError("layer_combination must be 'mean' or 'last'")
+        if not (self.text_features or self.id_embeddings):
+            raise ValueError("the model needs text_features, id_embeddings or both")
+        if self.hidden < 1 or self.layers < 0 or not 0.0 <= self.id_dropout < 1.0:
+            raise ValueError("hidden >= 1, layers >= 0 and id_dropout in [0, 1) are required")
+
+
+@dataclass
+class GraphView:
+    """A CSR to propagate over with its scales: ``row_scale = D_r^-1/2`` (in-degree of each
+    target), ``col_scale = D_c^-1/2`` (out-degree of each source), 0 for degree 0."""
+
+    csr: CSR
+    row_scale: torch.Tensor
+    col_scale: torch.Tensor
+
+    @staticmethod
+    def of(csr: CSR) -> GraphView:
+        def inv_sqrt(deg: torch.Tensor) -> torch.Tensor:
+            deg = deg.to(torch.float32)
+            return torch.where(deg > 0, deg.clamp(min=1).rsqrt(), torch.zeros_like(deg))
+
+        col_deg = torch.bincount(csr.indices.long(), minlength=csr.num_cols)
+        return GraphView(csr, inv_sqrt(csr.degree()), inv_sqrt(col_deg))
+
+
+class GCNRecommender(nn.Module):
+    """Users ``0..U-1`` and items ``U..U+I-1`` in one node space (see module docstring)."""
+
+    def __init__(self, config: ModelConfig, num_users: int, num_items: int, feature_dim: int):
+        super().__init__()
+        self.config = config
+        self.num_users, self.num_items = num_users, num_items
+        n, h = num_users + num_items, config.hidden
+        self.project = nn.Linear(feature_dim, h) if config.text_features else None
+        self.embedding = nn.Embedding(n, h) if config.id_embeddings else None
+        if self.embedding is not None:
+            nn.init.normal_(self.embedding.weight, std=0.1)
+        self.convs = nn.ModuleList(nn.Linear(h, h, bias=False) for _ in range(config.layers)) \
+            if config.conv_weights else None
+        self.bias = nn.Embedding(n, 1)
+        nn.init.zeros_(self.bias.weight)
+        self.register_buffer("global_mean", torch.zeros(()))
+
+    def layer0(self, n_id: torch.Tensor, x: torch.Tensor | None,
+               id_mask: torch.Tensor | None) -> torch.Tensor:
+        """``h^0`` ``[n, H]`` of nodes ``n_id`` ``[n]``; ``x`` ``[n, F]``; ``id_mask`` ``[n]``."""
+        h = 0
+        if self.project is not None:
+            h = self.project(x)
+        if self.embedding is not None:
+            e = self.embedding(n_id)
+            h = h + (e if id_mask is None else e * id_mask.unsqueeze(-1).to(e.dtype))
+        return h
+
+    def propagate(self, h0: torch.Tensor, view: GraphView) -> torch.Tensor:
+        """``z = combine(h^0, ..., h^L)`` ``[n, H]`` over the graph ``view`` (rows = targets)."""
+        layers, h = [h0], h0
+        use_scale = self.config.aggregation == "sum"
+        for l in range(self.config.layers):
+            h = aggregate(view.csr.indptr, view.csr.indices, h, reduce=self.config.aggregation,
+                          row_scale=view.row_scale if use_scale else None,
+                          col_scale=view.col_scale if use_scale else None, validate=False)
+            if self.convs is not None:
+                h = self.convs[l](h)
+            layers.append(h)
+        if self.config.layer_combination == "last":
+            return layers[-1]
+        return torch.stack(layers).mean(0)
+
+    def forward(self, n_id: torch.Tensor, x: torch.Tensor | None, view: GraphView,
+                id_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Final embeddings ``[n, H]`` of the nodes ``n_id`` of a (sub)graph ``view``."""
+        return self.propagate(self.layer0(n_id, x, id_mask), view)
+
+    def rating(self, z_user: torch.Tensor, z_item: torch.Tensor, user: torch.Tensor,
+               item_node: torch.Tensor) -> torch.Tensor:
+        """Predicted ratings ``mu + b_u + b_i + z_u . z_i`` for aligned ``[B, H]`` pairs."""
+        dot = (z_user * z_item).sum(-1)
+        return self.global_mean + self.bias(user).squeeze(-1) + self.bias(item_node).squeeze(-1) \
+            + dot

@@ -1,0 +1,116 @@
+"""Our neighbor sampler: per-layer fanouts, uniform without replacement, seeds first.
+
+For seeds ``S`` and fanouts ``[k_1, ..., k_L]``: hop ``l`` takes, for every node first reached at
+hop ``l - 1``, ``min(deg, k_l)`` distinct in-neighbors uniformly at random (all of them when
+``deg <= k_l`` or ``k_l < 0``). Nodes are deduplicated and relabelled in order of first
+appearance, so ``n_id[:batch_size]`` are the seeds. The output converts to a PyG ``Data`` with
+``edge_index`` (local ``[source; target]``), ``n_id`` and ``batch_size``, as ``NeighborLoader``
+gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from gnnrec.data.graph_store import CSR
+
+
+@dataclass
+class SampledSubgraph:
+    """A sampled subgraph in local ids: ``n_id`` ``[n]`` global ids (seeds first), the local CSR
+    (rows are targets), ``seed_index`` ``[S]`` local id of each input seed."""
+
+    n_id: torch.Tensor
+    csr: CSR
+    batch_size: int
+    seed_index: torch.Tensor
+    num_sampled_nodes: list[int]
+    num_sampled_edges: list[int]
+
+    def to_pyg(self):
+        from torch_geometric.data import Data
+
+        edge_index = torch.stack([self.csr.indices.long(), self.csr.row_ids()])
+        return Data(edge_index=edge_index, n_id=self.n_id, batch_size=self.batch_size,
+                    num_nodes=self.n_id.numel(), num_sampled_nodes=self.num_sampled_nodes,
+                    num_sampled_edges=self.num_sampled_edges)
+
+
+def unique_in_order(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distinct values in order of first appearance, and each value's index among them."""
+    uniq, inverse = torch.unique(values, return_inverse=True)
+    first = torch.full((uniq.numel(),), values.numel(), dtype=torch.int64)
+    first.scatter_reduce_(0, inverse, torch.arange(values.numel()), "amin")
+    order = torch.argsort(first)
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(order.numel())
+    return uniq[order], rank[inverse]
+
+
+def sample_neighbors(csr: CSR, nodes: torch.Tensor, fanout: int,
+                     generator: torch.Generator | None = None) -> tuple[torch.Tensor,
+                                                                        torch.Tensor]:
+    """For each of ``nodes`` ``[n]``, up to ``fanout`` distinct neighbors uniformly at random.
+
+    Returns ``(target_position [m], neighbor [m])``: the position in ``nodes`` of each sampled
+    edge's target, and the neighbor's global id. Work is ``O(sum of degrees of rows with
+    deg > fanout)`` for the random keys, plus the output.
+    """
+    start = csr.indptr[nodes]
+    degree = csr.indptr[nodes + 1] - start
+    take = degree if fanout < 0 else degree.clamp(max=fanout)
+    position = torch.repeat_interleave(torch.arange(nodes.numel()), take)
+    offset = torch.arange(position.numel()) - torch.repeat_interleave(
+        torch.cumsum(take, 0) - take, take)
+    heavy = torch.nonzero(degree > take).flatten()
+    if heavy.numel():
+        heavy_deg = degree[heavy]
+        segment = torch.repeat_interleave(torch.arange(heavy.numel()), heavy_deg)
+        keys = torch.rand(segment.numel(), generator=generator, dtype=torch.float64)
+        order = torch.argsort(segment.to(torch.float64) + keys)  # shuffle within each row
+        within = torch.arange(segment.numel()) - torch.repeat_interleave(
+            torch.cumsum(heavy_deg, 0) - heavy_deg, heavy_deg)
+        # After the shuffle, row r's edges still occupy the same slots; keep the first `fanout`.
+        picked = within[order][within < fanout]
+        is_heavy = torch.zeros(nodes.numel(), dtype=torch.bool)
+        is_heavy[heavy] = True
+        heavy_edge = is_heavy[position]
+        offset[heavy_edge] = picked
+    neighbor = csr.indices[start[position] + offset].long()
+    return position, neighbor
+
+
+class NeighborSampler:
+    """Samples multi-hop subgraphs around seed nodes of a CSR graph (see module docstring)."""
+
+    def __init__(self, csr: CSR, fanouts: list[int]):
+        if not fanouts:
+            raise ValueError("fanouts must name at least one layer")
+        self.csr = csr
+        self.fanouts = list(fanouts)
+
+    def sample(self, seeds: torch.Tensor,
+               generator: torch.Generator | None = None) -> SampledSubgraph:
+        seeds = torch.as_tensor(seeds, dtype=torch.int64)
+        if seeds.numel() and (int(seeds.min()) < 0 or int(seeds.max()) >= self.csr.num_rows):
+            raise ValueError(f"seed nodes must be in [0, {self.csr.num_rows})")
+        n_id, seed_index = unique_in_order(seeds)
+        batch_size = n_id.numel()
+        frontier = torch.arange(batch_size)
+        targets, sources = [], []
+        num_nodes, num_edges = [batch_size], []
+        for fanout in self.fanouts:
+            position, neighbor = sample_neighbors(self.csr, n_id[frontier], fanout, generator)
+            known = n_id.numel()
+            n_id, local = unique_in_order(torch.cat([n_id, neighbor]))
+            local = local[known:]
+            targets.append(frontier[position])
+            sources.append(local)
+            frontier = torch.arange(known, n_id.numel())
+            num_nodes.append(n_id.numel() - known)
+            num_edges.append(neighbor.numel())
+        n = n_id.numel()
+        csr = CSR.from_edges(torch.cat(targets), torch.cat(sources), n, n, coalesce=False)
+        return SampledSubgraph(n_id, csr, batch_size, seed_index, num_nodes, num_edges)
