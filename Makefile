@@ -24,6 +24,7 @@ demo: $(STAMP)
 	$(VENV)/bin/gnnrec demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
 

@@ -9,7 +9,21 @@ from gnnrec.data.tabular import ColumnMapping, load_table
 from gnnrec.data.textgraph import Interactions, NodeTable, TextGraph
 from gnnrec.data.user_text import user_texts_from_interactions
 
-__all__ = ["CSR", "SPLITS", "ColumnMapping", "DataError", "GraphStore", "Interactions",
-           "NodeTable", "Split", "TextGraph", "load_lightgcn_split", "load_ml_100k", "load_ml_1m",
-           "load_ml_latest_small", "load_table", "split_interactions",
-           "user_texts_from_interactions"]
+__all__ = [
+    "CSR",
+    "SPLITS",
+    "ColumnMapping",
+    "DataError",
+    "GraphStore",
+    "Interactions",
+    "NodeTable",
+    "Split",
+    "TextGraph",
+    "load_lightgcn_split",
+    "load_ml_100k",
+    "load_ml_1m",
+    "load_ml_latest_small",
+    "load_table",
+    "split_interactions",
+    "user_texts_from_interactions",
+]

@@ -51,9 +51,7 @@ def iter_rows(
         reader = csv.reader(io.StringIO(text), delimiter=delimiter)
         rows = ((reader.line_num, fields) for fields in reader)
     else:
-        rows = (
-            (i, line.split(delimiter)) for i, line in enumerate(text.splitlines(), 1) if line
-        )
+        rows = ((i, line.split(delimiter)) for i, line in enumerate(text.splitlines(), 1) if line)
     names: list[str]
     if header:
         first = next(rows, None)

@@ -48,11 +48,14 @@ class CSR:
         return torch.repeat_interleave(torch.arange(self.num_rows), self.degree())
 
     @staticmethod
-    def from_edges(rows: torch.Tensor, cols: torch.Tensor, num_rows: int, num_cols: int,
-                   coalesce: bool = True) -> CSR:
+    def from_edges(
+        rows: torch.Tensor, cols: torch.Tensor, num_rows: int, num_cols: int, coalesce: bool = True
+    ) -> CSR:
         """CSR of the edges ``(rows[e], cols[e])``; duplicates merged when ``coalesce``."""
-        rows, cols = torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols,
-                                                                               dtype=torch.int64)
+        rows, cols = (
+            torch.as_tensor(rows, dtype=torch.int64),
+            torch.as_tensor(cols, dtype=torch.int64),
+        )
         key = rows * num_cols + cols
         key = torch.unique(key) if coalesce else torch.sort(key).values
         rows, cols = key // num_cols, key % num_cols
@@ -62,8 +65,9 @@ class CSR:
         return CSR(indptr, cols.to(dtype), num_cols)
 
     def transpose(self) -> CSR:
-        return CSR.from_edges(self.indices.long(), self.row_ids(), self.num_cols,
-                              self.num_rows, coalesce=False)
+        return CSR.from_edges(
+            self.indices.long(), self.row_ids(), self.num_cols, self.num_rows, coalesce=False
+        )
 
 
 @dataclass
@@ -93,13 +97,13 @@ class GraphStore:
     @staticmethod
     def from_csr(csr: CSR, num_users: int = 0, num_items: int = 0) -> GraphStore:
         csc = csr.transpose()
-        symmetric = bool(torch.equal(csr.indptr, csc.indptr)
-                         and torch.equal(csr.indices, csc.indices))
+        symmetric = bool(
+            torch.equal(csr.indptr, csc.indptr) and torch.equal(csr.indices, csc.indices)
+        )
         return GraphStore(csr, csr if symmetric else csc, symmetric, num_users, num_items)
 
     @staticmethod
-    def bipartite(user: np.ndarray, item: np.ndarray, num_users: int,
-                  num_items: int) -> GraphStore:
+    def bipartite(user: np.ndarray, item: np.ndarray, num_users: int, num_items: int) -> GraphStore:
         """The symmetric user–item graph: users ``0..U-1``, items ``U..U+I-1``, both directions,
         duplicate interactions merged."""
         u = torch.as_tensor(np.asarray(user), dtype=torch.int64)
@@ -118,11 +122,22 @@ class GraphStore:
             arrays.update(csc_indptr=self.csc.indptr, csc_indices=self.csc.indices)
         for name, tensor in arrays.items():
             np.save(tmp / f"{name}.npy", tensor.numpy())
-        manifest = {"format_version": FORMAT_VERSION, "num_nodes": self.num_nodes,
-                    "num_edges": self.num_edges, "symmetric": self.symmetric,
-                    "num_users": self.num_users, "num_items": self.num_items,
-                    "arrays": {k: {"file": f"{k}.npy", "dtype": str(v.dtype).split(".")[-1],
-                                   "shape": list(v.shape)} for k, v in arrays.items()}}
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "num_nodes": self.num_nodes,
+            "num_edges": self.num_edges,
+            "symmetric": self.symmetric,
+            "num_users": self.num_users,
+            "num_items": self.num_items,
+            "arrays": {
+                k: {
+                    "file": f"{k}.npy",
+                    "dtype": str(v.dtype).split(".")[-1],
+                    "shape": list(v.shape),
+                }
+                for k, v in arrays.items()
+            },
+        }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         if folder.exists():
             shutil.rmtree(folder)
@@ -138,22 +153,26 @@ class GraphStore:
             raise DataError("no manifest.json: not a saved graph store", folder)
         manifest = json.loads(manifest_file.read_text())
         if manifest.get("format_version") != FORMAT_VERSION:
-            raise DataError(f"unsupported format_version {manifest.get('format_version')}",
-                            manifest_file)
+            raise DataError(
+                f"unsupported format_version {manifest.get('format_version')}", manifest_file
+            )
         arrays = {}
         for name, meta in manifest["arrays"].items():
             array = np.load(folder / meta["file"], mmap_mode="c")
             if list(array.shape) != meta["shape"] or str(array.dtype) != meta["dtype"]:
-                raise DataError(f"{meta['file']} has shape {list(array.shape)} and dtype "
-                                f"{array.dtype}, the manifest says {meta['shape']} "
-                                f"{meta['dtype']}", manifest_file)
+                raise DataError(
+                    f"{meta['file']} has shape {list(array.shape)} and dtype "
+                    f"{array.dtype}, the manifest says {meta['shape']} "
+                    f"{meta['dtype']}",
+                    manifest_file,
+                )
             arrays[name] = torch.from_numpy(array)
         n = manifest["num_nodes"]
         csr = CSR(arrays["csr_indptr"], arrays["csr_indices"], n)
-        csc = CSR(arrays["csc_indptr"], arrays["csc_indices"], n) if "csc_indptr" in arrays \
-            else csr
-        return GraphStore(csr, csc, manifest["symmetric"], manifest["num_users"],
-                          manifest["num_items"])
+        csc = CSR(arrays["csc_indptr"], arrays["csc_indices"], n) if "csc_indptr" in arrays else csr
+        return GraphStore(
+            csr, csc, manifest["symmetric"], manifest["num_users"], manifest["num_items"]
+        )
 
     def to_pyg(self):
         """PyG ``Data`` with ``edge_index = [source; target]``."""
@@ -173,10 +192,12 @@ class GraphStore:
                 raise ValueError("HeteroData has no edge type between two node types")
             src, _, dst = cross[0]
             ei = data[cross[0]].edge_index
-            return GraphStore.bipartite(ei[0].numpy(), ei[1].numpy(), data[src].num_nodes,
-                                        data[dst].num_nodes)
-        csr = CSR.from_edges(data.edge_index[1], data.edge_index[0], data.num_nodes,
-                             data.num_nodes, coalesce=False)
+            return GraphStore.bipartite(
+                ei[0].numpy(), ei[1].numpy(), data[src].num_nodes, data[dst].num_nodes
+            )
+        csr = CSR.from_edges(
+            data.edge_index[1], data.edge_index[0], data.num_nodes, data.num_nodes, coalesce=False
+        )
         return GraphStore.from_csr(csr)
 
     def to_hetero(self, user: str = "user", item: str = "item"):

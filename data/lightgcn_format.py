@@ -27,8 +27,9 @@ def _read_lists(path: Path) -> list[tuple[int, int, list[int]]]:
     return rows
 
 
-def load_lightgcn_split(path: str | Path, valid_fraction: float = 0.0,
-                        seed: int = 0) -> tuple[TextGraph, Split]:
+def load_lightgcn_split(
+    path: str | Path, valid_fraction: float = 0.0, seed: int = 0
+) -> tuple[TextGraph, Split]:
     """A TextGraph over ids ``0..max`` and the split the files define.
 
     A ``valid_fraction`` > 0 carves a per-user validation set out of ``train.txt``.
@@ -42,14 +43,20 @@ def load_lightgcn_split(path: str | Path, valid_fraction: float = 0.0,
             items.extend(item_list)
             source.extend([name == "test"] * len(item_list))
     n_users, n_items = max(users) + 1, max(items) + 1
-    inter = Interactions(np.asarray(users), np.asarray(items), np.ones(len(users)),
-                         np.zeros(len(users)))
-    graph = TextGraph(folder.name, NodeTable([str(u) for u in range(n_users)]),
-                      NodeTable([str(i) for i in range(n_items)]), inter)
+    inter = Interactions(
+        np.asarray(users), np.asarray(items), np.ones(len(users)), np.zeros(len(users))
+    )
+    graph = TextGraph(
+        folder.name,
+        NodeTable([str(u) for u in range(n_users)]),
+        NodeTable([str(i) for i in range(n_items)]),
+        inter,
+    )
     is_test = np.asarray(source, dtype=bool)
     train, test = np.flatnonzero(~is_test), np.flatnonzero(is_test)
     valid = np.zeros(0, np.int64)
     if valid_fraction > 0:
-        train, valid = random_holdout(train, inter.user, valid_fraction,
-                                       np.random.default_rng(seed))
+        train, valid = random_holdout(
+            train, inter.user, valid_fraction, np.random.default_rng(seed)
+        )
     return graph, Split("predefined", train, valid, test)

@@ -17,9 +17,27 @@ from gnnrec.data.csv_rows import iter_rows, parse_float, parse_int
 from gnnrec.data.errors import DataError
 from gnnrec.data.textgraph import Interactions, NodeTable, TextGraph
 
-ML_100K_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-                  "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-                  "Romance", "Sci-Fi", "Thriller", "War", "Western"]
+ML_100K_GENRES = [
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+]
 
 
 def bundled_ml_latest_small() -> Path:
@@ -46,8 +64,9 @@ def _ratings(path: Path, rows, item_index: dict[str, int], columns: tuple[str, s
     remap = np.empty(len(order), dtype=np.int64)
     for new, user in enumerate(order):
         remap[user_index[user]] = new
-    inter = Interactions(remap[np.asarray(users, dtype=np.int64)], np.asarray(items), ratings,
-                         times)
+    inter = Interactions(
+        remap[np.asarray(users, dtype=np.int64)], np.asarray(items), ratings, times
+    )
     return order, inter
 
 
@@ -77,11 +96,16 @@ def load_ml_latest_small(path: str | Path | None = None) -> TextGraph:
                 raise DataError(f"movieId {movie!r} is not in movies.csv", tag_file, line)
             tags[item_index[movie]].setdefault(row["tag"].strip().lower())
     ratings = folder / "ratings.csv"
-    user_ids, inter = _ratings(ratings, iter_rows(ratings, ["userId", "movieId", "rating",
-                                                             "timestamp"]),
-                               item_index, ("userId", "movieId", "rating", "timestamp"))
-    items = NodeTable(ids, {"title": titles, "genres": genres,
-                            "tags": [", ".join(tags[i]) for i in range(len(ids))]})
+    user_ids, inter = _ratings(
+        ratings,
+        iter_rows(ratings, ["userId", "movieId", "rating", "timestamp"]),
+        item_index,
+        ("userId", "movieId", "rating", "timestamp"),
+    )
+    items = NodeTable(
+        ids,
+        {"title": titles, "genres": genres, "tags": [", ".join(tags[i]) for i in range(len(ids))]},
+    )
     return TextGraph(folder.name, NodeTable(user_ids), items, inter)
 
 
@@ -91,28 +115,39 @@ def load_ml_100k(path: str | Path) -> TextGraph:
     item_file = folder / "u.item"
     item_cols = ["movie_id", "title", "release", "video_release", "url", *ML_100K_GENRES]
     ids, titles, genres = [], [], []
-    for line, row in iter_rows(item_file, item_cols, delimiter="|", header=False,
-                               encoding="latin-1"):
+    for line, row in iter_rows(
+        item_file, item_cols, delimiter="|", header=False, encoding="latin-1"
+    ):
         parse_int(row["movie_id"], "movie_id", item_file, line)
         ids.append(row["movie_id"].strip())
         titles.append(row["title"].strip())
         genres.append(", ".join(g for g in ML_100K_GENRES[1:] if row[g].strip() == "1"))
     ratings = folder / "u.data"
-    rows = iter_rows(ratings, ["user_id", "item_id", "rating", "timestamp"], delimiter="\t",
-                     header=False)
-    user_ids, inter = _ratings(ratings, rows, {m: i for i, m in enumerate(ids)},
-                               ("user_id", "item_id", "rating", "timestamp"))
+    rows = iter_rows(
+        ratings, ["user_id", "item_id", "rating", "timestamp"], delimiter="\t", header=False
+    )
+    user_ids, inter = _ratings(
+        ratings,
+        rows,
+        {m: i for i, m in enumerate(ids)},
+        ("user_id", "item_id", "rating", "timestamp"),
+    )
     users = NodeTable(user_ids)
     user_file = folder / "u.user"
     if user_file.exists():
         demo = {}
-        for _, row in iter_rows(user_file, ["user_id", "age", "gender", "occupation", "zip"],
-                                delimiter="|", header=False, encoding="latin-1"):
-            demo[row["user_id"].strip()] = (f"{row['age']}-year-old {row['gender']}, "
-                                            f"{row['occupation']}")
+        for _, row in iter_rows(
+            user_file,
+            ["user_id", "age", "gender", "occupation", "zip"],
+            delimiter="|",
+            header=False,
+            encoding="latin-1",
+        ):
+            demo[row["user_id"].strip()] = (
+                f"{row['age']}-year-old {row['gender']}, {row['occupation']}"
+            )
         users = NodeTable(user_ids, {"profile": [demo.get(u, "") for u in user_ids]})
-    return TextGraph(folder.name, users, NodeTable(ids, {"title": titles, "genres": genres}),
-                     inter)
+    return TextGraph(folder.name, users, NodeTable(ids, {"title": titles, "genres": genres}), inter)
 
 
 def load_ml_1m(path: str | Path) -> TextGraph:
@@ -120,24 +155,38 @@ def load_ml_1m(path: str | Path) -> TextGraph:
     folder = Path(path)
     movies = folder / "movies.dat"
     ids, titles, genres = [], [], []
-    for line, row in iter_rows(movies, ["movie_id", "title", "genres"], delimiter="::",
-                               header=False, encoding="latin-1"):
+    for line, row in iter_rows(
+        movies, ["movie_id", "title", "genres"], delimiter="::", header=False, encoding="latin-1"
+    ):
         parse_int(row["movie_id"], "movie_id", movies, line)
         ids.append(row["movie_id"].strip())
         titles.append(row["title"].strip())
         genres.append(row["genres"].strip().replace("|", ", "))
     ratings = folder / "ratings.dat"
-    rows = iter_rows(ratings, ["user_id", "movie_id", "rating", "timestamp"], delimiter="::",
-                     header=False, encoding="latin-1")
-    user_ids, inter = _ratings(ratings, rows, {m: i for i, m in enumerate(ids)},
-                               ("user_id", "movie_id", "rating", "timestamp"))
+    rows = iter_rows(
+        ratings,
+        ["user_id", "movie_id", "rating", "timestamp"],
+        delimiter="::",
+        header=False,
+        encoding="latin-1",
+    )
+    user_ids, inter = _ratings(
+        ratings,
+        rows,
+        {m: i for i, m in enumerate(ids)},
+        ("user_id", "movie_id", "rating", "timestamp"),
+    )
     users = NodeTable(user_ids)
     user_file = folder / "users.dat"
     if user_file.exists():
         demo = {}
-        for _, row in iter_rows(user_file, ["user_id", "gender", "age", "occupation", "zip"],
-                                delimiter="::", header=False, encoding="latin-1"):
+        for _, row in iter_rows(
+            user_file,
+            ["user_id", "gender", "age", "occupation", "zip"],
+            delimiter="::",
+            header=False,
+            encoding="latin-1",
+        ):
             demo[row["user_id"].strip()] = f"gender {row['gender']}, age group {row['age']}"
         users = NodeTable(user_ids, {"profile": [demo.get(u, "") for u in user_ids]})
-    return TextGraph(folder.name, users, NodeTable(ids, {"title": titles, "genres": genres}),
-                     inter)
+    return TextGraph(folder.name, users, NodeTable(ids, {"title": titles, "genres": genres}), inter)

@@ -23,8 +23,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def resolve_source(source: str | Path, sha256: str | None = None,
-                   cache_dir: str | Path | None = None) -> Path:
+def resolve_source(
+    source: str | Path, sha256: str | None = None, cache_dir: str | Path | None = None
+) -> Path:
     """A local path for ``source``.
 
     A local path is returned as it is. A URL needs ``sha256``: it is downloaded to a temporary
@@ -38,8 +39,9 @@ def resolve_source(source: str | Path, sha256: str | None = None,
             raise DataError("no such file or folder", path)
         return path
     if not sha256:
-        raise DataError("a URL source needs its sha256 (--sha256) so the download can be verified",
-                        text)
+        raise DataError(
+            "a URL source needs its sha256 (--sha256) so the download can be verified", text
+        )
     cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE
     cache.mkdir(parents=True, exist_ok=True)
     name = Path(urllib.request.url2pathname(text.rsplit("/", 1)[-1])).name or "download"

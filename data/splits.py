@@ -42,8 +42,13 @@ def _per_user_groups(user: np.ndarray) -> list[np.ndarray]:
     return np.split(order, bounds) if len(order) else []
 
 
-def random_holdout(index: np.ndarray, user: np.ndarray, fraction: float,
-                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _sorted_union(parts: list[np.ndarray]) -> np.ndarray:
+    return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+
+def random_holdout(
+    index: np.ndarray, user: np.ndarray, fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Per user, ``round(fraction * n)`` of ``index`` held out (at most ``n - 1``)."""
     keep, held = [], []
     for group in _per_user_groups(user[index]):
@@ -52,13 +57,19 @@ def random_holdout(index: np.ndarray, user: np.ndarray, fraction: float,
         perm = rng.permutation(group)
         held.append(perm[:n_out])
         keep.append(perm[n_out:])
-    cat = (lambda parts: np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64))
-    return cat(keep), cat(held)
+    return _sorted_union(keep), _sorted_union(held)
 
 
-def split_interactions(graph: TextGraph, kind: str = "random", *, test_fraction: float = 0.2,
-                       valid_fraction: float = 0.1, temporal_k: int = 5,
-                       cold_item_fraction: float = 0.2, seed: int = 0) -> Split:
+def split_interactions(
+    graph: TextGraph,
+    kind: str = "random",
+    *,
+    test_fraction: float = 0.2,
+    valid_fraction: float = 0.1,
+    temporal_k: int = 5,
+    cold_item_fraction: float = 0.2,
+    seed: int = 0,
+) -> Split:
     """Draws a seeded split of ``kind`` in :data:`SPLITS` (except ``predefined``)."""
     if not 0.0 <= test_fraction < 1.0 or not 0.0 <= valid_fraction < 1.0:
         raise ValueError("test_fraction and valid_fraction must be in [0, 1)")
@@ -75,14 +86,15 @@ def split_interactions(graph: TextGraph, kind: str = "random", *, test_fraction:
             group = group[np.lexsort((group, inter.timestamp[group]))]
             n_out = min(temporal_k, len(group) - 1)
             rest_parts.append(group[: len(group) - n_out])
-            test_parts.append(group[len(group) - n_out:])
+            test_parts.append(group[len(group) - n_out :])
         rest, test = np.sort(np.concatenate(rest_parts)), np.sort(np.concatenate(test_parts))
     elif kind == "cold_items":
         if not 0.0 < cold_item_fraction < 1.0:
             raise ValueError("cold_item_fraction must be in (0, 1)")
         items = np.unique(inter.item)
-        cold = rng.choice(items, size=max(1, int(round(cold_item_fraction * len(items)))),
-                          replace=False)
+        cold = rng.choice(
+            items, size=max(1, int(round(cold_item_fraction * len(items)))), replace=False
+        )
         is_test = np.isin(inter.item, cold)
         rest, test = everything[~is_test], everything[is_test]
     else:

@@ -33,8 +33,9 @@ def _rows(path: Path, columns: list[str]) -> Iterator[tuple[int, dict[str, str]]
         try:
             import pyarrow.parquet as pq
         except ImportError:
-            raise DataError("reading Parquet needs pyarrow: pip install 'gnnrec[parquet]'",
-                            path) from None
+            raise DataError(
+                "reading Parquet needs pyarrow: pip install 'gnnrec[parquet]'", path
+            ) from None
         if not path.is_file():
             raise DataError("file not found", path)
         table = pq.read_table(path)
@@ -50,8 +51,7 @@ def _rows(path: Path, columns: list[str]) -> Iterator[tuple[int, dict[str, str]]
         yield from iter_rows(path, columns, delimiter="\t" if path.suffix == ".tsv" else ",")
 
 
-def _node_table(path: Path, id_col: str, text_cols: list[str]) -> tuple[NodeTable,
-                                                                         dict[str, int]]:
+def _node_table(path: Path, id_col: str, text_cols: list[str]) -> tuple[NodeTable, dict[str, int]]:
     """A node table with text columns, and its id -> index map; duplicate ids are errors."""
     ids, texts = [], {c: [] for c in text_cols}
     index: dict[str, int] = {}
@@ -66,9 +66,14 @@ def _node_table(path: Path, id_col: str, text_cols: list[str]) -> tuple[NodeTabl
     return NodeTable(ids, texts), index
 
 
-def load_table(interactions: str | Path, *, users: str | Path | None = None,
-               items: str | Path | None = None, mapping: ColumnMapping | None = None,
-               name: str | None = None) -> TextGraph:
+def load_table(
+    interactions: str | Path,
+    *,
+    users: str | Path | None = None,
+    items: str | Path | None = None,
+    mapping: ColumnMapping | None = None,
+    name: str | None = None,
+) -> TextGraph:
     """A TextGraph from an interaction table and optional user/item tables with text.
 
     With a user or item table, interactions naming an id missing from it are errors (with line);
@@ -88,8 +93,10 @@ def load_table(interactions: str | Path, *, users: str | Path | None = None,
     u_idx, i_idx, ratings, times = [], [], [], []
     for line, row in _rows(path, cols):
         ids = []
-        for kind, col, seen, fixed in (("user", m.user, seen_users, known_users),
-                                       ("item", m.item, seen_items, known_items)):
+        for kind, col, seen, fixed in (
+            ("user", m.user, seen_users, known_users),
+            ("item", m.item, seen_items, known_items),
+        ):
             node = row[col].strip()
             if not node:
                 raise DataError(f"empty {col}", path, line)
@@ -102,5 +109,9 @@ def load_table(interactions: str | Path, *, users: str | Path | None = None,
         times.append(parse_int(row[m.timestamp], m.timestamp, path, line) if m.timestamp else 0)
     user_table = user_table or NodeTable(list(seen_users))
     item_table = item_table or NodeTable(list(seen_items))
-    return TextGraph(name or path.stem, user_table, item_table,
-                     Interactions(np.asarray(u_idx), np.asarray(i_idx), ratings, times))
+    return TextGraph(
+        name or path.stem,
+        user_table,
+        item_table,
+        Interactions(np.asarray(u_idx), np.asarray(i_idx), ratings, times),
+    )

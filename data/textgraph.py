@@ -24,8 +24,9 @@ class NodeTable:
     def __post_init__(self) -> None:
         for name, values in self.text_fields.items():
             if len(values) != len(self.ids):
-                raise ValueError(f"text field {name!r} has {len(values)} values for "
-                                 f"{len(self.ids)} nodes")
+                raise ValueError(
+                    f"text field {name!r} has {len(values)} values for {len(self.ids)} nodes"
+                )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -69,13 +70,18 @@ class Interactions:
         return len(self.user)
 
     def subset(self, index: np.ndarray) -> Interactions:
-        return Interactions(self.user[index], self.item[index], self.rating[index],
-                            self.timestamp[index])
+        return Interactions(
+            self.user[index], self.item[index], self.rating[index], self.timestamp[index]
+        )
 
     @staticmethod
     def concat(parts: list[Interactions]) -> Interactions:
-        return Interactions(*(np.concatenate([getattr(p, k) for p in parts])
-                              for k in ("user", "item", "rating", "timestamp")))
+        return Interactions(
+            *(
+                np.concatenate([getattr(p, k) for p in parts])
+                for k in ("user", "item", "rating", "timestamp")
+            )
+        )
 
 
 @dataclass
@@ -109,18 +115,29 @@ class TextGraph:
     def validate(self) -> None:
         """Raises :class:`DataError` naming the first interaction that points outside the tables."""
         inter = self.interactions
-        for kind, ids, n in (("user", inter.user, self.num_users), ("item", inter.item,
-                                                                     self.num_items)):
+        for kind, ids, n in (
+            ("user", inter.user, self.num_users),
+            ("item", inter.item, self.num_items),
+        ):
             bad = np.flatnonzero((ids < 0) | (ids >= n))
             if len(bad):
-                raise DataError(f"interaction {bad[0]} refers to {kind} {ids[bad[0]]}, but there "
-                                f"are {n} {kind}s", self.name)
+                raise DataError(
+                    f"interaction {bad[0]} refers to {kind} {ids[bad[0]]}, but there "
+                    f"are {n} {kind}s",
+                    self.name,
+                )
         if not np.isfinite(inter.rating).all():
             bad = int(np.flatnonzero(~np.isfinite(inter.rating))[0])
             raise DataError(f"interaction {bad} has a non-finite rating", self.name)
-        for kind, edges, n in (("user", self.user_edges, self.num_users),
-                               ("item", self.item_edges, self.num_items)):
-            if edges is not None and (edges.ndim != 2 or edges.shape[0] != 2
-                                      or (edges.size and (edges.min() < 0 or edges.max() >= n))):
-                raise DataError(f"{kind}-{kind} edges must be a [2, E] array of ids < {n}",
-                                self.name)
+        for kind, edges, n in (
+            ("user", self.user_edges, self.num_users),
+            ("item", self.item_edges, self.num_items),
+        ):
+            if edges is not None and (
+                edges.ndim != 2
+                or edges.shape[0] != 2
+                or (edges.size and (edges.min() < 0 or edges.max() >= n))
+            ):
+                raise DataError(
+                    f"{kind}-{kind} edges must be a [2, E] array of ids < {n}", self.name
+                )

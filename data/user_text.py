@@ -7,9 +7,13 @@ import numpy as np
 from gnnrec.data.textgraph import TextGraph
 
 
-def user_texts_from_interactions(graph: TextGraph, train_index: np.ndarray,
-                                 max_items: int = 20, title_field: str = "title",
-                                 genre_field: str = "genres") -> list[str]:
+def user_texts_from_interactions(
+    graph: TextGraph,
+    train_index: np.ndarray,
+    max_items: int = 20,
+    title_field: str = "title",
+    genre_field: str = "genres",
+) -> list[str]:
     """One sentence per user listing the best-rated training items (most recent first on ties).
 
     ``"Liked: Toy Story (1995) (Animation, Comedy); ..."``; user profile fields, if any, come
@@ -28,7 +32,8 @@ def user_texts_from_interactions(graph: TextGraph, train_index: np.ndarray,
     texts = []
     for user, chosen in enumerate(per_user):
         profile = graph.users.text(user)
-        liked = "; ".join(f"{titles[i]} ({genres[i]})" if genres and genres[i] else titles[i]
-                          for i in chosen)
+        liked = "; ".join(
+            f"{titles[i]} ({genres[i]})" if genres and genres[i] else titles[i] for i in chosen
+        )
         texts.append(" ".join(p for p in (profile, f"Liked: {liked}." if liked else "") if p))
     return texts

@@ -46,8 +46,9 @@ class FeatureCache:
             return np.zeros(0, dtype="S32"), None
         return hashes, features
 
-    def get_or_encode(self, texts: list[str],
-                      encode: Callable[[list[str]], torch.Tensor]) -> tuple[torch.Tensor, int]:
+    def get_or_encode(
+        self, texts: list[str], encode: Callable[[list[str]], torch.Tensor]
+    ) -> tuple[torch.Tensor, int]:
         """``[len(texts), F]`` float16 features and how many texts had to be encoded."""
         keys = np.array([text_hash(t) for t in texts], dtype="S32")
         hashes, features = self._load()
@@ -65,7 +66,10 @@ class FeatureCache:
             self.folder.mkdir(parents=True, exist_ok=True)
             _atomic_save(self.folder / "features.npy", features)
             _atomic_save(self.folder / "hashes.npy", hashes)
-            (self.folder / "meta.json").write_text(json.dumps(
-                {**self.meta, "rows": len(hashes), "dim": int(features.shape[1])}, indent=2))
+            (self.folder / "meta.json").write_text(
+                json.dumps(
+                    {**self.meta, "rows": len(hashes), "dim": int(features.shape[1])}, indent=2
+                )
+            )
         rows = np.array([row_of[k] for k in keys.tolist()], dtype=np.int64)
         return torch.from_numpy(features[rows]), len(missing_texts)

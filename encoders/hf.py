@@ -68,11 +68,21 @@ class TransformersEncoder:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = torch.empty(len(texts), self.model.config.hidden_size)
         bs = self.config.batch_size
-        for start in tqdm(range(0, len(texts), bs), desc="encode", unit="batch",
-                          disable=not progress, mininterval=1.0):
-            index = order[start:start + bs]
-            batch = self.tokenizer([texts[i] for i in index], padding=True, truncation=True,
-                                   max_length=self.max_length, return_tensors="pt")
+        for start in tqdm(
+            range(0, len(texts), bs),
+            desc="encode",
+            unit="batch",
+            disable=not progress,
+            mininterval=1.0,
+        ):
+            index = order[start : start + bs]
+            batch = self.tokenizer(
+                [texts[i] for i in index],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            )
             hidden = self.model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)

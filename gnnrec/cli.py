@@ -14,16 +14,24 @@ from pathlib import Path
 from gnnrec.config import load_config
 from gnnrec.recipes import RECIPES
 
-DEMO_USER_TEXT = ("I love animated family films and Pixar movies, with adventure, humour and "
-                  "talking toys or animals.")
+DEMO_USER_TEXT = (
+    "I love animated family films and Pixar movies, with adventure, humour and "
+    "talking toys or animals."
+)
 
 
 def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML file with [data], [model], ... tables")
     parser.add_argument("--recipe", default="ml_latest_small_cpu", choices=sorted(RECIPES))
     parser.add_argument("--run-dir", help="run directory (config run_dir)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override, e.g. --set train.epochs=5")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override, e.g. --set train.epochs=5",
+    )
 
 
 def _config(args: argparse.Namespace):
@@ -40,10 +48,14 @@ def _print_metrics(metrics: dict) -> None:
     print(f"{'popularity baseline':<28}{pop['recall@20']:>10.4f}{pop['ndcg@20']:>10.4f}")
     if "cold" in metrics:
         cold = metrics["cold"]
-        print(f"{'GCN, cold items only':<28}{cold['recall@20']:>10.4f}{cold['ndcg@20']:>10.4f}"
-              f"   ({cold['n_cold_items']} items with no training interactions)")
-    print(f"users evaluated: {metrics['n_users_evaluated']} ({metrics['dataset']}, "
-          f"{metrics['split']} split)")
+        print(
+            f"{'GCN, cold items only':<28}{cold['recall@20']:>10.4f}{cold['ndcg@20']:>10.4f}"
+            f"   ({cold['n_cold_items']} items with no training interactions)"
+        )
+    print(
+        f"users evaluated: {metrics['n_users_evaluated']} ({metrics['dataset']}, "
+        f"{metrics['split']} split)"
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> dict:
@@ -71,14 +83,19 @@ def cmd_demo(args: argparse.Namespace) -> None:
     for user in list(by_user)[: args.users]:
         print(f"\nTop-10 for user {user}:")
         print("\n".join(f"  {r + 1:2d}. {t}" for r, t in enumerate(by_user[user][:10])))
-    print(f"\nTop-10 for a new user who wrote: \"{args.text}\"")
+    print(f'\nTop-10 for a new user who wrote: "{args.text}"')
     for r, (_, title, _) in enumerate(recommend_for_text(prepared, model, config, args.text)):
         print(f"  {r + 1:2d}. {title}")
-    print(f"\nwritten: {rec_file}, {Path(config.run_dir) / 'training_curve.png'}, "
-          f"{Path(config.run_dir) / 'metrics.json'}")
+    print(
+        f"\nwritten: {rec_file}, {Path(config.run_dir) / 'training_curve.png'}, "
+        f"{Path(config.run_dir) / 'metrics.json'}"
+    )
     beat = metrics["recall@20"] > metrics["baselines"]["popularity"]["recall@20"]
-    print("the GCN beats the popularity baseline" if beat else
-          "WARNING: the GCN does not beat the popularity baseline")
+    print(
+        "the GCN beats the popularity baseline"
+        if beat
+        else "WARNING: the GCN does not beat the popularity baseline"
+    )
 
 
 def cmd_encode(args: argparse.Namespace) -> None:
@@ -87,8 +104,10 @@ def cmd_encode(args: argparse.Namespace) -> None:
     config = _config(args)
     graph, split = load_dataset(config.data)
     features, encoded = encode_nodes(graph, split, config)
-    print(f"{features.shape[0]} node features of dimension {features.shape[1]}: {encoded} "
-          f"texts encoded now, {features.shape[0] - encoded} from the cache")
+    print(
+        f"{features.shape[0]} node features of dimension {features.shape[1]}: {encoded} "
+        f"texts encoded now, {features.shape[0] - encoded} from the cache"
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -103,8 +122,7 @@ def cmd_recommend(args: argparse.Namespace) -> None:
     overrides = [f"eval.top_k={args.k}"]
     config, prepared, model = load_run(args.run_dir, overrides)
     if args.text:
-        for item_id, title, score in recommend_for_text(prepared, model, config, args.text,
-                                                        args.k):
+        for item_id, title, score in recommend_for_text(prepared, model, config, args.text, args.k):
             print(f"{item_id}\t{score:.4f}\t{title}")
         return
     out = args.output or Path(args.run_dir) / "recommendations.csv"

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomli_w
+import tomllib
 
 from gnnrec.encoders.hf import EncoderConfig
 from gnnrec.train.model import ModelConfig
@@ -78,8 +78,11 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
         raise ValueError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
     kwargs = {}
     for name, value in values.items():
-        default = known[name].default_factory() if known[name].default_factory \
-            is not dataclasses.MISSING else known[name].default
+        default = (
+            known[name].default_factory()
+            if known[name].default_factory is not dataclasses.MISSING
+            else known[name].default
+        )
         if dataclasses.is_dataclass(default):
             if not isinstance(value, dict):
                 raise ValueError(f"{where}.{name} must be a table")
@@ -114,8 +117,11 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
     return values
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
-                base: RunConfig | None = None) -> RunConfig:
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    base: RunConfig | None = None,
+) -> RunConfig:
     """``base`` (default: defaults), updated by the TOML file, then by the overrides."""
     values = dataclasses.asdict(base) if base is not None else {}
     if path is not None:

@@ -13,9 +13,19 @@ import numpy as np
 import torch
 
 from gnnrec.config import DataConfig, RunConfig
-from gnnrec.data import (ColumnMapping, GraphStore, Split, TextGraph, load_lightgcn_split,
-                         load_ml_1m, load_ml_100k, load_ml_latest_small, load_table,
-                         split_interactions, user_texts_from_interactions)
+from gnnrec.data import (
+    ColumnMapping,
+    GraphStore,
+    Split,
+    TextGraph,
+    load_lightgcn_split,
+    load_ml_1m,
+    load_ml_100k,
+    load_ml_latest_small,
+    load_table,
+    split_interactions,
+    user_texts_from_interactions,
+)
 from gnnrec.data.sources import DEFAULT_CACHE, resolve_source
 from gnnrec.encoders import EncoderConfig, FeatureCache, TransformersEncoder
 from gnnrec.train.model import GCNRecommender
@@ -34,15 +44,26 @@ def load_dataset(cfg: DataConfig) -> tuple[TextGraph, Split]:
     elif cfg.dataset == "ml-1m":
         graph = load_ml_1m(path)
     else:
-        mapping = ColumnMapping(user=cfg.user_column, item=cfg.item_column,
-                                rating=cfg.rating_column or None,
-                                timestamp=cfg.timestamp_column or None,
-                                user_text=cfg.user_text_columns, item_text=cfg.item_text_columns)
-        graph = load_table(path, users=cfg.users_path or None, items=cfg.items_path or None,
-                           mapping=mapping)
-    split = split_interactions(graph, cfg.split, test_fraction=cfg.test_fraction,
-                               valid_fraction=cfg.valid_fraction, temporal_k=cfg.temporal_k,
-                               cold_item_fraction=cfg.cold_item_fraction, seed=cfg.seed)
+        mapping = ColumnMapping(
+            user=cfg.user_column,
+            item=cfg.item_column,
+            rating=cfg.rating_column or None,
+            timestamp=cfg.timestamp_column or None,
+            user_text=cfg.user_text_columns,
+            item_text=cfg.item_text_columns,
+        )
+        graph = load_table(
+            path, users=cfg.users_path or None, items=cfg.items_path or None, mapping=mapping
+        )
+    split = split_interactions(
+        graph,
+        cfg.split,
+        test_fraction=cfg.test_fraction,
+        valid_fraction=cfg.valid_fraction,
+        temporal_k=cfg.temporal_k,
+        cold_item_fraction=cfg.cold_item_fraction,
+        seed=cfg.seed,
+    )
     return graph, split
 
 
@@ -58,8 +79,9 @@ def node_texts(graph: TextGraph, split: Split, cfg: DataConfig) -> list[str]:
     return users + graph.items.texts()
 
 
-def encode_nodes(graph: TextGraph, split: Split, config: RunConfig,
-                 progress: bool = True) -> tuple[torch.Tensor | None, int]:
+def encode_nodes(
+    graph: TextGraph, split: Split, config: RunConfig, progress: bool = True
+) -> tuple[torch.Tensor | None, int]:
     """Features ``[U + I, F]`` float32 (None when the model uses no text), and how many texts
     were encoded now (0 when the cache had them all)."""
     if not config.model.text_features:
@@ -75,8 +97,9 @@ def encode_nodes(graph: TextGraph, split: Split, config: RunConfig,
 def training_data(graph: TextGraph, split: Split, features: torch.Tensor | None) -> TrainingData:
     inter = graph.interactions
     part = lambda index: (inter.user[index], inter.item[index], inter.rating[index])  # noqa: E731
-    store = GraphStore.bipartite(inter.user[split.train], inter.item[split.train],
-                                 graph.num_users, graph.num_items)
+    store = GraphStore.bipartite(
+        inter.user[split.train], inter.item[split.train], graph.num_users, graph.num_items
+    )
     return TrainingData(store, features, part(split.train), part(split.valid))
 
 

@@ -13,7 +13,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from gnnrec.config import RunConfig, load_config, save_config
@@ -45,22 +44,29 @@ def evaluate(prepared: Prepared, model: GCNRecommender, config: RunConfig) -> di
 
     model_scores = lambda b: z[b] @ z[U:].T  # noqa: E731
     popularity = popularity_scores(data.train[1], I)
-    metrics = {"dataset": graph.name, "split": split.name, "model": config.model.name,
-               **ranking(model_scores), "baselines": {"popularity": ranking(popularity)}}
+    metrics = {
+        "dataset": graph.name,
+        "split": split.name,
+        "model": config.model.name,
+        **ranking(model_scores),
+        "baselines": {"popularity": ranking(popularity)},
+    }
     cold = split.cold_items(graph)
     if cold.any():
         metrics["cold"] = {**ranking(model_scores, cold), "n_cold_items": int(cold.sum())}
         metrics["baselines"]["popularity"]["cold"] = ranking(popularity, cold)
-        metrics["baselines"]["random"] = {"cold": {f"recall@{k}": min(1.0, k / cold.sum())
-                                                   for k in ks}}
+        metrics["baselines"]["random"] = {
+            "cold": {f"recall@{k}": min(1.0, k / cold.sum()) for k in ks}
+        }
     if config.train.objective == "mse":
         u, i = torch.as_tensor(users), torch.as_tensor(items) + U
         with torch.no_grad():
             predicted = model.rating(z[u], z[i], u, i)
         metrics.update(rating_metrics(predicted, torch.as_tensor(ratings)))
         mean = float(data.train[2].mean())
-        metrics["baselines"]["global_mean"] = rating_metrics(torch.full_like(predicted, mean),
-                                                             torch.as_tensor(ratings))
+        metrics["baselines"]["global_mean"] = rating_metrics(
+            torch.full_like(predicted, mean), torch.as_tensor(ratings)
+        )
     return metrics
 
 
@@ -75,16 +81,18 @@ def train_run(config: RunConfig, on_step: Callable[[int], None] | None = None) -
     save_checkpoint({"model": model.state_dict()}, run_dir / "model.pt")
     plot_training_curve(history, run_dir / "training_curve.png")
     metrics = evaluate(prepared, model, config)
-    metrics["best_epoch"] = max(history, key=lambda r: r.get("valid_recall@20",
-                                                             -r.get("valid_rmse", 0)))["epoch"]
+    metrics["best_epoch"] = max(
+        history, key=lambda r: r.get("valid_recall@20", -r.get("valid_rmse", 0))
+    )["epoch"]
     metrics["epochs_run"] = len(history)
     _write_json(metrics, run_dir / "metrics.json")
     write_recommendations(prepared, model, config, run_dir / "recommendations.csv")
     return metrics
 
 
-def load_run(run_dir: str | Path, overrides: list[str] | None = None,
-             progress: bool = False) -> tuple[RunConfig, Prepared, GCNRecommender]:
+def load_run(
+    run_dir: str | Path, overrides: list[str] | None = None, progress: bool = False
+) -> tuple[RunConfig, Prepared, GCNRecommender]:
     """The config, data and best model of a finished run."""
     run_dir = Path(run_dir)
     model_file = run_dir / "model.pt"
@@ -108,8 +116,9 @@ def evaluate_run(run_dir: str | Path) -> dict:
     return metrics
 
 
-def write_recommendations(prepared: Prepared, model: GCNRecommender, config: RunConfig,
-                          path: str | Path) -> Path:
+def write_recommendations(
+    prepared: Prepared, model: GCNRecommender, config: RunConfig, path: str | Path
+) -> Path:
     """Top-K items per user with training positives excluded: CSV or Parquet by suffix."""
     data, graph, U = prepared.data, prepared.graph, prepared.data.num_users
     z = node_embeddings(model, data)
@@ -119,9 +128,13 @@ def write_recommendations(prepared: Prepared, model: GCNRecommender, config: Run
     for u in range(U):
         for r in range(items.shape[1]):
             i = int(items[u, r])
-            for key, value in (("user_id", graph.users.ids[u]), ("rank", r + 1),
-                               ("item_id", graph.items.ids[i]), ("title", titles[i]),
-                               ("score", round(float(scores[u, r]), 6))):
+            for key, value in (
+                ("user_id", graph.users.ids[u]),
+                ("rank", r + 1),
+                ("item_id", graph.items.ids[i]),
+                ("title", titles[i]),
+                ("score", round(float(scores[u, r]), 6)),
+            ):
                 rows[key].append(value)
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -139,8 +152,9 @@ def write_recommendations(prepared: Prepared, model: GCNRecommender, config: Run
     return path
 
 
-def recommend_for_text(prepared: Prepared, model: GCNRecommender, config: RunConfig,
-                       text: str, k: int = 10) -> list[tuple[str, str, float]]:
+def recommend_for_text(
+    prepared: Prepared, model: GCNRecommender, config: RunConfig, text: str, k: int = 10
+) -> list[tuple[str, str, float]]:
     """``(item_id, title, score)`` for a new user described only by ``text``: the user is
     placed by the text projection alone (no ID, no edges) and scored against every item."""
     if model.project is None:
@@ -150,7 +164,9 @@ def recommend_for_text(prepared: Prepared, model: GCNRecommender, config: RunCon
     z = node_embeddings(model, prepared.data)
     with torch.no_grad():
         user = model.project(x)
-    items, scores = top_k_items(user, z[prepared.data.num_users:], k)
+    items, scores = top_k_items(user, z[prepared.data.num_users :], k)
     titles = prepared.graph.items.text_fields.get("title", prepared.graph.items.ids)
-    return [(prepared.graph.items.ids[int(i)], titles[int(i)], float(s))
-            for i, s in zip(items[0], scores[0])]
+    return [
+        (prepared.graph.items.ids[int(i)], titles[int(i)], float(s))
+        for i, s in zip(items[0], scores[0])
+    ]

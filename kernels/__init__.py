@@ -20,15 +20,19 @@ BACKENDS: dict[str, Callable[..., torch.Tensor]] = {"torch": aggregate_reference
 def validate_csr(indptr: torch.Tensor, indices: torch.Tensor, num_cols: int) -> None:
     """Raises ``ValueError`` saying what is wrong with a CSR: dtypes, monotonicity, range."""
     if indptr.dtype != torch.int64 or indptr.dim() != 1 or indptr.numel() < 1:
-        raise ValueError(f"indptr must be a 1-D int64 tensor of N + 1 offsets, got "
-                         f"{indptr.dtype} with shape {tuple(indptr.shape)}")
+        raise ValueError(
+            f"indptr must be a 1-D int64 tensor of N + 1 offsets, got "
+            f"{indptr.dtype} with shape {tuple(indptr.shape)}"
+        )
     if indices.dtype not in (torch.int32, torch.int64) or indices.dim() != 1:
         raise ValueError(f"indices must be a 1-D int32 or int64 tensor, got {indices.dtype}")
     if indices.dtype == torch.int32 and num_cols > 2**31 - 1:
         raise ValueError(f"{num_cols} columns overflow int32 indices; pass int64 indices")
     if int(indptr[0]) != 0 or int(indptr[-1]) != indices.numel():
-        raise ValueError(f"indptr must start at 0 and end at the number of indices "
-                         f"({indices.numel()}), got {int(indptr[0])}..{int(indptr[-1])}")
+        raise ValueError(
+            f"indptr must start at 0 and end at the number of indices "
+            f"({indices.numel()}), got {int(indptr[0])}..{int(indptr[-1])}"
+        )
     steps = indptr[1:] - indptr[:-1]
     if steps.numel() and int(steps.min()) < 0:
         row = int(torch.nonzero(steps < 0)[0])
@@ -38,10 +42,18 @@ def validate_csr(indptr: torch.Tensor, indices: torch.Tensor, num_cols: int) -> 
         raise ValueError(f"indices[{bad}] = {int(indices[bad])} is outside [0, {num_cols})")
 
 
-def aggregate(indptr: torch.Tensor, indices: torch.Tensor, x: torch.Tensor, *,
-              edge_values: torch.Tensor | None = None, reduce: str = "sum",
-              row_scale: torch.Tensor | None = None, col_scale: torch.Tensor | None = None,
-              backend: str = "auto", validate: bool = True) -> torch.Tensor:
+def aggregate(
+    indptr: torch.Tensor,
+    indices: torch.Tensor,
+    x: torch.Tensor,
+    *,
+    edge_values: torch.Tensor | None = None,
+    reduce: str = "sum",
+    row_scale: torch.Tensor | None = None,
+    col_scale: torch.Tensor | None = None,
+    backend: str = "auto",
+    validate: bool = True,
+) -> torch.Tensor:
     """``y_i = r_i * reduce_{(i,j)} (w_ij c_j x_j)``: the aggregation every GCN layer calls.
 
     Shapes: ``indptr`` ``[N + 1]``, ``indices`` ``[E]``, ``x`` ``[M, F]`` -> ``[N, F]``.
@@ -54,17 +66,26 @@ def aggregate(indptr: torch.Tensor, indices: torch.Tensor, x: torch.Tensor, *,
         raise ValueError(f"x must be [M, F], got shape {tuple(x.shape)}")
     if validate:
         validate_csr(indptr, indices, x.shape[0])
-        for name, t, n in (("edge_values", edge_values, indices.numel()),
-                           ("row_scale", row_scale, indptr.numel() - 1),
-                           ("col_scale", col_scale, x.shape[0])):
+        for name, t, n in (
+            ("edge_values", edge_values, indices.numel()),
+            ("row_scale", row_scale, indptr.numel() - 1),
+            ("col_scale", col_scale, x.shape[0]),
+        ):
             if t is not None and t.shape != (n,):
                 raise ValueError(f"{name} must have shape ({n},), got {tuple(t.shape)}")
     if backend == "auto":
         backend = "triton" if x.is_cuda and "triton" in BACKENDS else "torch"
     if backend not in BACKENDS:
         raise ValueError(f"unknown aggregation backend {backend!r}; have {sorted(BACKENDS)}")
-    return BACKENDS[backend](indptr, indices, x, edge_values=edge_values, reduce=reduce,
-                             row_scale=row_scale, col_scale=col_scale)
+    return BACKENDS[backend](
+        indptr,
+        indices,
+        x,
+        edge_values=edge_values,
+        reduce=reduce,
+        row_scale=row_scale,
+        col_scale=col_scale,
+    )
 
 
 __all__ = ["BACKENDS", "REDUCTIONS", "aggregate", "aggregate_reference", "validate_csr"]

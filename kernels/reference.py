@@ -19,10 +19,16 @@ from __future__ import annotations
 import torch
 
 
-def aggregate_reference(indptr: torch.Tensor, indices: torch.Tensor, x: torch.Tensor, *,
-                        edge_values: torch.Tensor | None = None, reduce: str = "sum",
-                        row_scale: torch.Tensor | None = None,
-                        col_scale: torch.Tensor | None = None) -> torch.Tensor:
+def aggregate_reference(
+    indptr: torch.Tensor,
+    indices: torch.Tensor,
+    x: torch.Tensor,
+    *,
+    edge_values: torch.Tensor | None = None,
+    reduce: str = "sum",
+    row_scale: torch.Tensor | None = None,
+    col_scale: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``y = r * reduce_j(w * c[j] * x[j])`` over each CSR row; see the module docstring."""
     num_rows = indptr.numel() - 1
     degree = indptr[1:] - indptr[:-1]

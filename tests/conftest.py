@@ -11,23 +11,29 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-settings.register_profile("ci", derandomize=True, deadline=None, max_examples=40,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("thorough", deadline=None, max_examples=1000,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    deadline=None,
+    max_examples=40,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "thorough", deadline=None, max_examples=1000, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile(os.environ.get("GNNREC_HYPOTHESIS_PROFILE", "ci"))
 
 GENRES = ["space", "cooking", "horses", "pirates"]
 
 
-def write_planted_dataset(folder: Path, num_users: int = 48, items_per_genre: int = 15,
-                          per_user: int = 10, seed: int = 0) -> Path:
+def write_planted_dataset(
+    folder: Path, num_users: int = 48, items_per_genre: int = 15, per_user: int = 10, seed: int = 0
+) -> Path:
     """CSV tables with planted structure: each user interacts mostly with one genre's items;
     item text names the genre. A model that uses the graph or the text can beat popularity."""
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    items = [(f"i{g}_{k}", genre) for g, genre in enumerate(GENRES)
-             for k in range(items_per_genre)]
+    items = [(f"i{g}_{k}", genre) for g, genre in enumerate(GENRES) for k in range(items_per_genre)]
     with open(folder / "items.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["item_id", "title", "genre"])

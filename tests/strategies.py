@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 
 
 @st.composite
-def csr_graphs(draw, max_rows: int = 16, max_cols: int = 16, max_edges: int = 64,
-               square: bool = False):
+def csr_graphs(
+    draw, max_rows: int = 16, max_cols: int = 16, max_edges: int = 64, square: bool = False
+):
     """``(indptr int64 [N+1], indices [E] int32|int64, num_cols)``, rows sorted, duplicates kept,
     sometimes one hub row that holds most edges."""
     n = draw(st.integers(1, max_rows))

@@ -40,9 +40,10 @@ def test_max_is_rowwise_max_and_zero_on_empty_rows(graph, width, seed):
     x = features(m, width, seed)
     out = aggregate(indptr, indices, x, reduce="max")
     for i in range(indptr.numel() - 1):
-        neighbors = indices[indptr[i]:indptr[i + 1]].long()
-        expected = x[neighbors].max(0).values if neighbors.numel() else torch.zeros(width,
-                                                                                     dtype=x.dtype)
+        neighbors = indices[indptr[i] : indptr[i + 1]].long()
+        expected = (
+            x[neighbors].max(0).values if neighbors.numel() else torch.zeros(width, dtype=x.dtype)
+        )
         assert torch.equal(out[i], expected)
 
 
@@ -52,16 +53,20 @@ def test_gradients_match_gradcheck():
     x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
     for reduce in ("sum", "mean"):
         assert torch.autograd.gradcheck(
-            lambda t, r=reduce: aggregate(indptr, indices, t, reduce=r), (x,))
+            lambda t, r=reduce: aggregate(indptr, indices, t, reduce=r), (x,)
+        )
 
 
-@pytest.mark.parametrize("indptr, indices, message", [
-    (torch.tensor([0, 2, 1, 3]), torch.tensor([0, 1, 2]), "decreases at row 1"),
-    (torch.tensor([0, 1, 3]), torch.tensor([0, 5, 1]), r"indices\[1\] = 5 is outside"),
-    (torch.tensor([0, 1, 2]), torch.tensor([0, 1, 1]), "end at the number of indices"),
-    (torch.tensor([0, 1], dtype=torch.int32), torch.tensor([0]), "int64"),
-    (torch.tensor([0, 1]), torch.tensor([0.0]), "int32 or int64"),
-])
+@pytest.mark.parametrize(
+    "indptr, indices, message",
+    [
+        (torch.tensor([0, 2, 1, 3]), torch.tensor([0, 1, 2]), "decreases at row 1"),
+        (torch.tensor([0, 1, 3]), torch.tensor([0, 5, 1]), r"indices\[1\] = 5 is outside"),
+        (torch.tensor([0, 1, 2]), torch.tensor([0, 1, 1]), "end at the number of indices"),
+        (torch.tensor([0, 1], dtype=torch.int32), torch.tensor([0]), "int64"),
+        (torch.tensor([0, 1]), torch.tensor([0.0]), "int32 or int64"),
+    ],
+)
 def test_bad_csr_is_explained(indptr, indices, message):
     with pytest.raises(ValueError, match=message):
         aggregate(indptr, indices, torch.zeros(3, 2))

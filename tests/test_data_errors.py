@@ -23,13 +23,16 @@ def _replace_line(path, line_no, text):
     path.write_bytes(b"\n".join(lines))
 
 
-@pytest.mark.parametrize("bad, message", [
-    (b"1,1,4.0", "expected 4 fields"),
-    (b"1,999999999,4.0,964982703", "movieId '999999999' is not in the item table"),
-    (b"1,1,nan,964982703", "rating is 'nan'"),
-    (b"1,1,four,964982703", "rating 'four' is not a number"),
-    (b"1,1,4.0,yesterday", "timestamp 'yesterday' is not an integer"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (b"1,1,4.0", "expected 4 fields"),
+        (b"1,999999999,4.0,964982703", "movieId '999999999' is not in the item table"),
+        (b"1,1,nan,964982703", "rating is 'nan'"),
+        (b"1,1,four,964982703", "rating 'four' is not a number"),
+        (b"1,1,4.0,yesterday", "timestamp 'yesterday' is not an integer"),
+    ],
+)
 def test_bad_rating_rows_name_file_and_line(ml_copy, bad, message):
     _replace_line(ml_copy / "ratings.csv", 1000, bad)
     with pytest.raises(DataError) as err:
@@ -45,9 +48,10 @@ def test_undecodable_text_names_the_line(ml_copy):
         load_ml_latest_small(ml_copy)
 
 
-@pytest.mark.parametrize("content, message", [(b"", "file is empty"),
-                                              (b"userId,movieId,rating,timestamp\n",
-                                               "no data rows")])
+@pytest.mark.parametrize(
+    "content, message",
+    [(b"", "file is empty"), (b"userId,movieId,rating,timestamp\n", "no data rows")],
+)
 def test_empty_files(ml_copy, content, message):
     (ml_copy / "ratings.csv").write_bytes(content)
     with pytest.raises(DataError, match=message):
@@ -64,8 +68,11 @@ def test_unknown_user_in_table_names_the_line(tmp_path):
     (tmp_path / "users.csv").write_text("user_id,bio\na,likes tea\n")
     (tmp_path / "inter.csv").write_text("user_id,item_id\na,x\nb,x\n")
     with pytest.raises(DataError, match=r"inter.csv:3: unknown user 'b'"):
-        load_table(tmp_path / "inter.csv", users=tmp_path / "users.csv",
-                   mapping=ColumnMapping(user_text=["bio"]))
+        load_table(
+            tmp_path / "inter.csv",
+            users=tmp_path / "users.csv",
+            mapping=ColumnMapping(user_text=["bio"]),
+        )
 
 
 def test_duplicate_node_ids_are_rejected(tmp_path):

@@ -8,8 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gnnrec.data import (ColumnMapping, DataError, load_lightgcn_split, load_ml_1m, load_ml_100k,
-                         load_ml_latest_small, load_table)
+from gnnrec.data import (
+    ColumnMapping,
+    DataError,
+    load_lightgcn_split,
+    load_ml_1m,
+    load_ml_100k,
+    load_ml_latest_small,
+    load_table,
+)
 from gnnrec.data.sources import resolve_source
 
 
@@ -26,8 +33,10 @@ def test_bundled_ml_latest_small_matches_its_readme():
 def test_ml_100k_format(tmp_path):
     (tmp_path / "u.item").write_bytes(
         "1|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n"
-        "2|Misérables, Les (1995)|01-Jan-1995||http://y|0|0|0|0|0|0|0|0|1|0|0|0|0|0|0|0|0|0|0\n"
-        .encode("latin-1"))
+        "2|Misérables, Les (1995)|01-Jan-1995||http://y|0|0|0|0|0|0|0|0|1|0|0|0|0|0|0|0|0|0|0\n".encode(
+            "latin-1"
+        )
+    )
     (tmp_path / "u.data").write_text("7\t1\t5\t881250949\n3\t2\t3\t891717742\n7\t2\t4\t1\n")
     (tmp_path / "u.user").write_text("3|24|M|technician|85711\n7|53|F|other|94043\n")
     graph = load_ml_100k(tmp_path)
@@ -40,8 +49,9 @@ def test_ml_100k_format(tmp_path):
 
 
 def test_ml_1m_format(tmp_path):
-    (tmp_path / "movies.dat").write_bytes("1::Toy Story (1995)::Animation|Comedy\n"
-                                          "5::Père (1990)::Drama\n".encode("latin-1"))
+    (tmp_path / "movies.dat").write_bytes(
+        "1::Toy Story (1995)::Animation|Comedy\n5::Père (1990)::Drama\n".encode("latin-1")
+    )
     (tmp_path / "ratings.dat").write_text("1::5::4::978300760\n2::1::5::978302109\n")
     graph = load_ml_1m(tmp_path)
     assert graph.items.text_fields["title"][1] == "Père (1990)"

@@ -8,8 +8,12 @@ import torch
 
 from gnnrec.encoders import EncoderConfig, FeatureCache, TransformersEncoder
 
-TEXTS = ["Title: Toy Story (1995). Genres: Animation, Comedy.",
-         "A cosy cooking show about bread.", "", "space " * 400]
+TEXTS = [
+    "Title: Toy Story (1995). Genres: Animation, Comedy.",
+    "A cosy cooking show about bread.",
+    "",
+    "space " * 400,
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +32,10 @@ def test_embeddings_are_normalised_and_match_sentence_transformers(encoder):
 
 
 def test_similar_texts_are_closer(encoder):
-    a, b, c = encoder.encode(["a film about space travel", "astronauts fly to the moon",
-                              "a recipe for sourdough bread"], progress=False)
+    a, b, c = encoder.encode(
+        ["a film about space travel", "astronauts fly to the moon", "a recipe for sourdough bread"],
+        progress=False,
+    )
     assert a @ b > a @ c
 
 

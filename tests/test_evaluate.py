@@ -18,8 +18,10 @@ def _brute_force(scores, train, test, k, candidates):
     for u in users:
         relevant = {i for uu, i in test if uu == u and candidates[i]}
         seen = {i for uu, i in train if uu == u}
-        ranked = sorted((i for i in range(scores.shape[1]) if i not in seen and candidates[i]),
-                        key=lambda i: -scores[u, i])[:k]
+        ranked = sorted(
+            (i for i in range(scores.shape[1]) if i not in seen and candidates[i]),
+            key=lambda i: -scores[u, i],
+        )[:k]
         hits = [1.0 if i in relevant else 0.0 for i in ranked]
         recall += sum(hits) / len(relevant)
         precision += sum(hits) / k
@@ -27,16 +29,28 @@ def _brute_force(scores, train, test, k, candidates):
         dcg = sum(h / math.log2(r + 2) for r, h in enumerate(hits))
         ndcg += dcg / sum(1 / math.log2(r + 2) for r in range(min(k, len(relevant))))
     n = len(users)
-    return {"recall": recall / n, "ndcg": ndcg / n, "precision": precision / n,
-            "hitrate": hit / n}, n
+    return {
+        "recall": recall / n,
+        "ndcg": ndcg / n,
+        "precision": precision / n,
+        "hitrate": hit / n,
+    }, n
+
+
+def as_arrays(pairs):
+    return (
+        np.array([p[0] for p in pairs], dtype=np.int64),
+        np.array([p[1] for p in pairs], dtype=np.int64),
+    )
 
 
 @given(st.integers(0, 2**16), st.integers(1, 6), st.booleans())
 def test_metrics_equal_brute_force(seed, k, restrict):
     rng = np.random.default_rng(seed)
     n_users, n_items = 7, 15
-    pairs = {(int(u), int(i)) for u, i in zip(rng.integers(0, n_users, 50),
-                                              rng.integers(0, n_items, 50))}
+    pairs = {
+        (int(u), int(i)) for u, i in zip(rng.integers(0, n_users, 50), rng.integers(0, n_items, 50))
+    }
     pairs = sorted(pairs)
     is_test = rng.random(len(pairs)) < 0.3
     train = [p for p, t in zip(pairs, is_test) if not t]
@@ -47,11 +61,16 @@ def test_metrics_equal_brute_force(seed, k, restrict):
     candidates = rng.random(n_items) < 0.7 if restrict else np.ones(n_items, dtype=bool)
     if not any(candidates[i] for _, i in test):
         return
-    as_arrays = lambda ps: (np.array([p[0] for p in ps], dtype=np.int64),  # noqa: E731
-                            np.array([p[1] for p in ps], dtype=np.int64))
-    got = full_ranking_metrics(lambda b: scores[b], as_arrays(train), as_arrays(test), n_users,
-                               n_items, ks=(k,), candidates=candidates if restrict else None,
-                               batch_size=3)
+    got = full_ranking_metrics(
+        lambda b: scores[b],
+        as_arrays(train),
+        as_arrays(test),
+        n_users,
+        n_items,
+        ks=(k,),
+        candidates=candidates if restrict else None,
+        batch_size=3,
+    )
     expected, n = _brute_force(scores.numpy(), train, test, k, candidates)
     assert got["n_users_evaluated"] == n
     for name, value in expected.items():

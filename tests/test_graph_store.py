@@ -10,8 +10,11 @@ from hypothesis import strategies as st
 
 from gnnrec.data import CSR, DataError, GraphStore
 
-edges = st.integers(1, 12).flatmap(lambda n: st.tuples(
-    st.just(n), st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=40)))
+edges = st.integers(1, 12).flatmap(
+    lambda n: st.tuples(
+        st.just(n), st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=40)
+    )
+)
 
 
 def _dense(csr: CSR) -> torch.Tensor:

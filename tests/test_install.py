@@ -28,22 +28,55 @@ def test_no_bare_top_level_modules_on_sys_path():
 
 
 def test_wheel_contains_and_imports_every_subpackage(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(tmp_path / "dist"), str(ROOT)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(ROOT),
+        ],
+        check=True,
+    )
     wheel = next((tmp_path / "dist").glob("gnnrec-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "gnnrec/data/ml-latest-small/ratings.csv" in names
     assert "gnnrec/data/ml-latest-small/README.txt" in names
     assert not any(n.startswith(("kernels/", "train/", "data/")) for n in names)
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
-                    str(target), str(wheel)], check=True)
-    code = ("import gnnrec, gnnrec.kernels, gnnrec.train.trainer, gnnrec.data;"
-            "from gnnrec.data import load_ml_latest_small as f;"
-            "import sys; print(gnnrec.__file__); print(len(f().interactions))")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+    )
+    code = (
+        "import gnnrec, gnnrec.kernels, gnnrec.train.trainer, gnnrec.data;"
+        "from gnnrec.data import load_ml_latest_small as f;"
+        "import sys; print(gnnrec.__file__); print(len(f().interactions))"
+    )
     env = {**os.environ, "PYTHONPATH": str(target)}
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, check=True,
-                         capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     assert out[0].startswith(str(target)), out
     assert out[1] == "100836"
     assert gnnrec.__version__

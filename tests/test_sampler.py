@@ -15,11 +15,14 @@ from gnnrec.train.sampler import NeighborSampler, unique_in_order
 
 
 def _neighbors(csr: CSR, node: int) -> list[int]:
-    return csr.indices[csr.indptr[node]:csr.indptr[node + 1]].tolist()
+    return csr.indices[csr.indptr[node] : csr.indptr[node + 1]].tolist()
 
 
-@given(csr_graphs(square=True, max_rows=24, max_edges=80),
-       st.lists(st.integers(-1, 4), min_size=1, max_size=3), st.data())
+@given(
+    csr_graphs(square=True, max_rows=24, max_edges=80),
+    st.lists(st.integers(-1, 4), min_size=1, max_size=3),
+    st.data(),
+)
 def test_sampled_subgraph_properties(graph, fanouts, data):
     indptr, indices, n = graph
     csr = CSR(indptr, indices, n)
@@ -81,8 +84,7 @@ def test_agrees_with_torch_sparse_neighbor_sample():
     torch_sparse = pytest.importorskip("torch_sparse")  # noqa: F841
     g = torch.Generator().manual_seed(1)
     n = 60
-    rows, cols = torch.randint(0, n, (600,), generator=g), torch.randint(0, n, (600,),
-                                                                         generator=g)
+    rows, cols = torch.randint(0, n, (600,), generator=g), torch.randint(0, n, (600,), generator=g)
     csr = CSR.from_edges(rows, cols, n, n)
     seeds = torch.arange(0, n, 7)
     ours = NeighborSampler(csr, [4])
@@ -90,9 +92,12 @@ def test_agrees_with_torch_sparse_neighbor_sample():
     for trial in range(200):
         sub = ours.sample(seeds, torch.Generator().manual_seed(trial))
         node, row, col, _ = torch.ops.torch_sparse.neighbor_sample(
-            csr.indptr, csr.indices.long(), seeds, [4], False, True)
-        ours_edges = Counter((int(sub.n_id[t]), int(sub.n_id[s]))
-                             for t, s in zip(sub.csr.row_ids(), sub.csr.indices.long()))
+            csr.indptr, csr.indices.long(), seeds, [4], False, True
+        )
+        ours_edges = Counter(
+            (int(sub.n_id[t]), int(sub.n_id[s]))
+            for t, s in zip(sub.csr.row_ids(), sub.csr.indices.long())
+        )
         theirs_edges = Counter((int(node[t]), int(node[s])) for s, t in zip(row, col))
         for edges in (ours_edges, theirs_edges):
             for target, source in edges:

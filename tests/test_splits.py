@@ -59,8 +59,7 @@ def test_user_text_uses_training_interactions_only(graph):
     titles = graph.items.text_fields["title"]
     inter = graph.interactions
     for user in range(0, graph.num_users, 61):
-        train_titles = {titles[i] for i in inter.item[split.train][inter.user[split.train]
-                                                                   == user]}
+        train_titles = {titles[i] for i in inter.item[split.train][inter.user[split.train] == user]}
         test_titles = {titles[i] for i in inter.item[split.test][inter.user[split.test] == user]}
         text = texts[user]
         assert all(t in text for t in train_titles)

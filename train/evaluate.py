@@ -25,14 +25,19 @@ UserScores = Callable[[torch.Tensor], torch.Tensor]  # users [B] -> scores [B, I
 def _item_lists(users: np.ndarray, items: np.ndarray, num_users: int) -> list[np.ndarray]:
     order = np.lexsort((items, users))
     bounds = np.searchsorted(users[order], np.arange(num_users + 1))
-    return [items[order[bounds[u]:bounds[u + 1]]] for u in range(num_users)]
+    return [items[order[bounds[u] : bounds[u + 1]]] for u in range(num_users)]
 
 
-def full_ranking_metrics(score_users: UserScores, train_pairs: tuple[np.ndarray, np.ndarray],
-                         test_pairs: tuple[np.ndarray, np.ndarray], num_users: int,
-                         num_items: int, ks: Sequence[int] = (10, 20),
-                         candidates: np.ndarray | None = None,
-                         batch_size: int = 256) -> dict[str, float]:
+def full_ranking_metrics(
+    score_users: UserScores,
+    train_pairs: tuple[np.ndarray, np.ndarray],
+    test_pairs: tuple[np.ndarray, np.ndarray],
+    num_users: int,
+    num_items: int,
+    ks: Sequence[int] = (10, 20),
+    candidates: np.ndarray | None = None,
+    batch_size: int = 256,
+) -> dict[str, float]:
     """``{"recall@K", "ndcg@K", "precision@K", "hitrate@K", "n_users_evaluated"}``.
 
     ``train_pairs``/``test_pairs``: ``(users [E], items [E])``; ``candidates``: boolean ``[I]``
@@ -50,7 +55,7 @@ def full_ranking_metrics(score_users: UserScores, train_pairs: tuple[np.ndarray,
     sums = {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg", "precision", "hitrate")}
     blocked = None if candidates is None else torch.from_numpy(~candidates)
     for start in range(0, len(users), batch_size):
-        batch = users[start:start + batch_size]
+        batch = users[start : start + batch_size]
         scores = score_users(torch.from_numpy(batch)).float().clone()
         rows = np.concatenate([np.full(len(train_lists[u]), r) for r, u in enumerate(batch)])
         cols = np.concatenate([train_lists[u] for u in batch])

@@ -24,13 +24,23 @@ class LinkBatch:
 class LinkBatcher:
     """Batches over training pairs ``(user [E], item [E])`` of ``num_items`` items."""
 
-    def __init__(self, users: np.ndarray, items: np.ndarray, num_items: int, batch_size: int,
-                 num_negatives: int = 1, max_resample: int = 10):
+    def __init__(
+        self,
+        users: np.ndarray,
+        items: np.ndarray,
+        num_items: int,
+        batch_size: int,
+        num_negatives: int = 1,
+        max_resample: int = 10,
+    ):
         self.users = torch.as_tensor(users, dtype=torch.int64)
         self.items = torch.as_tensor(items, dtype=torch.int64)
         self.num_items = num_items
-        self.batch_size, self.num_negatives, self.max_resample = (batch_size, num_negatives,
-                                                                  max_resample)
+        self.batch_size, self.num_negatives, self.max_resample = (
+            batch_size,
+            num_negatives,
+            max_resample,
+        )
         self.positive_keys = torch.unique(self.users * num_items + self.items)
 
     def __len__(self) -> int:
@@ -56,6 +66,6 @@ class LinkBatcher:
     def epoch(self, generator: torch.Generator) -> Iterator[LinkBatch]:
         order = torch.randperm(len(self.users), generator=generator)
         for start in range(0, len(order), self.batch_size):
-            index = order[start:start + self.batch_size]
+            index = order[start : start + self.batch_size]
             users = self.users[index]
             yield LinkBatch(users, self.items[index], self.negatives(users, generator), index)

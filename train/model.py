@@ -82,14 +82,18 @@ class GCNRecommender(nn.Module):
         self.embedding = nn.Embedding(n, h) if config.id_embeddings else None
         if self.embedding is not None:
             nn.init.normal_(self.embedding.weight, std=0.1)
-        self.convs = nn.ModuleList(nn.Linear(h, h, bias=False) for _ in range(config.layers)) \
-            if config.conv_weights else None
+        self.convs = (
+            nn.ModuleList(nn.Linear(h, h, bias=False) for _ in range(config.layers))
+            if config.conv_weights
+            else None
+        )
         self.bias = nn.Embedding(n, 1)
         nn.init.zeros_(self.bias.weight)
         self.register_buffer("global_mean", torch.zeros(()))
 
-    def layer0(self, n_id: torch.Tensor, x: torch.Tensor | None,
-               id_mask: torch.Tensor | None) -> torch.Tensor:
+    def layer0(
+        self, n_id: torch.Tensor, x: torch.Tensor | None, id_mask: torch.Tensor | None
+    ) -> torch.Tensor:
         """``h^0`` ``[n, H]`` of nodes ``n_id`` ``[n]``; ``x`` ``[n, F]``; ``id_mask`` ``[n]``."""
         h = 0
         if self.project is not None:
@@ -104,9 +108,15 @@ class GCNRecommender(nn.Module):
         layers, h = [h0], h0
         use_scale = self.config.aggregation == "sum"
         for l in range(self.config.layers):
-            h = aggregate(view.csr.indptr, view.csr.indices, h, reduce=self.config.aggregation,
-                          row_scale=view.row_scale if use_scale else None,
-                          col_scale=view.col_scale if use_scale else None, validate=False)
+            h = aggregate(
+                view.csr.indptr,
+                view.csr.indices,
+                h,
+                reduce=self.config.aggregation,
+                row_scale=view.row_scale if use_scale else None,
+                col_scale=view.col_scale if use_scale else None,
+                validate=False,
+            )
             if self.convs is not None:
                 h = self.convs[l](h)
             layers.append(h)
@@ -114,14 +124,25 @@ class GCNRecommender(nn.Module):
             return layers[-1]
         return torch.stack(layers).mean(0)
 
-    def forward(self, n_id: torch.Tensor, x: torch.Tensor | None, view: GraphView,
-                id_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        n_id: torch.Tensor,
+        x: torch.Tensor | None,
+        view: GraphView,
+        id_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Final embeddings ``[n, H]`` of the nodes ``n_id`` of a (sub)graph ``view``."""
         return self.propagate(self.layer0(n_id, x, id_mask), view)
 
-    def rating(self, z_user: torch.Tensor, z_item: torch.Tensor, user: torch.Tensor,
-               item_node: torch.Tensor) -> torch.Tensor:
+    def rating(
+        self,
+        z_user: torch.Tensor,
+        z_item: torch.Tensor,
+        user: torch.Tensor,
+        item_node: torch.Tensor,
+    ) -> torch.Tensor:
         """Predicted ratings ``mu + b_u + b_i + z_u . z_i`` for aligned ``[B, H]`` pairs."""
         dot = (z_user * z_item).sum(-1)
-        return self.global_mean + self.bias(user).squeeze(-1) + self.bias(item_node).squeeze(-1) \
-            + dot
+        return (
+            self.global_mean + self.bias(user).squeeze(-1) + self.bias(item_node).squeeze(-1) + dot
+        )

@@ -7,9 +7,13 @@ import numpy as np
 import torch
 
 
-def top_k_items(user_emb: torch.Tensor, item_emb: torch.Tensor, k: int,
-                exclude: tuple[np.ndarray, np.ndarray] | None = None,
-                batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+def top_k_items(
+    user_emb: torch.Tensor,
+    item_emb: torch.Tensor,
+    k: int,
+    exclude: tuple[np.ndarray, np.ndarray] | None = None,
+    batch_size: int = 1024,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(items [U, k], scores [U, k])`` by dot product ``user_emb [U, H] . item_emb [I, H]``,
     with ``exclude = (users, items)`` pairs (training positives) never recommended."""
     k = min(k, item_emb.shape[0])
@@ -19,7 +23,7 @@ def top_k_items(user_emb: torch.Tensor, item_emb: torch.Tensor, k: int,
         ex_users = torch.as_tensor(exclude[0][order], dtype=torch.int64)
         ex_items = torch.as_tensor(exclude[1][order], dtype=torch.int64)
     for start in range(0, user_emb.shape[0], batch_size):
-        s = user_emb[start:start + batch_size] @ item_emb.T
+        s = user_emb[start : start + batch_size] @ item_emb.T
         if exclude is not None:
             lo, hi = torch.searchsorted(ex_users, torch.tensor([start, start + s.shape[0]]))
             s[ex_users[lo:hi] - start, ex_items[lo:hi]] = -torch.inf

@@ -33,9 +33,14 @@ class SampledSubgraph:
         from torch_geometric.data import Data
 
         edge_index = torch.stack([self.csr.indices.long(), self.csr.row_ids()])
-        return Data(edge_index=edge_index, n_id=self.n_id, batch_size=self.batch_size,
-                    num_nodes=self.n_id.numel(), num_sampled_nodes=self.num_sampled_nodes,
-                    num_sampled_edges=self.num_sampled_edges)
+        return Data(
+            edge_index=edge_index,
+            n_id=self.n_id,
+            batch_size=self.batch_size,
+            num_nodes=self.n_id.numel(),
+            num_sampled_nodes=self.num_sampled_nodes,
+            num_sampled_edges=self.num_sampled_edges,
+        )
 
 
 def unique_in_order(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,9 +54,9 @@ def unique_in_order(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return uniq[order], rank[inverse]
 
 
-def sample_neighbors(csr: CSR, nodes: torch.Tensor, fanout: int,
-                     generator: torch.Generator | None = None) -> tuple[torch.Tensor,
-                                                                        torch.Tensor]:
+def sample_neighbors(
+    csr: CSR, nodes: torch.Tensor, fanout: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """For each of ``nodes`` ``[n]``, up to ``fanout`` distinct neighbors uniformly at random.
 
     Returns ``(target_position [m], neighbor [m])``: the position in ``nodes`` of each sampled
@@ -63,7 +68,8 @@ def sample_neighbors(csr: CSR, nodes: torch.Tensor, fanout: int,
     take = degree if fanout < 0 else degree.clamp(max=fanout)
     position = torch.repeat_interleave(torch.arange(nodes.numel()), take)
     offset = torch.arange(position.numel()) - torch.repeat_interleave(
-        torch.cumsum(take, 0) - take, take)
+        torch.cumsum(take, 0) - take, take
+    )
     heavy = torch.nonzero(degree > take).flatten()
     if heavy.numel():
         heavy_deg = degree[heavy]
@@ -71,7 +77,8 @@ def sample_neighbors(csr: CSR, nodes: torch.Tensor, fanout: int,
         keys = torch.rand(segment.numel(), generator=generator, dtype=torch.float64)
         order = torch.argsort(segment.to(torch.float64) + keys)  # shuffle within each row
         within = torch.arange(segment.numel()) - torch.repeat_interleave(
-            torch.cumsum(heavy_deg, 0) - heavy_deg, heavy_deg)
+            torch.cumsum(heavy_deg, 0) - heavy_deg, heavy_deg
+        )
         # After the shuffle, row r's edges still occupy the same slots; keep the first `fanout`.
         picked = within[order][within < fanout]
         is_heavy = torch.zeros(nodes.numel(), dtype=torch.bool)
@@ -91,8 +98,9 @@ class NeighborSampler:
         self.csr = csr
         self.fanouts = list(fanouts)
 
-    def sample(self, seeds: torch.Tensor,
-               generator: torch.Generator | None = None) -> SampledSubgraph:
+    def sample(
+        self, seeds: torch.Tensor, generator: torch.Generator | None = None
+    ) -> SampledSubgraph:
         seeds = torch.as_tensor(seeds, dtype=torch.int64)
         if seeds.numel() and (int(seeds.min()) < 0 or int(seeds.max()) >= self.csr.num_rows):
             raise ValueError(f"seed nodes must be in [0, {self.csr.num_rows})")

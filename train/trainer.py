@@ -75,32 +75,40 @@ class TrainingData:
         return self.graph.num_items
 
 
-def node_embeddings(model: GCNRecommender, data: TrainingData,
-                    view: GraphView | None = None) -> torch.Tensor:
+def node_embeddings(
+    model: GCNRecommender, data: TrainingData, view: GraphView | None = None
+) -> torch.Tensor:
     """Final embeddings ``[U + I, H]`` over the full training graph (no ID dropout)."""
     model.eval()
     nodes = torch.arange(data.graph.num_nodes)
     x = None if data.features is None else data.features
     with torch.no_grad():
-        return model(nodes, x, view or GraphView.of(data.graph.csr),
-                     data.graph.csr.degree() > 0)
+        return model(nodes, x, view or GraphView.of(data.graph.csr), data.graph.csr.degree() > 0)
 
 
 class Trainer:
-    def __init__(self, model: GCNRecommender, data: TrainingData, config: TrainConfig,
-                 run_dir: str | Path, on_step: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        model: GCNRecommender,
+        data: TrainingData,
+        config: TrainConfig,
+        run_dir: str | Path,
+        on_step: Callable[[int], None] | None = None,
+    ):
         self.model, self.data, self.config = model, data, config
         self.run_dir = Path(run_dir)
         self.on_step = on_step
         self.view = GraphView.of(data.graph.csr)
         self.all_nodes = torch.arange(data.graph.num_nodes)
         self.has_edges = data.graph.csr.degree() > 0
-        self.sampler = NeighborSampler(data.graph.csr, config.fanouts) \
-            if config.mode == "sampled" else None
+        self.sampler = (
+            NeighborSampler(data.graph.csr, config.fanouts) if config.mode == "sampled" else None
+        )
         users, items, ratings = data.train
         self.ratings = torch.as_tensor(ratings, dtype=torch.float32)
-        self.batcher = LinkBatcher(users, items, data.num_items, config.batch_size,
-                                   config.num_negatives)
+        self.batcher = LinkBatcher(
+            users, items, data.num_items, config.batch_size, config.num_negatives
+        )
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         if config.objective == "mse":
             model.global_mean.fill_(float(self.ratings.mean()))
@@ -124,7 +132,7 @@ class Trainer:
         keep = torch.rand(n_id.numel(), generator=generator) >= self.model.config.id_dropout
         z = self.model(n_id, self._x(n_id), view, self.has_edges[n_id] & keep)
         B = batch.users.numel()
-        z_user, z_pos, z_neg = z[index[:B]], z[index[B:2 * B]], z[index[2 * B:]]
+        z_user, z_pos, z_neg = z[index[:B]], z[index[B : 2 * B]], z[index[2 * B :]]
         if self.config.objective == "bpr":
             pos = (z_user * z_pos).sum(-1)
             neg = (z_user.unsqueeze(1) * z_neg.view(B, -1, z.shape[-1])).sum(-1)
@@ -139,6 +147,7 @@ class Trainer:
         self.optimizer.step()
         return loss.item()
 
+    @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Validation metrics; ``score`` is what early stopping maximises."""
         z = self.embeddings()
@@ -146,19 +155,33 @@ class Trainer:
         users, items, ratings = self.data.valid
         if self.config.objective == "mse":
             u, i = torch.as_tensor(users), torch.as_tensor(items) + U
-            metrics = rating_metrics(self.model.rating(z[u], z[i], u, i),
-                                     torch.as_tensor(ratings))
+            metrics = rating_metrics(self.model.rating(z[u], z[i], u, i), torch.as_tensor(ratings))
             return {**metrics, "score": -metrics["rmse"]}
-        metrics = full_ranking_metrics(lambda b: z[b] @ z[U:].T, self.data.train[:2],
-                                       (users, items), U, self.data.num_items, ks=(20,))
-        return {"recall@20": metrics["recall@20"], "ndcg@20": metrics["ndcg@20"],
-                "score": metrics["recall@20"]}
+        metrics = full_ranking_metrics(
+            lambda b: z[b] @ z[U:].T,
+            self.data.train[:2],
+            (users, items),
+            U,
+            self.data.num_items,
+            ks=(20,),
+        )
+        return {
+            "recall@20": metrics["recall@20"],
+            "ndcg@20": metrics["ndcg@20"],
+            "score": metrics["recall@20"],
+        }
 
     def _state(self, epoch: int, best: dict, history: list[dict]) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "epoch": epoch, "best_model": best["model"], "best_score": best["score"],
-                "best_epoch": best["epoch"], "bad_epochs": best["bad_epochs"],
-                "history": history}
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": epoch,
+            "best_model": best["model"],
+            "best_score": best["score"],
+            "best_epoch": best["epoch"],
+            "bad_epochs": best["bad_epochs"],
+            "history": history,
+        }
 
     def _write_history(self, history: list[dict]) -> None:
         path = self.run_dir / "metrics.jsonl"
@@ -171,39 +194,60 @@ class Trainer:
         cfg = self.config
         ckpt_path = self.run_dir / "checkpoints" / "last.pt"
         history: list[dict] = []
-        best = {"model": self.model.state_dict(), "score": -float("inf"), "epoch": -1,
-                "bad_epochs": 0}
+        best = {
+            "model": self.model.state_dict(),
+            "score": -float("inf"),
+            "epoch": -1,
+            "bad_epochs": 0,
+        }
         start = 0
         if ckpt_path.exists():
             state = load_checkpoint(ckpt_path)
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             history, start = state["history"], state["epoch"] + 1
-            best = {"model": state["best_model"], "score": state["best_score"],
-                    "epoch": state["best_epoch"], "bad_epochs": state["bad_epochs"]}
+            best = {
+                "model": state["best_model"],
+                "score": state["best_score"],
+                "epoch": state["best_epoch"],
+                "bad_epochs": state["bad_epochs"],
+            }
         step = start * len(self.batcher)
         for epoch in range(start, cfg.epochs):
             if best["bad_epochs"] >= cfg.patience:
                 break
             generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
             began, losses = time.perf_counter(), []
-            bar = tqdm(self.batcher.epoch(generator), total=len(self.batcher),
-                       desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress,
-                       leave=False, mininterval=1.0)
+            bar = tqdm(
+                self.batcher.epoch(generator),
+                total=len(self.batcher),
+                desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                disable=not cfg.progress,
+                leave=False,
+                mininterval=1.0,
+            )
             for batch in bar:
                 losses.append(self.train_step(batch, generator))
                 step += 1
                 bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
                 if self.on_step is not None:
                     self.on_step(step)
-            row = {"epoch": epoch + 1, "step": step, "loss": float(np.mean(losses)),
-                   "seconds": time.perf_counter() - began}
+            row = {
+                "epoch": epoch + 1,
+                "step": step,
+                "loss": float(np.mean(losses)),
+                "seconds": time.perf_counter() - began,
+            }
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
                 valid = self.validate()
                 row.update({f"valid_{k}": v for k, v in valid.items() if k != "score"})
                 if valid["score"] > best["score"]:
-                    best = {"model": {k: v.clone() for k, v in self.model.state_dict().items()},
-                            "score": valid["score"], "epoch": epoch + 1, "bad_epochs": 0}
+                    best = {
+                        "model": {k: v.clone() for k, v in self.model.state_dict().items()},
+                        "score": valid["score"],
+                        "epoch": epoch + 1,
+                        "bad_epochs": 0,
+                    }
                 else:
                     best["bad_epochs"] += 1
             history.append(row)
