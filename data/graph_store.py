@@ -103,13 +103,27 @@ class GraphStore:
         return GraphStore(csr, csr if symmetric else csc, symmetric, num_users, num_items)
 
     @staticmethod
-    def bipartite(user: np.ndarray, item: np.ndarray, num_users: int, num_items: int) -> GraphStore:
+    def bipartite(
+        user: np.ndarray,
+        item: np.ndarray,
+        num_users: int,
+        num_items: int,
+        user_edges: np.ndarray | None = None,
+        item_edges: np.ndarray | None = None,
+    ) -> GraphStore:
         """The symmetric user–item graph: users ``0..U-1``, items ``U..U+I-1``, both directions,
-        duplicate interactions merged."""
-        u = torch.as_tensor(np.asarray(user), dtype=torch.int64)
-        i = torch.as_tensor(np.asarray(item), dtype=torch.int64) + num_users
+        duplicates merged; optional ``[2, E']`` user–user and item–item edges join it (both
+        directions too)."""
+        src = [torch.as_tensor(np.asarray(user), dtype=torch.int64)]
+        dst = [torch.as_tensor(np.asarray(item), dtype=torch.int64) + num_users]
+        for edges, offset in ((user_edges, 0), (item_edges, num_users)):
+            if edges is not None:
+                edges = torch.as_tensor(np.asarray(edges), dtype=torch.int64) + offset
+                src.append(edges[0])
+                dst.append(edges[1])
+        s, d = torch.cat(src), torch.cat(dst)
         n = num_users + num_items
-        csr = CSR.from_edges(torch.cat([u, i]), torch.cat([i, u]), n, n)
+        csr = CSR.from_edges(torch.cat([s, d]), torch.cat([d, s]), n, n)
         return GraphStore(csr, csr, True, num_users, num_items)
 
     def save(self, folder: str | Path) -> Path:

@@ -72,12 +72,15 @@ def load_table(
     users: str | Path | None = None,
     items: str | Path | None = None,
     mapping: ColumnMapping | None = None,
+    user_edges: str | Path | None = None,
+    item_edges: str | Path | None = None,
     name: str | None = None,
 ) -> TextGraph:
     """A TextGraph from an interaction table and optional user/item tables with text.
 
     With a user or item table, interactions naming an id missing from it are errors (with line);
     without one, the node set is the ids seen in the interactions, in order of appearance.
+    ``user_edges``/``item_edges``: tables with ``src`` and ``dst`` columns of known ids.
     """
     m = mapping or ColumnMapping()
     path = Path(interactions)
@@ -114,4 +117,18 @@ def load_table(
         user_table,
         item_table,
         Interactions(np.asarray(u_idx), np.asarray(i_idx), ratings, times),
+        user_edges=None if user_edges is None else _edges(Path(user_edges), seen_users, "user"),
+        item_edges=None if item_edges is None else _edges(Path(item_edges), seen_items, "item"),
     )
+
+
+def _edges(path: Path, index: dict[str, int], kind: str) -> np.ndarray:
+    """``[2, E']`` internal ids from a ``src,dst`` table; unknown ids are errors with line."""
+    pairs = []
+    for line, row in _rows(path, ["src", "dst"]):
+        ends = [row["src"].strip(), row["dst"].strip()]
+        for node in ends:
+            if node not in index:
+                raise DataError(f"unknown {kind} {node!r}", path, line)
+        pairs.append([index[ends[0]], index[ends[1]]])
+    return np.asarray(pairs, dtype=np.int64).T.reshape(2, -1)

@@ -35,10 +35,16 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace):
+    """The recipe, then the TOML file, then the overrides. Without ``--config``, an existing
+    run directory's own ``config.toml`` is the file, so ``--run-dir`` alone resumes a run."""
     overrides = list(args.overrides)
+    config_file = args.config
     if args.run_dir:
         overrides.append(f"run_dir={json.dumps(args.run_dir)}")
-    return load_config(args.config, overrides, base=RECIPES[args.recipe]())
+        saved = Path(args.run_dir) / "config.toml"
+        if config_file is None and saved.exists():
+            config_file = saved
+    return load_config(config_file, overrides, base=RECIPES[args.recipe]())
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -103,10 +109,13 @@ def cmd_encode(args: argparse.Namespace) -> None:
 
     config = _config(args)
     graph, split = load_dataset(config.data)
-    features, encoded = encode_nodes(graph, split, config)
+    encoded = encode_nodes(graph, split, config)
+    if graph.item_features is None:
+        raise ValueError("model.text_features is false: there is nothing to encode")
+    total = graph.num_users + graph.num_items
     print(
-        f"{features.shape[0]} node features of dimension {features.shape[1]}: {encoded} "
-        f"texts encoded now, {features.shape[0] - encoded} from the cache"
+        f"{total} node features of dimension {graph.item_features.shape[1]}: {encoded} "
+        "distinct texts encoded now, the rest read from the cache"
     )
 
 

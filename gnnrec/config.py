@@ -35,6 +35,8 @@ class DataConfig:
     # dataset = "table": an interaction file plus optional user/item files with text columns
     users_path: str = ""
     items_path: str = ""
+    user_edges_path: str = ""  # src,dst table of user ids
+    item_edges_path: str = ""  # src,dst table of item ids
     user_column: str = "user_id"
     item_column: str = "item_id"
     rating_column: str = ""

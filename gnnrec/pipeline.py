@@ -53,7 +53,12 @@ def load_dataset(cfg: DataConfig) -> tuple[TextGraph, Split]:
             item_text=cfg.item_text_columns,
         )
         graph = load_table(
-            path, users=cfg.users_path or None, items=cfg.items_path or None, mapping=mapping
+            path,
+            users=cfg.users_path or None,
+            items=cfg.items_path or None,
+            mapping=mapping,
+            user_edges=cfg.user_edges_path or None,
+            item_edges=cfg.item_edges_path or None,
         )
     split = split_interactions(
         graph,
@@ -79,28 +84,44 @@ def node_texts(graph: TextGraph, split: Split, cfg: DataConfig) -> list[str]:
     return users + graph.items.texts()
 
 
-def encode_nodes(
-    graph: TextGraph, split: Split, config: RunConfig, progress: bool = True
-) -> tuple[torch.Tensor | None, int]:
-    """Features ``[U + I, F]`` float32 (None when the model uses no text), and how many texts
-    were encoded now (0 when the cache had them all)."""
+def encode_nodes(graph: TextGraph, split: Split, config: RunConfig, progress: bool = True) -> int:
+    """Fills ``graph.user_features`` ``[U, F]`` and ``graph.item_features`` ``[I, F]`` (float16)
+    unless the model uses no text; returns how many texts were encoded now (0 when the cache
+    had them all)."""
     if not config.model.text_features:
-        return None, 0
+        return 0
     texts = node_texts(graph, split, config.data)
     if not any(texts):
         raise ValueError(f"dataset {graph.name!r} has no text; set model.text_features = false")
     encoder, cache = make_encoder(config.encoder)
     features, encoded = cache.get_or_encode(texts, lambda t: encoder.encode(t, progress))
-    return features.float(), encoded
-
-
-def training_data(graph: TextGraph, split: Split, features: torch.Tensor | None) -> TrainingData:
-    inter = graph.interactions
-    part = lambda index: (inter.user[index], inter.item[index], inter.rating[index])  # noqa: E731
-    store = GraphStore.bipartite(
-        inter.user[split.train], inter.item[split.train], graph.num_users, graph.num_items
+    graph.user_features, graph.item_features = (
+        features[: graph.num_users],
+        features[graph.num_users :],
     )
-    return TrainingData(store, features, part(split.train), part(split.valid))
+    return encoded
+
+
+def training_data(graph: TextGraph, split: Split) -> TrainingData:
+    """The training graph (training interactions plus any user–user/item–item edges), the node
+    features ``[U + I, F]`` float32 from the graph's slots, and the train/validation pairs."""
+    inter = graph.interactions
+
+    def pairs(index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return inter.user[index], inter.item[index], inter.rating[index]
+
+    store = GraphStore.bipartite(
+        inter.user[split.train],
+        inter.item[split.train],
+        graph.num_users,
+        graph.num_items,
+        graph.user_edges,
+        graph.item_edges,
+    )
+    features = None
+    if graph.user_features is not None and graph.item_features is not None:
+        features = torch.cat([graph.user_features, graph.item_features]).float()
+    return TrainingData(store, features, pairs(split.train), pairs(split.valid))
 
 
 def build_model(config: RunConfig, data: TrainingData) -> GCNRecommender:
@@ -118,8 +139,8 @@ class Prepared:
 
 def prepare(config: RunConfig, progress: bool = True) -> Prepared:
     graph, split = load_dataset(config.data)
-    features, _ = encode_nodes(graph, split, config, progress)
-    return Prepared(graph, split, training_data(graph, split, features))
+    encode_nodes(graph, split, config, progress)
+    return Prepared(graph, split, training_data(graph, split))
 
 
 def test_pairs(prepared: Prepared) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

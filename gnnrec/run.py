@@ -8,6 +8,7 @@ best validated weights), ``metrics.jsonl`` (per epoch), ``metrics.json`` (test),
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -70,20 +71,44 @@ def evaluate(prepared: Prepared, model: GCNRecommender, config: RunConfig) -> di
     return metrics
 
 
+# Settings that may change between a run and its resumption; anything else must stay the same.
+RESUMABLE_CHANGES = {("train", "epochs"), ("train", "patience"), ("train", "progress")}
+
+
+def check_resumable(config: RunConfig, run_dir: Path) -> None:
+    """Refuses to resume a checkpoint that was trained under a different configuration."""
+    saved_file, checkpoint = run_dir / "config.toml", run_dir / "checkpoints" / "last.pt"
+    if not (saved_file.exists() and checkpoint.exists()):
+        return
+    saved, new = dataclasses.asdict(load_config(saved_file)), dataclasses.asdict(config)
+    changed = [
+        f"{section}.{key}"
+        for section, values in new.items()
+        if isinstance(values, dict)
+        for key, value in values.items()
+        if saved.get(section, {}).get(key) != value and (section, key) not in RESUMABLE_CHANGES
+    ]
+    if changed:
+        raise ValueError(
+            f"{run_dir} holds a checkpoint trained with different {', '.join(changed)}; "
+            "resume with the same configuration or choose a new --run-dir"
+        )
+
+
 def train_run(config: RunConfig, on_step: Callable[[int], None] | None = None) -> dict:
     """Trains (resuming when ``run_dir`` has a checkpoint), evaluates, writes every artifact."""
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    check_resumable(config, run_dir)
     save_config(config, run_dir / "config.toml")
     prepared = prepare(config, progress=config.train.progress)
     model = build_model(config, prepared.data)
-    history = Trainer(model, prepared.data, config.train, run_dir, on_step).train()
+    trainer = Trainer(model, prepared.data, config.train, run_dir, on_step)
+    history = trainer.train()
     save_checkpoint({"model": model.state_dict()}, run_dir / "model.pt")
     plot_training_curve(history, run_dir / "training_curve.png")
     metrics = evaluate(prepared, model, config)
-    metrics["best_epoch"] = max(
-        history, key=lambda r: r.get("valid_recall@20", -r.get("valid_rmse", 0))
-    )["epoch"]
+    metrics["best_epoch"] = trainer.best_epoch
     metrics["epochs_run"] = len(history)
     _write_json(metrics, run_dir / "metrics.json")
     write_recommendations(prepared, model, config, run_dir / "recommendations.csv")

@@ -85,3 +85,14 @@ def test_errors_are_reported_without_a_traceback(tmp_path, capsys):
     assert "train the run first" in capsys.readouterr().err
     assert main(["train", "--set", "model.hidden=0"]) == 2
     assert "hidden >= 1" in capsys.readouterr().err
+
+
+def test_run_dir_alone_resumes_with_the_saved_configuration(planted_dir, feature_cache, tmp_path):
+    run_dir = tmp_path / "run"
+    config_file = tmp_path / "run.toml"
+    save_config(planted_config(planted_dir, feature_cache, run_dir, "train.epochs=2"), config_file)
+    assert main(["train", "--config", str(config_file)]) == 0
+    assert main(["train", "--run-dir", str(run_dir), "--set", "train.epochs=3"]) == 0
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+    assert json.loads((run_dir / "metrics.json").read_text())["dataset"] == "interactions"

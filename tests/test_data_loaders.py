@@ -111,3 +111,22 @@ def test_url_source_is_verified_by_sha256_and_cached(tmp_path):
 def test_missing_path_is_reported(tmp_path):
     with pytest.raises(DataError, match=str(tmp_path / "nope")):
         resolve_source(Path(tmp_path / "nope"))
+
+
+def test_item_item_edges_join_the_training_graph(tmp_path):
+    from gnnrec.data import GraphStore, split_interactions
+    from gnnrec.pipeline import training_data
+
+    (tmp_path / "inter.csv").write_text("user_id,item_id\na,x\nb,y\na,z\n")
+    (tmp_path / "similar.csv").write_text("src,dst\nx,y\n")
+    graph = load_table(tmp_path / "inter.csv", item_edges=tmp_path / "similar.csv")
+    assert graph.item_edges.tolist() == [[0], [1]]
+    store = training_data(
+        graph, split_interactions(graph, test_fraction=0.0, valid_fraction=0.0)
+    ).graph
+    x, y = 2 + 0, 2 + 1  # items come after the 2 users
+    assert y in store.csr.indices[store.csr.indptr[x] : store.csr.indptr[x + 1]].tolist()
+    assert isinstance(store, GraphStore) and store.symmetric
+    (tmp_path / "bad.csv").write_text("src,dst\nx,nope\n")
+    with pytest.raises(DataError, match=r"bad.csv:2: unknown item 'nope'"):
+        load_table(tmp_path / "inter.csv", item_edges=tmp_path / "bad.csv")

@@ -145,3 +145,35 @@ def test_killed_run_resumes_to_the_same_result(planted_dir, feature_cache, tmp_p
     a = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "killed" / "model.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_early_stopping_ends_a_run_that_stops_improving(planted_dir, feature_cache, tmp_path):
+    config = planted_config(
+        planted_dir, feature_cache, tmp_path / "run", "train.lr=1e-12", "train.patience=2"
+    )
+    metrics = train_run(config)
+    assert metrics["epochs_run"] == 3  # epoch 1 sets the best; 2 and 3 do not beat it
+    assert metrics["best_epoch"] == 1
+
+
+def test_encode_command_fills_the_cache_once(planted_dir, feature_cache, tmp_path, capsys):
+    from gnnrec.cli import main
+
+    config = planted_config(planted_dir, tmp_path / "cache", tmp_path / "run")
+    save_config(config, tmp_path / "c.toml")
+    assert main(["encode", "--config", str(tmp_path / "c.toml")]) == 0
+    first = capsys.readouterr().out
+    assert main(["encode", "--config", str(tmp_path / "c.toml")]) == 0
+    second = capsys.readouterr().out
+    assert ": 108 distinct texts encoded now" in first  # 48 users + 60 items, all distinct
+    assert ": 0 distinct texts encoded now" in second
+
+
+def test_resuming_with_another_configuration_is_refused(planted_dir, feature_cache, tmp_path):
+    train_run(planted_config(planted_dir, feature_cache, tmp_path / "run", "train.epochs=2"))
+    longer = train_run(
+        planted_config(planted_dir, feature_cache, tmp_path / "run", "train.epochs=3")
+    )
+    assert longer["epochs_run"] == 3  # more epochs: resumed from epoch 2
+    with pytest.raises(ValueError, match=r"different model\.hidden"):
+        train_run(planted_config(planted_dir, feature_cache, tmp_path / "run", "model.hidden=8"))

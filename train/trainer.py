@@ -190,7 +190,8 @@ class Trainer:
         tmp.replace(path)
 
     def train(self) -> list[dict]:
-        """Runs (or resumes) training; leaves the best validated weights in the model."""
+        """Runs (or resumes) training; leaves the best validated weights in the model and their
+        epoch in ``best_epoch``."""
         cfg = self.config
         ckpt_path = self.run_dir / "checkpoints" / "last.pt"
         history: list[dict] = []
@@ -257,4 +258,5 @@ class Trainer:
                 shown = {k: round(v, 4) for k, v in row.items() if k.startswith(("loss", "valid"))}
                 tqdm.write(f"epoch {epoch + 1}: {shown}")
         self.model.load_state_dict(best["model"])
+        self.best_epoch = best["epoch"]
         return history

@@ -1,0 +1,101 @@
+"""Neighbor-sampling throughput on a synthetic power-law user–item graph (CPU).
+
+Our sampler against torch-sparse's ``neighbor_sample`` (when installed), same graph, seeds and
+fanouts, in one process. Reports sampled edges/s and seeds/s.
+
+    python -m gnnrec.bench.sampling --users 200000 --items 50000 --edges 5000000
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from gnnrec.bench.harness import markdown_table, median_seconds, provenance, write_results
+from gnnrec.data import GraphStore
+from gnnrec.train.sampler import NeighborSampler
+
+
+def power_law_bipartite(
+    num_users: int, num_items: int, num_edges: int, alpha: float = 1.0, seed: int = 0
+) -> GraphStore:
+    """Users uniform, items with popularity ``p_i ∝ (i + 1)^-alpha`` (a power-law degree tail)."""
+    rng = np.random.default_rng(seed)
+    weights = (np.arange(num_items) + 1.0) ** -alpha
+    items = rng.choice(num_items, size=num_edges, p=weights / weights.sum())
+    users = rng.integers(0, num_users, num_edges)
+    return GraphStore.bipartite(users, items, num_users, num_items)
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    graph = power_law_bipartite(args.users, args.items, args.edges, seed=args.seed)
+    g = torch.Generator().manual_seed(args.seed)
+    batches = [
+        torch.randint(0, graph.num_nodes, (args.batch_size,), generator=g)
+        for _ in range(args.batches)
+    ]
+    config = {
+        "nodes": graph.num_nodes,
+        "edges": graph.num_edges,
+        "fanouts": args.fanouts,
+        "batch_size": args.batch_size,
+        "batches": args.batches,
+    }
+    ours = NeighborSampler(graph.csr, args.fanouts)
+    candidates = {"gnnrec NeighborSampler": lambda seeds: ours.sample(seeds, g).csr.num_edges}
+    try:
+        import torch_sparse  # noqa: F401
+
+        indptr, indices = graph.csr.indptr, graph.csr.indices.long()
+        candidates["torch_sparse.neighbor_sample"] = lambda seeds: (
+            torch.ops.torch_sparse.neighbor_sample(
+                indptr, indices, seeds, args.fanouts, False, True
+            )[1].numel()
+        )
+    except ImportError:
+        pass
+    rows = []
+    for name, sample in candidates.items():
+        edges = [0]
+
+        def epoch(sample=sample, edges=edges):
+            edges[0] = sum(sample(seeds) for seeds in batches)
+
+        seconds = median_seconds(epoch, repeats=args.repeats)
+        rows.append(
+            {
+                "bench": "sampling",
+                "sampler": name,
+                "seconds": seconds,
+                "sampled_edges_per_s": edges[0] / seconds,
+                "seeds_per_s": args.batch_size * args.batches / seconds,
+                "config": config,
+                **provenance(),
+            }
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=200_000)
+    parser.add_argument("--items", type=int, default=50_000)
+    parser.add_argument("--edges", type=int, default=5_000_000)
+    parser.add_argument("--fanouts", type=int, nargs="+", default=[15, 10, 5])
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--batches", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", default="bench/results/sampling.jsonl")
+    args = parser.parse_args(argv)
+    rows = run(args)
+    write_results(rows, args.output)
+    print(f"{rows[0]['device']}, {rows[0]['torch_threads']} threads, config {rows[0]['config']}")
+    print(markdown_table(rows, ["sampler", "seconds", "sampled_edges_per_s", "seeds_per_s"]))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
