@@ -8,6 +8,7 @@ text of their own, so user text is built later from training interactions only
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -70,6 +71,30 @@ def _ratings(path: Path, rows, item_index: dict[str, int], columns: tuple[str, s
     return order, inter
 
 
+def _headerless_ratings(
+    path: Path, delimiter: str, item_ids: list[str]
+) -> tuple[list[str], Interactions]:
+    """``user item rating timestamp`` rows without a header (MovieLens 100K and 1M)."""
+    columns = ("user_id", "item_id", "rating", "timestamp")
+    rows = iter_rows(path, columns, delimiter=delimiter, header=False, encoding="latin-1")
+    return _ratings(path, rows, {m: i for i, m in enumerate(item_ids)}, columns)
+
+
+def _with_profiles(
+    user_ids: list[str],
+    path: Path,
+    columns: list[str],
+    delimiter: str,
+    describe: Callable[[dict[str, str]], str],
+) -> NodeTable:
+    """The user table, with a ``profile`` text field from a (latin-1) user file if present."""
+    if not path.exists():
+        return NodeTable(user_ids)
+    rows = iter_rows(path, columns, delimiter=delimiter, header=False, encoding="latin-1")
+    profiles = {row["user_id"].strip(): describe(row) for _, row in rows}
+    return NodeTable(user_ids, {"profile": [profiles.get(u, "") for u in user_ids]})
+
+
 def load_ml_latest_small(path: str | Path | None = None) -> TextGraph:
     """ml-latest-small (or any ml-latest folder): ``movies.csv``, ``ratings.csv``, ``tags.csv``.
 
@@ -122,31 +147,14 @@ def load_ml_100k(path: str | Path) -> TextGraph:
         ids.append(row["movie_id"].strip())
         titles.append(row["title"].strip())
         genres.append(", ".join(g for g in ML_100K_GENRES[1:] if row[g].strip() == "1"))
-    ratings = folder / "u.data"
-    rows = iter_rows(
-        ratings, ["user_id", "item_id", "rating", "timestamp"], delimiter="\t", header=False
+    user_ids, inter = _headerless_ratings(folder / "u.data", "\t", ids)
+    users = _with_profiles(
+        user_ids,
+        folder / "u.user",
+        ["user_id", "age", "gender", "occupation", "zip"],
+        "|",
+        lambda row: f"{row['age']}-year-old {row['gender']}, {row['occupation']}",
     )
-    user_ids, inter = _ratings(
-        ratings,
-        rows,
-        {m: i for i, m in enumerate(ids)},
-        ("user_id", "item_id", "rating", "timestamp"),
-    )
-    users = NodeTable(user_ids)
-    user_file = folder / "u.user"
-    if user_file.exists():
-        demo = {}
-        for _, row in iter_rows(
-            user_file,
-            ["user_id", "age", "gender", "occupation", "zip"],
-            delimiter="|",
-            header=False,
-            encoding="latin-1",
-        ):
-            demo[row["user_id"].strip()] = (
-                f"{row['age']}-year-old {row['gender']}, {row['occupation']}"
-            )
-        users = NodeTable(user_ids, {"profile": [demo.get(u, "") for u in user_ids]})
     return TextGraph(folder.name, users, NodeTable(ids, {"title": titles, "genres": genres}), inter)
 
 
@@ -162,31 +170,12 @@ def load_ml_1m(path: str | Path) -> TextGraph:
         ids.append(row["movie_id"].strip())
         titles.append(row["title"].strip())
         genres.append(row["genres"].strip().replace("|", ", "))
-    ratings = folder / "ratings.dat"
-    rows = iter_rows(
-        ratings,
-        ["user_id", "movie_id", "rating", "timestamp"],
-        delimiter="::",
-        header=False,
-        encoding="latin-1",
+    user_ids, inter = _headerless_ratings(folder / "ratings.dat", "::", ids)
+    users = _with_profiles(
+        user_ids,
+        folder / "users.dat",
+        ["user_id", "gender", "age", "occupation", "zip"],
+        "::",
+        lambda row: f"gender {row['gender']}, age group {row['age']}",
     )
-    user_ids, inter = _ratings(
-        ratings,
-        rows,
-        {m: i for i, m in enumerate(ids)},
-        ("user_id", "movie_id", "rating", "timestamp"),
-    )
-    users = NodeTable(user_ids)
-    user_file = folder / "users.dat"
-    if user_file.exists():
-        demo = {}
-        for _, row in iter_rows(
-            user_file,
-            ["user_id", "gender", "age", "occupation", "zip"],
-            delimiter="::",
-            header=False,
-            encoding="latin-1",
-        ):
-            demo[row["user_id"].strip()] = f"gender {row['gender']}, age group {row['age']}"
-        users = NodeTable(user_ids, {"profile": [demo.get(u, "") for u in user_ids]})
     return TextGraph(folder.name, users, NodeTable(ids, {"title": titles, "genres": genres}), inter)

@@ -177,3 +177,38 @@ def test_resuming_with_another_configuration_is_refused(planted_dir, feature_cac
     assert longer["epochs_run"] == 3  # more epochs: resumed from epoch 2
     with pytest.raises(ValueError, match=r"different model\.hidden"):
         train_run(planted_config(planted_dir, feature_cache, tmp_path / "run", "model.hidden=8"))
+
+
+def test_lightgcn_files_train_without_text_or_validation(tmp_path, feature_cache):
+    folder = tmp_path / "lgcn"
+    folder.mkdir()
+    g = torch.Generator().manual_seed(0)
+    train_lines, test_lines = [], []
+    for user in range(40):
+        block = (user % 4) * 10  # four communities of ten items
+        items = (block + torch.randperm(10, generator=g)[:6]).tolist()
+        train_lines.append(" ".join(map(str, [user, *items[:4]])))
+        test_lines.append(" ".join(map(str, [user, *items[4:]])))
+    (folder / "train.txt").write_text("\n".join(train_lines) + "\n")
+    (folder / "test.txt").write_text("\n".join(test_lines) + "\n")
+    config = load_config(
+        None,
+        [
+            f'run_dir="{tmp_path / "run"}"',
+            "data.dataset=lightgcn",
+            f'data.path="{folder}"',
+            "data.valid_fraction=0.0",
+            "model.text_features=false",
+            "model.hidden=16",
+            "train.epochs=15",
+            "train.batch_size=32",
+            "train.lr=0.02",
+            "train.progress=false",
+            "train.patience=2",
+            "eval.ks=[5, 20]",
+        ],
+    )
+    metrics = train_run(config)
+    assert metrics["epochs_run"] == 15 and metrics["best_epoch"] == 15  # no early stop
+    assert metrics["split"] == "predefined"
+    assert metrics["recall@5"] > 2 * metrics["baselines"]["popularity"]["recall@5"]

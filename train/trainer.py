@@ -171,6 +171,10 @@ class Trainer:
             "score": metrics["recall@20"],
         }
 
+    def _best(self, epoch: int, score: float) -> dict:
+        weights = {k: v.clone() for k, v in self.model.state_dict().items()}
+        return {"model": weights, "score": score, "epoch": epoch + 1, "bad_epochs": 0}
+
     def _state(self, epoch: int, best: dict, history: list[dict]) -> dict:
         return {
             "model": self.model.state_dict(),
@@ -239,16 +243,14 @@ class Trainer:
                 "loss": float(np.mean(losses)),
                 "seconds": time.perf_counter() - began,
             }
-            if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+            if len(self.data.valid[0]) == 0:
+                # No validation set: the latest weights are the ones kept.
+                best = self._best(epoch, score=0.0)
+            elif (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
                 valid = self.validate()
                 row.update({f"valid_{k}": v for k, v in valid.items() if k != "score"})
                 if valid["score"] > best["score"]:
-                    best = {
-                        "model": {k: v.clone() for k, v in self.model.state_dict().items()},
-                        "score": valid["score"],
-                        "epoch": epoch + 1,
-                        "bad_epochs": 0,
-                    }
+                    best = self._best(epoch, valid["score"])
                 else:
                     best["bad_epochs"] += 1
             history.append(row)
