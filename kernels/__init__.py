@@ -1,8 +1,9 @@
 """Sparse aggregation: one entry point, :func:`aggregate`, with interchangeable backends.
 
 The ``torch`` backend (:mod:`gnnrec.kernels.reference`) runs anywhere and is the oracle; a
-``triton`` backend for CUDA tensors registers itself in :data:`BACKENDS` when available, and
-``backend="auto"`` picks it for CUDA inputs.
+``triton`` backend (:mod:`gnnrec.kernels.spmm`) registers itself in :data:`BACKENDS` when
+Triton imports, and ``backend="auto"`` picks it for CUDA inputs. On the CPU it runs only under
+the Triton interpreter (``TRITON_INTERPRET=1`` set before Triton is imported), as the tests do.
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ from gnnrec.kernels.reference import aggregate_reference
 
 REDUCTIONS = ("sum", "mean", "max")
 BACKENDS: dict[str, Callable[..., torch.Tensor]] = {"torch": aggregate_reference}
+try:
+    from gnnrec.kernels.spmm import aggregate_triton
+
+    BACKENDS["triton"] = aggregate_triton
+except ImportError:  # triton is not installed: the torch backend serves every device
+    pass
 
 
 def validate_csr(indptr: torch.Tensor, indices: torch.Tensor, num_cols: int) -> None:
@@ -53,12 +60,14 @@ def aggregate(
     col_scale: torch.Tensor | None = None,
     backend: str = "auto",
     validate: bool = True,
+    **backend_options,
 ) -> torch.Tensor:
     """``y_i = r_i * reduce_{(i,j)} (w_ij c_j x_j)``: the aggregation every GCN layer calls.
 
     Shapes: ``indptr`` ``[N + 1]``, ``indices`` ``[E]``, ``x`` ``[M, F]`` -> ``[N, F]``.
     ``backend``: ``"auto"`` (triton for CUDA tensors when registered, else torch) or a key of
-    :data:`BACKENDS`.
+    :data:`BACKENDS`; ``backend_options`` go to that backend (the triton backend's tile
+    schedule and tile sizes, see :func:`gnnrec.kernels.spmm.aggregate_triton`).
     """
     if reduce not in REDUCTIONS:
         raise ValueError(f"unknown reduce {reduce!r}; choose one of {REDUCTIONS}")
@@ -85,6 +94,7 @@ def aggregate(
         reduce=reduce,
         row_scale=row_scale,
         col_scale=col_scale,
+        **backend_options,
     )
 
 

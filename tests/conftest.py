@@ -9,7 +9,13 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
 from hypothesis import HealthCheck, settings
+
+# Triton kernels run on the CPU through the interpreter, which must be chosen before Triton is
+# imported (the gnnrec package imports it on first use of gnnrec.kernels).
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 settings.register_profile(
     "ci",

@@ -1,0 +1,173 @@
+"""Degree-aware tile schedules and per-graph caches for the Triton aggregation kernels.
+
+A CSR's non-empty rows become *work items* ``(row, edge_start, edge_end, slot)``:
+
+- light rows (degree <= ``heavy_threshold``) are whole items, sorted by degree (degree bins) and
+  packed several per program until a program holds about ``pack_edges`` edges;
+- heavy rows are split into chunks of ``chunk_edges`` edges, one chunk per program; each chunk
+  writes its raw partial result to workspace ``slot``, and a second pass reduces every heavy
+  row's chunks in a fixed order (deterministic, no atomics).
+
+Built once per graph and parameter set, and cached on the graph's index tensor together with
+its transpose (for the backward pass) and its edge row ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils.weak import WeakIdKeyDictionary
+
+
+@dataclass(frozen=True)
+class ScheduleParams:
+    """Tile-schedule knobs; tiny values let tests reach the split and packed paths."""
+
+    heavy_threshold: int = 2048
+    chunk_edges: int = 1024
+    pack_edges: int = 256
+
+    def __post_init__(self) -> None:
+        if min(self.heavy_threshold, self.chunk_edges, self.pack_edges) < 1:
+            raise ValueError("schedule parameters must be positive")
+
+
+@dataclass
+class TileSchedule:
+    """``program_ptr`` ``[P + 1]`` into the work items ``item_*`` ``[W]`` (int64); heavy rows
+    ``heavy_row`` ``[H]`` with their chunk slots ``chunk_ptr`` ``[H + 1]``."""
+
+    program_ptr: torch.Tensor
+    item_row: torch.Tensor
+    item_start: torch.Tensor
+    item_end: torch.Tensor
+    item_slot: torch.Tensor
+    heavy_row: torch.Tensor
+    chunk_ptr: torch.Tensor
+
+    @property
+    def num_programs(self) -> int:
+        return self.program_ptr.numel() - 1
+
+    @property
+    def num_slots(self) -> int:
+        return int(self.chunk_ptr[-1])
+
+
+def build_schedule(indptr: torch.Tensor, params: ScheduleParams) -> TileSchedule:
+    """The work items and program boundaries of a CSR (see the module docstring)."""
+    device = indptr.device
+    indptr = indptr.to("cpu", torch.int64)
+    degree = indptr[1:] - indptr[:-1]
+    light = torch.nonzero((degree > 0) & (degree <= params.heavy_threshold)).flatten()
+    light = light[torch.argsort(degree[light], stable=True)]
+    light_deg = degree[light]
+    # Pack light rows: a new program starts whenever the running edge count crosses a multiple
+    # of pack_edges (a row bigger than pack_edges gets a program of its own).
+    ends = torch.cumsum(light_deg, 0)
+    pack = torch.div(ends - light_deg, params.pack_edges, rounding_mode="floor")
+    new_program = torch.ones_like(pack, dtype=torch.bool)
+    new_program[1:] = pack[1:] != pack[:-1]
+    light_starts = torch.nonzero(new_program).flatten()
+
+    heavy = torch.nonzero(degree > params.heavy_threshold).flatten()
+    chunks = torch.div(
+        degree[heavy] + params.chunk_edges - 1, params.chunk_edges, rounding_mode="floor"
+    )
+    chunk_ptr = torch.zeros(heavy.numel() + 1, dtype=torch.int64)
+    chunk_ptr[1:] = torch.cumsum(chunks, 0)
+    chunk_row = torch.repeat_interleave(heavy, chunks)
+    chunk_index = torch.arange(chunk_row.numel()) - torch.repeat_interleave(chunk_ptr[:-1], chunks)
+    chunk_start = indptr[chunk_row] + chunk_index * params.chunk_edges
+    chunk_end = torch.minimum(chunk_start + params.chunk_edges, indptr[chunk_row + 1])
+
+    item_row = torch.cat([light, chunk_row])
+    item_start = torch.cat([indptr[light], chunk_start])
+    item_end = torch.cat([indptr[light + 1], chunk_end])
+    item_slot = torch.cat([torch.full_like(light, -1), torch.arange(chunk_row.numel())])
+    program_ptr = torch.cat([light_starts, light.numel() + torch.arange(chunk_row.numel() + 1)])
+    to = lambda t: t.to(device)  # noqa: E731
+    return TileSchedule(
+        to(program_ptr),
+        to(item_row),
+        to(item_start),
+        to(item_end),
+        to(item_slot),
+        to(heavy),
+        to(chunk_ptr),
+    )
+
+
+@dataclass
+class GraphPlan:
+    """What the kernels derive once from a CSR: tile schedules, edge row ids and the transpose.
+
+    It holds only derived tensors (never the CSR's own), so caching it weakly on the CSR's
+    ``indices`` tensor lets the entry go when the graph does.
+    """
+
+    num_rows: int
+    num_cols: int
+    schedules: dict[ScheduleParams, TileSchedule] = field(default_factory=dict)
+    row_ids: torch.Tensor | None = None
+    transposed: TransposedCSR | None = None
+    symmetric: bool | None = None
+
+    def schedule(self, indptr: torch.Tensor, params: ScheduleParams) -> TileSchedule:
+        if params not in self.schedules:
+            self.schedules[params] = build_schedule(indptr, params)
+        return self.schedules[params]
+
+    def edge_rows(self, indptr: torch.Tensor) -> torch.Tensor:
+        """Row of every edge, int64 ``[E]``."""
+        if self.row_ids is None:
+            degree = indptr[1:] - indptr[:-1]
+            rows = torch.arange(self.num_rows, device=indptr.device)
+            self.row_ids = torch.repeat_interleave(rows, degree)
+        return self.row_ids
+
+    def transpose(self, indptr: torch.Tensor, indices: torch.Tensor) -> TransposedCSR:
+        """``A^T`` as a CSR, with ``perm``: edge ``k`` of ``A^T`` is edge ``perm[k]`` of ``A``."""
+        if self.transposed is None:
+            perm = torch.argsort(indices.long(), stable=True)
+            counts = torch.bincount(indices.long(), minlength=self.num_cols)
+            t_indptr = torch.zeros(self.num_cols + 1, dtype=torch.int64, device=indptr.device)
+            t_indptr[1:] = torch.cumsum(counts, 0)
+            t_indices = self.edge_rows(indptr)[perm].to(indices.dtype)
+            self.transposed = TransposedCSR(
+                t_indptr, t_indices, perm, GraphPlan(self.num_cols, self.num_rows)
+            )
+        return self.transposed
+
+    def is_symmetric(self, indptr: torch.Tensor, indices: torch.Tensor) -> bool:
+        """Structural symmetry (with multiplicities): ``A^T`` has ``A``'s structure."""
+        if self.symmetric is None:
+            t = self.transpose(indptr, indices) if self.num_rows == self.num_cols else None
+            self.symmetric = t is not None and bool(
+                torch.equal(t.indptr, indptr) and torch.equal(t.indices, indices)
+            )
+        return self.symmetric
+
+
+@dataclass
+class TransposedCSR:
+    indptr: torch.Tensor
+    indices: torch.Tensor
+    perm: torch.Tensor
+    plan: GraphPlan
+
+
+_PLANS: WeakIdKeyDictionary = WeakIdKeyDictionary()
+
+
+def plan_for(indptr: torch.Tensor, indices: torch.Tensor, num_cols: int) -> GraphPlan:
+    """The cached plan of a CSR, keyed by the identity of its ``indices`` tensor (the entry goes
+    when the tensor does). Changing a graph's tensors in place after first use is not
+    supported: build new tensors instead."""
+    num_rows = indptr.numel() - 1
+    plan = _PLANS.get(indices)
+    if plan is None or (plan.num_rows, plan.num_cols) != (num_rows, num_cols):
+        plan = GraphPlan(num_rows, num_cols)
+        _PLANS[indices] = plan
+    return plan
