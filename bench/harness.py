@@ -75,6 +75,8 @@ def write_results(rows: list[dict[str, Any]], path: str | Path) -> Path:
 
 def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     def cell(value: Any) -> str:
+        if value is None:
+            return ""
         return f"{value:.4g}" if isinstance(value, float) else str(value)
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]

@@ -139,6 +139,12 @@ def cmd_recommend(args: argparse.Namespace) -> None:
     print(f"wrote top-{args.k} recommendations for {prepared.data.num_users} users to {out}")
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    from gnnrec.bench import kernels, sampling
+
+    {"kernels": kernels, "sampling": sampling}[args.topic].main(args.bench_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gnnrec", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_argument("--output", type=Path, help=".csv or .parquet")
     recommend.add_argument("--text", help="rank items for a new user described by this text")
     recommend.set_defaults(func=cmd_recommend)
+    bench = sub.add_parser(
+        "bench",
+        help="benchmarks: kernels (Triton aggregation) or sampling",
+        description="Runs bench/<topic>.py; arguments after the topic go to it (try -- --help).",
+    )
+    bench.add_argument("topic", choices=["kernels", "sampling"])
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

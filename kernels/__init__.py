@@ -8,6 +8,7 @@ the Triton interpreter (``TRITON_INTERPRET=1`` set before Triton is imported), a
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 
 import torch
@@ -16,12 +17,17 @@ from gnnrec.kernels.reference import aggregate_reference
 
 REDUCTIONS = ("sum", "mean", "max")
 BACKENDS: dict[str, Callable[..., torch.Tensor]] = {"torch": aggregate_reference}
-try:
+
+
+def _aggregate_triton(*args, **kwargs) -> torch.Tensor:
+    """Imports Triton on first use, so CPU-only work never pays for it."""
     from gnnrec.kernels.spmm import aggregate_triton
 
-    BACKENDS["triton"] = aggregate_triton
-except ImportError:  # triton is not installed: the torch backend serves every device
-    pass
+    return aggregate_triton(*args, **kwargs)
+
+
+if importlib.util.find_spec("triton") is not None:
+    BACKENDS["triton"] = _aggregate_triton
 
 
 def validate_csr(indptr: torch.Tensor, indices: torch.Tensor, num_cols: int) -> None:

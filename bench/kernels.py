@@ -1,0 +1,296 @@
+"""Aggregation kernel benchmark: our Triton kernels against cuSPARSE (``torch.sparse.mm``),
+PyG's aggregation paths and torch-sparse, in one process, with the copy bandwidth measured in
+the same run.
+
+On a GPU: full-size synthetic graphs (products-like, uniform, very skewed), F in {64, 128,
+256}, fp32 and bf16, forward and forward+backward, plus a GCN layer (F 128 -> 128, fp32)
+against PyG ``GCNConv`` on ``edge_index`` and on a sparse adjacency. Without a GPU the same code
+runs tiny graphs through the Triton interpreter, so the script cannot rot. Every run first
+checks the Triton outputs and gradients on the device against fp64 references.
+
+    gnnrec bench kernels [--tiny] [--output bench/results/kernels.jsonl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from gnnrec.bench.graphs import FULL_SIZE, TINY, GraphSpec, synthetic_csr
+from gnnrec.bench.harness import markdown_table, median_seconds, provenance, write_results
+
+
+def _timer(device: torch.device) -> Callable[[Callable[[], object]], float]:
+    """Milliseconds: ``triton.testing.do_bench`` medians on a GPU, perf_counter medians on CPU."""
+    if device.type == "cuda":
+        import triton.testing
+
+        return lambda fn: triton.testing.do_bench(fn, warmup=10, rep=50, return_mode="median")
+    return lambda fn: 1000 * median_seconds(fn, repeats=3)
+
+
+def copy_bandwidth_gbps(device: torch.device, timer) -> float:
+    numel = (1 << 28) if device.type == "cuda" else (1 << 22)
+    src = torch.empty(numel, dtype=torch.float32, device=device).normal_()
+    dst = torch.empty_like(src)
+    ms = timer(lambda: dst.copy_(src))
+    return 2 * src.numel() * src.element_size() / ms / 1e6
+
+
+def _gcn_scale(indptr: torch.Tensor) -> torch.Tensor:
+    degree = (indptr[1:] - indptr[:-1]).float()
+    return torch.where(degree > 0, degree.clamp(min=1).rsqrt(), torch.zeros_like(degree))
+
+
+def aggregation_candidates(indptr, indices, x, scale) -> dict[str, Callable[[], torch.Tensor]]:
+    """GCN-normalised sum ``s * (A (s * x))`` by every implementation available here."""
+    from gnnrec.kernels import aggregate
+
+    n = indptr.numel() - 1
+    rows = torch.repeat_interleave(torch.arange(n, device=x.device), indptr[1:] - indptr[:-1])
+    cols = indices.long()
+    weight = (scale[rows] * scale[cols]).to(x.dtype)
+    adj = torch.sparse_csr_tensor(indptr, cols, weight, (n, x.shape[0]))
+    candidates = {
+        "triton (ours)": lambda: aggregate(
+            indptr, indices, x, row_scale=scale, col_scale=scale, backend="triton", validate=False
+        ),
+        "torch.sparse.mm (cuSPARSE on GPU)": lambda: torch.sparse.mm(adj, x),
+        "PyG gather + index_add_": lambda: torch.zeros(
+            n, x.shape[1], dtype=x.dtype, device=x.device
+        ).index_add_(0, rows, x[cols] * weight[:, None]),
+    }
+    try:
+        import torch_sparse
+
+        sparse = torch_sparse.SparseTensor(rowptr=indptr, col=cols, value=weight,
+                                           sparse_sizes=(n, x.shape[0]))  # fmt: skip
+        candidates["torch_sparse.matmul"] = lambda: torch_sparse.matmul(sparse, x)
+    except ImportError:
+        pass
+    return candidates
+
+
+def _with_backward(fn: Callable[[], torch.Tensor], inputs: list[torch.Tensor], grad):
+    def run():
+        for t in inputs:
+            t.grad = None
+        fn().backward(grad)
+
+    return run
+
+
+def gcn_layer_candidates(indptr, indices, x) -> dict[str, Callable[[], torch.Tensor]]:
+    """A GCN layer ``D^-1/2 (A + I) D^-1/2 X W + b``: ours, and PyG ``GCNConv`` two ways."""
+    from torch_geometric.nn import GCNConv
+
+    from gnnrec.kernels import aggregate
+
+    n, f = indptr.numel() - 1, x.shape[1]
+    rows = torch.repeat_interleave(torch.arange(n, device=x.device), indptr[1:] - indptr[:-1])
+    loop = torch.arange(n, device=x.device)
+    all_rows, all_cols = torch.cat([rows, loop]), torch.cat([indices.long(), loop])
+    order = torch.argsort(all_rows * n + all_cols)
+    sl_indices = all_cols[order].to(torch.int32)
+    sl_indptr = torch.zeros_like(indptr)
+    sl_indptr[1:] = torch.cumsum(torch.bincount(all_rows, minlength=n), 0)
+    scale = _gcn_scale(sl_indptr)
+    linear = torch.nn.Linear(f, f).to(x.device)
+    conv = GCNConv(f, f).to(x.device)
+    edge_index = torch.stack([indices.long(), rows])
+    adj_t = torch.sparse_csr_tensor(indptr, indices.long(), torch.ones(indices.numel(),
+                                    device=x.device), (n, n))  # fmt: skip
+    return {
+        "GCN layer, triton (ours)": lambda: aggregate(
+            sl_indptr,
+            sl_indices,
+            linear(x),
+            row_scale=scale,
+            col_scale=scale,
+            backend="triton",
+            validate=False,
+        ),  # fmt: skip
+        "PyG GCNConv, edge_index": lambda: conv(x, edge_index),
+        "PyG GCNConv, torch.sparse CSR": lambda: conv(x, adj_t),
+    }
+
+
+def check_on_device(device: torch.device) -> list[dict]:
+    """Triton against the fp64 torch reference on this device: every reduction and dtype, split
+    heavy rows, forward and gradients. The interpreter is not the GPU: this is the GPU check."""
+    from gnnrec.kernels import aggregate, aggregate_reference
+    from gnnrec.kernels.schedule import ScheduleParams
+
+    spec = GraphSpec("check", 3000, 60_000, 1.1, 0.5) if device.type == "cuda" else TINY[0]
+    indptr, indices = synthetic_csr(spec, device, seed=1)
+    g = torch.Generator(device=device).manual_seed(0)
+    rows = []
+    tolerance = {torch.float32: 1e-5, torch.bfloat16: 1.6e-2, torch.float16: 2e-3}
+    for dtype, reduce, params in [
+        (d, r, p)
+        for d in (torch.float32, torch.bfloat16, torch.float16)
+        for r in ("sum", "mean", "max")
+        for p in (ScheduleParams(), ScheduleParams(heavy_threshold=64, chunk_edges=32))
+    ]:
+        x = torch.randn(spec.num_nodes, 72, generator=g, device=device).to(dtype)
+        values = torch.randn(indices.numel(), generator=g, device=device).to(dtype)
+        x.requires_grad_(True)
+        values.requires_grad_(True)
+        out = aggregate(indptr, indices, x, edge_values=values, reduce=reduce, backend="triton",
+                        params=params)  # fmt: skip
+        xd = x.detach().double().requires_grad_(True)
+        vd = values.detach().double().requires_grad_(True)
+        ref = aggregate_reference(indptr, indices, xd, edge_values=vd, reduce=reduce)
+        grad = torch.randn(out.shape, generator=g, device=device).to(dtype)
+        got = torch.autograd.grad(out, (x, values), grad)
+        want = torch.autograd.grad(ref, (xd, vd), grad.double())
+        errors = [((a.double() - b) / b.abs().max().clamp(min=1)).abs().max().item()
+                  for a, b in zip((out, *got), (ref, *want))]  # fmt: skip
+        rows.append({
+            "bench": "kernels-check", "dtype": str(dtype).split(".")[-1], "reduce": reduce,
+            "split_heavy_rows": params.heavy_threshold == 64,
+            "max_rel_err_out": errors[0], "max_rel_err_dx": errors[1],
+            "max_rel_err_dvalues": errors[2], "ok": max(errors) <= 4 * tolerance[dtype],
+        })  # fmt: skip
+    return rows
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    timer = _timer(device)
+    meta = provenance()
+    import triton
+
+    meta["triton"] = triton.__version__
+    meta["interpreted"] = os.environ.get("TRITON_INTERPRET") == "1"
+    rows = [{**r, **meta} for r in check_on_device(device)]
+    bandwidth = copy_bandwidth_gbps(device, timer)
+    rows.append({"bench": "copy", "GBps": bandwidth, **meta})
+    specs = [
+        s for s in (TINY if args.tiny else FULL_SIZE) if not args.graphs or s.name in args.graphs
+    ]
+    widths = [8] if args.tiny else args.widths
+    dtypes = [torch.float32] if args.tiny else [torch.float32, torch.bfloat16]
+    g = torch.Generator(device=device).manual_seed(0)
+    for spec in specs:
+        indptr, indices = synthetic_csr(spec, device)
+        degree = indptr[1:] - indptr[:-1]
+        graph = {"graph": spec.name, "nodes": spec.num_nodes, "edges": spec.num_edges,
+                 "max_degree": int(degree.max())}  # fmt: skip
+        scale = _gcn_scale(indptr)
+        for f in widths:
+            for dtype in dtypes:
+                x = torch.randn(spec.num_nodes, f, generator=g, device=device).to(dtype)
+                grad = torch.randn(spec.num_nodes, f, generator=g, device=device).to(dtype)
+                nbytes = 8 * (spec.num_nodes + 1) + 4 * spec.num_edges + 8 * spec.num_nodes
+                nbytes += 2 * spec.num_nodes * f * x.element_size()
+                for name, fn in aggregation_candidates(indptr, indices, x, scale).items():
+                    x.requires_grad_(False)
+                    forward = timer(fn)
+                    x.requires_grad_(True)
+                    both = timer(_with_backward(fn, [x], grad))
+                    for mode, ms in (("forward", forward), ("forward+backward", both)):
+                        rows.append({"bench": "aggregate", **graph, "F": f,
+                                     "dtype": str(dtype).split(".")[-1], "pass": mode,
+                                     "impl": name, "ms": ms,
+                                     "effective_GBps": nbytes / ms / 1e6 if mode == "forward"
+                                     else None, **meta})  # fmt: skip
+        f = 8 if args.tiny else 128
+        x = torch.randn(spec.num_nodes, f, generator=g, device=device, requires_grad=True)
+        grad = torch.randn(spec.num_nodes, f, generator=g, device=device)
+        for name, fn in gcn_layer_candidates(indptr, indices, x).items():
+            ms = timer(_with_backward(fn, [x], grad))
+            rows.append({"bench": "gcn-layer", **graph, "F": f, "dtype": "float32",
+                         "pass": "forward+backward", "impl": name, "ms": ms, **meta})  # fmt: skip
+    _add_speedups(rows)
+    return rows
+
+
+def _add_speedups(rows: list[dict]) -> None:
+    """``speedup_vs_cusparse`` (aggregate) and ``speedup_vs_...`` (GCN layer), same run."""
+
+    def key(r):
+        return (r["bench"], r.get("graph"), r.get("F"), r.get("dtype"), r.get("pass"))
+
+    baselines = {
+        key(r): r["ms"] for r in rows if r.get("impl") == "torch.sparse.mm (cuSPARSE on GPU)"
+    }
+    for r in rows:
+        if r["bench"] == "aggregate" and key(r) in baselines:
+            r["speedup_vs_cusparse"] = baselines[key(r)] / r["ms"]
+    layers = {(key(r), r["impl"]): r["ms"] for r in rows if r["bench"] == "gcn-layer"}
+    for r in rows:
+        if r.get("impl") == "GCN layer, triton (ours)":
+            for other in ("PyG GCNConv, edge_index", "PyG GCNConv, torch.sparse CSR"):
+                if (key(r), other) in layers:
+                    r[f"speedup_vs {other}"] = layers[(key(r), other)] / r["ms"]
+
+
+def plot(rows: list[dict], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    timed = [r for r in rows if r["bench"] in ("aggregate", "gcn-layer")]
+    groups = sorted({(r["graph"], r["F"], r["dtype"], r["pass"]) for r in timed})
+    impls = sorted({r["impl"] for r in timed})
+    fig, ax = plt.subplots(figsize=(max(8, len(groups) * 0.9), 5))
+    width = 0.8 / max(len(impls), 1)
+    for k, impl in enumerate(impls):
+        ms = [next((r["ms"] for r in timed if (r["graph"], r["F"], r["dtype"], r["pass"]) == grp
+                    and r["impl"] == impl), 0.0) for grp in groups]  # fmt: skip
+        ax.bar([i + k * width for i in range(len(groups))], ms, width, label=impl)
+    ax.set_xticks([i + 0.4 for i in range(len(groups))])
+    ax.set_xticklabels([f"{g}\nF={f} {d}\n{p}" for g, f, d, p in groups], fontsize=6)
+    ax.set_ylabel("ms (median)")
+    ax.set_yscale("log")
+    ax.set_title(f"aggregation on {rows[0]['device']}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(
+        prog="gnnrec bench kernels", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--tiny", action="store_true", help="tiny graphs (forced without a GPU)")
+    parser.add_argument("--widths", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--graphs", nargs="+", help="names of the graphs to run (default: all)")
+    parser.add_argument("--output", default="bench/results/kernels.jsonl")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        args.tiny = True
+        if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
+            raise RuntimeError("without a GPU the kernels need TRITON_INTERPRET=1 set before "
+                               "triton is imported")  # fmt: skip
+        os.environ["TRITON_INTERPRET"] = "1"
+    rows = run(args)
+    out = write_results(rows, args.output)
+    png = plot(rows, out.with_suffix(".png"))
+    print(f"{rows[0]['device']}, torch {rows[0]['torch']}, triton {rows[0]['triton']}"
+          f"{' (interpreter)' if rows[0]['interpreted'] else ''}")  # fmt: skip
+    checks = [r for r in rows if r["bench"] == "kernels-check"]
+    print(f"device check: {sum(r['ok'] for r in checks)}/{len(checks)} configurations within "
+          "tolerance")  # fmt: skip
+    print(f"copy bandwidth: {next(r['GBps'] for r in rows if r['bench'] == 'copy'):.1f} GB/s")
+    timed = [r for r in rows if r["bench"] in ("aggregate", "gcn-layer")]
+    print(markdown_table(timed, ["graph", "max_degree", "F", "dtype", "pass", "impl", "ms",
+                                 "effective_GBps", "speedup_vs_cusparse"]))  # fmt: skip
+    layers = [r for r in timed if r["impl"] == "GCN layer, triton (ours)"]
+    print(markdown_table(layers, ["graph", "ms", "speedup_vs PyG GCNConv, edge_index",
+                                  "speedup_vs PyG GCNConv, torch.sparse CSR"]))  # fmt: skip
+    print(f"written: {out}, {png}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
