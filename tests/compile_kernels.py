@@ -1,0 +1,82 @@
+"""Compiles every Triton kernel variant ahead of time for Hopper (sm_90) and Ampere (sm_80)
+with the installed Triton; no GPU is needed. Run as a script without ``TRITON_INTERPRET``
+(``tests/test_kernels_compile.py`` does): ``python tests/compile_kernels.py``."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+
+from gnnrec.kernels.sddmm import _sddmm_kernel
+from gnnrec.kernels.spmm import _combine_heavy_kernel, _spmm_items_kernel
+
+TARGETS = [GPUTarget("cuda", 90, 32), GPUTarget("cuda", 80, 32)]
+DTYPES = ["fp32", "bf16", "fp16", "fp64"]
+
+
+def _compile(kernel, pointers: dict[str, str], constexprs: dict[str, object], target) -> None:
+    """Compiles ``kernel`` with pointer element types ``pointers``, i64 for every other
+    runtime argument, and the given constexpr values; returns nothing, raises on failure."""
+    signature, constants = {}, {}
+    for i, name in enumerate(kernel.arg_names):
+        if name in constexprs:
+            signature[name] = "constexpr"
+            constants[(i,)] = constexprs[name]
+        else:
+            signature[name] = f"*{pointers[name]}" if name in pointers else "i64"
+    compiled = triton.compile(ASTSource(kernel, signature, constants), target=target)
+    assert compiled.asm["cubin"]
+
+
+def _spmm_pointers(dtype: str) -> dict[str, str]:
+    acc = "fp64" if dtype == "fp64" else "fp32"
+    index = dict.fromkeys(
+        [
+            "program_ptr",
+            "item_row",
+            "item_start",
+            "item_end",
+            "item_slot",
+            "indptr",
+            "out_arg",
+            "partial_arg",
+            "heavy_row",
+            "chunk_ptr",
+        ],
+        "i64",
+    )
+    return {**index, "indices": "i32", "x": dtype, "values": dtype, "col_scale": "fp32",
+            "row_scale": "fp32", "out": dtype, "partial": acc}  # fmt: skip
+
+
+CASES = [(d, r, True) for d in DTYPES for r in (0, 1, 2)] + [("fp32", 0, False), ("bf16", 2, False)]
+
+
+def compile_all() -> int:
+    """Compiles every case for every target; returns how many kernels were compiled."""
+    count = 0
+    for target in TARGETS:
+        for dtype, reduce, optional in CASES:
+            flags = {"REDUCE": reduce, "HAS_ROW_SCALE": optional, "ACC_FP64": dtype == "fp64"}
+            pointers = _spmm_pointers(dtype)
+            _compile(_spmm_items_kernel, pointers, {**flags, "HAS_VALUES": optional,
+                     "HAS_COL_SCALE": optional, "BLOCK_E": 32, "BLOCK_F": 128}, target)  # fmt: skip
+            _compile(_combine_heavy_kernel, pointers, {**flags, "BLOCK_F": 128}, target)
+            count += 2
+        for dtype in DTYPES:
+            pointers = {"rows": "i64", "cols": "i32", "a": dtype, "b": dtype,
+                        "row_scale": dtype, "col_scale": "fp32", "out": dtype}  # fmt: skip
+            flags = {"HAS_ROW_SCALE": True, "HAS_COL_SCALE": True, "ACC_FP64": dtype == "fp64"}
+            _compile(_sddmm_kernel, pointers, {**flags, "BLOCK_E": 64, "BLOCK_F": 64}, target)
+            count += 1
+    return count
+
+
+if __name__ == "__main__":
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        sys.exit("unset TRITON_INTERPRET: the interpreter does not compile kernels")
+    print(f"compiled {compile_all()} kernels with triton {triton.__version__}")
