@@ -29,8 +29,9 @@ FULL_SIZE = [
 TINY = [GraphSpec("tiny-skewed", 48, 240, 1.0, 0.5), GraphSpec("tiny-uniform", 48, 240, 0.0, 0.0)]
 
 
-def _power_law(num_nodes: int, count: int, alpha: float, g: torch.Generator,
-               device: torch.device) -> torch.Tensor:  # fmt: skip
+def _power_law(
+    num_nodes: int, count: int, alpha: float, g: torch.Generator, device: torch.device
+) -> torch.Tensor:
     if alpha == 0:
         return torch.randint(num_nodes, (count,), generator=g, device=device)
     weights = (torch.arange(num_nodes, device=device, dtype=torch.float64) + 1) ** -alpha

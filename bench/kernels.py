@@ -68,8 +68,9 @@ def aggregation_candidates(indptr, indices, x, scale) -> dict[str, Callable[[], 
     try:
         import torch_sparse
 
-        sparse = torch_sparse.SparseTensor(rowptr=indptr, col=cols, value=weight,
-                                           sparse_sizes=(n, x.shape[0]))  # fmt: skip
+        sparse = torch_sparse.SparseTensor(
+            rowptr=indptr, col=cols, value=weight, sparse_sizes=(n, x.shape[0])
+        )
         candidates["torch_sparse.matmul"] = lambda: torch_sparse.matmul(sparse, x)
     except ImportError:
         pass
@@ -103,8 +104,9 @@ def gcn_layer_candidates(indptr, indices, x) -> dict[str, Callable[[], torch.Ten
     linear = torch.nn.Linear(f, f).to(x.device)
     conv = GCNConv(f, f).to(x.device)
     edge_index = torch.stack([indices.long(), rows])
-    adj_t = torch.sparse_csr_tensor(indptr, indices.long(), torch.ones(indices.numel(),
-                                    device=x.device), (n, n))  # fmt: skip
+    adj_t = torch.sparse_csr_tensor(
+        indptr, indices.long(), torch.ones(indices.numel(), device=x.device), (n, n)
+    )
     return {
         "GCN layer, triton (ours)": lambda: aggregate(
             sl_indptr,
@@ -114,7 +116,7 @@ def gcn_layer_candidates(indptr, indices, x) -> dict[str, Callable[[], torch.Ten
             col_scale=scale,
             backend="triton",
             validate=False,
-        ),  # fmt: skip
+        ),
         "PyG GCNConv, edge_index": lambda: conv(x, edge_index),
         "PyG GCNConv, torch.sparse CSR": lambda: conv(x, adj_t),
     }
@@ -141,22 +143,31 @@ def check_on_device(device: torch.device) -> list[dict]:
         values = torch.randn(indices.numel(), generator=g, device=device).to(dtype)
         x.requires_grad_(True)
         values.requires_grad_(True)
-        out = aggregate(indptr, indices, x, edge_values=values, reduce=reduce, backend="triton",
-                        params=params)  # fmt: skip
+        out = aggregate(
+            indptr, indices, x, edge_values=values, reduce=reduce, backend="triton", params=params
+        )
         xd = x.detach().double().requires_grad_(True)
         vd = values.detach().double().requires_grad_(True)
         ref = aggregate_reference(indptr, indices, xd, edge_values=vd, reduce=reduce)
         grad = torch.randn(out.shape, generator=g, device=device).to(dtype)
         got = torch.autograd.grad(out, (x, values), grad)
         want = torch.autograd.grad(ref, (xd, vd), grad.double())
-        errors = [((a.double() - b) / b.abs().max().clamp(min=1)).abs().max().item()
-                  for a, b in zip((out, *got), (ref, *want))]  # fmt: skip
-        rows.append({
-            "bench": "kernels-check", "dtype": str(dtype).split(".")[-1], "reduce": reduce,
-            "split_heavy_rows": params.heavy_threshold == 64,
-            "max_rel_err_out": errors[0], "max_rel_err_dx": errors[1],
-            "max_rel_err_dvalues": errors[2], "ok": max(errors) <= 4 * tolerance[dtype],
-        })  # fmt: skip
+        errors = [
+            ((a.double() - b) / b.abs().max().clamp(min=1)).abs().max().item()
+            for a, b in zip((out, *got), (ref, *want))
+        ]
+        rows.append(
+            {
+                "bench": "kernels-check",
+                "dtype": str(dtype).split(".")[-1],
+                "reduce": reduce,
+                "split_heavy_rows": params.heavy_threshold == 64,
+                "max_rel_err_out": errors[0],
+                "max_rel_err_dx": errors[1],
+                "max_rel_err_dvalues": errors[2],
+                "ok": max(errors) <= 4 * tolerance[dtype],
+            }
+        )
     return rows
 
 
@@ -180,8 +191,12 @@ def run(args: argparse.Namespace) -> list[dict]:
     for spec in specs:
         indptr, indices = synthetic_csr(spec, device)
         degree = indptr[1:] - indptr[:-1]
-        graph = {"graph": spec.name, "nodes": spec.num_nodes, "edges": spec.num_edges,
-                 "max_degree": int(degree.max())}  # fmt: skip
+        graph = {
+            "graph": spec.name,
+            "nodes": spec.num_nodes,
+            "edges": spec.num_edges,
+            "max_degree": int(degree.max()),
+        }
         scale = _gcn_scale(indptr)
         for f in widths:
             for dtype in dtypes:
@@ -195,18 +210,36 @@ def run(args: argparse.Namespace) -> list[dict]:
                     x.requires_grad_(True)
                     both = timer(_with_backward(fn, [x], grad))
                     for mode, ms in (("forward", forward), ("forward+backward", both)):
-                        rows.append({"bench": "aggregate", **graph, "F": f,
-                                     "dtype": str(dtype).split(".")[-1], "pass": mode,
-                                     "impl": name, "ms": ms,
-                                     "effective_GBps": nbytes / ms / 1e6 if mode == "forward"
-                                     else None, **meta})  # fmt: skip
+                        rows.append(
+                            {
+                                "bench": "aggregate",
+                                **graph,
+                                "F": f,
+                                "dtype": str(dtype).split(".")[-1],
+                                "pass": mode,
+                                "impl": name,
+                                "ms": ms,
+                                "effective_GBps": nbytes / ms / 1e6 if mode == "forward" else None,
+                                **meta,
+                            }
+                        )
         f = 8 if args.tiny else 128
         x = torch.randn(spec.num_nodes, f, generator=g, device=device, requires_grad=True)
         grad = torch.randn(spec.num_nodes, f, generator=g, device=device)
         for name, fn in gcn_layer_candidates(indptr, indices, x).items():
             ms = timer(_with_backward(fn, [x], grad))
-            rows.append({"bench": "gcn-layer", **graph, "F": f, "dtype": "float32",
-                         "pass": "forward+backward", "impl": name, "ms": ms, **meta})  # fmt: skip
+            rows.append(
+                {
+                    "bench": "gcn-layer",
+                    **graph,
+                    "F": f,
+                    "dtype": "float32",
+                    "pass": "forward+backward",
+                    "impl": name,
+                    "ms": ms,
+                    **meta,
+                }
+            )
     _add_speedups(rows)
     return rows
 
@@ -243,8 +276,17 @@ def plot(rows: list[dict], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(max(8, len(groups) * 0.9), 5))
     width = 0.8 / max(len(impls), 1)
     for k, impl in enumerate(impls):
-        ms = [next((r["ms"] for r in timed if (r["graph"], r["F"], r["dtype"], r["pass"]) == grp
-                    and r["impl"] == impl), 0.0) for grp in groups]  # fmt: skip
+        ms = [
+            next(
+                (
+                    r["ms"]
+                    for r in timed
+                    if (r["graph"], r["F"], r["dtype"], r["pass"]) == grp and r["impl"] == impl
+                ),
+                0.0,
+            )
+            for grp in groups
+        ]
         ax.bar([i + k * width for i in range(len(groups))], ms, width, label=impl)
     ax.set_xticks([i + 0.4 for i in range(len(groups))])
     ax.set_xticklabels([f"{g}\nF={f} {d}\n{p}" for g, f, d, p in groups], fontsize=6)
@@ -270,24 +312,52 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if not torch.cuda.is_available():
         args.tiny = True
         if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
-            raise RuntimeError("without a GPU the kernels need TRITON_INTERPRET=1 set before "
-                               "triton is imported")  # fmt: skip
+            raise RuntimeError(
+                "without a GPU the kernels need TRITON_INTERPRET=1 set before triton is imported"
+            )
         os.environ["TRITON_INTERPRET"] = "1"
     rows = run(args)
     out = write_results(rows, args.output)
     png = plot(rows, out.with_suffix(".png"))
-    print(f"{rows[0]['device']}, torch {rows[0]['torch']}, triton {rows[0]['triton']}"
-          f"{' (interpreter)' if rows[0]['interpreted'] else ''}")  # fmt: skip
+    print(
+        f"{rows[0]['device']}, torch {rows[0]['torch']}, triton {rows[0]['triton']}"
+        f"{' (interpreter)' if rows[0]['interpreted'] else ''}"
+    )
     checks = [r for r in rows if r["bench"] == "kernels-check"]
-    print(f"device check: {sum(r['ok'] for r in checks)}/{len(checks)} configurations within "
-          "tolerance")  # fmt: skip
+    print(
+        f"device check: {sum(r['ok'] for r in checks)}/{len(checks)} configurations within "
+        "tolerance"
+    )
     print(f"copy bandwidth: {next(r['GBps'] for r in rows if r['bench'] == 'copy'):.1f} GB/s")
     timed = [r for r in rows if r["bench"] in ("aggregate", "gcn-layer")]
-    print(markdown_table(timed, ["graph", "max_degree", "F", "dtype", "pass", "impl", "ms",
-                                 "effective_GBps", "speedup_vs_cusparse"]))  # fmt: skip
+    print(
+        markdown_table(
+            timed,
+            [
+                "graph",
+                "max_degree",
+                "F",
+                "dtype",
+                "pass",
+                "impl",
+                "ms",
+                "effective_GBps",
+                "speedup_vs_cusparse",
+            ],
+        )
+    )
     layers = [r for r in timed if r["impl"] == "GCN layer, triton (ours)"]
-    print(markdown_table(layers, ["graph", "ms", "speedup_vs PyG GCNConv, edge_index",
-                                  "speedup_vs PyG GCNConv, torch.sparse CSR"]))  # fmt: skip
+    print(
+        markdown_table(
+            layers,
+            [
+                "graph",
+                "ms",
+                "speedup_vs PyG GCNConv, edge_index",
+                "speedup_vs PyG GCNConv, torch.sparse CSR",
+            ],
+        )
+    )
     print(f"written: {out}, {png}")
     return rows
 

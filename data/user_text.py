@@ -1,24 +1,24 @@
-"""User text built from training interactions only, so no test item can leak into features."""
+"""Node text: items from their fields, users from their fields and their *training*
+interactions only, so no test item can leak into features. Both through optional templates
+(:mod:`gnnrec.data.templates`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from gnnrec.data.textgraph import TextGraph
+from gnnrec.data.templates import render
+from gnnrec.data.textgraph import NodeTable, TextGraph
 
 
-def user_texts_from_interactions(
+def liked_items(
     graph: TextGraph,
     train_index: np.ndarray,
     max_items: int = 20,
     title_field: str = "title",
     genre_field: str = "genres",
 ) -> list[str]:
-    """One sentence per user listing the best-rated training items (most recent first on ties).
-
-    ``"Liked: Toy Story (1995) (Animation, Comedy); ..."``; user profile fields, if any, come
-    first. Only interactions in ``train_index`` are read.
-    """
+    """Per user, the best-rated training items (most recent first on ties), as
+    ``"Toy Story (1995) (Animation, Comedy); ..."``. Only ``train_index`` is read."""
     inter = graph.interactions.subset(train_index)
     items = graph.items.text_fields
     titles = items.get(title_field, graph.items.ids)
@@ -29,11 +29,34 @@ def user_texts_from_interactions(
         chosen = per_user[inter.user[k]]
         if len(chosen) < max_items:
             chosen.append(int(inter.item[k]))
-    texts = []
-    for user, chosen in enumerate(per_user):
-        profile = graph.users.text(user)
-        liked = "; ".join(
-            f"{titles[i]} ({genres[i]})" if genres and genres[i] else titles[i] for i in chosen
-        )
-        texts.append(" ".join(p for p in (profile, f"Liked: {liked}." if liked else "") if p))
-    return texts
+    return [
+        "; ".join(f"{titles[i]} ({genres[i]})" if genres and genres[i] else titles[i] for i in c)
+        for c in per_user
+    ]
+
+
+def node_table_texts(
+    table: NodeTable, template: str = "", extra: dict[str, list[str]] | None = None
+) -> list[str]:
+    """Each node's text: ``template`` over its fields (plus ``extra`` fields), or by default
+    every non-empty field as a ``"Field: value."`` sentence."""
+    extra = extra or {}
+    if not template:
+        texts = table.texts()
+        if "liked" in extra:
+            texts = [
+                " ".join(p for p in (t, f"Liked: {liked}." if liked else "") if p)
+                for t, liked in zip(texts, extra["liked"])
+            ]
+        return texts
+    fields = {**table.text_fields, **extra}
+    return [render(template, {k: v[i] for k, v in fields.items()}) for i in range(len(table))]
+
+
+def user_texts_from_interactions(
+    graph: TextGraph, train_index: np.ndarray, max_items: int = 20, template: str = ""
+) -> list[str]:
+    """User text from profile fields and training interactions; ``{liked}`` in a template is
+    the :func:`liked_items` list. Default: ``"Profile: ... Liked: A (genres); B ..."``."""
+    liked = liked_items(graph, train_index, max_items)
+    return node_table_texts(graph.users, template, {"liked": liked})

@@ -1,9 +1,10 @@
-"""An on-disk cache of text embeddings keyed by encoder identity and text hash.
+"""An on-disk cache of text embeddings keyed by encoder identity, storage dtype and text hash.
 
-Layout: ``<cache_dir>/<encoder_key>/{hashes.npy, features.npy, meta.json}``: row ``r`` of the
-float16 ``features`` ``[T, F]`` is the embedding of the text whose sha256 is ``hashes[r]``. New
-rows are appended by writing both files to temporary names and renaming, so an interrupted run
-leaves the previous cache intact.
+Layout: ``<cache_dir>/<encoder_key>-<dtype>/{hashes.npy, features.npy, meta.json}``: row ``r``
+of ``features`` ``[T, F]`` is the embedding of the text whose sha256 is ``hashes[r]``
+(bfloat16 is stored as its raw 16 bits, since NumPy has no bfloat16). New rows are appended by
+writing both files to temporary names and renaming, so an interrupted run leaves the previous
+cache intact.
 """
 
 from __future__ import annotations
@@ -17,12 +18,33 @@ from pathlib import Path
 import numpy as np
 import torch
 
+STORAGE = {torch.float16: np.float16, torch.float32: np.float32, torch.bfloat16: np.int16}
+
 
 def text_hash(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()
 
 
-def _atomic_save(path: Path, array: np.ndarray) -> None:
+def text_set_hash(texts: list[str]) -> str:
+    """A short name for an ordered list of texts (the work folder of one sharded encoding)."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text_hash(text))
+    return digest.hexdigest()[:20]
+
+
+def to_storage(features: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
+    """``features`` in ``dtype`` as a NumPy array (bfloat16 as int16 bit patterns)."""
+    converted = features.to(dtype)
+    return (converted.view(torch.int16) if dtype == torch.bfloat16 else converted).numpy()
+
+
+def from_storage(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    return tensor.view(torch.bfloat16) if dtype == torch.bfloat16 else tensor
+
+
+def atomic_save(path: Path, array: np.ndarray) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as f:
         np.save(f, array)
@@ -32,8 +54,17 @@ def _atomic_save(path: Path, array: np.ndarray) -> None:
 class FeatureCache:
     """Embeddings of texts under one encoder key; :meth:`get_or_encode` encodes only misses."""
 
-    def __init__(self, cache_dir: str | Path, encoder_key: str, meta: dict | None = None):
-        self.folder = Path(cache_dir) / encoder_key
+    def __init__(
+        self,
+        cache_dir: str | Path,
+        encoder_key: str,
+        meta: dict | None = None,
+        dtype: torch.dtype = torch.float16,
+    ):
+        if dtype not in STORAGE:
+            raise ValueError(f"features can be stored as {list(STORAGE)}, not {dtype}")
+        self.dtype = dtype
+        self.folder = Path(cache_dir) / f"{encoder_key}-{str(dtype).split('.')[-1]}"
         self.meta = meta or {}
 
     def _load(self) -> tuple[np.ndarray, np.ndarray | None]:
@@ -49,27 +80,33 @@ class FeatureCache:
     def get_or_encode(
         self, texts: list[str], encode: Callable[[list[str]], torch.Tensor]
     ) -> tuple[torch.Tensor, int]:
-        """``[len(texts), F]`` float16 features and how many texts had to be encoded."""
-        keys = np.array([text_hash(t) for t in texts], dtype="S32")
+        """``[len(texts), F]`` features in the cache's dtype, and how many texts were encoded."""
+        keys = [text_hash(t) for t in texts]
         hashes, features = self._load()
         row_of = {h: r for r, h in enumerate(hashes.tolist())}
         missing_keys, missing_texts = [], []
-        for key, text in zip(keys.tolist(), texts):
-            if key not in row_of and key not in missing_keys:
+        for key, text in zip(keys, texts):
+            if key not in row_of:
                 row_of[key] = len(hashes) + len(missing_keys)
                 missing_keys.append(key)
                 missing_texts.append(text)
         if missing_texts:
-            new = encode(missing_texts).to(torch.float16).numpy()
+            new = to_storage(encode(missing_texts), self.dtype)
+            if len(new) != len(missing_texts):
+                raise RuntimeError(
+                    f"the encoder returned {len(new)} rows for {len(missing_texts)} texts"
+                )
             hashes = np.concatenate([hashes, np.array(missing_keys, dtype="S32")])
             features = new if features is None else np.concatenate([features, new])
             self.folder.mkdir(parents=True, exist_ok=True)
-            _atomic_save(self.folder / "features.npy", features)
-            _atomic_save(self.folder / "hashes.npy", hashes)
-            (self.folder / "meta.json").write_text(
-                json.dumps(
-                    {**self.meta, "rows": len(hashes), "dim": int(features.shape[1])}, indent=2
-                )
-            )
-        rows = np.array([row_of[k] for k in keys.tolist()], dtype=np.int64)
-        return torch.from_numpy(features[rows]), len(missing_texts)
+            atomic_save(self.folder / "features.npy", features)
+            atomic_save(self.folder / "hashes.npy", hashes)
+            meta = {
+                **self.meta,
+                "rows": len(hashes),
+                "dim": int(features.shape[1]),
+                "dtype": str(self.dtype).split(".")[-1],
+            }
+            (self.folder / "meta.json").write_text(json.dumps(meta, indent=2))
+        rows = np.array([row_of[k] for k in keys], dtype=np.int64)
+        return from_storage(features[rows], self.dtype), len(missing_texts)

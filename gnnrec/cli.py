@@ -105,10 +105,32 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_encode(args: argparse.Namespace) -> None:
-    from gnnrec.pipeline import encode_nodes, load_dataset
+    from gnnrec.pipeline import encode_nodes, load_dataset, node_texts
 
+    for flag, key in (
+        ("backend", "backend"),
+        ("model", "model"),
+        ("num_workers", "num_workers"),
+        ("shard_size", "shard_size"),
+    ):
+        value = getattr(args, flag)
+        if value is not None:
+            args.overrides.append(f"encoder.{key}={json.dumps(value)}")
+    for item in args.engine_args:
+        key, _, value = item.partition("=")
+        args.overrides.append(f"encoder.engine_args.{key}={value}")
     config = _config(args)
     graph, split = load_dataset(config.data)
+    if args.output:
+        from gnnrec.encoders.sharded import encode_sharded
+
+        texts = node_texts(graph, split, config.data)
+        features = encode_sharded(texts, args.output, config.encoder)
+        print(
+            f"{features.shape[0]} node features of dimension {features.shape[1]} "
+            f"(users first, then items) in {Path(args.output) / 'features.npy'}"
+        )
+        return
     encoded = encode_nodes(graph, split, config)
     if graph.item_features is None:
         raise ValueError("model.text_features is false: there is nothing to encode")
@@ -156,8 +178,27 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train (or resume) a run and evaluate it")
     _config_args(train)
     train.set_defaults(func=cmd_train)
-    encode = sub.add_parser("encode", help="encode user and item text into cached features")
+    encode = sub.add_parser(
+        "encode",
+        help="encode user and item text into node features",
+        description="Encodes every user and item text once (cached by model and text hash). "
+        "With --output, writes resumable shards on Ray Data and the memory-mapped "
+        "features.npy (node order: users, then items) with its manifest.json there.",
+    )
     _config_args(encode)
+    encode.add_argument("--backend", choices=["hf", "vllm"], help="encoder.backend")
+    encode.add_argument("--model", help="a local embedding model folder (encoder.model)")
+    encode.add_argument("--num-workers", type=int, help="Ray workers (encoder.num_workers)")
+    encode.add_argument("--shard-size", type=int, help="texts per shard (encoder.shard_size)")
+    encode.add_argument(
+        "--engine-arg",
+        dest="engine_args",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a vllm.LLM argument, e.g. dtype=float32",
+    )
+    encode.add_argument("--output", type=Path, help="folder for shards and features.npy")
     encode.set_defaults(func=cmd_encode)
     evaluate = sub.add_parser("evaluate", help="re-evaluate a trained run on its test split")
     evaluate.add_argument("--run-dir", required=True)

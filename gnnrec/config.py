@@ -11,7 +11,8 @@ from typing import Any
 import tomli_w
 import tomllib
 
-from gnnrec.encoders.hf import EncoderConfig
+from gnnrec.data.templates import template_fields
+from gnnrec.encoders.config import EncoderConfig
 from gnnrec.train.model import ModelConfig
 from gnnrec.train.trainer import TrainConfig
 
@@ -32,6 +33,10 @@ class DataConfig:
     cold_item_fraction: float = 0.2
     seed: int = 0
     user_text_items: int = 20
+    # Text templates over field names (see gnnrec/data/templates.py); empty: "Field: value."
+    # sentences of every field, and for users "Liked: <best-rated training items>."
+    item_template: str = ""  # e.g. "{title}. Genres: {genres}. Tags: {tags}."
+    user_template: str = ""  # e.g. "{profile}. Liked: {liked}."
     # dataset = "table": an interaction file plus optional user/item files with text columns
     users_path: str = ""
     items_path: str = ""
@@ -51,6 +56,8 @@ class DataConfig:
             raise ValueError(f"dataset {self.dataset!r} needs data.path")
         if self.split not in ("random", "temporal", "cold_items"):
             raise ValueError("split must be 'random', 'temporal' or 'cold_items'")
+        for name in ("item_template", "user_template"):
+            template_fields(getattr(self, name))  # raises on anything but bare field names
 
 
 @dataclass(kw_only=True)

@@ -27,7 +27,9 @@ from gnnrec.data import (
     user_texts_from_interactions,
 )
 from gnnrec.data.sources import DEFAULT_CACHE, resolve_source
-from gnnrec.encoders import EncoderConfig, FeatureCache, TransformersEncoder
+from gnnrec.data.user_text import node_table_texts
+from gnnrec.encoders import EncoderConfig, FeatureCache, encoder_key, make_encoder
+from gnnrec.encoders.cache import text_set_hash
 from gnnrec.train.model import GCNRecommender
 from gnnrec.train.trainer import TrainingData
 
@@ -72,16 +74,42 @@ def load_dataset(cfg: DataConfig) -> tuple[TextGraph, Split]:
     return graph, split
 
 
-def make_encoder(cfg: EncoderConfig) -> tuple[TransformersEncoder, FeatureCache]:
-    encoder = TransformersEncoder(cfg)
+def feature_cache(cfg: EncoderConfig) -> FeatureCache:
+    """The cache for this encoder configuration (no model is loaded to find it)."""
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else DEFAULT_CACHE / "features"
-    return encoder, FeatureCache(cache_dir, encoder.key(), {"model": encoder.model_path})
+    meta = {"backend": cfg.backend, "model": cfg.model}
+    return FeatureCache(cache_dir, encoder_key(cfg), meta, getattr(torch, cfg.dtype))
+
+
+def encode_texts(
+    texts: list[str], cfg: EncoderConfig, progress: bool = True
+) -> tuple[torch.Tensor, int]:
+    """``[T, F]`` features of ``texts`` through the cache; the encoder is loaded only for texts
+    the cache lacks, and with ``num_workers > 1`` those are encoded in shards on Ray Data."""
+
+    def encode_missing(missing: list[str]) -> torch.Tensor:
+        if cfg.num_workers > 1:
+            from gnnrec.encoders.sharded import encode_sharded
+
+            work = feature_cache(cfg).folder / "shards" / text_set_hash(missing)
+            return torch.from_numpy(np.asarray(encode_sharded(missing, work, cfg, progress)))
+        encoder = make_encoder(cfg)
+        features = encoder.encode(missing, progress)
+        if encoder.truncated:
+            print(
+                f"{encoder.truncated} of {len(missing)} texts were longer than "
+                f"{cfg.max_length} tokens and were truncated"
+            )
+        return features
+
+    return feature_cache(cfg).get_or_encode(texts, encode_missing)
 
 
 def node_texts(graph: TextGraph, split: Split, cfg: DataConfig) -> list[str]:
-    """``U + I`` texts: users' from their training interactions (and profile), items' fields."""
-    users = user_texts_from_interactions(graph, split.train, cfg.user_text_items)
-    return users + graph.items.texts()
+    """``U + I`` texts: users' from their training interactions (and profile), items' fields,
+    each through its template if one is configured."""
+    users = user_texts_from_interactions(graph, split.train, cfg.user_text_items, cfg.user_template)
+    return users + node_table_texts(graph.items, cfg.item_template)
 
 
 def encode_nodes(graph: TextGraph, split: Split, config: RunConfig, progress: bool = True) -> int:
@@ -93,12 +121,9 @@ def encode_nodes(graph: TextGraph, split: Split, config: RunConfig, progress: bo
     texts = node_texts(graph, split, config.data)
     if not any(texts):
         raise ValueError(f"dataset {graph.name!r} has no text; set model.text_features = false")
-    encoder, cache = make_encoder(config.encoder)
-    features, encoded = cache.get_or_encode(texts, lambda t: encoder.encode(t, progress))
-    graph.user_features, graph.item_features = (
-        features[: graph.num_users],
-        features[graph.num_users :],
-    )
+    features, encoded = encode_texts(texts, config.encoder, progress)
+    graph.user_features = features[: graph.num_users]
+    graph.item_features = features[graph.num_users :]
     return encoded
 
 

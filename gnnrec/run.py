@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from gnnrec.config import RunConfig, load_config, save_config
-from gnnrec.pipeline import Prepared, build_model, make_encoder, prepare, test_pairs
+from gnnrec.encoders import make_encoder
+from gnnrec.pipeline import Prepared, build_model, prepare, test_pairs
 from gnnrec.plots import plot_training_curve
 from gnnrec.train.checkpoint import load_checkpoint, save_checkpoint
 from gnnrec.train.evaluate import full_ranking_metrics, popularity_scores, rating_metrics
@@ -184,8 +185,7 @@ def recommend_for_text(
     placed by the text projection alone (no ID, no edges) and scored against every item."""
     if model.project is None:
         raise ValueError("this model uses no text features, so it cannot place a text-only user")
-    encoder, _ = make_encoder(config.encoder)
-    x = encoder.encode([text], progress=False).float()
+    x = make_encoder(config.encoder).encode([text], progress=False).float()
     z = node_embeddings(model, prepared.data)
     with torch.no_grad():
         user = model.project(x)

@@ -49,8 +49,16 @@ def _spmm_pointers(dtype: str) -> dict[str, str]:
         ],
         "i64",
     )
-    return {**index, "indices": "i32", "x": dtype, "values": dtype, "col_scale": "fp32",
-            "row_scale": "fp32", "out": dtype, "partial": acc}  # fmt: skip
+    return {
+        **index,
+        "indices": "i32",
+        "x": dtype,
+        "values": dtype,
+        "col_scale": "fp32",
+        "row_scale": "fp32",
+        "out": dtype,
+        "partial": acc,
+    }
 
 
 CASES = [(d, r, True) for d in DTYPES for r in (0, 1, 2)] + [("fp32", 0, False), ("bf16", 2, False)]
@@ -63,13 +71,30 @@ def compile_all() -> int:
         for dtype, reduce, optional in CASES:
             flags = {"REDUCE": reduce, "HAS_ROW_SCALE": optional, "ACC_FP64": dtype == "fp64"}
             pointers = _spmm_pointers(dtype)
-            _compile(_spmm_items_kernel, pointers, {**flags, "HAS_VALUES": optional,
-                     "HAS_COL_SCALE": optional, "BLOCK_E": 32, "BLOCK_F": 128}, target)  # fmt: skip
+            _compile(
+                _spmm_items_kernel,
+                pointers,
+                {
+                    **flags,
+                    "HAS_VALUES": optional,
+                    "HAS_COL_SCALE": optional,
+                    "BLOCK_E": 32,
+                    "BLOCK_F": 128,
+                },
+                target,
+            )
             _compile(_combine_heavy_kernel, pointers, {**flags, "BLOCK_F": 128}, target)
             count += 2
         for dtype in DTYPES:
-            pointers = {"rows": "i64", "cols": "i32", "a": dtype, "b": dtype,
-                        "row_scale": dtype, "col_scale": "fp32", "out": dtype}  # fmt: skip
+            pointers = {
+                "rows": "i64",
+                "cols": "i32",
+                "a": dtype,
+                "b": dtype,
+                "row_scale": dtype,
+                "col_scale": "fp32",
+                "out": dtype,
+            }
             flags = {"HAS_ROW_SCALE": True, "HAS_COL_SCALE": True, "ACC_FP64": dtype == "fp64"}
             _compile(_sddmm_kernel, pointers, {**flags, "BLOCK_E": 64, "BLOCK_F": 64}, target)
             count += 1

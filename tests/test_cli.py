@@ -96,3 +96,23 @@ def test_run_dir_alone_resumes_with_the_saved_configuration(planted_dir, feature
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
     assert json.loads((run_dir / "metrics.json").read_text())["dataset"] == "interactions"
+
+
+def test_encode_command_writes_sharded_features(planted_dir, feature_cache, tmp_path, capsys):
+    import numpy as np
+    import torch
+
+    config_file = tmp_path / "run.toml"
+    save_config(planted_config(planted_dir, feature_cache, tmp_path / "run"), config_file)
+    out = tmp_path / "features"
+    args = ["encode", "--config", str(config_file), "--num-workers", "2", "--shard-size", "40"]
+    assert main([*args, "--output", str(out)]) == 0
+    assert "108 node features of dimension 384" in capsys.readouterr().out
+    sharded = torch.from_numpy(np.load(out / "features.npy").astype(np.float32))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["num_texts"] == 108 and manifest["shard_size"] == 40
+    from gnnrec.config import load_config
+    from gnnrec.pipeline import prepare
+
+    cached = prepare(load_config(config_file), progress=False).data.features  # via the cache
+    torch.testing.assert_close(sharded, cached, atol=2e-3, rtol=0)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from gnnrec.encoders import EncoderConfig, FeatureCache, TransformersEncoder
+from gnnrec.encoders import EncoderConfig, FeatureCache, encoder_key
+from gnnrec.encoders.hf import TransformersEncoder
 
 TEXTS = [
     "Title: Toy Story (1995). Genres: Animation, Comedy.",
@@ -46,10 +47,12 @@ def test_cache_encodes_each_text_once_and_survives_restarts(encoder, tmp_path):
         calls.append(list(texts))
         return encoder.encode(texts, progress=False)
 
-    cache = FeatureCache(tmp_path, encoder.key())
+    cache = FeatureCache(tmp_path, encoder_key(encoder.config))
     first, n1 = cache.get_or_encode(TEXTS + [TEXTS[0]], counting)
     assert n1 == 4 and first.dtype == torch.float16 and torch.equal(first[0], first[4])
-    second, n2 = FeatureCache(tmp_path, encoder.key()).get_or_encode(TEXTS[::-1], counting)
+    second, n2 = FeatureCache(tmp_path, encoder_key(encoder.config)).get_or_encode(
+        TEXTS[::-1], counting
+    )
     assert n2 == 0 and len(calls) == 1
     assert torch.equal(second, first[:4].flip(0))
     _, n3 = cache.get_or_encode(["a new text", TEXTS[1]], counting)
@@ -68,3 +71,27 @@ def test_torn_cache_is_not_trusted(encoder, tmp_path):
 def test_missing_model_folder_is_explained(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         TransformersEncoder(EncoderConfig(model=str(tmp_path / "no-model")))
+
+
+def test_pooling_options_and_truncation_count(encoder):
+    texts = ["short text", "word " * 600]
+    before = encoder.truncated
+    mean = encoder.encode(texts, progress=False)
+    assert encoder.truncated - before == 1  # only the 600-word text exceeds 256 tokens
+    for pooling in ("cls", "last"):
+        other = TransformersEncoder(EncoderConfig(pooling=pooling, normalize=False))
+        pooled = other.encode(texts, progress=False)
+        assert pooled.shape == mean.shape
+        assert not torch.allclose(pooled, mean, atol=1e-3)
+    assert encoder_key(EncoderConfig(pooling="cls")) != encoder_key(EncoderConfig())
+
+
+def test_bfloat16_and_float32_storage(encoder, tmp_path):
+    for dtype in (torch.bfloat16, torch.float32):
+        cache = FeatureCache(tmp_path, "k", dtype=dtype)
+        first, _ = cache.get_or_encode(TEXTS[:2], lambda t: encoder.encode(t, progress=False))
+        again, encoded = FeatureCache(tmp_path, "k", dtype=dtype).get_or_encode(
+            TEXTS[:2], lambda t: torch.zeros(len(t), 384)
+        )
+        assert first.dtype == again.dtype == dtype and encoded == 0
+        assert torch.equal(first, again)

@@ -5,7 +5,7 @@ A template is a plain format string over field names, e.g.
 index access, no conversions), so a template from a config file cannot reach into Python
 objects. A sentence whose fields are all empty is dropped, so nodes with missing fields get no
 dangling "Tags: ." text. The special field ``{liked}`` of user templates is the list of
-best-rated training items (:func:`gnnrec.data.user_text.user_texts_from_interactions`).
+best-rated training items (see :mod:`gnnrec.data.user_text`).
 
 Examples::
 
