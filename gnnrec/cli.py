@@ -162,9 +162,10 @@ def cmd_recommend(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from gnnrec.bench import kernels, sampling
+    from gnnrec.bench import encoders, kernels, sampling
 
-    {"kernels": kernels, "sampling": sampling}[args.topic].main(args.bench_args)
+    topics = {"encoders": encoders, "kernels": kernels, "sampling": sampling}
+    topics[args.topic].main(args.bench_args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,10 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.set_defaults(func=cmd_recommend)
     bench = sub.add_parser(
         "bench",
-        help="benchmarks: kernels (Triton aggregation) or sampling",
+        help="benchmarks: kernels (Triton aggregation), sampling, or encoders",
         description="Runs bench/<topic>.py; arguments after the topic go to it (try -- --help).",
     )
-    bench.add_argument("topic", choices=["kernels", "sampling"])
+    bench.add_argument("topic", choices=["encoders", "kernels", "sampling"])
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     bench.set_defaults(func=cmd_bench)
     return parser

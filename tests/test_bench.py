@@ -68,3 +68,12 @@ def test_bench_command_dispatches_to_the_topic(tmp_path):
     args = ["--users", "50", "--items", "20", "--edges", "300", "--batch-size", "8"]
     assert main(["bench", "sampling", *args, "--batches", "1", "--output", str(out)]) == 0
     assert out.read_text().count("\n") >= 1
+
+
+def test_encoder_bench_reports_throughput(tmp_path):
+    from gnnrec.bench import encoders
+
+    out = tmp_path / "encoders.jsonl"
+    rows = encoders.main(["--count", "24", "--backends", "hf", "--output", str(out)])
+    assert rows[0]["texts"] == 24 and rows[0]["tokens"] > 24
+    assert rows[0]["texts_per_s"] > 0 and rows[0]["load_s"] > 0
