@@ -123,7 +123,11 @@ def shard_status(folder: Path, shard: int, texts: list[str], shard_size: int) ->
 
 
 def encode_sharded(
-    texts: list[str], folder: str | Path, config: EncoderConfig, progress: bool = True
+    texts: list[str],
+    folder: str | Path,
+    config: EncoderConfig,
+    progress: bool = True,
+    meta: dict | None = None,
 ) -> np.ndarray:
     """Encodes ``texts`` in shards on Ray Data (resuming what is done) and returns the
     memory-mapped ``[T, F]`` features in node order (bfloat16 as int16 bits, see
@@ -149,6 +153,7 @@ def encode_sharded(
             ShardEncoder,
             batch_size=1,
             num_cpus=1,
+            num_gpus=1 if ray.cluster_resources().get("GPU", 0) > 0 else 0,
             compute=ray.data.ActorPoolStrategy(size=workers),
             fn_constructor_kwargs={
                 "config": asdict(config),
@@ -167,11 +172,14 @@ def encode_sharded(
         for _ in done.iter_rows():
             bar.update(1)
         bar.close()
-    return assemble(folder, texts, config)
+    return assemble(folder, texts, config, meta)
 
 
-def assemble(folder: Path, texts: list[str], config: EncoderConfig) -> np.ndarray:
-    """Checks every shard and writes ``features.npy`` (node order) and ``manifest.json``."""
+def assemble(
+    folder: Path, texts: list[str], config: EncoderConfig, meta: dict | None = None
+) -> np.ndarray:
+    """Checks every shard and writes ``features.npy`` (node order) and ``manifest.json``
+    (``meta``, e.g. the text templates, is recorded in it too)."""
     size = config.shard_size
     num_shards = (len(texts) + size - 1) // size
     statuses = [shard_status(folder, s, texts, size) for s in range(num_shards)]
@@ -185,6 +193,7 @@ def assemble(folder: Path, texts: list[str], config: EncoderConfig) -> np.ndarra
     manifest_path = folder / "manifest.json"
     out_path = folder / "features.npy"
     manifest = {
+        **(meta or {}),
         "encoder_key": encoder_key(config),
         "model": config.model or "all-MiniLM-L6-v2",
         "backend": config.backend,

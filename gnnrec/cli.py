@@ -125,7 +125,11 @@ def cmd_encode(args: argparse.Namespace) -> None:
         from gnnrec.encoders.sharded import encode_sharded
 
         texts = node_texts(graph, split, config.data)
-        features = encode_sharded(texts, args.output, config.encoder)
+        templates = {
+            "item_template": config.data.item_template,
+            "user_template": config.data.user_template,
+        }
+        features = encode_sharded(texts, args.output, config.encoder, meta=templates)
         print(
             f"{features.shape[0]} node features of dimension {features.shape[1]} "
             f"(users first, then items) in {Path(args.output) / 'features.npy'}"

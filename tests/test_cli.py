@@ -111,6 +111,7 @@ def test_encode_command_writes_sharded_features(planted_dir, feature_cache, tmp_
     sharded = torch.from_numpy(np.load(out / "features.npy").astype(np.float32))
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["num_texts"] == 108 and manifest["shard_size"] == 40
+    assert manifest["item_template"] == "" and manifest["dtype"] == "float16"
     from gnnrec.config import load_config
     from gnnrec.pipeline import prepare
 
