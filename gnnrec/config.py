@@ -52,8 +52,6 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {DATASETS}")
-        if self.dataset not in ("ml-latest-small",) and not self.path:
-            raise ValueError(f"dataset {self.dataset!r} needs data.path")
         if self.split not in ("random", "temporal", "cold_items"):
             raise ValueError("split must be 'random', 'temporal' or 'cold_items'")
         for name in ("item_template", "user_template"):

@@ -36,6 +36,8 @@ from gnnrec.train.trainer import TrainingData
 
 def load_dataset(cfg: DataConfig) -> tuple[TextGraph, Split]:
     """The TextGraph and its seeded split (the LightGCN format brings its own split)."""
+    if cfg.dataset != "ml-latest-small" and not cfg.path:
+        raise ValueError(f"dataset {cfg.dataset!r} needs data.path (--set data.path=...)")
     path = resolve_source(cfg.path, cfg.sha256 or None) if cfg.path else None
     if cfg.dataset == "lightgcn":
         return load_lightgcn_split(path, cfg.valid_fraction, cfg.seed)

@@ -17,4 +17,23 @@ def ml_latest_small_cpu() -> RunConfig:
     )
 
 
-RECIPES = {"ml_latest_small_cpu": ml_latest_small_cpu}
+def lightgcn_paper() -> RunConfig:
+    """LightGCN as published (He et al., SIGIR 2020) on a LightGCN-format folder
+    (``--set data.path=DIR`` with ``train.txt``/``test.txt``): 3 layers, 64-d, layer mean,
+    ``D^-1/2 A D^-1/2`` without self-loops, BPR with one uniform negative, L2 1e-4 on the
+    batch's layer-0 embeddings, Adam lr 1e-3, batch 2048, evaluated on the test file. Published
+    Recall@20 / NDCG@20: Gowalla 0.1830 / 0.1554, Yelp2018 0.0649 / 0.0530, Amazon-Book
+    0.0411 / 0.0315."""
+    return RunConfig(
+        run_dir="runs/lightgcn",
+        data=DataConfig(dataset="lightgcn", valid_fraction=0.0),
+        model=ModelConfig(
+            name="lightgcn", hidden=64, layers=3, text_features=False, id_dropout=0.0
+        ),
+        train=TrainConfig(
+            epochs=1000, batch_size=2048, lr=1e-3, l2=1e-4, num_negatives=1, eval_every=20
+        ),
+    )
+
+
+RECIPES = {"ml_latest_small_cpu": ml_latest_small_cpu, "lightgcn_paper": lightgcn_paper}

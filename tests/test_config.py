@@ -24,7 +24,6 @@ def test_toml_roundtrip_with_overrides(tmp_path):
     [
         ("train.epoch=3", r"config.train: unknown key\(s\) \['epoch'\]"),
         ("model.aggregation=median", "aggregation must be one of"),
-        ("data.dataset=ml-100k", "needs data.path"),
         ("train", "must look like section.key=value"),
     ],
 )
@@ -35,3 +34,10 @@ def test_bad_configuration_is_explained(override, message):
 
 def test_defaults_are_valid():
     assert RunConfig().model.name == "gcn"
+
+
+def test_a_dataset_without_its_path_is_explained():
+    from gnnrec.pipeline import load_dataset
+
+    with pytest.raises(ValueError, match="needs data.path"):
+        load_dataset(load_config(None, ["data.dataset=ml-100k"]).data)

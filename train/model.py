@@ -23,10 +23,18 @@ from torch import nn
 from gnnrec.data.graph_store import CSR
 from gnnrec.kernels import REDUCTIONS, aggregate
 
+MODELS = ("gcn", "lightgcn", "mf")
+
 
 @dataclass(kw_only=True)
 class ModelConfig:
-    """The GCN's shape. ``text_features``/``id_embeddings``: which layer-0 inputs it uses."""
+    """The GCN's shape. ``text_features``/``id_embeddings``: which layer-0 inputs it uses.
+
+    ``name``: ``gcn`` (any combination below), ``lightgcn`` (He et al., 2020: ID embeddings
+    only, parameter-free sum propagation with ``D^-1/2 A D^-1/2``, layer mean) or ``mf``
+    (matrix factorisation: ID embeddings, no layers). The last two are checked to be exactly
+    that.
+    """
 
     name: str = "gcn"
     hidden: int = 64
@@ -39,8 +47,18 @@ class ModelConfig:
     id_dropout: float = 0.3
 
     def __post_init__(self) -> None:
-        if self.name != "gcn":
-            raise ValueError(f"unknown model {self.name!r}; available: 'gcn'")
+        if self.name not in MODELS:
+            raise ValueError(f"unknown model {self.name!r}; available: {MODELS}")
+        pure_ids = self.id_embeddings and not self.text_features and not self.conv_weights
+        if self.name == "lightgcn" and not (
+            pure_ids and self.aggregation == "sum" and self.layer_combination == "mean"
+        ):
+            raise ValueError(
+                "lightgcn means id_embeddings only, sum aggregation, layer mean "
+                "and no conv_weights; use name = 'gcn' for variations"
+            )
+        if self.name == "mf" and not (pure_ids and self.layers == 0):
+            raise ValueError("mf means id_embeddings only and layers = 0")
         if self.aggregation not in REDUCTIONS:
             raise ValueError(f"aggregation must be one of {REDUCTIONS}, got {self.aggregation!r}")
         if self.layer_combination not in ("mean", "last"):
