@@ -1,6 +1,7 @@
 """Sparse aggregation: one entry point, :func:`aggregate`, with interchangeable backends.
 
-The ``torch`` backend (:mod:`gnnrec.kernels.reference`) runs anywhere and is the oracle; a
+The ``torch`` backend (:mod:`gnnrec.kernels.reference`) runs anywhere and is the oracle; the
+``sparse`` backend (:mod:`gnnrec.kernels.sparse_mm`, ``torch.sparse.mm``) is the CPU default; a
 ``triton`` backend (:mod:`gnnrec.kernels.spmm`) registers itself in :data:`BACKENDS` when
 Triton imports, and ``backend="auto"`` picks it for CUDA inputs. On the CPU it runs only under
 the Triton interpreter (``TRITON_INTERPRET=1`` set before Triton is imported), as the tests do.
@@ -14,9 +15,13 @@ from collections.abc import Callable
 import torch
 
 from gnnrec.kernels.reference import aggregate_reference
+from gnnrec.kernels.sparse_mm import aggregate_sparse_mm
 
 REDUCTIONS = ("sum", "mean", "max")
-BACKENDS: dict[str, Callable[..., torch.Tensor]] = {"torch": aggregate_reference}
+BACKENDS: dict[str, Callable[..., torch.Tensor]] = {
+    "torch": aggregate_reference,
+    "sparse": aggregate_sparse_mm,
+}
 
 
 def _aggregate_triton(*args, **kwargs) -> torch.Tensor:
@@ -71,7 +76,7 @@ def aggregate(
     """``y_i = r_i * reduce_{(i,j)} (w_ij c_j x_j)``: the aggregation every GCN layer calls.
 
     Shapes: ``indptr`` ``[N + 1]``, ``indices`` ``[E]``, ``x`` ``[M, F]`` -> ``[N, F]``.
-    ``backend``: ``"auto"`` (triton for CUDA tensors when registered, else torch) or a key of
+    ``backend``: ``"auto"`` (triton for CUDA tensors when registered, else sparse) or a key of
     :data:`BACKENDS`; ``backend_options`` go to that backend (the triton backend's tile
     schedule and tile sizes, see :func:`gnnrec.kernels.spmm.aggregate_triton`).
     """
@@ -89,7 +94,7 @@ def aggregate(
             if t is not None and t.shape != (n,):
                 raise ValueError(f"{name} must have shape ({n},), got {tuple(t.shape)}")
     if backend == "auto":
-        backend = "triton" if x.is_cuda and "triton" in BACKENDS else "torch"
+        backend = "triton" if x.is_cuda and "triton" in BACKENDS else "sparse"
     if backend not in BACKENDS:
         raise ValueError(f"unknown aggregation backend {backend!r}; have {sorted(BACKENDS)}")
     return BACKENDS[backend](

@@ -1,4 +1,5 @@
-"""The aggregation entry point and its torch reference, against dense linear algebra."""
+"""The aggregation entry point and its CPU backends (the torch reference and torch.sparse.mm),
+against dense linear algebra."""
 
 from __future__ import annotations
 
@@ -20,25 +21,32 @@ def _dense(indptr, indices, num_cols, values=None):
     return dense
 
 
+CPU_BACKENDS = pytest.mark.parametrize("backend", ["torch", "sparse"])
+
+
+@CPU_BACKENDS
 @given(csr_graphs(), st.integers(1, 37), st.integers(0, 2**16), st.booleans())
-def test_sum_and_mean_equal_dense_products(graph, width, seed, weighted):
+def test_sum_and_mean_equal_dense_products(backend, graph, width, seed, weighted):
     indptr, indices, m = graph
     x = features(m, width, seed)
     values = features(indices.numel(), 1, seed + 1).flatten() if weighted else None
     r, c = features(indptr.numel() - 1, 1, seed + 2).flatten(), features(m, 1, seed + 3).flatten()
     dense = _dense(indptr, indices, m, values)
-    out = aggregate(indptr, indices, x, edge_values=values, row_scale=r, col_scale=c)
+    out = aggregate(
+        indptr, indices, x, edge_values=values, row_scale=r, col_scale=c, backend=backend
+    )
     assert torch.allclose(out, r[:, None] * (dense @ (c[:, None] * x)), atol=1e-10)
-    mean = aggregate(indptr, indices, x, edge_values=values, reduce="mean")
+    mean = aggregate(indptr, indices, x, edge_values=values, reduce="mean", backend=backend)
     degree = (indptr[1:] - indptr[:-1]).clamp(min=1).to(torch.float64)
     assert torch.allclose(mean, (dense @ x) / degree[:, None], atol=1e-10)
 
 
+@CPU_BACKENDS
 @given(csr_graphs(), st.integers(1, 9), st.integers(0, 2**16))
-def test_max_is_rowwise_max_and_zero_on_empty_rows(graph, width, seed):
+def test_max_is_rowwise_max_and_zero_on_empty_rows(backend, graph, width, seed):
     indptr, indices, m = graph
     x = features(m, width, seed)
-    out = aggregate(indptr, indices, x, reduce="max")
+    out = aggregate(indptr, indices, x, reduce="max", backend=backend)
     for i in range(indptr.numel() - 1):
         neighbors = indices[indptr[i] : indptr[i + 1]].long()
         expected = (
@@ -47,13 +55,14 @@ def test_max_is_rowwise_max_and_zero_on_empty_rows(graph, width, seed):
         assert torch.equal(out[i], expected)
 
 
-def test_gradients_match_gradcheck():
+@CPU_BACKENDS
+def test_gradients_match_gradcheck(backend):
     indptr = torch.tensor([0, 2, 2, 5])
     indices = torch.tensor([0, 2, 1, 1, 0], dtype=torch.int32)
     x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
     for reduce in ("sum", "mean"):
         assert torch.autograd.gradcheck(
-            lambda t, r=reduce: aggregate(indptr, indices, t, reduce=r), (x,)
+            lambda t, r=reduce: aggregate(indptr, indices, t, reduce=r, backend=backend), (x,)
         )
 
 
