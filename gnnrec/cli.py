@@ -166,9 +166,9 @@ def cmd_recommend(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from gnnrec.bench import encoders, kernels, sampling
+    from gnnrec.bench import encoders, kernels, quality, sampling
 
-    topics = {"encoders": encoders, "kernels": kernels, "sampling": sampling}
+    topics = {"encoders": encoders, "kernels": kernels, "quality": quality, "sampling": sampling}
     topics[args.topic].main(args.bench_args)
 
 
@@ -216,10 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.set_defaults(func=cmd_recommend)
     bench = sub.add_parser(
         "bench",
-        help="benchmarks: kernels (Triton aggregation), sampling, or encoders",
+        help="benchmarks: kernels (Triton aggregation), sampling, encoders or quality",
         description="Runs bench/<topic>.py; arguments after the topic go to it (try -- --help).",
     )
-    bench.add_argument("topic", choices=["encoders", "kernels", "sampling"])
+    bench.add_argument("topic", choices=["encoders", "kernels", "quality", "sampling"])
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     bench.set_defaults(func=cmd_bench)
     return parser

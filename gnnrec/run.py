@@ -20,6 +20,7 @@ from gnnrec.config import RunConfig, load_config, save_config
 from gnnrec.encoders import make_encoder
 from gnnrec.pipeline import Prepared, build_model, prepare, test_pairs
 from gnnrec.plots import plot_training_curve
+from gnnrec.train.baselines import fit_rating_biases
 from gnnrec.train.checkpoint import load_checkpoint, save_checkpoint
 from gnnrec.train.evaluate import full_ranking_metrics, popularity_scores, rating_metrics
 from gnnrec.train.model import GCNRecommender
@@ -65,10 +66,14 @@ def evaluate(prepared: Prepared, model: GCNRecommender, config: RunConfig) -> di
         with torch.no_grad():
             predicted = model.rating(z[u], z[i], u, i)
         metrics.update(rating_metrics(predicted, torch.as_tensor(ratings)))
+        target = torch.as_tensor(ratings)
         mean = float(data.train[2].mean())
         metrics["baselines"]["global_mean"] = rating_metrics(
-            torch.full_like(predicted, mean), torch.as_tensor(ratings)
+            torch.full_like(predicted, mean), target
         )
+        biases = fit_rating_biases(*data.train, U, data.num_items)
+        predicted_biases = torch.from_numpy(biases.predict(users, items)).float()
+        metrics["baselines"]["biases"] = rating_metrics(predicted_biases, target)
     return metrics
 
 

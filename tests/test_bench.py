@@ -77,3 +77,24 @@ def test_encoder_bench_reports_throughput(tmp_path):
     rows = encoders.main(["--count", "24", "--backends", "hf", "--output", str(out)])
     assert rows[0]["texts"] == 24 and rows[0]["tokens"] > 24
     assert rows[0]["texts_per_s"] > 0 and rows[0]["load_s"] > 0
+
+
+def test_quality_bench_compares_every_model_on_both_splits(planted_dir, feature_cache, tmp_path):
+    from test_training import planted_overrides
+
+    from gnnrec.bench import quality
+
+    # Every model gets these; the layer count stays each recipe's own (MF has none).
+    overrides = [
+        o for o in planted_overrides(planted_dir, feature_cache) if not o.startswith("model.layers")
+    ] + ["train.epochs=3"]
+    args = ["--seeds", "0", "1", "--output", str(tmp_path / "q.jsonl")]
+    rows = quality.main([*args, *[f"--set={o}" for o in overrides]])
+    ranked = {(r["split"], r["model"]) for r in rows if "recall@20" in r}
+    models = {"text GCN", "LightGCN", "MF (BPR)", "popularity"}
+    assert ranked == {(s, m) for s in ("warm", "cold") for m in models}
+    rating = {r["model"]: r for r in rows if "rmse" in r}
+    assert set(rating) == {"text GCN rating head", "biases μ+b_u+b_i", "global mean"}
+    assert all(r["seeds"] == 2 and r["recall@20_std"] >= 0 for r in rows if "recall@20" in r)
+    assert (tmp_path / "q.md").read_text().count("±") >= 8
+    assert (tmp_path / "q.png").stat().st_size > 0

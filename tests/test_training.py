@@ -17,27 +17,29 @@ from gnnrec.config import load_config, save_config
 from gnnrec.run import train_run
 
 
+def planted_overrides(planted_dir: Path, cache: Path) -> list[str]:
+    """Config overrides that point a run at the planted dataset, small and fast."""
+    return [
+        "data.dataset=table",
+        f'data.path="{planted_dir / "interactions.csv"}"',
+        f'data.items_path="{planted_dir / "items.csv"}"',
+        'data.rating_column="rating"',
+        'data.timestamp_column="ts"',
+        'data.item_text_columns=["title", "genre"]',
+        f'encoder.cache_dir="{cache}"',
+        "model.hidden=16",
+        "model.layers=2",
+        "train.epochs=8",
+        "train.batch_size=64",
+        "train.lr=0.02",
+        "train.progress=false",
+        "train.patience=8",
+    ]
+
+
 def planted_config(planted_dir: Path, cache: Path, run_dir: Path, *extra: str):
     return load_config(
-        None,
-        [
-            f'run_dir="{run_dir}"',
-            "data.dataset=table",
-            f'data.path="{planted_dir / "interactions.csv"}"',
-            f'data.items_path="{planted_dir / "items.csv"}"',
-            'data.rating_column="rating"',
-            'data.timestamp_column="ts"',
-            'data.item_text_columns=["title", "genre"]',
-            f'encoder.cache_dir="{cache}"',
-            "model.hidden=16",
-            "model.layers=2",
-            "train.epochs=8",
-            "train.batch_size=64",
-            "train.lr=0.02",
-            "train.progress=false",
-            "train.patience=8",
-            *extra,
-        ],
+        None, [f'run_dir="{run_dir}"', *planted_overrides(planted_dir, cache), *extra]
     )
 
 
@@ -79,6 +81,7 @@ def test_rating_objective_reports_mae_and_rmse(planted_dir, feature_cache, tmp_p
     baseline = metrics["baselines"]["global_mean"]
     assert 0 < metrics["mae"] <= metrics["rmse"]
     assert metrics["rmse"] < 2 * baseline["rmse"]
+    assert 0 < metrics["baselines"]["biases"]["mae"] <= metrics["baselines"]["biases"]["rmse"]
 
 
 def test_cold_item_split_ranks_unseen_items_from_text(planted_dir, feature_cache, tmp_path):

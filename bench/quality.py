@@ -1,0 +1,190 @@
+"""Recommendation quality: every model on a warm and a cold-start item split, several seeds,
+mean and std, as JSON rows, a markdown table and a plot.
+
+Models: the text-feature GCN (``ml_latest_small_cpu``), LightGCN and MF with BPR (ID
+embeddings only, same budget and optimiser), and popularity; plus, on the warm split, the
+GCN's rating head (MSE) against ``μ + b_u + b_i`` biases and the global mean. Splits:
+``random`` (per user 80/20) and ``cold_items`` (20% of the items held out with all their
+ratings; ranked among the held-out items, where ID-only models can only guess).
+
+    gnnrec bench quality [--seeds 0 1 2] [--set train.epochs=30 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from pathlib import Path
+
+from gnnrec.bench.harness import markdown_table, provenance, write_results
+
+MODELS = {
+    "text GCN": "ml_latest_small_cpu",
+    "LightGCN": "lightgcn_ml_latest_small",
+    "MF (BPR)": "mf_ml_latest_small",
+}
+SPLITS = {"warm": "random", "cold": "cold_items"}
+
+
+def _metrics_of(metrics: dict, split: str) -> dict[str, float]:
+    """Recall/NDCG@20 overall (warm) or among the held-out items (cold)."""
+    source = metrics["cold"] if split == "cold" else metrics
+    return {"recall@20": source["recall@20"], "ndcg@20": source["ndcg@20"]}
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    from gnnrec.config import load_config
+    from gnnrec.recipes import RECIPES
+    from gnnrec.run import train_run
+
+    results: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            for split_name, split in SPLITS.items():
+                common = [
+                    f"data.split={split}",
+                    f"data.seed={seed}",
+                    f"train.seed={seed}",
+                    "train.progress=false",
+                    *args.overrides,
+                ]
+                for model, recipe in MODELS.items():
+                    run_dir = Path(tmp) / f"{model}-{split_name}-{seed}".replace(" ", "_")
+                    config = load_config(
+                        None, [f'run_dir="{run_dir}"', *common], base=RECIPES[recipe]()
+                    )
+                    metrics = train_run(config)
+                    results.append(
+                        {
+                            "model": model,
+                            "split": split_name,
+                            "seed": seed,
+                            **_metrics_of(metrics, split_name),
+                        }
+                    )
+                    if model == "text GCN":
+                        popularity = metrics["baselines"]["popularity"]
+                        results.append(
+                            {
+                                "model": "popularity",
+                                "split": split_name,
+                                "seed": seed,
+                                **_metrics_of(popularity, split_name),
+                            }
+                        )
+                if split_name == "warm" and not args.no_ratings:
+                    run_dir = Path(tmp) / f"rating-{seed}"
+                    config = load_config(
+                        None,
+                        [f'run_dir="{run_dir}"', "train.objective=mse", *common],
+                        base=RECIPES["ml_latest_small_cpu"](),
+                    )
+                    metrics = train_run(config)
+                    for name, values in (
+                        ("text GCN rating head", metrics),
+                        ("biases μ+b_u+b_i", metrics["baselines"]["biases"]),
+                        ("global mean", metrics["baselines"]["global_mean"]),
+                    ):
+                        results.append(
+                            {
+                                "model": name,
+                                "split": "warm",
+                                "seed": seed,
+                                "rmse": values["rmse"],
+                                "mae": values["mae"],
+                            }
+                        )
+    return summarise(results)
+
+
+def summarise(results: list[dict]) -> list[dict]:
+    """One row per (model, split): mean and std over seeds of every metric present."""
+    rows = []
+    meta = provenance()
+    keys = sorted({(r["split"], r["model"]) for r in results}, key=lambda k: (k[0] != "warm", k))
+    for split, model in keys:
+        runs = [r for r in results if (r["split"], r["model"]) == (split, model)]
+        row = {"bench": "quality", "split": split, "model": model, "seeds": len(runs)}
+        for metric in ("recall@20", "ndcg@20", "rmse", "mae"):
+            values = [r[metric] for r in runs if metric in r]
+            if values:
+                row[metric] = statistics.mean(values)
+                row[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        rows.append({**row, "runs": runs, **meta})
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    def fmt(row: dict, metric: str) -> str:
+        if metric not in row:
+            return ""
+        return f"{row[metric]:.4f} ± {row[metric + '_std']:.4f}"
+
+    shown = [
+        {
+            "split": r["split"],
+            "model": r["model"],
+            "seeds": r["seeds"],
+            **{m: fmt(r, m) for m in ("recall@20", "ndcg@20", "rmse", "mae")},
+        }
+        for r in rows
+    ]
+    return markdown_table(shown, ["split", "model", "seeds", "recall@20", "ndcg@20", "rmse", "mae"])
+
+
+def plot(rows: list[dict], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ranked = [r for r in rows if "recall@20" in r]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, split in zip(axes, ("warm", "cold")):
+        chosen = [r for r in ranked if r["split"] == split]
+        ax.bar(
+            [r["model"] for r in chosen],
+            [r["recall@20"] for r in chosen],
+            yerr=[r["recall@20_std"] for r in chosen],
+            capsize=4,
+        )
+        ax.set(title=f"{split} split: Recall@20 (mean ± std over seeds)", ylabel="Recall@20")
+        ax.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(
+        prog="gnnrec bench quality", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for every run",
+    )
+    parser.add_argument("--no-ratings", action="store_true", help="skip the rating-head runs")
+    parser.add_argument("--output", default="bench/results/quality.jsonl")
+    args = parser.parse_args(argv)
+    rows = run(args)
+    out = write_results(rows, args.output)
+    markdown = table(rows)
+    out.with_suffix(".md").write_text(
+        f"{rows[0]['device']}, torch {rows[0]['torch']}, git {rows[0]['git_sha']}, "
+        f"{rows[0]['date']}; seeds {args.seeds}; overrides {args.overrides}\n\n{markdown}\n"
+    )
+    png = plot(rows, out.with_suffix(".png"))
+    print(markdown)
+    print(f"written: {out}, {out.with_suffix('.md')}, {png}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
