@@ -117,3 +117,33 @@ def test_encode_command_writes_sharded_features(planted_dir, feature_cache, tmp_
 
     cached = prepare(load_config(config_file), progress=False).data.features  # via the cache
     torch.testing.assert_close(sharded, cached, atol=2e-3, rtol=0)
+
+
+def test_lightgcn_recipe_trains_a_lightgcn_folder_in_one_command(tmp_path, capsys):
+    folder = tmp_path / "lgcn"
+    folder.mkdir()
+    (folder / "train.txt").write_text(
+        "".join(f"{u} {u % 5} {5 + u % 3} {8 + u % 2}\n" for u in range(30))
+    )
+    (folder / "test.txt").write_text("".join(f"{u} {(u + 1) % 5}\n" for u in range(30)))
+    args = [
+        "train",
+        "--recipe",
+        "lightgcn_paper",
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--set",
+        f'data.path="{folder}"',
+        "--set",
+        "train.epochs=4",
+        "--set",
+        "train.eval_every=2",
+        "--set",
+        "train.progress=false",
+    ]
+    assert main(args) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["model"] == "lightgcn" and metrics["split"] == "predefined"
+    assert metrics["n_users_evaluated"] == 30 and metrics["epochs_run"] == 4
+    saved = (tmp_path / "run" / "config.toml").read_text()
+    assert 'name = "lightgcn"' in saved and "lr = 0.001" in saved and "l2 = 0.0001" in saved

@@ -72,7 +72,7 @@ def full_ranking_metrics(
                 sums[f"recall@{k}"] += n_hit / len(relevant)
                 sums[f"precision@{k}"] += n_hit / k
                 sums[f"hitrate@{k}"] += float(n_hit > 0)
-                sums[f"ndcg@{k}"] += (hits[:k] * discount[:k]).sum() / idcg
+                sums[f"ndcg@{k}"] += (hits[:k] * discount[: len(hits[:k])]).sum() / idcg
     n = max(len(users), 1)
     metrics = {name: float(value / n) for name, value in sums.items()}
     metrics["n_users_evaluated"] = int(len(users))
