@@ -98,3 +98,21 @@ def test_rating_biases_recover_planted_offsets():
     error = biases.predict(users, items) - ratings
     assert np.sqrt(np.mean(error**2)) < 0.12  # close to the 0.1 noise floor
     assert np.corrcoef(biases.item_bias, item_offset)[0, 1] > 0.98
+
+
+def test_ties_are_broken_at_random_not_by_item_id():
+    rng = np.random.default_rng(1)
+    n_users, n_items = 300, 100
+    # Test items crowd the low ids: an index-order tie-break would find them all.
+    test_users = np.repeat(np.arange(n_users), 5)
+    test_items = rng.integers(0, 10, test_users.size)
+    empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    got = full_ranking_metrics(
+        lambda b: torch.zeros(len(b), n_items),
+        empty,
+        (test_users, test_items),
+        n_users,
+        n_items,
+        ks=(10,),
+    )
+    assert got["recall@10"] < 0.5  # by item id it would be 1.0: the top 10 ids hold every test item

@@ -9,7 +9,10 @@ positives are masked out, and the top ``K`` list ``R_u`` is compared with ``T_u`
   from 0) and ``IDCG`` over ``min(K, |T_u|)`` hits;
 
 each averaged over all users with at least one test item. ``candidates`` restricts ranking to a
-subset of items (the cold-start report ranks cold items among cold items only).
+subset of items (the cold-start report ranks cold items among cold items only). Ties are broken
+in a fixed random order of the items (``tie_seed``), not by item index: a model that cannot
+tell items apart (an ID-only model on unseen items) then scores like random, instead of
+inheriting whatever the id order correlates with.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def full_ranking_metrics(
     ks: Sequence[int] = (10, 20),
     candidates: np.ndarray | None = None,
     batch_size: int = 256,
+    tie_seed: int = 0,
 ) -> dict[str, float]:
     """``{"recall@K", "ndcg@K", "precision@K", "hitrate@K", "n_users_evaluated"}``.
 
@@ -54,6 +58,7 @@ def full_ranking_metrics(
     discount = 1.0 / np.log2(np.arange(k_max) + 2.0)
     sums = {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg", "precision", "hitrate")}
     blocked = None if candidates is None else torch.from_numpy(~candidates)
+    shuffle = torch.randperm(num_items, generator=torch.Generator().manual_seed(tie_seed))
     for start in range(0, len(users), batch_size):
         batch = users[start : start + batch_size]
         scores = score_users(torch.from_numpy(batch)).float().clone()
@@ -62,7 +67,8 @@ def full_ranking_metrics(
         scores[torch.from_numpy(rows).long(), torch.from_numpy(cols).long()] = -torch.inf
         if blocked is not None:
             scores[:, blocked] = -torch.inf
-        top = torch.topk(scores, min(k_max, num_items), dim=1).indices.numpy()
+        top = shuffle[torch.topk(scores[:, shuffle], min(k_max, num_items), dim=1).indices]
+        top = top.numpy()
         for r, u in enumerate(batch):
             relevant = test_lists[u]
             hits = np.isin(top[r], relevant).astype(np.float64)
