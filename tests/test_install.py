@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -28,6 +29,15 @@ def test_no_bare_top_level_modules_on_sys_path():
 
 
 def test_wheel_contains_and_imports_every_subpackage(tmp_path):
+    # Build from a copy of the tracked files: an in-tree build would leave build/ behind, whose
+    # stale modules a later build could package.
+    source = tmp_path / "source"
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in tracked:
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, source / name)
     subprocess.run(
         [
             sys.executable,
@@ -39,7 +49,7 @@ def test_wheel_contains_and_imports_every_subpackage(tmp_path):
             "-q",
             "-w",
             str(tmp_path / "dist"),
-            str(ROOT),
+            str(source),
         ],
         check=True,
     )

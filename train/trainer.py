@@ -81,9 +81,10 @@ def node_embeddings(
     """Final embeddings ``[U + I, H]`` over the full training graph (no ID dropout)."""
     model.eval()
     nodes = torch.arange(data.graph.num_nodes)
-    x = None if data.features is None else data.features
     with torch.no_grad():
-        return model(nodes, x, view or GraphView.of(data.graph.csr), data.graph.csr.degree() > 0)
+        return model(
+            nodes, data.features, view or GraphView.of(data.graph.csr), data.graph.csr.degree() > 0
+        )
 
 
 class Trainer:
