@@ -64,6 +64,25 @@ class CSR:
         dtype = torch.int32 if num_cols < INDEX_DTYPE_LIMIT else torch.int64
         return CSR(indptr, cols.to(dtype), num_cols)
 
+    def contains(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """Whether each ``(rows[k], cols[k])`` ``[K]`` is an edge: a vectorised binary search in
+        each row's sorted columns, ``O(K log max_degree)`` time and no per-edge memory."""
+        rows, cols = rows.long(), cols.long()
+        lo, end = self.indptr[rows], self.indptr[rows + 1]
+        hi = end.clone()
+        last = max(self.num_edges - 1, 0)
+        while True:  # first position in [lo, hi) whose column is >= cols
+            active = lo < hi
+            if not bool(active.any()):
+                break
+            mid = (lo + hi) // 2
+            right = active & (self.indices[mid.clamp(max=last)].long() < cols)
+            lo = torch.where(right, mid + 1, lo)
+            hi = torch.where(active & ~right, mid, hi)
+        if self.num_edges == 0:
+            return torch.zeros(rows.shape, dtype=torch.bool)
+        return (lo < end) & (self.indices[lo.clamp(max=last)].long() == cols)
+
     def transpose(self) -> CSR:
         return CSR.from_edges(
             self.indices.long(), self.row_ids(), self.num_cols, self.num_rows, coalesce=False

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -30,3 +30,25 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return torch.load(Path(path), map_location="cpu", weights_only=True)
+
+
+class CheckpointStore(Protocol):
+    """Where the trainer keeps its resumable state: ``load`` the latest (or None), ``save`` a
+    new one with the epoch's metrics."""
+
+    def load(self) -> dict[str, Any] | None: ...
+
+    def save(self, state: dict[str, Any], metrics: dict[str, float]) -> None: ...
+
+
+class LocalCheckpoints:
+    """One atomic file, ``path``, replaced at every save."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def load(self) -> dict[str, Any] | None:
+        return load_checkpoint(self.path) if self.path.exists() else None
+
+    def save(self, state: dict[str, Any], metrics: dict[str, float]) -> None:
+        save_checkpoint(state, self.path)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from gnnrec.data.graph_store import CSR
+
 
 @dataclass
 class LinkBatch:
@@ -20,9 +22,28 @@ class LinkBatch:
     neg_items: torch.Tensor
     index: torch.Tensor
 
+    def __len__(self) -> int:
+        return self.users.numel()
+
+    def to(self, device: torch.device) -> LinkBatch:
+        fields = (self.users, self.pos_items, self.neg_items, self.index)
+        return LinkBatch(*(t.to(device, non_blocking=True) for t in fields))
+
+    def part(self, k: int, parts: int) -> LinkBatch:
+        """The ``k``-th of ``parts`` contiguous slices whose sizes differ by at most one."""
+        if parts == 1:
+            return self
+        fields = (self.users, self.pos_items, self.neg_items, self.index)
+        return LinkBatch(*(torch.tensor_split(t, parts)[k] for t in fields))
+
 
 class LinkBatcher:
-    """Batches over training pairs ``(user [E], item [E])`` of ``num_items`` items."""
+    """Batches over training pairs ``(user [E], item [E])`` of ``num_items`` items.
+
+    ``positives``: a CSR whose row ``u`` lists ``item + item_offset`` for every training pair
+    (the training graph itself, with ``item_offset = U``), used to reject negatives without a
+    private copy of the pairs; by default it is built from the pairs.
+    """
 
     def __init__(
         self,
@@ -32,6 +53,8 @@ class LinkBatcher:
         batch_size: int,
         num_negatives: int = 1,
         max_resample: int = 10,
+        positives: CSR | None = None,
+        item_offset: int = 0,
     ):
         self.users = torch.as_tensor(users, dtype=torch.int64)
         self.items = torch.as_tensor(items, dtype=torch.int64)
@@ -41,15 +64,14 @@ class LinkBatcher:
             num_negatives,
             max_resample,
         )
-        self.positive_keys = torch.unique(self.users * num_items + self.items)
+        if positives is None:
+            num_users = int(self.users.max()) + 1 if self.users.numel() else 0
+            positives = CSR.from_edges(self.users, self.items, num_users, num_items)
+            item_offset = 0
+        self.positives, self.item_offset = positives, item_offset
 
     def __len__(self) -> int:
         return (len(self.users) + self.batch_size - 1) // self.batch_size
-
-    def _is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        keys = users * self.num_items + items
-        pos = torch.searchsorted(self.positive_keys, keys).clamp(max=len(self.positive_keys) - 1)
-        return self.positive_keys[pos] == keys
 
     def negatives(self, users: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """``[B, K]`` uniform items, redrawn (up to ``max_resample`` times) where positive."""
@@ -57,7 +79,7 @@ class LinkBatcher:
         neg = torch.randint(self.num_items, shape, generator=generator)
         expanded = users.unsqueeze(-1).expand(shape)
         for _ in range(self.max_resample):
-            clash = self._is_positive(expanded, neg)
+            clash = self.positives.contains(expanded, neg + self.item_offset)
             if not clash.any():
                 break
             neg[clash] = torch.randint(self.num_items, (int(clash.sum()),), generator=generator)

@@ -87,6 +87,13 @@ class GraphView:
         col_deg = torch.bincount(csr.indices.long(), minlength=csr.num_cols)
         return GraphView(csr, inv_sqrt(csr.degree()), inv_sqrt(col_deg))
 
+    def to(self, device: torch.device) -> GraphView:
+        """This view on ``device`` (itself when already there)."""
+        if self.row_scale.device == torch.device(device):
+            return self
+        csr = CSR(self.csr.indptr.to(device), self.csr.indices.to(device), self.csr.num_cols)
+        return GraphView(csr, self.row_scale.to(device), self.col_scale.to(device))
+
 
 class GCNRecommender(nn.Module):
     """Users ``0..U-1`` and items ``U..U+I-1`` in one node space (see module docstring)."""

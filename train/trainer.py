@@ -1,9 +1,13 @@
 """The trainer: ``train()`` owns resume, the epoch loop, validation, early stopping and
-checkpoints; ``train_step()`` is one optimizer step on one link batch.
+checkpoints; ``train_step()`` is one optimizer step on one global link batch.
 
-Every random draw of epoch ``t`` comes from a generator seeded by ``(seed, t)``, and a
-checkpoint is written at the end of every epoch, so a run killed anywhere and resumed ends with
-the same parameters and metrics as an uninterrupted run.
+Every random draw of epoch ``t`` comes from a generator seeded by ``(seed, t)`` (batch order,
+negatives, full-graph ID dropout), or, when batches are cut into several slices, by
+``(seed, t, step, slice)`` (neighbor sampling and ID dropout of that slice). A checkpoint is
+written at the end of every epoch, so a run killed anywhere and resumed ends with the same
+parameters and metrics as an uninterrupted run. Under data parallelism (``shard``, see
+:mod:`gnnrec.train.data_shard`) every process runs this same loop on its slices; losses are
+summed across processes, and rank 0 validates, logs and writes.
 """
 
 from __future__ import annotations
@@ -11,19 +15,23 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch import nn
 from tqdm.auto import tqdm
 
 from gnnrec.data.graph_store import GraphStore
-from gnnrec.train.checkpoint import load_checkpoint, save_checkpoint
+from gnnrec.train.checkpoint import CheckpointStore, LocalCheckpoints
+from gnnrec.train.data_shard import DataShard, slice_generator
 from gnnrec.train.evaluate import full_ranking_metrics, rating_metrics
 from gnnrec.train.link_batches import LinkBatch, LinkBatcher
-from gnnrec.train.losses import bpr_loss, l2_penalty, mse_loss
 from gnnrec.train.model import GCNRecommender, GraphView
+from gnnrec.train.objective import LinkObjective
 from gnnrec.train.sampler import NeighborSampler
 
 
@@ -78,28 +86,51 @@ class TrainingData:
 def node_embeddings(
     model: GCNRecommender, data: TrainingData, view: GraphView | None = None
 ) -> torch.Tensor:
-    """Final embeddings ``[U + I, H]`` over the full training graph (no ID dropout)."""
+    """Final embeddings ``[U + I, H]`` over the full training graph (no ID dropout), computed on
+    the model's device and returned there."""
     model.eval()
-    nodes = torch.arange(data.graph.num_nodes)
+    device = next(model.parameters()).device
+    nodes = torch.arange(data.graph.num_nodes, device=device)
+    x = None if data.features is None else data.features.to(device)
+    view = (view or GraphView.of(data.graph.csr)).to(device)
     with torch.no_grad():
-        return model(
-            nodes, data.features, view or GraphView.of(data.graph.csr), data.graph.csr.degree() > 0
-        )
+        return model(nodes, x, view, (data.graph.csr.degree() > 0).to(device))
+
+
+def _distributed(shard: DataShard) -> bool:
+    return shard.world_size > 1 and dist.is_available() and dist.is_initialized()
 
 
 class Trainer:
+    """Trains ``model`` on ``data``. ``run_dir``: where ``metrics.jsonl`` goes (None on ranks
+    other than 0); ``checkpoints``: where resumable state goes (default
+    ``run_dir/checkpoints/last.pt``); ``shard``: this process's slices of every batch;
+    ``wrap``: wraps the loss module for data parallelism (e.g. in DDP)."""
+
     def __init__(
         self,
         model: GCNRecommender,
         data: TrainingData,
         config: TrainConfig,
-        run_dir: str | Path,
+        run_dir: str | Path | None,
         on_step: Callable[[int], None] | None = None,
+        *,
+        shard: DataShard | None = None,
+        checkpoints: CheckpointStore | None = None,
+        wrap: Callable[[nn.Module], nn.Module] | None = None,
     ):
         self.model, self.data, self.config = model, data, config
-        self.run_dir = Path(run_dir)
+        self.shard = shard or DataShard()
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        if checkpoints is None:
+            if self.run_dir is None:
+                raise ValueError("a Trainer needs a run_dir or a checkpoint store")
+            checkpoints = LocalCheckpoints(self.run_dir / "checkpoints" / "last.pt")
+        self.checkpoints = checkpoints
         self.on_step = on_step
+        self.device = next(model.parameters()).device
         self.view = GraphView.of(data.graph.csr)
+        self.device_view = self.view.to(self.device) if config.mode == "full" else None
         self.all_nodes = torch.arange(data.graph.num_nodes)
         self.has_edges = data.graph.csr.degree() > 0
         self.sampler = (
@@ -108,55 +139,109 @@ class Trainer:
         users, items, ratings = data.train
         self.ratings = torch.as_tensor(ratings, dtype=torch.float32)
         self.batcher = LinkBatcher(
-            users, items, data.num_items, config.batch_size, config.num_negatives
+            users,
+            items,
+            data.num_items,
+            config.batch_size,
+            config.num_negatives,
+            positives=data.graph.csr,
+            item_offset=data.num_users,
         )
+        if config.objective == "bpr":
+            model.bias.weight.requires_grad_(False)  # the rating head's biases: unused by BPR
+        self.objective = LinkObjective(model, config.objective, config.l2)
+        self.step_module = wrap(self.objective) if wrap is not None else self.objective
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         if config.objective == "mse":
             model.global_mean.fill_(float(self.ratings.mean()))
 
-    def _x(self, n_id: torch.Tensor) -> torch.Tensor | None:
-        return None if self.data.features is None else self.data.features[n_id]
+    @property
+    def is_main(self) -> bool:
+        return self.shard.rank == 0
 
     def embeddings(self) -> torch.Tensor:
         return node_embeddings(self.model, self.data, self.view)
 
-    def train_step(self, batch: LinkBatch, generator: torch.Generator) -> float:
-        """One Adam step on a batch; returns the loss."""
-        self.model.train()
-        U = self.data.num_users
+    def _slice_loss(
+        self, batch: LinkBatch, generator: torch.Generator, full_keep: torch.Tensor | None
+    ) -> torch.Tensor:
+        U, device = self.data.num_users, self.device
         seeds = torch.cat([batch.users, batch.pos_items + U, batch.neg_items.flatten() + U])
         if self.sampler is None:
-            n_id, view, index = self.all_nodes, self.view, seeds
+            n_id, view, index, keep = self.all_nodes, self.device_view, seeds, full_keep
         else:
             sub = self.sampler.sample(seeds, generator)
-            n_id, view, index = sub.n_id, GraphView.of(sub.csr), sub.seed_index
-        keep = torch.rand(n_id.numel(), generator=generator) >= self.model.config.id_dropout
-        z = self.model(n_id, self._x(n_id), view, self.has_edges[n_id] & keep)
-        B = batch.users.numel()
-        z_user, z_pos, z_neg = z[index[:B]], z[index[B : 2 * B]], z[index[2 * B :]]
-        if self.config.objective == "bpr":
-            pos = (z_user * z_pos).sum(-1)
-            neg = (z_user.unsqueeze(1) * z_neg.view(B, -1, z.shape[-1])).sum(-1)
-            loss = bpr_loss(pos, neg)
-        else:
-            predicted = self.model.rating(z_user, z_pos, batch.users, batch.pos_items + U)
-            loss = mse_loss(predicted, self.ratings[batch.index])
-        if self.model.embedding is not None and self.config.l2 > 0:
-            loss = loss + self.config.l2 * l2_penalty(self.model.embedding(seeds), batch_size=B)
+            n_id, view, index = sub.n_id, GraphView.of(sub.csr).to(device), sub.seed_index
+            keep = torch.rand(n_id.numel(), generator=generator) >= self.model.config.id_dropout
+        x = None if self.data.features is None else self.data.features[n_id].to(device)
+        ratings = self.ratings[batch.index].to(device) if self.config.objective == "mse" else None
+        return self.step_module(
+            n_id.to(device),
+            x,
+            view,
+            (self.has_edges[n_id] & keep).to(device),
+            index.to(device),
+            batch.to(device),
+            ratings,
+        )
+
+    def train_step(
+        self, batch: LinkBatch, generator: torch.Generator, key: tuple[int, int] = (0, 0)
+    ) -> float:
+        """One Adam step on a global batch, of which this process computes its slices;
+        ``generator`` is the epoch's (shared by all processes), ``key`` ``(epoch, step)`` seeds
+        the slices. Returns this process's share of the batch's mean loss (on one process, the
+        loss)."""
+        self.model.train()
+        full_keep = None
+        if self.sampler is None:  # one mask for the whole graph, drawn alike by every process
+            full_keep = torch.rand(self.all_nodes.numel(), generator=generator)
+            full_keep = full_keep >= self.model.config.id_dropout
+        parts, total = self.shard.parts, 0.0
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        for k, part in enumerate(parts):
+            piece = batch.part(part, self.shard.partitions)
+            part_generator = (
+                generator
+                if self.shard.partitions == 1
+                else slice_generator(self.config.seed, *key, part)
+            )
+            last = k == len(parts) - 1
+            no_sync = getattr(self.step_module, "no_sync", None)
+            with nullcontext() if last or no_sync is None else no_sync():
+                loss = self._slice_loss(piece, part_generator, full_keep)
+                (loss * self.shard.weight(len(piece), len(batch))).backward()
+            total += loss.item() * len(piece) / len(batch)
         self.optimizer.step()
-        return loss.item()
+        return total
+
+    def _sum_over_workers(self, values: list[float]) -> list[float]:
+        if not _distributed(self.shard):
+            return values
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return t.tolist()
+
+    def _from_main(self, value):
+        """``value`` as computed on rank 0, on every process."""
+        if not _distributed(self.shard):
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Validation metrics; ``score`` is what early stopping maximises."""
-        z = self.embeddings()
+        z = self.embeddings().cpu()
         U = self.data.num_users
         users, items, ratings = self.data.valid
         if self.config.objective == "mse":
             u, i = torch.as_tensor(users), torch.as_tensor(items) + U
-            metrics = rating_metrics(self.model.rating(z[u], z[i], u, i), torch.as_tensor(ratings))
+            predicted = self.model.rating(
+                z[u].to(self.device), z[i].to(self.device), u.to(self.device), i.to(self.device)
+            )
+            metrics = rating_metrics(predicted.cpu(), torch.as_tensor(ratings))
             return {**metrics, "score": -metrics["rmse"]}
         metrics = full_ranking_metrics(
             lambda b: z[b] @ z[U:].T,
@@ -173,14 +258,18 @@ class Trainer:
         }
 
     def _best(self, epoch: int, score: float) -> dict:
-        weights = {k: v.clone() for k, v in self.model.state_dict().items()}
+        weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
         return {"model": weights, "score": score, "epoch": epoch + 1, "bad_epochs": 0}
 
-    def _state(self, epoch: int, best: dict, history: list[dict]) -> dict:
+    def _state(self, epoch: int, step: int, best: dict, history: list[dict]) -> dict:
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "epoch": epoch,
+            # Every random draw is a function of (seed, epoch, step, slice): the cursor and the
+            # seed are the whole sampler and RNG state.
+            "data_cursor": {"next_epoch": epoch + 1, "step": step},
+            "rng": {"seed": self.config.seed, "partitions": self.shard.partitions},
             "best_model": best["model"],
             "best_score": best["score"],
             "best_epoch": best["epoch"],
@@ -188,17 +277,48 @@ class Trainer:
             "history": history,
         }
 
+    def _resume(self, state: dict) -> tuple[list[dict], int, dict]:
+        saved = state.get("rng", {}).get("partitions", 1)
+        if saved != self.shard.partitions:
+            raise ValueError(
+                f"the checkpoint was trained with {saved} batch partitions, this run has "
+                f"{self.shard.partitions}: resume with parallel.partitions = {saved}"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        best = {
+            "model": state["best_model"],
+            "score": state["best_score"],
+            "epoch": state["best_epoch"],
+            "bad_epochs": state["bad_epochs"],
+        }
+        return state["history"], state["epoch"] + 1, best
+
     def _write_history(self, history: list[dict]) -> None:
+        if self.run_dir is None:
+            return
         path = self.run_dir / "metrics.jsonl"
         tmp = path.with_name(".metrics.jsonl.tmp")
         tmp.write_text("".join(json.dumps(row) + "\n" for row in history))
         tmp.replace(path)
 
+    def _evaluate_epoch(self, epoch: int, row: dict, best: dict) -> dict:
+        """Adds validation metrics to ``row`` and returns the updated best-so-far."""
+        cfg = self.config
+        if len(self.data.valid[0]) == 0:
+            return self._best(epoch, score=0.0)  # no validation set: keep the latest weights
+        if (epoch + 1) % cfg.eval_every and epoch + 1 != cfg.epochs:
+            return best
+        valid = self._from_main(self.validate() if self.is_main else None)
+        row.update({f"valid_{k}": v for k, v in valid.items() if k != "score"})
+        if valid["score"] > best["score"]:
+            return self._best(epoch, valid["score"])
+        return {**best, "bad_epochs": best["bad_epochs"] + 1}
+
     def train(self) -> list[dict]:
         """Runs (or resumes) training; leaves the best validated weights in the model and their
         epoch in ``best_epoch``."""
         cfg = self.config
-        ckpt_path = self.run_dir / "checkpoints" / "last.pt"
         history: list[dict] = []
         best = {
             "model": self.model.state_dict(),
@@ -207,59 +327,51 @@ class Trainer:
             "bad_epochs": 0,
         }
         start = 0
-        if ckpt_path.exists():
-            state = load_checkpoint(ckpt_path)
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            history, start = state["history"], state["epoch"] + 1
-            best = {
-                "model": state["best_model"],
-                "score": state["best_score"],
-                "epoch": state["best_epoch"],
-                "bad_epochs": state["bad_epochs"],
-            }
+        state = self.checkpoints.load()
+        if state is not None:
+            history, start, best = self._resume(state)
         step = start * len(self.batcher)
         for epoch in range(start, cfg.epochs):
             if best["bad_epochs"] >= cfg.patience:
                 break
             generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-            began, losses = time.perf_counter(), []
+            began, losses, examples = time.perf_counter(), [], 0
             bar = tqdm(
                 self.batcher.epoch(generator),
                 total=len(self.batcher),
                 desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                disable=not cfg.progress,
+                disable=not (cfg.progress and self.is_main),
                 leave=False,
                 mininterval=1.0,
             )
-            for batch in bar:
-                losses.append(self.train_step(batch, generator))
+            for i, batch in enumerate(bar):
                 step += 1
-                bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
+                if len(batch) < self.shard.partitions:
+                    continue  # too small to give every slice an example
+                loss = self.train_step(batch, generator, (epoch, i))
+                losses.append(loss)
+                examples += len(batch)
+                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
                 if self.on_step is not None:
                     self.on_step(step)
+            (loss_sum,) = self._sum_over_workers([float(np.sum(losses))])
             row = {
                 "epoch": epoch + 1,
                 "step": step,
-                "loss": float(np.mean(losses)),
+                "loss": loss_sum / max(len(losses), 1),
                 "seconds": time.perf_counter() - began,
+                "examples": examples,
             }
-            if len(self.data.valid[0]) == 0:
-                # No validation set: the latest weights are the ones kept.
-                best = self._best(epoch, score=0.0)
-            elif (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-                valid = self.validate()
-                row.update({f"valid_{k}": v for k, v in valid.items() if k != "score"})
-                if valid["score"] > best["score"]:
-                    best = self._best(epoch, valid["score"])
-                else:
-                    best["bad_epochs"] += 1
+            best = self._evaluate_epoch(epoch, row, best)
             history.append(row)
-            save_checkpoint(self._state(epoch, best, history), ckpt_path)
-            self._write_history(history)
-            if cfg.progress:
-                shown = {k: round(v, 4) for k, v in row.items() if k.startswith(("loss", "valid"))}
-                tqdm.write(f"epoch {epoch + 1}: {shown}")
+            self.checkpoints.save(self._state(epoch, step, best, history), row)
+            if self.is_main:
+                self._write_history(history)
+                if cfg.progress:
+                    shown = {
+                        k: round(v, 4) for k, v in row.items() if k.startswith(("loss", "valid"))
+                    }
+                    tqdm.write(f"epoch {epoch + 1}: {shown}")
         self.model.load_state_dict(best["model"])
         self.best_epoch = best["epoch"]
         return history

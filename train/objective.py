@@ -1,0 +1,50 @@
+"""The training loss of one link batch as a module, so that DDP sees every use of a parameter
+inside ``forward``.
+
+For seeds ``S`` (the batch's users, positive and negative items) in a (sub)graph:
+BPR ``-mean_b log sigma(z_u . z_i+ - z_u . z_i-)`` over ``[B, K]`` negatives, or MSE
+``mean_b (mu + b_u + b_i + z_u . z_i - r_ui)^2``; plus LightGCN's
+``lambda/2 * ||E^0_S||^2 / B`` on the seeds' ID embeddings.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gnnrec.train.link_batches import LinkBatch
+from gnnrec.train.losses import bpr_loss, l2_penalty, mse_loss
+from gnnrec.train.model import GCNRecommender, GraphView
+
+
+class LinkObjective(nn.Module):
+    def __init__(self, model: GCNRecommender, objective: str, l2: float):
+        super().__init__()
+        self.model, self.objective, self.l2 = model, objective, l2
+
+    def forward(
+        self,
+        n_id: torch.Tensor,
+        x: torch.Tensor | None,
+        view: GraphView,
+        id_mask: torch.Tensor,
+        seed_index: torch.Tensor,
+        batch: LinkBatch,
+        ratings: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Scalar loss. ``seed_index`` ``[B * (2 + K)]``: the local id in ``n_id`` of each seed
+        in the order users, positives, negatives (row-major)."""
+        z = self.model(n_id, x, view, id_mask)
+        B, U = len(batch), self.model.num_users
+        z_user, z_pos, z_neg = z[seed_index[:B]], z[seed_index[B : 2 * B]], z[seed_index[2 * B :]]
+        if self.objective == "bpr":
+            pos = (z_user * z_pos).sum(-1)
+            neg = (z_user.unsqueeze(1) * z_neg.view(B, -1, z.shape[-1])).sum(-1)
+            loss = bpr_loss(pos, neg)
+        else:
+            predicted = self.model.rating(z_user, z_pos, batch.users, batch.pos_items + U)
+            loss = mse_loss(predicted, ratings)
+        if self.model.embedding is not None and self.l2 > 0:
+            seeds = torch.cat([batch.users, batch.pos_items + U, batch.neg_items.flatten() + U])
+            loss = loss + self.l2 * l2_penalty(self.model.embedding(seeds), batch_size=B)
+        return loss
