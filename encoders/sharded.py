@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from gnnrec.data.errors import DataError
+from gnnrec.distributed.cluster import connect
 from gnnrec.encoders.base import encoder_key
 from gnnrec.encoders.cache import from_storage, text_hash, to_storage
 from gnnrec.encoders.config import EncoderConfig
@@ -140,12 +141,7 @@ def encode_sharded(
     num_shards = (len(texts) + size - 1) // size
     todo = [s for s in range(num_shards) if shard_status(folder, s, texts, size) == "todo"]
     if todo:
-        if not ray.is_initialized():
-            ray.init(
-                address=os.environ.get("RAY_ADDRESS", "local"),
-                include_dashboard=False,
-                log_to_driver=False,
-            )
+        connect(log_to_driver=False)
         texts_ref = [ray.put(texts)]
         workers = min(config.num_workers, len(todo))
         dataset = ray.data.from_items([{"shard": s} for s in todo], override_num_blocks=len(todo))

@@ -1,4 +1,4 @@
-"""``gnnrec``: demo, encode, train, evaluate, recommend.
+"""``gnnrec``: demo, encode, train, evaluate, recommend, submit, bench.
 
 Every command takes ``--config FILE.toml`` and ``--set section.key=value`` overrides on top of a
 recipe (``--recipe``, default ``ml_latest_small_cpu``).
@@ -67,6 +67,10 @@ def _print_metrics(metrics: dict) -> None:
 def cmd_train(args: argparse.Namespace) -> dict:
     from gnnrec.run import train_run
 
+    for flag, key in (("num_workers", "num_workers"), ("address", "address")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            args.overrides.append(f"parallel.{key}={json.dumps(value)}")
     config = _config(args)
     metrics = train_run(config)
     _print_metrics(metrics)
@@ -165,6 +169,13 @@ def cmd_recommend(args: argparse.Namespace) -> None:
     print(f"wrote top-{args.k} recommendations for {prepared.data.num_users} users to {out}")
 
 
+def cmd_submit(args: argparse.Namespace) -> int:
+    from gnnrec.distributed.submit import submit
+
+    command = args.job_command[1:] if args.job_command[:1] == ["--"] else args.job_command
+    return submit(command, args.address, args.working_dir, wait=not args.no_wait)
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from gnnrec.bench import encoders, kernels, quality, sampling
 
@@ -182,6 +193,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
     train = sub.add_parser("train", help="train (or resume) a run and evaluate it")
     _config_args(train)
+    train.add_argument(
+        "--num-workers",
+        type=int,
+        help="train on Ray Train with N DDP workers (parallel.num_workers; 0: in this process)",
+    )
+    train.add_argument(
+        "--address",
+        help="a running Ray cluster (parallel.address; default: the job's, else a private "
+        "local instance on 127.0.0.1)",
+    )
     train.set_defaults(func=cmd_train)
     encode = sub.add_parser(
         "encode",
@@ -214,6 +235,21 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_argument("--output", type=Path, help=".csv or .parquet")
     recommend.add_argument("--text", help="rank items for a new user described by this text")
     recommend.set_defaults(func=cmd_recommend)
+    submit = sub.add_parser(
+        "submit",
+        help="run a gnnrec command as a Ray job on a running cluster",
+        description="Submits `gnnrec COMMAND ...` to a Ray cluster's job server (like `ray job "
+        "submit --working-dir DIR -- gnnrec ...`) and prints its logs until it ends.",
+    )
+    submit.add_argument(
+        "--address",
+        default="",
+        help="job server URL (default: RAY_ADDRESS when it is a URL, else http://127.0.0.1:8265)",
+    )
+    submit.add_argument("--working-dir", type=Path, help="folder uploaded as the job's cwd")
+    submit.add_argument("--no-wait", action="store_true", help="return after submitting")
+    submit.add_argument("job_command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
+    submit.set_defaults(func=cmd_submit)
     bench = sub.add_parser(
         "bench",
         help="benchmarks: kernels (Triton aggregation), sampling, encoders or quality",
@@ -228,11 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        code = args.func(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"gnnrec {args.command}: error: {err}", file=sys.stderr)
         return 2
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

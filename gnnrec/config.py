@@ -12,6 +12,7 @@ import tomli_w
 import tomllib
 
 from gnnrec.data.templates import template_fields
+from gnnrec.distributed.layout import ParallelLayout
 from gnnrec.encoders.config import EncoderConfig
 from gnnrec.train.model import ModelConfig
 from gnnrec.train.trainer import TrainConfig
@@ -76,6 +77,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    parallel: ParallelLayout = field(default_factory=ParallelLayout)
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:

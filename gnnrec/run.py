@@ -25,7 +25,7 @@ from gnnrec.train.checkpoint import load_checkpoint, save_checkpoint
 from gnnrec.train.evaluate import full_ranking_metrics, popularity_scores, rating_metrics
 from gnnrec.train.model import GCNRecommender
 from gnnrec.train.recommend import top_k_items
-from gnnrec.train.trainer import Trainer, node_embeddings
+from gnnrec.train.trainer import Trainer, node_embeddings, write_history
 
 
 def _write_json(data: dict, path: Path) -> None:
@@ -78,15 +78,34 @@ def evaluate(prepared: Prepared, model: GCNRecommender, config: RunConfig) -> di
 
 
 # Settings that may change between a run and its resumption; anything else must stay the same.
-RESUMABLE_CHANGES = {("train", "epochs"), ("train", "patience"), ("train", "progress")}
+# (Changing parallel.num_workers changes the default partitions, which a resume refuses.)
+RESUMABLE_CHANGES = {("train", "epochs"), ("train", "patience"), ("train", "progress")} | {
+    ("parallel", key)
+    for key in (
+        "num_workers",
+        "gpus_per_worker",
+        "cpus_per_worker",
+        "address",
+        "max_failures",
+        "checkpoints_to_keep",
+        "backend",
+    )
+}
 
 
 def check_resumable(config: RunConfig, run_dir: Path) -> None:
     """Refuses to resume a checkpoint that was trained under a different configuration."""
-    saved_file, checkpoint = run_dir / "config.toml", run_dir / "checkpoints" / "last.pt"
-    if not (saved_file.exists() and checkpoint.exists()):
+    saved_file = run_dir / "config.toml"
+    checkpoints = (run_dir / "checkpoints" / "last.pt", run_dir / "ray")
+    if not (saved_file.exists() and any(c.exists() for c in checkpoints)):
         return
     saved, new = dataclasses.asdict(load_config(saved_file)), dataclasses.asdict(config)
+    on_ray = bool(saved["parallel"]["num_workers"])
+    if on_ray != bool(new["parallel"]["num_workers"]):
+        raise ValueError(
+            f"{run_dir} was trained {'on Ray' if on_ray else 'in one process'}; resume it the "
+            "same way (parallel.num_workers = 0 trains in one process) or choose a new --run-dir"
+        )
     changed = [
         f"{section}.{key}"
         for section, values in new.items()
@@ -109,12 +128,22 @@ def train_run(config: RunConfig, on_step: Callable[[int], None] | None = None) -
     save_config(config, run_dir / "config.toml")
     prepared = prepare(config, progress=config.train.progress)
     model = build_model(config, prepared.data)
-    trainer = Trainer(model, prepared.data, config.train, run_dir, on_step)
-    history = trainer.train()
+    if config.parallel.num_workers:
+        from gnnrec.distributed.ray_train import fit_on_ray
+
+        fit = fit_on_ray(config, prepared.data)
+        model.load_state_dict(fit.state)
+        history, best_epoch = fit.history, fit.best_epoch
+        write_history(history, run_dir)
+    else:
+        trainer = Trainer(
+            model, prepared.data, config.train, run_dir, on_step, shard=config.parallel.shard(0)
+        )
+        history, best_epoch = trainer.train(), trainer.best_epoch
     save_checkpoint({"model": model.state_dict()}, run_dir / "model.pt")
     plot_training_curve(history, run_dir / "training_curve.png")
     metrics = evaluate(prepared, model, config)
-    metrics["best_epoch"] = trainer.best_epoch
+    metrics["best_epoch"] = best_epoch
     metrics["epochs_run"] = len(history)
     _write_json(metrics, run_dir / "metrics.json")
     write_recommendations(prepared, model, config, run_dir / "recommendations.csv")

@@ -97,6 +97,14 @@ def node_embeddings(
         return model(nodes, x, view, (data.graph.csr.degree() > 0).to(device))
 
 
+def write_history(history: list[dict], run_dir: Path) -> None:
+    """``run_dir/metrics.jsonl``: one JSON row per epoch, replaced atomically."""
+    path = run_dir / "metrics.jsonl"
+    tmp = path.with_name(".metrics.jsonl.tmp")
+    tmp.write_text("".join(json.dumps(row) + "\n" for row in history))
+    tmp.replace(path)
+
+
 def _distributed(shard: DataShard) -> bool:
     return shard.world_size > 1 and dist.is_available() and dist.is_initialized()
 
@@ -152,6 +160,7 @@ class Trainer:
         self.objective = LinkObjective(model, config.objective, config.l2)
         self.step_module = wrap(self.objective) if wrap is not None else self.objective
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        self.steps_run = 0  # optimizer steps taken by this object (not counting resumed ones)
         if config.objective == "mse":
             model.global_mean.fill_(float(self.ratings.mean()))
 
@@ -213,6 +222,7 @@ class Trainer:
                 (loss * self.shard.weight(len(piece), len(batch))).backward()
             total += loss.item() * len(piece) / len(batch)
         self.optimizer.step()
+        self.steps_run += 1
         return total
 
     def _sum_over_workers(self, values: list[float]) -> list[float]:
@@ -294,14 +304,6 @@ class Trainer:
         }
         return state["history"], state["epoch"] + 1, best
 
-    def _write_history(self, history: list[dict]) -> None:
-        if self.run_dir is None:
-            return
-        path = self.run_dir / "metrics.jsonl"
-        tmp = path.with_name(".metrics.jsonl.tmp")
-        tmp.write_text("".join(json.dumps(row) + "\n" for row in history))
-        tmp.replace(path)
-
     def _evaluate_epoch(self, epoch: int, row: dict, best: dict) -> dict:
         """Adds validation metrics to ``row`` and returns the updated best-so-far."""
         cfg = self.config
@@ -330,6 +332,7 @@ class Trainer:
         state = self.checkpoints.load()
         if state is not None:
             history, start, best = self._resume(state)
+        self.start_epoch = start
         step = start * len(self.batcher)
         for epoch in range(start, cfg.epochs):
             if best["bad_epochs"] >= cfg.patience:
@@ -365,8 +368,8 @@ class Trainer:
             best = self._evaluate_epoch(epoch, row, best)
             history.append(row)
             self.checkpoints.save(self._state(epoch, step, best, history), row)
-            if self.is_main:
-                self._write_history(history)
+            if self.run_dir is not None:
+                write_history(history, self.run_dir)
                 if cfg.progress:
                     shown = {
                         k: round(v, 4) for k, v in row.items() if k.startswith(("loss", "valid"))

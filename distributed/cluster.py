@@ -1,0 +1,35 @@
+"""Connecting to Ray with safe defaults."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Ray's switch for single-machine instances (its default on macOS and Windows): with "0" the
+# node's address is the loopback address, so every Ray service of the instance binds 127.0.0.1.
+SINGLE_NODE_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def connect(address: str = "", log_to_driver: bool = True) -> None:
+    """Connects this process to Ray, once: to ``address`` when given; else to the cluster of the
+    Ray job this process runs in (``RAY_ADDRESS``, set by ``ray job submit``); else to a new
+    private instance on this machine whose services, dashboard included, bind to 127.0.0.1."""
+    target = address or os.environ.get("RAY_ADDRESS", "")
+    if not target:
+        os.environ[SINGLE_NODE_SWITCH] = "0"  # read by Ray at import and by its child processes
+        constants = sys.modules.get("ray._private.ray_constants")
+        if constants is not None:  # Ray was imported before: its copy of the switch too
+            constants.ENABLE_RAY_CLUSTER = False
+    import ray
+
+    if ray.is_initialized():
+        return
+    if target:
+        ray.init(address=target, log_to_driver=log_to_driver)
+    else:
+        ray.init(
+            address="local",
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            log_to_driver=log_to_driver,
+        )

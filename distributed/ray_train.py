@@ -1,0 +1,209 @@
+"""Training on Ray Train.
+
+``TorchTrainer`` starts ``num_workers`` processes; each builds the one
+:class:`~gnnrec.train.trainer.Trainer` and computes its slices of every global batch (see
+:mod:`gnnrec.train.data_shard`), with gradients averaged by DDP (gloo on CPUs, nccl on GPUs).
+The graph, features and interactions are put once into Ray's object store and mapped read-only
+by every worker of a node (:mod:`gnnrec.distributed.shared_data`). Every epoch, rank 0 writes a
+checkpoint (model, optimizer, best weights, history, data cursor and seed) that Ray Train
+persists; when a worker dies, ``FailureConfig`` restarts the worker group, which resumes from
+that checkpoint, so the run ends as if nothing had happened. A rerun of the same ``run_dir``
+resumes the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from gnnrec.config import RunConfig, config_from_dict
+from gnnrec.distributed.cluster import connect
+from gnnrec.distributed.memory import process_memory
+from gnnrec.distributed.shared_data import share, touch_pages, unshare
+from gnnrec.pipeline import build_model
+from gnnrec.train.checkpoint import load_checkpoint, save_checkpoint
+from gnnrec.train.trainer import Trainer, TrainingData
+
+STATE_FILE = "state.pt"
+WORKERS_FILE = "workers.json"
+
+
+@dataclass
+class FitResult:
+    """The best validated weights, the per-epoch history, the best epoch, and per-worker
+    facts (rank, host, pid, memory, all-reduce traffic)."""
+
+    state: dict[str, torch.Tensor]
+    history: list[dict]
+    best_epoch: int
+    workers: list[dict]
+
+
+class RayCheckpoints:
+    """The trainer's checkpoint store inside a Ray Train worker: every rank reports each epoch
+    (a barrier), rank 0 with ``state.pt`` attached; Ray persists it to ``storage_path``."""
+
+    def __init__(self, rank: int):
+        self.rank = rank
+
+    def load(self) -> dict[str, Any] | None:
+        import ray.train
+
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None:
+            return None
+        with checkpoint.as_directory() as folder:
+            return load_checkpoint(Path(folder) / STATE_FILE)
+
+    def save(self, state: dict[str, Any], metrics: dict[str, float]) -> None:
+        import ray.train
+
+        if self.rank != 0:
+            ray.train.report(metrics)
+            return
+        with tempfile.TemporaryDirectory(prefix="gnnrec-checkpoint-") as folder:
+            save_checkpoint(state, Path(folder) / STATE_FILE)
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+
+
+class AllReduceCounter:
+    """Counts the bytes DDP all-reduces (a comm hook around the default one)."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.calls = 0
+
+    def attach(self, ddp: torch.nn.parallel.DistributedDataParallel):
+        from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+        def hook(state, bucket):
+            buffer = bucket.buffer()
+            self.bytes += buffer.numel() * buffer.element_size()
+            self.calls += 1
+            return default_hooks.allreduce_hook(state, bucket)
+
+        ddp.register_comm_hook(None, hook)
+        return ddp
+
+
+def _gather_workers(facts: dict, run_dir: Path, rank: int) -> None:
+    """Rank 0 writes every worker's ``facts`` to ``run_dir/workers.json``."""
+    everyone = [None] * dist.get_world_size()
+    dist.all_gather_object(everyone, facts)
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = run_dir / f".{WORKERS_FILE}.tmp"
+        tmp.write_text(json.dumps(everyone, indent=2))
+        os.replace(tmp, run_dir / WORKERS_FILE)
+
+
+def train_worker(loop_config: dict) -> None:
+    """The per-worker function: map the shared data, build the model and the trainer, train."""
+    import ray
+    import ray.train
+    import ray.train.torch
+
+    context = ray.train.get_context()
+    rank, world_size = context.get_world_rank(), context.get_world_size()
+    config = config_from_dict(loop_config["config"])
+    run_dir = Path(loop_config["run_dir"])
+    before = process_memory()
+    arrays = ray.get(loop_config["data"])
+    shared_bytes = touch_pages(arrays)
+    loaded = process_memory()
+    data = unshare(arrays)
+    device = ray.train.torch.get_device()
+    model = build_model(config, data).to(device)
+    counter = AllReduceCounter()
+
+    def wrap(module: torch.nn.Module) -> torch.nn.Module:
+        if world_size == 1:
+            return module
+        device_ids = [device.index] if device.type == "cuda" else None
+        return counter.attach(
+            torch.nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
+        )
+
+    facts = {
+        "rank": rank,
+        "host": socket.gethostname(),
+        "node_ip": ray.util.get_node_ip_address(),
+        "pid": os.getpid(),
+        "device": str(device),
+        "shared_bytes": shared_bytes,
+        "memory_before_data": before,
+        "memory_after_data": loaded,
+    }
+    _gather_workers(facts, run_dir, rank)
+    trainer = Trainer(
+        model,
+        data,
+        config.train,
+        run_dir if rank == 0 else None,
+        shard=config.parallel.shard(rank),
+        checkpoints=RayCheckpoints(rank),
+        wrap=wrap,
+    )
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    trainer.train()
+    facts.update(
+        memory_end=process_memory(),
+        start_epoch=trainer.start_epoch,
+        steps=trainer.steps_run,
+        allreduce_bytes=counter.bytes,
+        allreduce_calls=counter.calls,
+    )
+    _gather_workers(facts, run_dir, rank)
+
+
+def fit_on_ray(config: RunConfig, data: TrainingData) -> FitResult:
+    """Trains ``config`` on Ray Train with ``config.parallel`` (see
+    :class:`~gnnrec.distributed.layout.ParallelLayout`) and returns the result."""
+    layout = config.parallel
+    connect(layout.address)  # first: a private instance must be set up before Ray is imported
+    import ray
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    run_dir = Path(config.run_dir).resolve()
+    resources = {"CPU": layout.cpus_per_worker}
+    if layout.gpus_per_worker:
+        resources["GPU"] = layout.gpus_per_worker
+    trainer = TorchTrainer(
+        train_worker,
+        train_loop_config={
+            "config": dataclasses.asdict(config),
+            "data": ray.put(share(data)),
+            "run_dir": str(run_dir),
+        },
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=layout.num_workers,
+            use_gpu=bool(layout.gpus_per_worker),
+            resources_per_worker=resources,
+        ),
+        torch_config=TorchConfig(backend=layout.process_group_backend),
+        run_config=ray.train.RunConfig(
+            name="train",
+            storage_path=layout.storage_path or str(run_dir / "ray"),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=layout.checkpoints_to_keep),
+            failure_config=ray.train.FailureConfig(max_failures=layout.max_failures),
+        ),
+    )
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise RuntimeError(f"the Ray Train run in {run_dir} ended without a checkpoint")
+    with result.checkpoint.as_directory() as folder:
+        state = load_checkpoint(Path(folder) / STATE_FILE)
+    workers_file = run_dir / WORKERS_FILE
+    workers = json.loads(workers_file.read_text()) if workers_file.exists() else []
+    return FitResult(state["best_model"], state["history"], state["best_epoch"], workers)
