@@ -177,9 +177,15 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from gnnrec.bench import encoders, kernels, quality, sampling
+    from gnnrec.bench import distributed, encoders, kernels, quality, sampling
 
-    topics = {"encoders": encoders, "kernels": kernels, "quality": quality, "sampling": sampling}
+    topics = {
+        "distributed": distributed,
+        "encoders": encoders,
+        "kernels": kernels,
+        "quality": quality,
+        "sampling": sampling,
+    }
     topics[args.topic].main(args.bench_args)
 
 
@@ -252,10 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
     submit.set_defaults(func=cmd_submit)
     bench = sub.add_parser(
         "bench",
-        help="benchmarks: kernels (Triton aggregation), sampling, encoders or quality",
+        help="benchmarks: kernels (Triton aggregation), sampling, encoders, quality or distributed",
         description="Runs bench/<topic>.py; arguments after the topic go to it (try -- --help).",
     )
-    bench.add_argument("topic", choices=["encoders", "kernels", "quality", "sampling"])
+    bench.add_argument(
+        "topic", choices=["distributed", "encoders", "kernels", "quality", "sampling"]
+    )
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     bench.set_defaults(func=cmd_bench)
     return parser

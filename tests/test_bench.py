@@ -98,3 +98,20 @@ def test_quality_bench_compares_every_model_on_both_splits(planted_dir, feature_
     assert all(r["seeds"] == 2 and r["recall@20_std"] >= 0 for r in rows if "recall@20" in r)
     assert (tmp_path / "q.md").read_text().count("±") >= 8
     assert (tmp_path / "q.png").stat().st_size > 0
+
+
+def test_distributed_bench_times_one_process_and_ray_workers(tmp_path):
+    import pytest
+
+    from gnnrec.bench import distributed
+
+    out = tmp_path / "distributed.jsonl"
+    rows = distributed.main(
+        ["--workers", "0", "2", "--set", "train.epochs=1", "--output", str(out)]
+    )
+    assert [r["workers"] for r in rows] == [0, 2]
+    assert all(r["examples_per_s"] > 0 and r["steps_per_s"] > 0 for r in rows)
+    assert rows[0]["allreduce_mb_per_step"] == 0 < rows[1]["allreduce_mb_per_step"]
+    # Both cut every batch into the same two slices, so they learn the same model.
+    assert rows[1]["recall@20"] == pytest.approx(rows[0]["recall@20"], abs=1e-6)
+    assert out.with_suffix(".png").stat().st_size > 0
