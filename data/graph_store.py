@@ -45,7 +45,18 @@ class CSR:
 
     def row_ids(self) -> torch.Tensor:
         """Row of every edge, int64 ``[E]``."""
-        return torch.repeat_interleave(torch.arange(self.num_rows), self.degree())
+        rows = torch.arange(self.num_rows, device=self.indptr.device)
+        return torch.repeat_interleave(rows, self.degree())
+
+    def to(self, device: torch.device | str) -> CSR:
+        """This CSR on ``device`` (itself when already there)."""
+        if self.indptr.device == torch.device(device):
+            return self
+        return CSR(self.indptr.to(device), self.indices.to(device), self.num_cols)
+
+    def pin_memory(self) -> CSR:
+        """A copy in page-locked host memory (fast, asynchronous host-to-GPU copies)."""
+        return CSR(self.indptr.pin_memory(), self.indices.pin_memory(), self.num_cols)
 
     @staticmethod
     def from_edges(
@@ -59,7 +70,7 @@ class CSR:
         key = rows * num_cols + cols
         key = torch.unique(key) if coalesce else torch.sort(key).values
         rows, cols = key // num_cols, key % num_cols
-        indptr = torch.zeros(num_rows + 1, dtype=torch.int64)
+        indptr = torch.zeros(num_rows + 1, dtype=torch.int64, device=rows.device)
         indptr[1:] = torch.cumsum(torch.bincount(rows, minlength=num_rows), 0)
         dtype = torch.int32 if num_cols < INDEX_DTYPE_LIMIT else torch.int64
         return CSR(indptr, cols.to(dtype), num_cols)
@@ -80,7 +91,7 @@ class CSR:
             lo = torch.where(right, mid + 1, lo)
             hi = torch.where(active & ~right, mid, hi)
         if self.num_edges == 0:
-            return torch.zeros(rows.shape, dtype=torch.bool)
+            return torch.zeros(rows.shape, dtype=torch.bool, device=rows.device)
         return (lo < end) & (self.indices[lo.clamp(max=last)].long() == cols)
 
     def transpose(self) -> CSR:

@@ -17,7 +17,7 @@ from gnnrec.encoders.config import EncoderConfig
 from gnnrec.train.model import ModelConfig
 from gnnrec.train.trainer import TrainConfig
 
-DATASETS = ("ml-latest-small", "ml-100k", "ml-1m", "lightgcn", "table")
+DATASETS = ("ml-latest-small", "ml-100k", "ml-1m", "lightgcn", "table", "synthetic")
 
 
 @dataclass(kw_only=True)

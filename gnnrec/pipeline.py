@@ -47,6 +47,18 @@ def load_dataset(cfg: DataConfig) -> tuple[TextGraph, Split]:
         graph = load_ml_100k(path)
     elif cfg.dataset == "ml-1m":
         graph = load_ml_1m(path)
+    elif cfg.dataset == "synthetic":  # a folder written by `gnnrec synth` (with its CSV)
+        graph = load_table(
+            path / "interactions.csv",
+            users=path / "users.csv",
+            items=path / "items.csv",
+            mapping=ColumnMapping(
+                rating="rating",
+                timestamp="ts",
+                user_text=["profile"],
+                item_text=["title", "description"],
+            ),
+        )
     else:
         mapping = ColumnMapping(
             user=cfg.user_column,

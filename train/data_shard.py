@@ -40,7 +40,7 @@ class DataShard:
         return self.world_size * part_size / batch_size
 
 
-def slice_generator(*keys: int) -> torch.Generator:
-    """A CPU generator seeded from integer keys, e.g. ``(seed, epoch, step, slice)``."""
+def slice_generator(*keys: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator on ``device`` seeded from integer keys, e.g. ``(seed, epoch, step, slice)``."""
     state = np.random.SeedSequence([int(k) for k in keys]).generate_state(2, dtype=np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+    return torch.Generator(device=device).manual_seed(int(state[0]) << 32 | int(state[1]))

@@ -6,6 +6,10 @@ hop ``l - 1``, ``min(deg, k_l)`` distinct in-neighbors uniformly at random (all 
 appearance, so ``n_id[:batch_size]`` are the seeds. The output converts to a PyG ``Data`` with
 ``edge_index`` (local ``[source; target]``), ``n_id`` and ``batch_size``, as ``NeighborLoader``
 gives.
+
+Every step is a vectorised tensor operation on the graph's device: a CSR in GPU memory (and a
+CUDA generator) samples, deduplicates and relabels on the GPU with the same code and the same
+distribution as on the CPU.
 """
 
 from __future__ import annotations
@@ -45,12 +49,13 @@ class SampledSubgraph:
 
 def unique_in_order(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Distinct values in order of first appearance, and each value's index among them."""
+    device = values.device
     uniq, inverse = torch.unique(values, return_inverse=True)
-    first = torch.full((uniq.numel(),), values.numel(), dtype=torch.int64)
-    first.scatter_reduce_(0, inverse, torch.arange(values.numel()), "amin")
+    first = torch.full((uniq.numel(),), values.numel(), dtype=torch.int64, device=device)
+    first.scatter_reduce_(0, inverse, torch.arange(values.numel(), device=device), "amin")
     order = torch.argsort(first)
     rank = torch.empty_like(order)
-    rank[order] = torch.arange(order.numel())
+    rank[order] = torch.arange(order.numel(), device=device)
     return uniq[order], rank[inverse]
 
 
@@ -63,25 +68,26 @@ def sample_neighbors(
     edge's target, and the neighbor's global id. Work is ``O(sum of degrees of rows with
     deg > fanout)`` for the random keys, plus the output.
     """
+    device = nodes.device
     start = csr.indptr[nodes]
     degree = csr.indptr[nodes + 1] - start
     take = degree if fanout < 0 else degree.clamp(max=fanout)
-    position = torch.repeat_interleave(torch.arange(nodes.numel()), take)
-    offset = torch.arange(position.numel()) - torch.repeat_interleave(
+    position = torch.repeat_interleave(torch.arange(nodes.numel(), device=device), take)
+    offset = torch.arange(position.numel(), device=device) - torch.repeat_interleave(
         torch.cumsum(take, 0) - take, take
     )
     heavy = torch.nonzero(degree > take).flatten()
     if heavy.numel():
         heavy_deg = degree[heavy]
-        segment = torch.repeat_interleave(torch.arange(heavy.numel()), heavy_deg)
-        keys = torch.rand(segment.numel(), generator=generator, dtype=torch.float64)
+        segment = torch.repeat_interleave(torch.arange(heavy.numel(), device=device), heavy_deg)
+        keys = torch.rand(segment.numel(), generator=generator, dtype=torch.float64, device=device)
         order = torch.argsort(segment.to(torch.float64) + keys)  # shuffle within each row
-        within = torch.arange(segment.numel()) - torch.repeat_interleave(
+        within = torch.arange(segment.numel(), device=device) - torch.repeat_interleave(
             torch.cumsum(heavy_deg, 0) - heavy_deg, heavy_deg
         )
         # After the shuffle, row r's edges still occupy the same slots; keep the first `fanout`.
         picked = within[order][within < fanout]
-        is_heavy = torch.zeros(nodes.numel(), dtype=torch.bool)
+        is_heavy = torch.zeros(nodes.numel(), dtype=torch.bool, device=device)
         is_heavy[heavy] = True
         heavy_edge = is_heavy[position]
         offset[heavy_edge] = picked
@@ -90,7 +96,8 @@ def sample_neighbors(
 
 
 class NeighborSampler:
-    """Samples multi-hop subgraphs around seed nodes of a CSR graph (see module docstring)."""
+    """Samples multi-hop subgraphs around seed nodes of a CSR graph (see module docstring), on
+    the CSR's device; the generator must live there too."""
 
     def __init__(self, csr: CSR, fanouts: list[int]):
         if not fanouts:
@@ -101,12 +108,13 @@ class NeighborSampler:
     def sample(
         self, seeds: torch.Tensor, generator: torch.Generator | None = None
     ) -> SampledSubgraph:
-        seeds = torch.as_tensor(seeds, dtype=torch.int64)
+        device = self.csr.indptr.device
+        seeds = torch.as_tensor(seeds, dtype=torch.int64).to(device)
         if seeds.numel() and (int(seeds.min()) < 0 or int(seeds.max()) >= self.csr.num_rows):
             raise ValueError(f"seed nodes must be in [0, {self.csr.num_rows})")
         n_id, seed_index = unique_in_order(seeds)
         batch_size = n_id.numel()
-        frontier = torch.arange(batch_size)
+        frontier = torch.arange(batch_size, device=device)
         targets, sources = [], []
         num_nodes, num_edges = [batch_size], []
         for fanout in self.fanouts:
@@ -116,7 +124,7 @@ class NeighborSampler:
             local = local[known:]
             targets.append(frontier[position])
             sources.append(local)
-            frontier = torch.arange(known, n_id.numel())
+            frontier = torch.arange(known, n_id.numel(), device=device)
             num_nodes.append(n_id.numel() - known)
             num_edges.append(neighbor.numel())
         n = n_id.numel()

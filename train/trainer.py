@@ -38,11 +38,14 @@ from gnnrec.train.sampler import NeighborSampler
 @dataclass(kw_only=True)
 class TrainConfig:
     """Optimisation. ``mode``: ``full`` propagates over the whole training graph each step,
-    ``sampled`` over a neighbor-sampled subgraph of the batch (``fanouts`` per layer)."""
+    ``sampled`` over a neighbor-sampled subgraph of the batch (``fanouts`` per layer), sampled
+    where ``sample_on`` says: ``cpu`` (the graph stays in host memory) or ``device`` (a copy of
+    the graph in the training device's memory, sampled there)."""
 
     objective: str = "bpr"
     mode: str = "full"
     fanouts: list[int] = field(default_factory=lambda: [10, 10, 10])
+    sample_on: str = "cpu"
     epochs: int = 30
     batch_size: int = 2048
     lr: float = 5e-3
@@ -58,6 +61,8 @@ class TrainConfig:
             raise ValueError(f"objective must be 'bpr' or 'mse', got {self.objective!r}")
         if self.mode not in ("full", "sampled"):
             raise ValueError(f"mode must be 'full' or 'sampled', got {self.mode!r}")
+        if self.sample_on not in ("cpu", "device"):
+            raise ValueError(f"sample_on must be 'cpu' or 'device', got {self.sample_on!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.num_negatives < 1 or self.lr <= 0:
             raise ValueError("epochs, batch_size, num_negatives >= 1 and lr > 0 are required")
         if self.eval_every < 1 or self.patience < 1:
@@ -141,8 +146,11 @@ class Trainer:
         self.device_view = self.view.to(self.device) if config.mode == "full" else None
         self.all_nodes = torch.arange(data.graph.num_nodes)
         self.has_edges = data.graph.csr.degree() > 0
+        self.sample_device = self.device if config.sample_on == "device" else torch.device("cpu")
         self.sampler = (
-            NeighborSampler(data.graph.csr, config.fanouts) if config.mode == "sampled" else None
+            NeighborSampler(data.graph.csr.to(self.sample_device), config.fanouts)
+            if config.mode == "sampled"
+            else None
         )
         users, items, ratings = data.train
         self.ratings = torch.as_tensor(ratings, dtype=torch.float32)
@@ -180,8 +188,9 @@ class Trainer:
             n_id, view, index, keep = self.all_nodes, self.device_view, seeds, full_keep
         else:
             sub = self.sampler.sample(seeds, generator)
-            n_id, view, index = sub.n_id, GraphView.of(sub.csr).to(device), sub.seed_index
-            keep = torch.rand(n_id.numel(), generator=generator) >= self.model.config.id_dropout
+            n_id, view, index = sub.n_id.cpu(), GraphView.of(sub.csr).to(device), sub.seed_index
+            keep = torch.rand(n_id.numel(), generator=generator, device=generator.device)
+            keep = keep.cpu() >= self.model.config.id_dropout
         x = None if self.data.features is None else self.data.features[n_id].to(device)
         ratings = self.ratings[batch.index].to(device) if self.config.objective == "mse" else None
         return self.step_module(
@@ -212,8 +221,8 @@ class Trainer:
             piece = batch.part(part, self.shard.partitions)
             part_generator = (
                 generator
-                if self.shard.partitions == 1
-                else slice_generator(self.config.seed, *key, part)
+                if self.shard.partitions == 1 and self.sample_device.type == "cpu"
+                else slice_generator(self.config.seed, *key, part, device=self.sample_device)
             )
             last = k == len(parts) - 1
             no_sync = getattr(self.step_module, "no_sync", None)

@@ -1,0 +1,217 @@
+"""A synthetic user–item graph of any size, with planted communities and text that reflects them.
+
+Users and items each belong to one of ``C`` communities (``node % C``). User ``u`` has
+``n_u`` interactions, ``n_u`` drawn from a discrete power law (Pareto tail ``activity_alpha``,
+mean about ``interactions_per_user``); each interaction stays in ``u``'s community with
+probability ``affinity``, else goes to any community, and picks an item there by Zipf popularity
+(rank ``r`` within the community has weight ``(r + 1)^-popularity_alpha``), so item degrees
+follow a power law too. Item text names its community's topic words; user text names the
+topic words of the user's community, so a text encoder alone already places cold nodes near
+their community, and the graph adds who-likes-what.
+
+Deterministic by ``seed``: users are generated in blocks of ``block_users`` from generators
+seeded by ``(seed, block)``, and written as they are generated (constant memory):
+
+- ``interactions/part-NNNNN.npy``: ``[2, c]`` int32 ``(user, item)`` pairs per block;
+- ``users.csv`` (``user_id, profile``), ``items.csv`` (``item_id, title, description``);
+- ``interactions.csv`` (``user_id, item_id, rating, ts``) when ``write_csv``, the input of the
+  ``table`` dataset for sizes the in-memory pipeline handles;
+- ``manifest.json`` with the spec and counts.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+TOPICS = [
+    ("space", ["rocket", "orbit", "galaxy", "astronaut", "comet", "nebula"]),
+    ("cooking", ["recipe", "kitchen", "spice", "baking", "chef", "soup"]),
+    ("horses", ["stable", "saddle", "gallop", "pony", "rider", "meadow"]),
+    ("pirates", ["ship", "treasure", "island", "captain", "parrot", "cannon"]),
+    ("jazz", ["saxophone", "trumpet", "swing", "improvisation", "club", "bebop"]),
+    ("gardening", ["roses", "soil", "seeds", "greenhouse", "compost", "tulips"]),
+    ("chess", ["opening", "gambit", "endgame", "bishop", "checkmate", "tournament"]),
+    ("mountains", ["summit", "glacier", "trail", "climbing", "ridge", "avalanche"]),
+    ("robots", ["circuit", "android", "sensor", "automation", "servo", "firmware"]),
+    ("detectives", ["clue", "suspect", "alibi", "murder", "inspector", "mystery"]),
+    ("oceans", ["coral", "whale", "reef", "tide", "diver", "shark"]),
+    ("football", ["goal", "striker", "league", "stadium", "referee", "penalty"]),
+    ("dinosaurs", ["fossil", "raptor", "jurassic", "skeleton", "volcano", "herbivore"]),
+    ("painting", ["canvas", "brush", "portrait", "watercolor", "gallery", "easel"]),
+    ("trains", ["railway", "locomotive", "station", "carriage", "steam", "timetable"]),
+    ("vampires", ["castle", "midnight", "fangs", "coffin", "moonlight", "curse"]),
+]
+STYLES = ["a gentle", "a thrilling", "an odd", "a classic", "a modern", "a short", "a long"]
+
+
+@dataclass(kw_only=True)
+class SyntheticSpec:
+    num_users: int = 10_000
+    num_items: int = 2_000
+    communities: int = 8
+    interactions_per_user: float = 20.0
+    activity_alpha: float = 2.5
+    affinity: float = 0.8
+    popularity_alpha: float = 1.0
+    seed: int = 0
+    block_users: int = 100_000
+
+    def __post_init__(self) -> None:
+        if min(self.num_users, self.num_items, self.communities, self.block_users) < 1:
+            raise ValueError("num_users, num_items, communities and block_users must be >= 1")
+        if self.communities > self.num_items:
+            raise ValueError("every community needs an item: communities <= num_items")
+        if not 0.0 <= self.affinity <= 1.0 or self.interactions_per_user < 1:
+            raise ValueError("affinity must be in [0, 1] and interactions_per_user >= 1")
+        if self.activity_alpha <= 1.0:
+            raise ValueError("activity_alpha must be > 1 (a finite mean)")
+
+
+def topic(community: int) -> tuple[str, list[str]]:
+    """The name and words of a community (pairs of base topics beyond the first 16)."""
+    name, words = TOPICS[community % len(TOPICS)]
+    if community >= len(TOPICS):
+        other, more = TOPICS[(community // len(TOPICS) + community) % len(TOPICS)]
+        return f"{name} and {other}", words[:3] + more[:3]
+    return name, words
+
+
+def item_text(item: int, communities: int) -> tuple[str, str]:
+    """``(title, description)`` of an item, built from its community's words."""
+    rng = np.random.default_rng(item)
+    name, words = topic(item % communities)
+    picked = rng.choice(words, 3, replace=False)
+    style = STYLES[int(rng.integers(len(STYLES)))]
+    title = f"The {picked[0]} {item}"
+    return title, f"{style} story about {name}: {picked[1]}, {picked[2]} and more."
+
+
+def user_text(user: int, communities: int) -> str:
+    rng = np.random.default_rng(10**9 + user)
+    name, words = topic(user % communities)
+    picked = rng.choice(words, 2, replace=False)
+    return f"I enjoy {name}, especially {picked[0]} and {picked[1]}."
+
+
+class _ItemSampler:
+    """Zipf-by-rank item choice within a community (items ``c, c + C, c + 2C, ...``)."""
+
+    def __init__(self, spec: SyntheticSpec):
+        self.C, self.I = spec.communities, spec.num_items
+        per = -(-self.I // self.C)
+        weights = (np.arange(per) + 1.0) ** -spec.popularity_alpha
+        self.cumulative = []
+        for c in range(self.C):
+            size = len(range(c, self.I, self.C))
+            cdf = np.cumsum(weights[:size])
+            self.cumulative.append(cdf / cdf[-1])
+
+    def draw(self, communities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        items = np.empty(communities.size, dtype=np.int64)
+        u = rng.random(communities.size)
+        for c in np.unique(communities):
+            mask = communities == c
+            rank = np.searchsorted(self.cumulative[c], u[mask], side="right")
+            items[mask] = c + self.C * np.minimum(rank, self.cumulative[c].size - 1)
+        return items
+
+
+def generate_blocks(spec: SyntheticSpec) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first_user, pairs [2, c] int64)`` per block of users, in order; no pair repeats."""
+    sampler = _ItemSampler(spec)
+    for block, first in enumerate(range(0, spec.num_users, spec.block_users)):
+        rng = np.random.default_rng([spec.seed, block])
+        users = np.arange(first, min(first + spec.block_users, spec.num_users))
+        # Discrete Pareto activity with the requested mean, capped by the catalogue.
+        xm = spec.interactions_per_user * (spec.activity_alpha - 1) / spec.activity_alpha
+        activity = np.floor(xm * (1 + rng.pareto(spec.activity_alpha, users.size)))
+        activity = np.clip(activity, 1, spec.num_items).astype(np.int64)
+        owner = np.repeat(users, activity)
+        community = owner % spec.communities
+        stray = rng.random(owner.size) >= spec.affinity
+        community[stray] = rng.integers(0, spec.communities, int(stray.sum()))
+        items = sampler.draw(community, rng)
+        keys = np.unique(owner * spec.num_items + items)
+        yield first, np.stack([keys // spec.num_items, keys % spec.num_items])
+
+
+def write_synthetic(
+    spec: SyntheticSpec,
+    folder: str | Path,
+    write_csv: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Streams the dataset of ``spec`` into ``folder`` (written under a temporary name, then
+    renamed); ``progress(users_done)`` after every block."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+    try:
+        (tmp / "interactions").mkdir()
+        with open(tmp / "items.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["item_id", "title", "description"])
+            for item in range(spec.num_items):
+                w.writerow([f"i{item}", *item_text(item, spec.communities)])
+        interactions = 0
+        with (
+            open(tmp / "users.csv", "w", newline="") as users_file,
+            open(
+                tmp / "interactions.csv" if write_csv else os.devnull, "w", newline=""
+            ) as csv_file,
+        ):
+            users_writer, pairs_writer = csv.writer(users_file), csv.writer(csv_file)
+            users_writer.writerow(["user_id", "profile"])
+            if write_csv:
+                pairs_writer.writerow(["user_id", "item_id", "rating", "ts"])
+            for block, (first, pairs) in enumerate(generate_blocks(spec)):
+                last = min(first + spec.block_users, spec.num_users)
+                users_writer.writerows(
+                    [f"u{u}", user_text(u, spec.communities)] for u in range(first, last)
+                )
+                np.save(tmp / "interactions" / f"part-{block:05d}.npy", pairs.astype(np.int32))
+                if write_csv:
+                    rng = np.random.default_rng([spec.seed, block, 1])
+                    ratings = rng.integers(3, 6, pairs.shape[1])
+                    pairs_writer.writerows(
+                        (f"u{u}", f"i{i}", r, t)
+                        for t, (u, i, r) in enumerate(zip(*pairs.tolist(), ratings.tolist()))
+                    )
+                interactions += pairs.shape[1]
+                if progress is not None:
+                    progress(last)
+        manifest = {"spec": dataclasses.asdict(spec), "interactions": interactions}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def node_pair_chunks(folder: str | Path) -> Callable[[], Iterator[np.ndarray]]:
+    """The interaction parts of a written dataset as ``[2, c]`` node-id pairs (users ``0..U-1``,
+    items ``U..``), the ``chunks`` of :func:`~gnnrec.data.out_of_core.build_csr_out_of_core`."""
+    folder = Path(folder)
+    num_users = json.loads((folder / "manifest.json").read_text())["spec"]["num_users"]
+    parts = sorted((folder / "interactions").glob("part-*.npy"))
+
+    def chunks() -> Iterator[np.ndarray]:
+        for path in parts:
+            pairs = np.load(path).astype(np.int64)
+            pairs[1] += num_users
+            yield pairs
+
+    return chunks
