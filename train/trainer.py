@@ -29,9 +29,11 @@ from gnnrec.data.graph_store import GraphStore
 from gnnrec.train.checkpoint import CheckpointStore, LocalCheckpoints
 from gnnrec.train.data_shard import DataShard, slice_generator
 from gnnrec.train.evaluate import full_ranking_metrics, rating_metrics
+from gnnrec.train.feature_store import PLACEMENTS, FeatureStore
 from gnnrec.train.link_batches import LinkBatch, LinkBatcher
 from gnnrec.train.model import GCNRecommender, GraphView
 from gnnrec.train.objective import LinkObjective
+from gnnrec.train.prefetch import prefetch
 from gnnrec.train.sampler import NeighborSampler
 
 
@@ -46,6 +48,9 @@ class TrainConfig:
     mode: str = "full"
     fanouts: list[int] = field(default_factory=lambda: [10, 10, 10])
     sample_on: str = "cpu"
+    prefetch: int = 2  # sampled batches prepared ahead on a background thread (0: none)
+    features_on: str = "host"  # host | pinned | device
+    feature_cache_nodes: int = 0  # highest-degree nodes whose features live on the device
     epochs: int = 30
     batch_size: int = 2048
     lr: float = 5e-3
@@ -63,6 +68,10 @@ class TrainConfig:
             raise ValueError(f"mode must be 'full' or 'sampled', got {self.mode!r}")
         if self.sample_on not in ("cpu", "device"):
             raise ValueError(f"sample_on must be 'cpu' or 'device', got {self.sample_on!r}")
+        if self.features_on not in PLACEMENTS:
+            raise ValueError(f"features_on must be one of {PLACEMENTS}, got {self.features_on!r}")
+        if self.prefetch < 0 or self.feature_cache_nodes < 0:
+            raise ValueError("prefetch and feature_cache_nodes must be >= 0")
         if self.epochs < 1 or self.batch_size < 1 or self.num_negatives < 1 or self.lr <= 0:
             raise ValueError("epochs, batch_size, num_negatives >= 1 and lr > 0 are required")
         if self.eval_every < 1 or self.patience < 1:
@@ -100,6 +109,21 @@ def node_embeddings(
     view = (view or GraphView.of(data.graph.csr)).to(device)
     with torch.no_grad():
         return model(nodes, x, view, (data.graph.csr.degree() > 0).to(device))
+
+
+@dataclass
+class SliceInputs:
+    """One batch slice, ready for the loss on the training device: the slice, the (sub)graph's
+    nodes ``n_id`` ``[n]``, their features ``x`` ``[n, F]`` (or None), the graph view, the
+    ID-embedding mask ``[n]``, each seed's local id ``[B * (2 + K)]`` and ratings ``[B]``."""
+
+    batch: LinkBatch
+    n_id: torch.Tensor
+    x: torch.Tensor | None
+    view: GraphView
+    id_mask: torch.Tensor
+    seed_index: torch.Tensor
+    ratings: torch.Tensor | None
 
 
 def write_history(history: list[dict], run_dir: Path) -> None:
@@ -152,6 +176,17 @@ class Trainer:
             if config.mode == "sampled"
             else None
         )
+        self.features = (
+            None
+            if data.features is None
+            else FeatureStore(
+                data.features,
+                self.device,
+                placement=config.features_on,
+                cache_nodes=config.feature_cache_nodes,
+                degree=data.graph.csr.degree(),
+            )
+        )
         users, items, ratings = data.train
         self.ratings = torch.as_tensor(ratings, dtype=torch.float32)
         self.batcher = LinkBatcher(
@@ -179,9 +214,9 @@ class Trainer:
     def embeddings(self) -> torch.Tensor:
         return node_embeddings(self.model, self.data, self.view)
 
-    def _slice_loss(
+    def _slice_inputs(
         self, batch: LinkBatch, generator: torch.Generator, full_keep: torch.Tensor | None
-    ) -> torch.Tensor:
+    ) -> SliceInputs:
         U, device = self.data.num_users, self.device
         seeds = torch.cat([batch.users, batch.pos_items + U, batch.neg_items.flatten() + U])
         if self.sampler is None:
@@ -191,48 +226,70 @@ class Trainer:
             n_id, view, index = sub.n_id.cpu(), GraphView.of(sub.csr).to(device), sub.seed_index
             keep = torch.rand(n_id.numel(), generator=generator, device=generator.device)
             keep = keep.cpu() >= self.model.config.id_dropout
-        x = None if self.data.features is None else self.data.features[n_id].to(device)
-        ratings = self.ratings[batch.index].to(device) if self.config.objective == "mse" else None
-        return self.step_module(
-            n_id.to(device),
-            x,
-            view,
-            (self.has_edges[n_id] & keep).to(device),
-            index.to(device),
-            batch.to(device),
-            ratings,
+        ratings = self.ratings[batch.index] if self.config.objective == "mse" else None
+        return SliceInputs(
+            batch=batch.to(device),
+            n_id=n_id.to(device),
+            x=None if self.features is None else self.features.gather(n_id).float(),
+            view=view,
+            id_mask=(self.has_edges[n_id] & keep).to(device),
+            seed_index=index.to(device),
+            ratings=None if ratings is None else ratings.to(device),
         )
 
-    def train_step(
+    def prepare(
         self, batch: LinkBatch, generator: torch.Generator, key: tuple[int, int] = (0, 0)
-    ) -> float:
-        """One Adam step on a global batch, of which this process computes its slices;
-        ``generator`` is the epoch's (shared by all processes), ``key`` ``(epoch, step)`` seeds
-        the slices. Returns this process's share of the batch's mean loss (on one process, the
-        loss)."""
-        self.model.train()
+    ) -> list[SliceInputs]:
+        """Everything before the forward pass of a global batch: this process's slices,
+        sampled (``generator`` is the epoch's, shared by all processes; ``key`` ``(epoch,
+        step)`` seeds each slice) and gathered onto the device. Runs ahead of training on a
+        background thread when ``config.prefetch``."""
         full_keep = None
         if self.sampler is None:  # one mask for the whole graph, drawn alike by every process
             full_keep = torch.rand(self.all_nodes.numel(), generator=generator)
             full_keep = full_keep >= self.model.config.id_dropout
-        parts, total = self.shard.parts, 0.0
-        self.optimizer.zero_grad(set_to_none=True)
-        for k, part in enumerate(parts):
-            piece = batch.part(part, self.shard.partitions)
+        slices = []
+        for part in self.shard.parts:
             part_generator = (
                 generator
                 if self.shard.partitions == 1 and self.sample_device.type == "cpu"
                 else slice_generator(self.config.seed, *key, part, device=self.sample_device)
             )
-            last = k == len(parts) - 1
-            no_sync = getattr(self.step_module, "no_sync", None)
+            piece = batch.part(part, self.shard.partitions)
+            slices.append(self._slice_inputs(piece, part_generator, full_keep))
+        return slices
+
+    def step(self, slices: list[SliceInputs], batch_size: int) -> float:
+        """One Adam step from prepared slices of a global batch of ``batch_size``; returns this
+        process's share of the batch's mean loss (on one process, the loss)."""
+        self.model.train()
+        total = 0.0
+        self.optimizer.zero_grad(set_to_none=True)
+        no_sync = getattr(self.step_module, "no_sync", None)
+        for k, inputs in enumerate(slices):
+            last = k == len(slices) - 1
             with nullcontext() if last or no_sync is None else no_sync():
-                loss = self._slice_loss(piece, part_generator, full_keep)
-                (loss * self.shard.weight(len(piece), len(batch))).backward()
-            total += loss.item() * len(piece) / len(batch)
+                loss = self.step_module(
+                    inputs.n_id,
+                    inputs.x,
+                    inputs.view,
+                    inputs.id_mask,
+                    inputs.seed_index,
+                    inputs.batch,
+                    inputs.ratings,
+                )
+                size = len(inputs.batch)
+                (loss * self.shard.weight(size, batch_size)).backward()
+            total += loss.item() * size / batch_size
         self.optimizer.step()
         self.steps_run += 1
         return total
+
+    def train_step(
+        self, batch: LinkBatch, generator: torch.Generator, key: tuple[int, int] = (0, 0)
+    ) -> float:
+        """:meth:`prepare` then :meth:`step`: one optimizer step on a global batch."""
+        return self.step(self.prepare(batch, generator, key), len(batch))
 
     def _sum_over_workers(self, values: list[float]) -> list[float]:
         if not _distributed(self.shard):
@@ -342,30 +399,35 @@ class Trainer:
         if state is not None:
             history, start, best = self._resume(state)
         self.start_epoch = start
-        step = start * len(self.batcher)
         for epoch in range(start, cfg.epochs):
             if best["bad_epochs"] >= cfg.patience:
                 break
             generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
             began, losses, examples = time.perf_counter(), [], 0
+            first_step = epoch * len(self.batcher)
+            prepared = (
+                (i, len(batch), self.prepare(batch, generator, (epoch, i)))
+                for i, batch in enumerate(self.batcher.epoch(generator))
+                if len(batch) >= self.shard.partitions  # else too small for every slice
+            )
+            if self.sampler is not None:
+                prepared = prefetch(prepared, cfg.prefetch)
             bar = tqdm(
-                self.batcher.epoch(generator),
+                prepared,
                 total=len(self.batcher),
                 desc=f"epoch {epoch + 1}/{cfg.epochs}",
                 disable=not (cfg.progress and self.is_main),
                 leave=False,
                 mininterval=1.0,
             )
-            for i, batch in enumerate(bar):
-                step += 1
-                if len(batch) < self.shard.partitions:
-                    continue  # too small to give every slice an example
-                loss = self.train_step(batch, generator, (epoch, i))
+            for i, size, slices in bar:
+                loss = self.step(slices, size)
                 losses.append(loss)
-                examples += len(batch)
+                examples += size
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
                 if self.on_step is not None:
-                    self.on_step(step)
+                    self.on_step(first_step + i + 1)
+            step = first_step + len(self.batcher)
             (loss_sum,) = self._sum_over_workers([float(np.sum(losses))])
             row = {
                 "epoch": epoch + 1,

@@ -1,0 +1,73 @@
+"""Node features gathered onto the training device, with the hottest rows cached there.
+
+Features ``[N, F]`` (any float dtype; bf16/fp16 halve the bytes) stay where they are put: on the
+device, in pinned host memory (copied asynchronously), or in ordinary or memory-mapped host
+memory. ``cache_nodes`` rows, chosen by degree (the nodes neighbor sampling reaches most), are
+copied to the device once; a gather serves those from the cache and the rest from the host.
+"""
+
+from __future__ import annotations
+
+import torch
+
+PLACEMENTS = ("host", "pinned", "device")
+
+
+class FeatureStore:
+    def __init__(
+        self,
+        features: torch.Tensor,
+        device: torch.device | str,
+        *,
+        placement: str = "host",
+        cache_nodes: int = 0,
+        degree: torch.Tensor | None = None,
+    ):
+        if placement not in PLACEMENTS:
+            raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
+        if cache_nodes and degree is None:
+            raise ValueError("a feature cache chooses its nodes by degree: pass degree")
+        self.device = torch.device(device)
+        if placement == "device":
+            features = features.to(self.device)
+        elif placement == "pinned" and torch.cuda.is_available():
+            features = features.pin_memory()
+        self.features, self.placement = features, placement
+        self.slot = None
+        self.cache = None
+        if cache_nodes and placement != "device":
+            hot = torch.topk(degree, min(cache_nodes, degree.numel())).indices
+            self.slot = torch.full((features.shape[0],), -1, dtype=torch.int64, device=self.device)
+            self.slot[hot.to(self.device)] = torch.arange(hot.numel(), device=self.device)
+            self.cache = features[hot].to(self.device)
+        self.hits = self.misses = 0
+
+    def _from_host(self, index: torch.Tensor) -> torch.Tensor:
+        """Host rows ``index`` on the device; from pinned memory through a pinned staging
+        buffer (the caching host allocator keeps it until the asynchronous copy is done)."""
+        if self.placement != "pinned" or self.device.type != "cuda":
+            return self.features[index].to(self.device)
+        rows = torch.empty(
+            (index.numel(), self.features.shape[1]), dtype=self.features.dtype, pin_memory=True
+        )
+        torch.index_select(self.features, 0, index, out=rows)
+        return rows.to(self.device, non_blocking=True)
+
+    def gather(self, n_id: torch.Tensor) -> torch.Tensor:
+        """Rows ``n_id`` ``[n]`` -> ``[n, F]`` on the device, in the stored dtype."""
+        if self.placement == "device":
+            return self.features[n_id.to(self.device)]
+        if self.slot is None:
+            self.misses += n_id.numel()
+            return self._from_host(n_id.cpu())
+        position = self.slot[n_id.to(self.device)]
+        hit = position >= 0
+        out = torch.empty(
+            (n_id.numel(), self.features.shape[1]), dtype=self.features.dtype, device=self.device
+        )
+        out[hit] = self.cache[position[hit]]
+        miss = (~hit).cpu()
+        out[miss.to(self.device)] = self._from_host(n_id.cpu()[miss])
+        missed = int(miss.sum())
+        self.hits, self.misses = self.hits + n_id.numel() - missed, self.misses + missed
+        return out
