@@ -11,6 +11,7 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
+from gnnrec.kernels.gather import _gather_rows_kernel
 from gnnrec.kernels.sddmm import _sddmm_kernel
 from gnnrec.kernels.spmm import _combine_heavy_kernel, _spmm_items_kernel
 
@@ -98,6 +99,11 @@ def compile_all() -> int:
             flags = {"HAS_ROW_SCALE": True, "HAS_COL_SCALE": True, "ACC_FP64": dtype == "fp64"}
             _compile(_sddmm_kernel, pointers, {**flags, "BLOCK_E": 64, "BLOCK_F": 64}, target)
             count += 1
+        for src, index in [("i64", "i64"), ("i32", "i64"), ("fp32", "i64"), ("bf16", "i32")]:
+            pointers = {"src": src, "index": index, "out": src}
+            _compile(_gather_rows_kernel, pointers, {"BLOCK_N": 64, "BLOCK_F": 64}, target)
+            _compile(_gather_rows_kernel, pointers, {"BLOCK_N": 64, "BLOCK_F": 1}, target)
+            count += 2
     return count
 
 

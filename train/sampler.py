@@ -7,13 +7,15 @@ appearance, so ``n_id[:batch_size]`` are the seeds. The output converts to a PyG
 ``edge_index`` (local ``[source; target]``), ``n_id`` and ``batch_size``, as ``NeighborLoader``
 gives.
 
-Every step is a vectorised tensor operation on the graph's device: a CSR in GPU memory (and a
+Every step is a vectorised tensor operation on the sampling device: a CSR in GPU memory (and a
 CUDA generator) samples, deduplicates and relabels on the GPU with the same code and the same
-distribution as on the CPU.
+distribution as on the CPU. A CSR too large for the GPU stays in pinned host memory and the GPU
+reads the rows it needs in place (:func:`gnnrec.kernels.gather.gather_rows`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -59,8 +61,27 @@ def unique_in_order(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return uniq[order], rank[inverse]
 
 
+Read = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def index_read(src: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``src[index]`` with both on one device."""
+    return src[index]
+
+
+def pinned_read(src: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``src[index]`` for ``src`` in pinned host memory and ``index`` on a GPU (zero-copy)."""
+    from gnnrec.kernels.gather import gather_rows
+
+    return gather_rows(src, index)
+
+
 def sample_neighbors(
-    csr: CSR, nodes: torch.Tensor, fanout: int, generator: torch.Generator | None = None
+    csr: CSR,
+    nodes: torch.Tensor,
+    fanout: int,
+    generator: torch.Generator | None = None,
+    read: Read = index_read,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """For each of ``nodes`` ``[n]``, up to ``fanout`` distinct neighbors uniformly at random.
 
@@ -69,8 +90,8 @@ def sample_neighbors(
     deg > fanout)`` for the random keys, plus the output.
     """
     device = nodes.device
-    start = csr.indptr[nodes]
-    degree = csr.indptr[nodes + 1] - start
+    start = read(csr.indptr, nodes)
+    degree = read(csr.indptr, nodes + 1) - start
     take = degree if fanout < 0 else degree.clamp(max=fanout)
     position = torch.repeat_interleave(torch.arange(nodes.numel(), device=device), take)
     offset = torch.arange(position.numel(), device=device) - torch.repeat_interleave(
@@ -91,24 +112,34 @@ def sample_neighbors(
         is_heavy[heavy] = True
         heavy_edge = is_heavy[position]
         offset[heavy_edge] = picked
-    neighbor = csr.indices[start[position] + offset].long()
+    neighbor = read(csr.indices, start[position] + offset).long()
     return position, neighbor
 
 
 class NeighborSampler:
-    """Samples multi-hop subgraphs around seed nodes of a CSR graph (see module docstring), on
-    the CSR's device; the generator must live there too."""
+    """Samples multi-hop subgraphs around seed nodes of a CSR graph (see module docstring) on
+    ``device`` (default: the CSR's; a CPU CSR sampled on a GPU must be pinned); the generator
+    must live on that device too."""
 
-    def __init__(self, csr: CSR, fanouts: list[int]):
+    def __init__(self, csr: CSR, fanouts: list[int], device: torch.device | str | None = None):
         if not fanouts:
             raise ValueError("fanouts must name at least one layer")
         self.csr = csr
         self.fanouts = list(fanouts)
+        self.device = csr.indptr.device if device is None else torch.device(device)
+        self.read: Read = index_read
+        if self.device != csr.indptr.device:
+            if not (csr.indptr.is_pinned() and csr.indices.is_pinned()):
+                raise ValueError(
+                    f"a CSR on {csr.indptr.device} cannot be sampled on {self.device}: move it "
+                    "there (csr.to(device)) or pin it (csr.pin_memory()) to read it in place"
+                )
+            self.read = pinned_read
 
     def sample(
         self, seeds: torch.Tensor, generator: torch.Generator | None = None
     ) -> SampledSubgraph:
-        device = self.csr.indptr.device
+        device = self.device
         seeds = torch.as_tensor(seeds, dtype=torch.int64).to(device)
         if seeds.numel() and (int(seeds.min()) < 0 or int(seeds.max()) >= self.csr.num_rows):
             raise ValueError(f"seed nodes must be in [0, {self.csr.num_rows})")
@@ -118,7 +149,9 @@ class NeighborSampler:
         targets, sources = [], []
         num_nodes, num_edges = [batch_size], []
         for fanout in self.fanouts:
-            position, neighbor = sample_neighbors(self.csr, n_id[frontier], fanout, generator)
+            position, neighbor = sample_neighbors(
+                self.csr, n_id[frontier], fanout, generator, self.read
+            )
             known = n_id.numel()
             n_id, local = unique_in_order(torch.cat([n_id, neighbor]))
             local = local[known:]

@@ -41,8 +41,9 @@ from gnnrec.train.sampler import NeighborSampler
 class TrainConfig:
     """Optimisation. ``mode``: ``full`` propagates over the whole training graph each step,
     ``sampled`` over a neighbor-sampled subgraph of the batch (``fanouts`` per layer), sampled
-    where ``sample_on`` says: ``cpu`` (the graph stays in host memory) or ``device`` (a copy of
-    the graph in the training device's memory, sampled there)."""
+    where ``sample_on`` says: ``cpu`` (the graph stays in host memory), ``device`` (a copy of
+    the graph in the training device's memory, sampled there) or ``pinned`` (the graph in pinned
+    host memory, sampled on the GPU, which reads it in place: graphs larger than the GPU)."""
 
     objective: str = "bpr"
     mode: str = "full"
@@ -66,8 +67,10 @@ class TrainConfig:
             raise ValueError(f"objective must be 'bpr' or 'mse', got {self.objective!r}")
         if self.mode not in ("full", "sampled"):
             raise ValueError(f"mode must be 'full' or 'sampled', got {self.mode!r}")
-        if self.sample_on not in ("cpu", "device"):
-            raise ValueError(f"sample_on must be 'cpu' or 'device', got {self.sample_on!r}")
+        if self.sample_on not in ("cpu", "device", "pinned"):
+            raise ValueError(
+                f"sample_on must be 'cpu', 'device' or 'pinned', got {self.sample_on!r}"
+            )
         if self.features_on not in PLACEMENTS:
             raise ValueError(f"features_on must be one of {PLACEMENTS}, got {self.features_on!r}")
         if self.prefetch < 0 or self.feature_cache_nodes < 0:
@@ -170,12 +173,12 @@ class Trainer:
         self.device_view = self.view.to(self.device) if config.mode == "full" else None
         self.all_nodes = torch.arange(data.graph.num_nodes)
         self.has_edges = data.graph.csr.degree() > 0
-        self.sample_device = self.device if config.sample_on == "device" else torch.device("cpu")
-        self.sampler = (
-            NeighborSampler(data.graph.csr.to(self.sample_device), config.fanouts)
-            if config.mode == "sampled"
-            else None
-        )
+        self.sample_device = torch.device("cpu") if config.sample_on == "cpu" else self.device
+        self.sampler = None
+        if config.mode == "sampled":
+            csr = data.graph.csr
+            csr = csr.pin_memory() if config.sample_on == "pinned" else csr.to(self.sample_device)
+            self.sampler = NeighborSampler(csr, config.fanouts, self.sample_device)
         self.features = (
             None
             if data.features is None
