@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from gnnrec.bench.harness import markdown_table, median_seconds, provenance, write_results
-from gnnrec.data import GraphStore
+from gnnrec.data import CSR, GraphStore
 from gnnrec.train.sampler import NeighborSampler
 
 
@@ -27,6 +27,20 @@ def power_law_bipartite(
     items = rng.choice(num_items, size=num_edges, p=weights / weights.sum())
     users = rng.integers(0, num_users, num_edges)
     return GraphStore.bipartite(users, items, num_users, num_items)
+
+
+def uniformity_chi2(device: torch.device | str = "cpu", trials: int = 4000) -> float:
+    """Chi-square statistic (9 degrees of freedom) of how often each of a hub's 10 neighbors is
+    among ``fanout = 3`` samples over ``trials`` draws on ``device``; under uniform sampling
+    without replacement each is drawn with probability 3/10 (p = 0.001 at 27.9)."""
+    csr = CSR.from_edges(torch.zeros(10, dtype=torch.int64), torch.arange(1, 11), 11, 11)
+    sampler = NeighborSampler(csr.to(device), [3])
+    generator = torch.Generator(device=device).manual_seed(0)
+    counts = torch.zeros(11, dtype=torch.int64)
+    for _ in range(trials):
+        counts[sampler.sample(torch.tensor([0]), generator).n_id[1:].cpu()] += 1
+    expected = trials * 3 / 10
+    return float(((counts[1:] - expected) ** 2 / expected).sum())
 
 
 def run(args: argparse.Namespace) -> list[dict]:

@@ -199,10 +199,11 @@ def cmd_synth(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from gnnrec.bench import distributed, encoders, kernels, quality, sampling
+    from gnnrec.bench import distributed, encoders, epoch, kernels, quality, sampling
 
     topics = {
         "distributed": distributed,
+        "epoch": epoch,
         "encoders": encoders,
         "kernels": kernels,
         "quality": quality,
@@ -297,11 +298,11 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(func=cmd_synth)
     bench = sub.add_parser(
         "bench",
-        help="benchmarks: kernels (Triton aggregation), sampling, encoders, quality or distributed",
+        help="benchmarks: kernels, sampling, epoch, encoders, quality or distributed",
         description="Runs bench/<topic>.py; arguments after the topic go to it (try -- --help).",
     )
     bench.add_argument(
-        "topic", choices=["distributed", "encoders", "kernels", "quality", "sampling"]
+        "topic", choices=["distributed", "encoders", "epoch", "kernels", "quality", "sampling"]
     )
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     bench.set_defaults(func=cmd_bench)

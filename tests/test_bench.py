@@ -115,3 +115,20 @@ def test_distributed_bench_times_one_process_and_ray_workers(tmp_path):
     # Both cut every batch into the same two slices, so they learn the same model.
     assert rows[1]["recall@20"] == pytest.approx(rows[0]["recall@20"], abs=1e-6)
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_epoch_bench_trains_with_every_available_loader(tmp_path):
+    from gnnrec.bench import epoch
+
+    out = tmp_path / "epoch.jsonl"
+    args = ["--nodes", "3000", "--edges", "30000", "--batches", "2", "--features", "8"]
+    rows = epoch.main([*args, "--hidden", "16", "--workdir", str(tmp_path), "--output", str(out)])
+    loaders = {r["loader"] for r in rows}
+    assert "gnnrec sampler, CPU" in loaders
+    for row in rows:
+        assert row["sampled_edges_per_s"] > 0 and row["epoch_seconds"] > 0
+        assert row["config"]["train_seeds"] == 240 and row["config"]["edges"] > 10_000
+        assert all(loss > 0 for loss in row["loss_first_last"])
+    if "PyG NeighborLoader" in loaders:  # torch-sparse or pyg-lib installed
+        assert all(r["sampling_speedup_vs_pyg"] > 0 for r in rows)
+    assert out.with_suffix(".png").stat().st_size > 0

@@ -68,16 +68,11 @@ def test_unique_in_order():
 
 
 def test_sampling_is_uniform_over_neighbors():
-    """A hub with 10 neighbors and fanout 3: every neighbor is drawn with probability 3/10."""
-    csr = CSR.from_edges(torch.zeros(10, dtype=torch.int64), torch.arange(1, 11), 11, 11)
-    sampler, g = NeighborSampler(csr, [3]), torch.Generator().manual_seed(0)
-    counts = Counter()
-    trials = 4000
-    for _ in range(trials):
-        counts.update(sampler.sample(torch.tensor([0]), g).n_id[1:].tolist())
-    expected = trials * 3 / 10
-    chi2 = sum((counts[v] - expected) ** 2 / expected for v in range(1, 11))
-    assert chi2 < 27.9  # chi-square, 9 degrees of freedom, p = 0.001
+    """A hub with 10 neighbors and fanout 3: every neighbor is drawn with probability 3/10 (the
+    same check ``gnnrec bench epoch`` runs on a GPU)."""
+    from gnnrec.bench.sampling import uniformity_chi2
+
+    assert uniformity_chi2("cpu") < 27.9  # chi-square, 9 degrees of freedom, p = 0.001
 
 
 def test_agrees_with_torch_sparse_neighbor_sample():
