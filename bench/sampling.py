@@ -29,18 +29,28 @@ def power_law_bipartite(
     return GraphStore.bipartite(users, items, num_users, num_items)
 
 
-def uniformity_chi2(device: torch.device | str = "cpu", trials: int = 4000) -> float:
-    """Chi-square statistic (9 degrees of freedom) of how often each of a hub's 10 neighbors is
-    among ``fanout = 3`` samples over ``trials`` draws on ``device``; under uniform sampling
-    without replacement each is drawn with probability 3/10 (p = 0.001 at 27.9)."""
-    csr = CSR.from_edges(torch.zeros(10, dtype=torch.int64), torch.arange(1, 11), 11, 11)
+# Chi-square critical values at p = 0.001 by degrees of freedom.
+CHI2_P001 = {9: 27.88, 39: 72.05}
+
+
+def uniformity_chi2(
+    device: torch.device | str = "cpu", degree: int = 10, trials: int = 4000
+) -> tuple[float, float]:
+    """``(chi2, critical value at p = 0.001)`` for how often each of a hub's ``degree``
+    neighbors is among ``fanout = 3`` samples over ``trials`` draws on ``device``; uniform
+    sampling without replacement draws each with probability ``3 / degree``. Degree 10 takes
+    the shuffle path of the sampler, degree 40 the redraw path (see ``sample_neighbors``)."""
+    csr = CSR.from_edges(
+        torch.zeros(degree, dtype=torch.int64), torch.arange(1, degree + 1), degree + 1, degree + 1
+    )
     sampler = NeighborSampler(csr.to(device), [3])
     generator = torch.Generator(device=device).manual_seed(0)
-    counts = torch.zeros(11, dtype=torch.int64)
+    counts = torch.zeros(degree + 1, dtype=torch.int64)
     for _ in range(trials):
         counts[sampler.sample(torch.tensor([0]), generator).n_id[1:].cpu()] += 1
-    expected = trials * 3 / 10
-    return float(((counts[1:] - expected) ** 2 / expected).sum())
+    expected = trials * 3 / degree
+    chi2 = float(((counts[1:] - expected) ** 2 / expected).sum())
+    return chi2, CHI2_P001[degree - 1]
 
 
 def run(args: argparse.Namespace) -> list[dict]:

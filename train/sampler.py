@@ -76,6 +76,42 @@ def pinned_read(src: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return gather_rows(src, index)
 
 
+def _shuffled_offsets(degree: torch.Tensor, k: int, generator) -> torch.Tensor:
+    """``[h, k]`` distinct offsets in ``[0, degree_r)`` per row: the first ``k`` of a random
+    shuffle of each row (sorting ``sum(degree)`` random keys)."""
+    device = degree.device
+    segment = torch.repeat_interleave(torch.arange(degree.numel(), device=device), degree)
+    keys = torch.rand(segment.numel(), generator=generator, dtype=torch.float64, device=device)
+    order = torch.argsort(segment.to(torch.float64) + keys)  # shuffle within each row
+    within = torch.arange(segment.numel(), device=device) - torch.repeat_interleave(
+        torch.cumsum(degree, 0) - degree, degree
+    )
+    # After the shuffle, row r's edges still occupy the same slots; keep the first k.
+    return within[order][within < k].view(-1, k)
+
+
+def _rejected_offsets(degree: torch.Tensor, k: int, generator) -> torch.Tensor:
+    """``[h, k]`` distinct offsets in ``[0, degree_r)`` per row: ``k`` uniform draws, redrawing
+    repeats until none is left (``O(k)`` per row and round; few rounds when ``degree >> k``).
+    The procedure treats every offset alike, so each ``k``-subset is equally likely."""
+    device = degree.device
+    bound = degree.to(torch.float64).unsqueeze(1).expand(-1, k)
+    picks = (
+        torch.rand(bound.shape, generator=generator, dtype=torch.float64, device=device) * bound
+    ).long()
+    while True:
+        ordered, order = picks.sort(dim=1)
+        repeat = torch.zeros_like(picks, dtype=torch.bool)
+        repeat[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
+        if not bool(repeat.any()):
+            return picks
+        redraw = torch.zeros_like(repeat).scatter_(1, order, repeat)
+        fresh = torch.rand(
+            int(redraw.sum()), generator=generator, dtype=torch.float64, device=device
+        )
+        picks[redraw] = (fresh * bound[redraw]).long()
+
+
 def sample_neighbors(
     csr: CSR,
     nodes: torch.Tensor,
@@ -86,8 +122,9 @@ def sample_neighbors(
     """For each of ``nodes`` ``[n]``, up to ``fanout`` distinct neighbors uniformly at random.
 
     Returns ``(target_position [m], neighbor [m])``: the position in ``nodes`` of each sampled
-    edge's target, and the neighbor's global id. Work is ``O(sum of degrees of rows with
-    deg > fanout)`` for the random keys, plus the output.
+    edge's target, and the neighbor's global id. Rows with ``fanout < deg <= 4 fanout`` shuffle
+    their neighbors; rows with ``deg > 4 fanout`` (hubs) draw offsets and redraw repeats, so a
+    hub costs ``O(fanout)``, not ``O(deg)``.
     """
     device = nodes.device
     start = read(csr.indptr, nodes)
@@ -100,18 +137,14 @@ def sample_neighbors(
     heavy = torch.nonzero(degree > take).flatten()
     if heavy.numel():
         heavy_deg = degree[heavy]
-        segment = torch.repeat_interleave(torch.arange(heavy.numel(), device=device), heavy_deg)
-        keys = torch.rand(segment.numel(), generator=generator, dtype=torch.float64, device=device)
-        order = torch.argsort(segment.to(torch.float64) + keys)  # shuffle within each row
-        within = torch.arange(segment.numel(), device=device) - torch.repeat_interleave(
-            torch.cumsum(heavy_deg, 0) - heavy_deg, heavy_deg
-        )
-        # After the shuffle, row r's edges still occupy the same slots; keep the first `fanout`.
-        picked = within[order][within < fanout]
+        picked = torch.empty((heavy.numel(), fanout), dtype=torch.int64, device=device)
+        hub = heavy_deg > 4 * fanout
+        for rows, draw in ((~hub, _shuffled_offsets), (hub, _rejected_offsets)):
+            if bool(rows.any()):
+                picked[rows] = draw(heavy_deg[rows], fanout, generator)
         is_heavy = torch.zeros(nodes.numel(), dtype=torch.bool, device=device)
         is_heavy[heavy] = True
-        heavy_edge = is_heavy[position]
-        offset[heavy_edge] = picked
+        offset[is_heavy[position]] = picked.flatten()
     neighbor = read(csr.indices, start[position] + offset).long()
     return position, neighbor
 
