@@ -38,3 +38,22 @@ def test_bad_settings_are_named():
         FeatureStore(torch.zeros(2, 2), "cpu", placement="disk")
     with pytest.raises(ValueError, match="pass degree"):
         FeatureStore(torch.zeros(2, 2), "cpu", cache_nodes=1)
+
+
+def test_features_can_stay_in_a_memory_map(tmp_path):
+    import warnings
+
+    import numpy as np
+
+    rows = np.arange(60, dtype=np.float32).reshape(20, 3)
+    np.save(tmp_path / "features.npy", rows.astype(np.float16))
+    mapped = np.load(tmp_path / "features.npy", mmap_mode="r")
+    with warnings.catch_warnings():  # a read-only map: nothing writes it
+        warnings.simplefilter("ignore", UserWarning)
+        features = torch.from_numpy(mapped)
+    degree = torch.arange(20)
+    store = FeatureStore(features, "cpu", cache_nodes=4, degree=degree)
+    out = store.gather(torch.tensor([19, 0, 5, 16]))
+    assert out.dtype == torch.float16
+    assert torch.equal(out.float(), torch.from_numpy(rows[[19, 0, 5, 16]]))
+    assert (store.hits, store.misses) == (2, 2)  # 19 and 16 are among the 4 hubs
