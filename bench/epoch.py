@@ -16,6 +16,7 @@ Per loader: sampled edges/s (sampling alone) and the time of ``--batches`` train
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -71,7 +72,8 @@ def build_graph(args: argparse.Namespace, folder: Path) -> tuple[GraphStore, np.
         seed=args.seed,
         block_users=500_000,
     )
-    write_synthetic(spec, folder / "synthetic", write_csv=False)
+    workers = os.cpu_count() or 1
+    write_synthetic(spec, folder / "synthetic", write_csv=False, write_text=False, workers=workers)
     store_dir = build_csr_out_of_core(
         node_pair_chunks(folder / "synthetic"),
         args.nodes,

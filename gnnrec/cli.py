@@ -191,7 +191,11 @@ def cmd_synth(args: argparse.Namespace) -> None:
     )
     with tqdm(total=spec.num_users, unit="user", desc="generating") as bar:
         folder = write_synthetic(
-            spec, args.output, write_csv=not args.no_csv, progress=lambda n: bar.update(n - bar.n)
+            spec,
+            args.output,
+            write_csv=not args.no_csv,
+            progress=lambda n: bar.update(n - bar.n),
+            workers=args.workers,
         )
     print(
         f"wrote {folder} (train on it with --set data.dataset=synthetic --set data.path={folder})"
@@ -295,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument(
         "--no-csv", action="store_true", help="binary parts only (for out-of-core builds)"
     )
+    synth.add_argument("--workers", type=int, default=1, help="generating processes")
     synth.set_defaults(func=cmd_synth)
     bench = sub.add_parser(
         "bench",

@@ -30,8 +30,11 @@ def test_same_seed_same_files_other_seed_other_graph(tmp_path):
     a = write_synthetic(SMALL, tmp_path / "a")
     b = write_synthetic(SMALL, tmp_path / "b")
     c = write_synthetic(SyntheticSpec(**{**SMALL.__dict__, "seed": 1}), tmp_path / "c")
-    assert _digest(a) == _digest(b) != _digest(c)
+    parallel = write_synthetic(SMALL, tmp_path / "parallel", workers=2)
+    assert _digest(a) == _digest(b) == _digest(parallel) != _digest(c)
     assert len(list((a / "interactions").glob("part-*.npy"))) == 3  # 600 users, blocks of 250
+    bare = write_synthetic(SMALL, tmp_path / "bare", write_csv=False, write_text=False)
+    assert sorted(p.name for p in bare.iterdir()) == ["interactions", "manifest.json"]
 
 
 def test_planted_communities_power_law_and_text():
