@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         began = time.perf_counter()
         encoder.encode(texts, progress=False)
         seconds = time.perf_counter() - began
+        encoder.close()
         rows.append(
             {
                 "bench": "encoders",

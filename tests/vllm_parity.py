@@ -20,6 +20,7 @@ if __name__ == "__main__":
     vllm_encoder = VLLMEncoder(EncoderConfig(backend="vllm"))
     hf_encoder = TransformersEncoder(EncoderConfig())
     a = vllm_encoder.encode(texts, progress=False)
+    vllm_encoder.close()
     b = hf_encoder.encode(texts, progress=False)
     cosine = torch.nn.functional.cosine_similarity(a, b)
     result = {
