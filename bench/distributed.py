@@ -57,7 +57,9 @@ def run(args: argparse.Namespace) -> list[dict]:
             rows.append(
                 {
                     "bench": "distributed",
-                    "layout": "one process (no Ray)" if not workers else f"{workers} Ray workers",
+                    "layout": f"{workers} Ray worker{'s' if workers > 1 else ''}"
+                    if workers
+                    else "one process (no Ray)",
                     "workers": workers,
                     "partitions": partitions,
                     "epoch_seconds": seconds,
