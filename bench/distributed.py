@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from gnnrec.bench.harness import markdown_table, provenance, write_results
+from gnnrec.config import add_override_argument
 
 # ml-latest-small, ID embeddings only (no text to encode), neighbor-sampled like web-scale runs.
 DEFAULTS = [
@@ -103,14 +104,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--recipe", default="ml_latest_small_cpu")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override for every run",
-    )
+    add_override_argument(parser, "config override for every run")
     parser.add_argument("--output", default="bench/results/distributed.jsonl")
     args = parser.parse_args(argv)
     rows = run(args)

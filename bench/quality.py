@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from gnnrec.bench.harness import markdown_table, provenance, write_results
+from gnnrec.config import add_override_argument
 
 MODELS = {
     "text GCN": "ml_latest_small_cpu",
@@ -162,14 +163,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         prog="gnnrec bench quality", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override for every run",
-    )
+    add_override_argument(parser, "config override for every run")
     parser.add_argument("--no-ratings", action="store_true", help="skip the rating-head runs")
     parser.add_argument("--output", default="bench/results/quality.jsonl")
     args = parser.parse_args(argv)

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from gnnrec.config import load_config
+from gnnrec.config import add_override_argument, load_config
 from gnnrec.recipes import RECIPES
 
 DEMO_USER_TEXT = (
@@ -24,14 +24,7 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML file with [data], [model], ... tables")
     parser.add_argument("--recipe", default="ml_latest_small_cpu", choices=sorted(RECIPES))
     parser.add_argument("--run-dir", help="run directory (config run_dir)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override, e.g. --set train.epochs=5",
-    )
+    add_override_argument(parser, "override, e.g. --set train.epochs=5")
 
 
 def _config(args: argparse.Namespace):

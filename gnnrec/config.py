@@ -107,6 +107,13 @@ def config_from_dict(values: dict[str, Any]) -> RunConfig:
     return _build(RunConfig, values, "config")
 
 
+def add_override_argument(parser, help: str = "override, e.g. --set train.epochs=5") -> None:
+    """``--set KEY=VALUE`` (repeatable) on an argparse parser, collected in ``overrides``."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help
+    )
+
+
 def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """``["train.epochs=5", "model.hidden=32"]`` into a nested dict (values parsed as TOML,
     bare words as strings)."""
