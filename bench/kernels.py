@@ -171,7 +171,9 @@ def check_on_device(device: torch.device) -> list[dict]:
     return rows
 
 
-def run(args: argparse.Namespace) -> list[dict]:
+def run(args: argparse.Namespace, emit: Callable[[list[dict]], None]) -> list[dict]:
+    """Every row, also handed to ``emit`` as soon as its part is done (the device check and the
+    copy bandwidth, then one graph at a time), so a run cut short keeps what it measured."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     timer = _timer(device)
     meta = provenance()
@@ -182,6 +184,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     rows = [{**r, **meta} for r in check_on_device(device)]
     bandwidth = copy_bandwidth_gbps(device, timer)
     rows.append({"bench": "copy", "GBps": bandwidth, **meta})
+    emit(rows)
     specs = [
         s for s in (TINY if args.tiny else FULL_SIZE) if not args.graphs or s.name in args.graphs
     ]
@@ -189,6 +192,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     dtypes = [torch.float32] if args.tiny else [torch.float32, torch.bfloat16]
     g = torch.Generator(device=device).manual_seed(0)
     for spec in specs:
+        done = len(rows)
         indptr, indices = synthetic_csr(spec, device)
         degree = indptr[1:] - indptr[:-1]
         graph = {
@@ -240,7 +244,8 @@ def run(args: argparse.Namespace) -> list[dict]:
                     **meta,
                 }
             )
-    _add_speedups(rows)
+        _add_speedups(rows[done:])
+        emit(rows[done:])
     return rows
 
 
@@ -305,7 +310,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         prog="gnnrec bench kernels", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--tiny", action="store_true", help="tiny graphs (forced without a GPU)")
-    parser.add_argument("--widths", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--widths", type=int, nargs="+", default=[128, 64, 256])
     parser.add_argument("--graphs", nargs="+", help="names of the graphs to run (default: all)")
     parser.add_argument("--output", default="bench/results/kernels.jsonl")
     args = parser.parse_args(argv)
@@ -316,8 +321,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 "without a GPU the kernels need TRITON_INTERPRET=1 set before triton is imported"
             )
         os.environ["TRITON_INTERPRET"] = "1"
-    rows = run(args)
-    out = write_results(rows, args.output)
+    out = Path(args.output)
+    rows = run(args, lambda part: write_results(part, out))
     png = plot(rows, out.with_suffix(".png"))
     print(
         f"{rows[0]['device']}, torch {rows[0]['torch']}, triton {rows[0]['triton']}"

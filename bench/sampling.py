@@ -39,17 +39,18 @@ def uniformity_chi2(
     """``(chi2, critical value at p = 0.001)`` for how often each of a hub's ``degree``
     neighbors is among ``fanout = 3`` samples over ``trials`` draws on ``device``; uniform
     sampling without replacement draws each with probability ``3 / degree``. Degree 10 takes
-    the shuffle path of the sampler, degree 40 the redraw path (see ``sample_neighbors``)."""
-    csr = CSR.from_edges(
-        torch.zeros(degree, dtype=torch.int64), torch.arange(1, degree + 1), degree + 1, degree + 1
-    )
+    the shuffle path of the sampler, degree 40 the redraw path (see ``sample_neighbors``).
+    The trials are ``trials`` hubs with disjoint neighbors, sampled in one batch."""
+    hubs = torch.arange(trials)
+    neighbors = trials + torch.arange(trials * degree)
+    n = trials * (degree + 1)
+    csr = CSR.from_edges(hubs.repeat_interleave(degree), neighbors, n, n)
     sampler = NeighborSampler(csr.to(device), [3])
     generator = torch.Generator(device=device).manual_seed(0)
-    counts = torch.zeros(degree + 1, dtype=torch.int64)
-    for _ in range(trials):
-        counts[sampler.sample(torch.tensor([0]), generator).n_id[1:].cpu()] += 1
+    sampled = sampler.sample(hubs, generator).n_id[trials:].cpu()
+    counts = torch.bincount((sampled - trials) % degree, minlength=degree)
     expected = trials * 3 / degree
-    chi2 = float(((counts[1:] - expected) ** 2 / expected).sum())
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
     return chi2, CHI2_P001[degree - 1]
 
 

@@ -55,8 +55,15 @@ class CSR:
         return CSR(self.indptr.to(device), self.indices.to(device), self.num_cols)
 
     def pin_memory(self) -> CSR:
-        """A copy in page-locked host memory (fast, asynchronous host-to-GPU copies)."""
-        return CSR(self.indptr.pin_memory(), self.indices.pin_memory(), self.num_cols)
+        """A copy in page-locked host memory (fast, asynchronous host-to-GPU copies; a GPU reads
+        it in place), from host or device memory."""
+
+        def pinned(t: torch.Tensor) -> torch.Tensor:
+            if t.device.type == "cpu":
+                return t.pin_memory()
+            return torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t)
+
+        return CSR(pinned(self.indptr), pinned(self.indices), self.num_cols)
 
     @staticmethod
     def from_edges(

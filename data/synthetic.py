@@ -33,6 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from gnnrec.data.graph_store import CSR, INDEX_DTYPE_LIMIT, GraphStore
 
 TOPICS = [
     ("space", ["rocket", "orbit", "galaxy", "astronaut", "comet", "nebula"]),
@@ -104,47 +107,57 @@ def user_text(user: int, communities: int) -> str:
     return f"I enjoy {name}, especially {picked[0]} and {picked[1]}."
 
 
-class _ItemSampler:
-    """Zipf-by-rank item choice within a community (items ``c, c + C, c + 2C, ...``)."""
+def _block_generator(spec: SyntheticSpec, block: int, device: torch.device) -> torch.Generator:
+    """The random stream of one block: seeded by ``(seed, block)`` through numpy's
+    ``SeedSequence`` (well mixed), on ``device`` (CPU and CUDA streams differ, so a graph drawn
+    on a GPU is another draw from the same distribution)."""
+    state = np.random.SeedSequence([spec.seed, block]).generate_state(1, np.uint64)[0]
+    return torch.Generator(device=device).manual_seed(int(state))
 
-    def __init__(self, spec: SyntheticSpec):
-        self.C, self.I = spec.communities, spec.num_items
-        per = -(-self.I // self.C)
-        weights = (np.arange(per) + 1.0) ** -spec.popularity_alpha
-        self.cumulative = []
-        for c in range(self.C):
-            size = len(range(c, self.I, self.C))
-            cdf = np.cumsum(weights[:size])
-            self.cumulative.append(cdf / cdf[-1])
 
-    def draw(self, communities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        items = np.empty(communities.size, dtype=np.int64)
-        u = rng.random(communities.size)
-        for c in np.unique(communities):
-            mask = communities == c
-            rank = np.searchsorted(self.cumulative[c], u[mask], side="right")
-            items[mask] = c + self.C * np.minimum(rank, self.cumulative[c].size - 1)
-        return items
+def draw_block(spec: SyntheticSpec, block: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Interactions ``[2, c]`` int64 ``(user, item)`` of users ``block * block_users ...`` on
+    ``device``, sorted by ``(user, item)``, no pair repeated; every step is a tensor op, so a GPU
+    draws a block of millions of users at once.
+
+    Item choice is Zipf by rank within the community: community ``c`` holds items
+    ``c, c + C, ...`` (``s_c`` of them) and rank ``r`` has weight ``(r + 1)^-popularity_alpha``;
+    one shared cumulative weight table ``W`` serves every community by drawing ``u * W[s_c - 1]``.
+    """
+    device = torch.device(device)
+    g = _block_generator(spec, block, device)
+    C, I = spec.communities, spec.num_items
+    first = block * spec.block_users
+    users = torch.arange(first, min(first + spec.block_users, spec.num_users), device=device)
+    # Discrete Pareto activity with the requested mean, capped by the catalogue.
+    xm = spec.interactions_per_user * (spec.activity_alpha - 1) / spec.activity_alpha
+    uniform = torch.rand(users.numel(), generator=g, dtype=torch.float64, device=device)
+    activity = torch.floor(xm * (1 - uniform) ** (-1 / spec.activity_alpha))
+    activity = activity.clamp(1, I).long()
+    owner = torch.repeat_interleave(users, activity)
+    stray = torch.rand(owner.numel(), generator=g, device=device) >= spec.affinity
+    elsewhere = torch.randint(0, C, (owner.numel(),), generator=g, device=device)
+    community = torch.where(stray, elsewhere, owner % C)
+    ranks = -(-I // C)
+    weights = torch.cumsum(
+        (torch.arange(ranks, dtype=torch.float64, device=device) + 1) ** -spec.popularity_alpha, 0
+    )
+    size = (I - torch.arange(C, device=device) + C - 1) // C  # items per community
+    draw = torch.rand(owner.numel(), generator=g, dtype=torch.float64, device=device)
+    rank = torch.searchsorted(weights, draw * weights[size - 1][community], right=True)
+    items = community + C * torch.minimum(rank, size[community] - 1)
+    keys = torch.unique(owner * I + items)
+    return torch.stack([keys // I, keys % I])
 
 
 def generate_block(spec: SyntheticSpec, block: int) -> tuple[int, np.ndarray]:
-    """``(first_user, pairs [2, c] int64)`` of users ``block * block_users ...``; no pair
-    repeats."""
-    sampler = _ItemSampler(spec)
-    first = block * spec.block_users
-    rng = np.random.default_rng([spec.seed, block])
-    users = np.arange(first, min(first + spec.block_users, spec.num_users))
-    # Discrete Pareto activity with the requested mean, capped by the catalogue.
-    xm = spec.interactions_per_user * (spec.activity_alpha - 1) / spec.activity_alpha
-    activity = np.floor(xm * (1 + rng.pareto(spec.activity_alpha, users.size)))
-    activity = np.clip(activity, 1, spec.num_items).astype(np.int64)
-    owner = np.repeat(users, activity)
-    community = owner % spec.communities
-    stray = rng.random(owner.size) >= spec.affinity
-    community[stray] = rng.integers(0, spec.communities, int(stray.sum()))
-    items = sampler.draw(community, rng)
-    keys = np.unique(owner * spec.num_items + items)
-    return first, np.stack([keys // spec.num_items, keys % spec.num_items])
+    """``(first_user, pairs [2, c] int64)`` of a block drawn on the CPU (:func:`draw_block`)."""
+    return block * spec.block_users, draw_block(spec, block).numpy()
+
+
+def _one_thread() -> None:
+    """Pool workers compute with one thread each (and fork safely after the parent's threads)."""
+    torch.set_num_threads(1)
 
 
 def generate_blocks(spec: SyntheticSpec, workers: int = 1) -> Iterator[tuple[int, np.ndarray]]:
@@ -157,7 +170,7 @@ def generate_blocks(spec: SyntheticSpec, workers: int = 1) -> Iterator[tuple[int
         return
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(workers) as pool:
+    with ProcessPoolExecutor(workers, initializer=_one_thread) as pool:
         pending = deque()
         for block in blocks:
             pending.append(pool.submit(generate_block, spec, block))
@@ -244,3 +257,39 @@ def node_pair_chunks(folder: str | Path) -> Callable[[], Iterator[np.ndarray]]:
             yield pairs
 
     return chunks
+
+
+def synthetic_graph(
+    spec: SyntheticSpec,
+    device: torch.device | str = "cpu",
+    progress: Callable[[int], None] | None = None,
+) -> GraphStore:
+    """The symmetric user–item graph of ``spec`` (users ``0..U-1``, items ``U..``) drawn and
+    compressed in memory on ``device``, with no files: for graph-only benchmarks at sizes where
+    writing parts and building out of core would dominate (on a GPU, 1.6B edges in seconds).
+    On the CPU it is exactly the graph of :func:`write_synthetic` then a symmetrized
+    out-of-core build. ``progress(users_done)`` after every block.
+
+    Blocks come sorted by ``(user, item)``, so the user rows are the blocks' items as drawn;
+    the item rows need one sort of ``item * U + user`` keys. Indices are int32 below 2^31 nodes.
+    """
+    U, I = spec.num_users, spec.num_items
+    user_of, item_of = [], []
+    for block in range(-(-U // spec.block_users)):
+        pairs = draw_block(spec, block, device)
+        dtype = torch.int32 if U + I < INDEX_DTYPE_LIMIT else torch.int64
+        user_of.append(pairs[0].to(dtype))
+        item_of.append(pairs[1].to(dtype))
+        if progress is not None:
+            progress(min((block + 1) * spec.block_users, U))
+    users, items = torch.cat(user_of), torch.cat(item_of)
+    del user_of, item_of
+    user_degree = torch.bincount(users, minlength=U)
+    item_degree = torch.bincount(items, minlength=I)
+    by_item = torch.sort(items.long() * U + users).values
+    del users
+    indptr = torch.zeros(U + I + 1, dtype=torch.int64, device=items.device)
+    torch.cumsum(torch.cat([user_degree, item_degree]), 0, out=indptr[1:])
+    indices = torch.cat([items + U, (by_item % U).to(items.dtype)])
+    csr = CSR(indptr, indices, U + I)
+    return GraphStore(csr, csr, True, U, I)

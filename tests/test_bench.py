@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from gnnrec.bench import sampling
 
 
@@ -36,7 +38,6 @@ def test_sampling_bench_writes_rows_with_provenance(tmp_path, capsys):
 
 
 def test_kernel_bench_checks_and_times_every_implementation(tmp_path, capsys):
-    import pytest
 
     from gnnrec.kernels import BACKENDS
 
@@ -101,7 +102,6 @@ def test_quality_bench_compares_every_model_on_both_splits(planted_dir, feature_
 
 
 def test_distributed_bench_times_one_process_and_ray_workers(tmp_path):
-    import pytest
 
     from gnnrec.bench import distributed
 
@@ -132,3 +132,28 @@ def test_epoch_bench_trains_with_every_available_loader(tmp_path):
     if "PyG NeighborLoader" in loaders:  # torch-sparse or pyg-lib installed
         assert all(r["sampling_speedup_vs_pyg"] > 0 for r in rows)
     assert out.with_suffix(".png").stat().st_size > 0
+    # The graph drawn in memory (the papers100M-scale path) is the same graph on the CPU; a
+    # time budget cuts the epoch short and says so.
+    capped = epoch.main(
+        [*args, "--build", "memory", "--full-epoch", "--max-seconds", "0", "--only", "CPU"]
+        + ["--batch-size", "64", "--hidden", "16", "--output", str(tmp_path / "capped.jsonl")]
+    )
+    assert [r["loader"] for r in capped] == ["gnnrec sampler, CPU"]
+    assert capped[0]["config"]["edges"] == rows[0]["config"]["edges"]
+    assert capped[0]["timed_batches"] == 1 and not capped[0]["epoch_measured"]
+    with pytest.raises(SystemExit, match="no loader"):
+        epoch.main([*args, "--only", "nothing-by-this-name", "--output", str(out)])
+
+
+def test_epoch_bench_skips_pyg_where_it_cannot_sample(tmp_path, monkeypatch):
+    """The GPU image has PyG without pyg-lib or torch-sparse: NeighborLoader is built but
+    refuses at its first batch; the bench goes on with the other loaders."""
+    import torch_geometric.typing
+
+    from gnnrec.bench import epoch
+
+    monkeypatch.setattr(torch_geometric.typing, "WITH_PYG_LIB", False)
+    monkeypatch.setattr(torch_geometric.typing, "WITH_TORCH_SPARSE", False)
+    args = ["--nodes", "2000", "--edges", "20000", "--batches", "1", "--features", "8"]
+    rows = epoch.main([*args, "--hidden", "8", "--output", str(tmp_path / "e.jsonl")])
+    assert [r["loader"] for r in rows] == ["gnnrec sampler, CPU"]

@@ -13,7 +13,13 @@ from test_training import planted_overrides
 from gnnrec.config import load_config
 from gnnrec.data.graph_store import GraphStore
 from gnnrec.data.out_of_core import build_csr_out_of_core
-from gnnrec.data.synthetic import SyntheticSpec, generate_blocks, node_pair_chunks, write_synthetic
+from gnnrec.data.synthetic import (
+    SyntheticSpec,
+    generate_blocks,
+    node_pair_chunks,
+    synthetic_graph,
+    write_synthetic,
+)
 from gnnrec.run import train_run
 
 SMALL = SyntheticSpec(num_users=600, num_items=160, communities=4, block_users=250)
@@ -83,7 +89,7 @@ def test_the_pipeline_learns_it_and_ranks_cold_items_from_text(tmp_path, feature
             assert cold["recall@5"] > 2 * metrics["baselines"]["random"]["cold"]["recall@5"]
 
 
-def test_parts_build_the_bipartite_graph_out_of_core(tmp_path):
+def test_parts_build_the_bipartite_graph_out_of_core_and_in_memory_alike(tmp_path):
     folder = write_synthetic(SMALL, tmp_path / "synthetic", write_csv=False)
     assert not (folder / "interactions.csv").exists()
     U, I = SMALL.num_users, SMALL.num_items
@@ -103,3 +109,10 @@ def test_parts_build_the_bipartite_graph_out_of_core(tmp_path):
     assert (built.num_users, built.num_items) == (U, I)
     assert torch.equal(built.csr.indptr, expected.csr.indptr)
     assert torch.equal(built.csr.indices, expected.csr.indices)
+    # The same graph drawn and compressed in memory, without files (the GPU benchmark path).
+    done = []
+    drawn = synthetic_graph(SMALL, progress=done.append)
+    assert done == [250, 500, 600] and drawn.symmetric
+    assert (drawn.num_users, drawn.num_items) == (U, I)
+    assert torch.equal(drawn.csr.indptr, built.csr.indptr)
+    assert torch.equal(drawn.csr.indices, built.csr.indices)

@@ -31,7 +31,7 @@ class FeatureStore:
         if placement == "device":
             features = features.to(self.device)
         elif placement == "pinned" and torch.cuda.is_available():
-            features = features.pin_memory()
+            features = features.contiguous().pin_memory()
         self.features, self.placement = features, placement
         self.slot = None
         self.cache = None
@@ -39,35 +39,34 @@ class FeatureStore:
             hot = torch.topk(degree, min(cache_nodes, degree.numel())).indices
             self.slot = torch.full((features.shape[0],), -1, dtype=torch.int64, device=self.device)
             self.slot[hot.to(self.device)] = torch.arange(hot.numel(), device=self.device)
-            self.cache = features[hot].to(self.device)
+            self.cache = self._from_host(hot.to(self.device))
         self.hits = self.misses = 0
 
     def _from_host(self, index: torch.Tensor) -> torch.Tensor:
-        """Host rows ``index`` on the device; from pinned memory through a pinned staging
-        buffer (the caching host allocator keeps it until the asynchronous copy is done)."""
-        if self.placement != "pinned" or self.device.type != "cuda":
-            return self.features[index].to(self.device)
-        rows = torch.empty(
-            (index.numel(), self.features.shape[1]), dtype=self.features.dtype, pin_memory=True
-        )
-        torch.index_select(self.features, 0, index, out=rows)
-        return rows.to(self.device, non_blocking=True)
+        """Host rows ``index`` (on the device) on the device: a pinned table is read in place by
+        the GPU (:func:`~gnnrec.kernels.gather.gather_rows`, only the rows cross PCIe, no host
+        work); other tables are indexed on the host and copied."""
+        if self.placement == "pinned" and self.device.type == "cuda":
+            from gnnrec.kernels.gather import gather_rows
+
+            return gather_rows(self.features, index)
+        return self.features[index.cpu()].to(self.device)
 
     def gather(self, n_id: torch.Tensor) -> torch.Tensor:
         """Rows ``n_id`` ``[n]`` -> ``[n, F]`` on the device, in the stored dtype."""
+        n_id = n_id.to(self.device)
         if self.placement == "device":
-            return self.features[n_id.to(self.device)]
+            return self.features[n_id]
         if self.slot is None:
             self.misses += n_id.numel()
-            return self._from_host(n_id.cpu())
-        position = self.slot[n_id.to(self.device)]
+            return self._from_host(n_id)
+        position = self.slot[n_id]
         hit = position >= 0
         out = torch.empty(
             (n_id.numel(), self.features.shape[1]), dtype=self.features.dtype, device=self.device
         )
         out[hit] = self.cache[position[hit]]
-        miss = (~hit).cpu()
-        out[miss.to(self.device)] = self._from_host(n_id.cpu()[miss])
-        missed = int(miss.sum())
-        self.hits, self.misses = self.hits + n_id.numel() - missed, self.misses + missed
+        out[~hit] = self._from_host(n_id[~hit])
+        found = int(hit.sum())
+        self.hits, self.misses = self.hits + found, self.misses + n_id.numel() - found
         return out
