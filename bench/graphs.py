@@ -20,11 +20,12 @@ class GraphSpec:
     col_alpha: float
 
 
-# Shaped like ogbn-products (2.45M nodes, 61.8M nnz); uniform; far more skewed hub rows.
+# Shaped like ogbn-products (2.45M nodes, 61.8M nnz); far more skewed hub rows; uniform (in the
+# order of the goals: a benchmark cut short keeps the first ones).
 FULL_SIZE = [
     GraphSpec("products-like", 2_449_029, 61_859_140, 0.75, 0.5),
-    GraphSpec("uniform", 2_449_029, 61_859_140, 0.0, 0.0),
     GraphSpec("very-skewed", 2_449_029, 61_859_140, 1.05, 0.5),
+    GraphSpec("uniform", 2_449_029, 61_859_140, 0.0, 0.0),
 ]
 TINY = [GraphSpec("tiny-skewed", 48, 240, 1.0, 0.5), GraphSpec("tiny-uniform", 48, 240, 0.0, 0.0)]
 

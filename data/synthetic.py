@@ -10,12 +10,16 @@ topic words of the user's community, so a text encoder alone already places cold
 their community, and the graph adds who-likes-what.
 
 Deterministic by ``seed``: users are generated in blocks of ``block_users`` from generators
-seeded by ``(seed, block)``, and written as they are generated (constant memory):
+seeded by ``(seed, block)``, every step a tensor op (:func:`draw_block`, on the CPU or a GPU).
+:func:`synthetic_graph` compresses the blocks into the symmetric graph in memory (a
+papers100M-scale graph on a GPU in seconds); :func:`write_synthetic` writes them as they are
+generated (constant memory):
 
 - ``interactions/part-NNNNN.npy``: ``[2, c]`` int32 ``(user, item)`` pairs per block;
 - ``users.csv`` (``user_id, profile``), ``items.csv`` (``item_id, title, description``);
-- ``interactions.csv`` (``user_id, item_id, rating, ts``) when ``write_csv``, the input of the
-  ``table`` dataset for sizes the in-memory pipeline handles;
+- ``interactions.csv`` (``user_id, item_id, rating, ts``) when ``write_csv``: the same
+  interactions for other tools and the ``table`` dataset (the ``synthetic`` dataset,
+  :func:`load_synthetic`, reads the parts);
 - ``manifest.json`` with the spec and counts.
 """
 
@@ -35,7 +39,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gnnrec.data.errors import DataError
 from gnnrec.data.graph_store import CSR, INDEX_DTYPE_LIMIT, GraphStore
+from gnnrec.data.tabular import read_node_table
+from gnnrec.data.textgraph import Interactions, TextGraph
 
 TOPICS = [
     ("space", ["rocket", "orbit", "galaxy", "astronaut", "comet", "nebula"]),
@@ -180,6 +187,11 @@ def generate_blocks(spec: SyntheticSpec, workers: int = 1) -> Iterator[tuple[int
             yield pending.popleft().result()
 
 
+def block_ratings(spec: SyntheticSpec, block: int, count: int) -> np.ndarray:
+    """The ratings (3-5) of a block's ``count`` interactions, drawn from ``(seed, block, 1)``."""
+    return np.random.default_rng([spec.seed, block, 1]).integers(3, 6, count)
+
+
 def write_synthetic(
     spec: SyntheticSpec,
     folder: str | Path,
@@ -223,8 +235,7 @@ def write_synthetic(
                     )
                 np.save(tmp / "interactions" / f"part-{block:05d}.npy", pairs.astype(np.int32))
                 if write_csv:
-                    rng = np.random.default_rng([spec.seed, block, 1])
-                    ratings = rng.integers(3, 6, pairs.shape[1])
+                    ratings = block_ratings(spec, block, pairs.shape[1])
                     pairs_writer.writerows(
                         (f"u{u}", f"i{i}", r, t)
                         for t, (u, i, r) in enumerate(zip(*pairs.tolist(), ratings.tolist()))
@@ -241,6 +252,41 @@ def write_synthetic(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
+
+
+def load_synthetic(folder: str | Path) -> TextGraph:
+    """A folder of :func:`write_synthetic` as a :class:`TextGraph`, without parsing
+    ``interactions.csv`` (which need not exist): interactions from the ``.npy`` parts, with the
+    ratings and timestamps the CSV holds; text from ``users.csv`` and ``items.csv``."""
+    folder = Path(folder)
+    manifest_file = folder / "manifest.json"
+    if not manifest_file.is_file():
+        raise DataError("no manifest.json: not a folder written by `gnnrec synth`", folder)
+    spec = SyntheticSpec(**json.loads(manifest_file.read_text())["spec"])
+    tables = []
+    for kind, count, fields in (
+        ("user", spec.num_users, ["profile"]),
+        ("item", spec.num_items, ["title", "description"]),
+    ):
+        path = folder / f"{kind}s.csv"
+        if not path.is_file():
+            raise DataError("missing: this dataset was written without text (graph only)", path)
+        table, _ = read_node_table(path, f"{kind}_id", fields)
+        if table.ids != [f"{kind[0]}{k}" for k in range(count)]:
+            raise DataError(f"expected the ids {kind[0]}0 .. {kind[0]}{count - 1} in order", path)
+        tables.append(table)
+    parts = []
+    for block in range(-(-spec.num_users // spec.block_users)):
+        path = folder / "interactions" / f"part-{block:05d}.npy"
+        if not path.is_file():
+            raise DataError("missing interaction part", path)
+        pairs = np.load(path)
+        if pairs.ndim != 2 or pairs.shape[0] != 2:
+            raise DataError(f"expected a [2, c] array, got shape {list(pairs.shape)}", path)
+        count = pairs.shape[1]
+        ratings = block_ratings(spec, block, count)
+        parts.append(Interactions(pairs[0], pairs[1], ratings, np.arange(count)))
+    return TextGraph(folder.name, *tables, Interactions.concat(parts))
 
 
 def node_pair_chunks(folder: str | Path) -> Callable[[], Iterator[np.ndarray]]:

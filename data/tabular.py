@@ -51,7 +51,9 @@ def _rows(path: Path, columns: list[str]) -> Iterator[tuple[int, dict[str, str]]
         yield from iter_rows(path, columns, delimiter="\t" if path.suffix == ".tsv" else ",")
 
 
-def _node_table(path: Path, id_col: str, text_cols: list[str]) -> tuple[NodeTable, dict[str, int]]:
+def read_node_table(
+    path: Path, id_col: str, text_cols: list[str]
+) -> tuple[NodeTable, dict[str, int]]:
     """A node table with text columns, and its id -> index map; duplicate ids are errors."""
     ids, texts = [], {c: [] for c in text_cols}
     index: dict[str, int] = {}
@@ -88,9 +90,9 @@ def load_table(
     known_users = known_items = None
     user_table = item_table = None
     if users is not None:
-        user_table, known_users = _node_table(Path(users), m.user, m.user_text)
+        user_table, known_users = read_node_table(Path(users), m.user, m.user_text)
     if items is not None:
-        item_table, known_items = _node_table(Path(items), m.item, m.item_text)
+        item_table, known_items = read_node_table(Path(items), m.item, m.item_text)
     seen_users: dict[str, int] = known_users if known_users is not None else {}
     seen_items: dict[str, int] = known_items if known_items is not None else {}
     u_idx, i_idx, ratings, times = [], [], [], []

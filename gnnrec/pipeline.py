@@ -27,6 +27,7 @@ from gnnrec.data import (
     user_texts_from_interactions,
 )
 from gnnrec.data.sources import DEFAULT_CACHE, resolve_source
+from gnnrec.data.synthetic import load_synthetic
 from gnnrec.data.user_text import node_table_texts
 from gnnrec.encoders import EncoderConfig, FeatureCache, encoder_key, make_encoder
 from gnnrec.encoders.cache import text_set_hash
@@ -47,18 +48,8 @@ def load_dataset(cfg: DataConfig) -> tuple[TextGraph, Split]:
         graph = load_ml_100k(path)
     elif cfg.dataset == "ml-1m":
         graph = load_ml_1m(path)
-    elif cfg.dataset == "synthetic":  # a folder written by `gnnrec synth` (with its CSV)
-        graph = load_table(
-            path / "interactions.csv",
-            users=path / "users.csv",
-            items=path / "items.csv",
-            mapping=ColumnMapping(
-                rating="rating",
-                timestamp="ts",
-                user_text=["profile"],
-                item_text=["title", "description"],
-            ),
-        )
+    elif cfg.dataset == "synthetic":  # a folder written by `gnnrec synth`
+        graph = load_synthetic(path)
     else:
         mapping = ColumnMapping(
             user=cfg.user_column,

@@ -7,15 +7,18 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from test_training import planted_overrides
 
 from gnnrec.config import load_config
+from gnnrec.data import ColumnMapping, DataError, load_table
 from gnnrec.data.graph_store import GraphStore
 from gnnrec.data.out_of_core import build_csr_out_of_core
 from gnnrec.data.synthetic import (
     SyntheticSpec,
     generate_blocks,
+    load_synthetic,
     node_pair_chunks,
     synthetic_graph,
     write_synthetic,
@@ -116,3 +119,36 @@ def test_parts_build_the_bipartite_graph_out_of_core_and_in_memory_alike(tmp_pat
     assert (drawn.num_users, drawn.num_items) == (U, I)
     assert torch.equal(drawn.csr.indptr, built.csr.indptr)
     assert torch.equal(drawn.csr.indices, built.csr.indices)
+
+
+def test_the_dataset_loads_from_its_parts_as_from_its_csv(tmp_path):
+    folder = write_synthetic(SMALL, tmp_path / "synthetic")
+    from_parts = load_synthetic(folder)
+    from_csv = load_table(
+        folder / "interactions.csv",
+        users=folder / "users.csv",
+        items=folder / "items.csv",
+        mapping=ColumnMapping(
+            rating="rating",
+            timestamp="ts",
+            user_text=["profile"],
+            item_text=["title", "description"],
+        ),
+    )
+    for table in ("users", "items"):
+        a, b = getattr(from_parts, table), getattr(from_csv, table)
+        assert a.ids == b.ids and a.text_fields == b.text_fields
+    for field in ("user", "item", "rating", "timestamp"):
+        assert np.array_equal(
+            getattr(from_parts.interactions, field), getattr(from_csv.interactions, field)
+        )
+    assert len(from_parts.interactions) > 1000
+
+    bare = write_synthetic(SMALL, tmp_path / "bare", write_csv=False, write_text=False)
+    with pytest.raises(DataError, match="users.csv: missing: this dataset was written without"):
+        load_synthetic(bare)
+    (folder / "interactions" / "part-00001.npy").unlink()
+    with pytest.raises(DataError, match="part-00001.npy: missing interaction part"):
+        load_synthetic(folder)
+    with pytest.raises(DataError, match="not a folder written by"):
+        load_synthetic(tmp_path)
