@@ -43,7 +43,7 @@ def _config(args: argparse.Namespace):
 def _print_metrics(metrics: dict) -> None:
     pop = metrics["baselines"]["popularity"]
     print(f"\n{'model':<28}{'Recall@20':>10}{'NDCG@20':>10}")
-    print(f"{'text-feature GCN':<28}{metrics['recall@20']:>10.4f}{metrics['ndcg@20']:>10.4f}")
+    print(f"{metrics['model_label']:<28}{metrics['recall@20']:>10.4f}{metrics['ndcg@20']:>10.4f}")
     print(f"{'popularity baseline':<28}{pop['recall@20']:>10.4f}{pop['ndcg@20']:>10.4f}")
     if "cold" in metrics:
         cold = metrics["cold"]

@@ -51,6 +51,7 @@ def evaluate(prepared: Prepared, model: GCNRecommender, config: RunConfig) -> di
         "dataset": graph.name,
         "split": split.name,
         "model": config.model.name,
+        "model_label": config.model.label,
         **ranking(model_scores),
         "baselines": {"popularity": ranking(popularity)},
     }

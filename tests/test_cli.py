@@ -32,7 +32,7 @@ def test_train_evaluate_recommend(planted_dir, feature_cache, tmp_path, capsys):
     save_config(planted_config(planted_dir, feature_cache, run_dir), config_file)
     assert main(["train", "--config", str(config_file), "--set", "train.epochs=4"]) == 0
     out = capsys.readouterr().out
-    assert "text-feature GCN" in out and "popularity baseline" in out
+    assert "GCN on text + IDs" in out and "popularity baseline" in out
     metrics = json.loads((run_dir / "metrics.json").read_text())
     for key in ("recall@20", "ndcg@20", "n_users_evaluated", "dataset", "split", "model"):
         assert key in metrics

@@ -46,6 +46,13 @@ class ModelConfig:
     id_embeddings: bool = True
     id_dropout: float = 0.3
 
+    @property
+    def label(self) -> str:
+        """What the model is, in words: ``"GCN on text features + ID embeddings"``."""
+        name = {"gcn": "GCN", "lightgcn": "LightGCN", "mf": "MF"}[self.name]
+        inputs = [w for on, w in ((self.text_features, "text"), (self.id_embeddings, "IDs")) if on]
+        return f"{name} on {' + '.join(inputs)}"
+
     def __post_init__(self) -> None:
         if self.name not in MODELS:
             raise ValueError(f"unknown model {self.name!r}; available: {MODELS}")
