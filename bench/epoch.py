@@ -137,13 +137,14 @@ def our_batches(
 
 
 def pyg_batches(
-    graph: GraphStore, seeds: torch.Tensor, fanouts: list[int], batch_size: int
+    csr: CSR, seeds: torch.Tensor, fanouts: list[int], batch_size: int
 ) -> Callable[[], Iterator[Batch]]:
+    """PyG's ``NeighborLoader`` over a host CSR (where PyG samples)."""
     from torch_geometric.data import Data
     from torch_geometric.loader import NeighborLoader
 
-    data = Data(num_nodes=graph.num_nodes)
-    data.edge_index = torch.stack([graph.csr.indices.long(), graph.csr.row_ids()])
+    data = Data(num_nodes=csr.num_rows)
+    data.edge_index = torch.stack([csr.indices.long(), csr.row_ids()])
     loader = NeighborLoader(data, num_neighbors=fanouts, batch_size=batch_size, input_nodes=seeds)
 
     def batches() -> Iterator[Batch]:
@@ -252,7 +253,10 @@ def loader_factories(
 
     host_features = FeatureStore(x, device, placement="host")
     factories: dict[str, LoaderFactory] = {  # the baseline first: every later row compares to it
-        "PyG NeighborLoader": lambda: (pyg_batches(graph, seeds, fanouts, batch), host_features)
+        "PyG NeighborLoader": lambda: (
+            pyg_batches(graph.csr.to("cpu"), seeds, fanouts, batch),
+            host_features,
+        )
     }
     if device.type == "cuda":
         factories["gnnrec sampler, GPU, graph on device"] = lambda: ours(

@@ -25,10 +25,21 @@ import torch
 UserScores = Callable[[torch.Tensor], torch.Tensor]  # users [B] -> scores [B, I]
 
 
-def _item_lists(users: np.ndarray, items: np.ndarray, num_users: int) -> list[np.ndarray]:
+def _by_user(users: np.ndarray, items: np.ndarray, num_users: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(indptr [U + 1], items sorted by (user, item))``: user ``u``'s items are
+    ``items[indptr[u]:indptr[u + 1]]``."""
     order = np.lexsort((items, users))
-    bounds = np.searchsorted(users[order], np.arange(num_users + 1))
-    return [items[order[bounds[u] : bounds[u + 1]]] for u in range(num_users)]
+    indptr = np.zeros(num_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(users, minlength=num_users), out=indptr[1:])
+    return indptr, items[order]
+
+
+def _rows_of(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For CSR rows ``rows`` ``[B]``: ``(position in rows, entry index)`` of all their entries."""
+    lengths = indptr[rows + 1] - indptr[rows]
+    row = np.repeat(np.arange(rows.size), lengths)
+    offset = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return row, np.repeat(indptr[rows], lengths) + offset
 
 
 def full_ranking_metrics(
@@ -45,40 +56,47 @@ def full_ranking_metrics(
     """``{"recall@K", "ndcg@K", "precision@K", "hitrate@K", "n_users_evaluated"}``.
 
     ``train_pairs``/``test_pairs``: ``(users [E], items [E])``; ``candidates``: boolean ``[I]``
-    of rankable items (test items outside it are dropped).
+    of rankable items (test items outside it are dropped). Scores are ranked in batches of
+    ``batch_size`` users with every metric computed for the batch at once.
     """
-    test_users, test_items = test_pairs
+    test_users, test_items = (np.asarray(a, dtype=np.int64) for a in test_pairs)
     if candidates is not None:
         keep = candidates[test_items]
         test_users, test_items = test_users[keep], test_items[keep]
-    test_lists = _item_lists(test_users, test_items, num_users)
-    train_lists = _item_lists(train_pairs[0], train_pairs[1], num_users)
-    users = np.array([u for u in range(num_users) if len(test_lists[u])], dtype=np.int64)
+    train_ptr, train_items = _by_user(
+        *(np.asarray(a, dtype=np.int64) for a in train_pairs), num_users
+    )
+    relevant = np.bincount(test_users, minlength=num_users)  # |T_u|
+    test_keys = np.unique(test_users * num_items + test_items)
+    users = np.flatnonzero(relevant)
     k_max = max(ks)
     discount = 1.0 / np.log2(np.arange(k_max) + 2.0)
+    ideal = np.concatenate([[1.0], np.cumsum(discount)])  # IDCG of n hits (n >= 1)
     sums = {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg", "precision", "hitrate")}
-    blocked = None if candidates is None else torch.from_numpy(~candidates)
+    # Ranking happens in a fixed random column order, so ties fall in that order.
     shuffle = torch.randperm(num_items, generator=torch.Generator().manual_seed(tie_seed))
+    column = torch.empty_like(shuffle)
+    column[shuffle] = torch.arange(num_items)
+    blocked = None if candidates is None else torch.from_numpy(~candidates)[shuffle]
     for start in range(0, len(users), batch_size):
         batch = users[start : start + batch_size]
-        scores = score_users(torch.from_numpy(batch)).float().clone()
-        rows = np.concatenate([np.full(len(train_lists[u]), r) for r, u in enumerate(batch)])
-        cols = np.concatenate([train_lists[u] for u in batch])
-        scores[torch.from_numpy(rows).long(), torch.from_numpy(cols).long()] = -torch.inf
+        scores = score_users(torch.from_numpy(batch)).float()[:, shuffle]  # a copy
+        row, entry = _rows_of(train_ptr, batch)
+        scores[torch.from_numpy(row), column[torch.from_numpy(train_items[entry])]] = -torch.inf
         if blocked is not None:
             scores[:, blocked] = -torch.inf
-        top = shuffle[torch.topk(scores[:, shuffle], min(k_max, num_items), dim=1).indices]
-        top = top.numpy()
-        for r, u in enumerate(batch):
-            relevant = test_lists[u]
-            hits = np.isin(top[r], relevant).astype(np.float64)
-            for k in ks:
-                n_hit = hits[:k].sum()
-                idcg = discount[: min(k, len(relevant))].sum()
-                sums[f"recall@{k}"] += n_hit / len(relevant)
-                sums[f"precision@{k}"] += n_hit / k
-                sums[f"hitrate@{k}"] += float(n_hit > 0)
-                sums[f"ndcg@{k}"] += (hits[:k] * discount[: len(hits[:k])]).sum() / idcg
+        top = shuffle[torch.topk(scores, min(k_max, num_items), dim=1).indices].numpy()
+        keys = batch[:, None] * num_items + top
+        found = np.searchsorted(test_keys, keys).clip(max=max(test_keys.size - 1, 0))
+        hits = (test_keys[found] == keys).astype(np.float64)  # [B, min(K, I)]
+        n_relevant = relevant[batch]
+        for k in ks:
+            n_hit = hits[:, :k].sum(axis=1)
+            dcg = (hits[:, :k] * discount[: hits[:, :k].shape[1]]).sum(axis=1)
+            sums[f"recall@{k}"] += float((n_hit / n_relevant).sum())
+            sums[f"precision@{k}"] += float(n_hit.sum() / k)
+            sums[f"hitrate@{k}"] += float((n_hit > 0).sum())
+            sums[f"ndcg@{k}"] += float((dcg / ideal[np.minimum(k, n_relevant)]).sum())
     n = max(len(users), 1)
     metrics = {name: float(value / n) for name, value in sums.items()}
     metrics["n_users_evaluated"] = int(len(users))
