@@ -139,9 +139,15 @@ def our_batches(
 def pyg_batches(
     csr: CSR, seeds: torch.Tensor, fanouts: list[int], batch_size: int
 ) -> Callable[[], Iterator[Batch]]:
-    """PyG's ``NeighborLoader`` over a host CSR (where PyG samples)."""
+    """PyG's ``NeighborLoader`` over a host CSR (where PyG samples); ``ImportError`` up front
+    when neither pyg-lib nor torch-sparse is there to sample (PyG itself says so only at the
+    first batch, after building its own copy of the graph)."""
+    import torch_geometric.typing
     from torch_geometric.data import Data
     from torch_geometric.loader import NeighborLoader
+
+    if not (torch_geometric.typing.WITH_PYG_LIB or torch_geometric.typing.WITH_TORCH_SPARSE):
+        raise ImportError("NeighborLoader samples with pyg-lib or torch-sparse: neither is here")
 
     data = Data(num_nodes=csr.num_rows)
     data.edge_index = torch.stack([csr.indices.long(), csr.row_ids()])
@@ -312,7 +318,7 @@ def run(args: argparse.Namespace, emit: Callable[[list[dict]], None]) -> list[di
         for name, factory in loader_factories(args, graph, x, seeds, device).items():
             if not selected(args, name):
                 continue
-            try:  # PyG's loader says it lacks pyg-lib/torch-sparse only when it samples
+            try:
                 batches, features = factory()
                 row = time_loader(name, batches, features, labels, args, device, epoch_batches)
             except ImportError as err:

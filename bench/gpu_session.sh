@@ -6,12 +6,19 @@
 #   epoch    (issue 5): gnnrec bench epoch: products-scale sampled epochs, our GPU sampler with
 #            the graph on the device and pinned in host memory, our CPU sampler, the GPU
 #            uniformity check (rows written per loader);
+#   train    `gnnrec train` on the bundled data on the GPU (full graph; sampled with the graph
+#            on the device; sampled from pinned memory): the user-facing GPU paths end to end;
 #   papers   (issue 5): gnnrec bench epoch --scale papers100m: 111M nodes, 1.6B edges drawn on
 #            the GPU, graph and 28 GB of bf16 features pinned in host memory.
-# Each part has a budget in seconds (KERNELS_S, EPOCH_S, PAPERS_S; defaults fit one 600 s call)
-# and keeps what it measured when cut short; KERNELS_ARGS, EPOCH_ARGS, PAPERS_ARGS add flags. Results go to $OUT (the device tool's folder, at
-# most 8 files: session.log, and per part .jsonl + .png), else bench/results/gpu.
-#   bash bench/gpu_session.sh                  # run(command="bash bench/gpu_session.sh", timeout_s=590)
+# Each part has a budget in seconds (KERNELS_S, EPOCH_S, TRAIN_S per run, PAPERS_S; defaults
+# fit one 600 s call) and keeps what it measured when cut short; KERNELS_ARGS, EPOCH_ARGS,
+# PAPERS_ARGS add flags. Results go to $OUT (the device tool's folder, at most 8 files:
+# session.log, and per bench part .jsonl + .png), else bench/results/gpu.
+# `train` writes config.toml, which needs tomli_w (not in the GPU image): first, here,
+# `pip download --no-deps -d .whl tomli-w` and `echo /.whl/ >> .git/info/exclude`, then
+# name `.whl` in the device call's carry.
+#   bash bench/gpu_session.sh                  # run(command="bash bench/gpu_session.sh",
+#                                              #     carry=[".whl"], timeout_s=590)
 #   bash bench/gpu_session.sh papers           # parts by name, in the order given
 set -uo pipefail
 OUT=${OUT:-bench/results/gpu}
@@ -28,20 +35,47 @@ LOG="$OUT/session.log"
 # package itself only, from this tree.
 python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >>"$LOG" 2>&1 \
     || { tail -20 "$LOG"; exit 1; }
-for part in ${*:-kernels epoch papers}; do
-    echo "== $part $(date -u +%T)" | tee -a "$LOG"
-    case $part in
+
+train_part() {
+    if ! python3 -c "import tomli_w" 2>/dev/null; then
+        if ! ls .whl/tomli_w-*.whl >/dev/null 2>&1; then
+            echo "train skipped: tomli_w is missing and no .whl/tomli_w-*.whl was carried"
+            return
+        fi
+        python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/tomli_w-*.whl
+        export PYTHONPATH=/tmp/site
+    fi
+    local k=0
+    for mode in "full" "sampled device" "sampled pinned"; do
+        set -- $mode
+        k=$((k + 1))
+        echo "-- gnnrec train: mode $1 ${2:+sample_on $2}"
+        timeout "${TRAIN_S:-30}" python3 -m gnnrec.cli train --run-dir "/tmp/gpu-train-$k" \
+            --set model.text_features=false --set train.epochs=3 --set train.progress=false \
+            --set "train.mode=$1" ${2:+--set train.sample_on=$2}
+    done
+}
+
+run_part() {
+    case $1 in
     kernels)
-        timeout "${KERNELS_S:-200}" python3 -m gnnrec.bench.kernels \
+        timeout "${KERNELS_S:-180}" python3 -m gnnrec.bench.kernels \
             --output "$OUT/kernels.jsonl" ${KERNELS_ARGS:-} ;;
     epoch)
-        timeout "${EPOCH_S:-170}" python3 -m gnnrec.bench.epoch --build memory --full-epoch \
+        timeout "${EPOCH_S:-160}" python3 -m gnnrec.bench.epoch --build memory --full-epoch \
             --max-seconds 25 --output "$OUT/epoch.jsonl" ${EPOCH_ARGS:-} ;;
+    train)
+        train_part ;;
     papers)
-        timeout "${PAPERS_S:-190}" python3 -m gnnrec.bench.epoch --scale papers100m \
-            --full-epoch --max-seconds 90 --output "$OUT/papers.jsonl" ${PAPERS_ARGS:-} ;;
+        timeout "${PAPERS_S:-160}" python3 -m gnnrec.bench.epoch --scale papers100m \
+            --full-epoch --max-seconds 80 --output "$OUT/papers.jsonl" ${PAPERS_ARGS:-} ;;
     *)
-        echo "unknown part $part (kernels, epoch, papers)" ;;
-    esac 2>&1 | tee -a "$LOG"
+        echo "unknown part $1 (kernels, epoch, train, papers)" ;;
+    esac
+}
+
+for part in ${*:-kernels epoch train papers}; do
+    echo "== $part $(date -u +%T)" | tee -a "$LOG"
+    run_part "$part" 2>&1 | tee -a "$LOG"
 done
 echo "== done $(date -u +%T)" | tee -a "$LOG"

@@ -55,6 +55,8 @@ def _print_metrics(metrics: dict) -> None:
         f"users evaluated: {metrics['n_users_evaluated']} ({metrics['dataset']}, "
         f"{metrics['split']} split)"
     )
+    if "trained_on" in metrics:
+        print(f"trained on: {metrics['trained_on']}")
 
 
 def cmd_train(args: argparse.Namespace) -> dict:

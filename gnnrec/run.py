@@ -63,9 +63,9 @@ def evaluate(prepared: Prepared, model: GCNRecommender, config: RunConfig) -> di
             "cold": {f"recall@{k}": min(1.0, k / cold.sum()) for k in ks}
         }
     if config.train.objective == "mse":
-        u, i = torch.as_tensor(users), torch.as_tensor(items) + U
+        u, i = torch.as_tensor(users).to(z.device), torch.as_tensor(items).to(z.device) + U
         with torch.no_grad():
-            predicted = model.rating(z[u], z[i], u, i)
+            predicted = model.rating(z[u], z[i], u, i).cpu()
         metrics.update(rating_metrics(predicted, torch.as_tensor(ratings)))
         target = torch.as_tensor(ratings)
         mean = float(data.train[2].mean())
@@ -80,7 +80,7 @@ def evaluate(prepared: Prepared, model: GCNRecommender, config: RunConfig) -> di
 
 # Settings that may change between a run and its resumption; anything else must stay the same.
 # (Changing parallel.num_workers changes the default partitions, which a resume refuses.)
-RESUMABLE_CHANGES = {("train", "epochs"), ("train", "patience"), ("train", "progress")} | {
+RESUMABLE_CHANGES = {("train", key) for key in ("epochs", "patience", "progress", "device")} | {
     ("parallel", key)
     for key in (
         "num_workers",
@@ -137,6 +137,7 @@ def train_run(config: RunConfig, on_step: Callable[[int], None] | None = None) -
         history, best_epoch = fit.history, fit.best_epoch
         write_history(history, run_dir)
     else:
+        model.to(config.train.torch_device())
         trainer = Trainer(
             model, prepared.data, config.train, run_dir, on_step, shard=config.parallel.shard(0)
         )
@@ -146,6 +147,12 @@ def train_run(config: RunConfig, on_step: Callable[[int], None] | None = None) -
     metrics = evaluate(prepared, model, config)
     metrics["best_epoch"] = best_epoch
     metrics["epochs_run"] = len(history)
+    layout = config.parallel
+    metrics["trained_on"] = (
+        f"{layout.num_workers} Ray workers, {'1 GPU' if layout.gpus_per_worker else 'CPUs'} each"
+        if layout.num_workers
+        else str(config.train.torch_device())
+    )
     _write_json(metrics, run_dir / "metrics.json")
     write_recommendations(prepared, model, config, run_dir / "recommendations.csv")
     return metrics
@@ -161,7 +168,7 @@ def load_run(
         raise FileNotFoundError(f"{model_file} does not exist: train the run first")
     config = load_config(run_dir / "config.toml", overrides)
     prepared = prepare(config, progress=progress)
-    model = build_model(config, prepared.data)
+    model = build_model(config, prepared.data).to(config.train.torch_device())
     model.load_state_dict(load_checkpoint(model_file)["model"])
     return config, prepared, model.eval()
 
@@ -172,7 +179,7 @@ def evaluate_run(run_dir: str | Path) -> dict:
     previous = Path(run_dir) / "metrics.json"
     if previous.exists():
         old = json.loads(previous.read_text())
-        metrics.update({k: old[k] for k in ("best_epoch", "epochs_run") if k in old})
+        metrics.update({k: old[k] for k in ("best_epoch", "epochs_run", "trained_on") if k in old})
     _write_json(metrics, previous)
     return metrics
 
@@ -222,6 +229,7 @@ def recommend_for_text(
         raise ValueError("this model uses no text features, so it cannot place a text-only user")
     x = make_encoder(config.encoder).encode([text], progress=False).float()
     z = node_embeddings(model, prepared.data)
+    x = x.to(z.device)
     with torch.no_grad():
         user = model.project(x)
     items, scores = top_k_items(user, z[prepared.data.num_users :], k)

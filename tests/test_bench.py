@@ -146,8 +146,8 @@ def test_epoch_bench_trains_with_every_available_loader(tmp_path):
 
 
 def test_epoch_bench_skips_pyg_where_it_cannot_sample(tmp_path, monkeypatch):
-    """The GPU image has PyG without pyg-lib or torch-sparse: NeighborLoader is built but
-    refuses at its first batch; the bench goes on with the other loaders."""
+    """The GPU image has PyG without pyg-lib or torch-sparse, where NeighborLoader cannot
+    sample: the bench says so and goes on with the other loaders."""
     import torch_geometric.typing
 
     from gnnrec.bench import epoch

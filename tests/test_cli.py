@@ -33,6 +33,9 @@ def test_train_evaluate_recommend(planted_dir, feature_cache, tmp_path, capsys):
     assert main(["train", "--config", str(config_file), "--set", "train.epochs=4"]) == 0
     out = capsys.readouterr().out
     assert "GCN on text + IDs" in out and "popularity baseline" in out
+    import torch
+
+    assert f"trained on: {'cuda' if torch.cuda.is_available() else 'cpu'}" in out  # "auto"
     metrics = json.loads((run_dir / "metrics.json").read_text())
     for key in ("recall@20", "ndcg@20", "n_users_evaluated", "dataset", "split", "model"):
         assert key in metrics

@@ -25,6 +25,7 @@ def test_toml_roundtrip_with_overrides(tmp_path):
         ("train.epoch=3", r"config.train: unknown key\(s\) \['epoch'\]"),
         ("model.aggregation=median", "aggregation must be one of"),
         ("train", "must look like section.key=value"),
+        ("train.device=gpu", "device must be auto, cpu, cuda or cuda:N"),
     ],
 )
 def test_bad_configuration_is_explained(override, message):
@@ -41,3 +42,15 @@ def test_a_dataset_without_its_path_is_explained():
 
     with pytest.raises(ValueError, match="needs data.path"):
         load_dataset(load_config(None, ["data.dataset=ml-100k"]).data)
+
+
+def test_the_training_device_is_the_gpu_when_there_is_one():
+    import torch
+
+    auto = load_config(None, []).train
+    assert auto.device == "auto"
+    assert auto.torch_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert load_config(None, ["train.device=cpu"]).train.torch_device() == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="torch sees no GPU"):
+            load_config(None, ["train.device=cuda:0"]).train.torch_device()

@@ -182,6 +182,12 @@ def test_resuming_with_another_configuration_is_refused(planted_dir, feature_cac
         train_run(planted_config(planted_dir, feature_cache, tmp_path / "run", "model.hidden=8"))
 
 
+def test_pinned_sampling_without_a_gpu_is_explained(planted_dir, feature_cache, tmp_path):
+    extra = ["train.mode=sampled", "train.sample_on=pinned", "train.device=cpu"]
+    with pytest.raises(ValueError, match="needs a model on a GPU"):
+        train_run(planted_config(planted_dir, feature_cache, tmp_path / "run", *extra))
+
+
 def test_lightgcn_files_train_without_text_or_validation(tmp_path, feature_cache):
     folder = tmp_path / "lgcn"
     folder.mkdir()

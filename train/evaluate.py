@@ -57,7 +57,8 @@ def full_ranking_metrics(
 
     ``train_pairs``/``test_pairs``: ``(users [E], items [E])``; ``candidates``: boolean ``[I]``
     of rankable items (test items outside it are dropped). Scores are ranked in batches of
-    ``batch_size`` users with every metric computed for the batch at once.
+    ``batch_size`` users with every metric computed for the batch at once, on the device the
+    scores come on.
     """
     test_users, test_items = (np.asarray(a, dtype=np.int64) for a in test_pairs)
     if candidates is not None:
@@ -80,12 +81,16 @@ def full_ranking_metrics(
     blocked = None if candidates is None else torch.from_numpy(~candidates)[shuffle]
     for start in range(0, len(users), batch_size):
         batch = users[start : start + batch_size]
-        scores = score_users(torch.from_numpy(batch)).float()[:, shuffle]  # a copy
+        scores = score_users(torch.from_numpy(batch)).float()
+        device = scores.device
+        scores = scores[:, shuffle.to(device)]  # a copy
         row, entry = _rows_of(train_ptr, batch)
-        scores[torch.from_numpy(row), column[torch.from_numpy(train_items[entry])]] = -torch.inf
+        masked = column[torch.from_numpy(train_items[entry])]
+        scores[torch.from_numpy(row).to(device), masked.to(device)] = -torch.inf
         if blocked is not None:
-            scores[:, blocked] = -torch.inf
-        top = shuffle[torch.topk(scores, min(k_max, num_items), dim=1).indices].numpy()
+            scores[:, blocked.to(device)] = -torch.inf
+        ranked = torch.topk(scores, min(k_max, num_items), dim=1).indices.cpu()
+        top = shuffle[ranked].numpy()
         keys = batch[:, None] * num_items + top
         found = np.searchsorted(test_keys, keys).clip(max=max(test_keys.size - 1, 0))
         hits = (test_keys[found] == keys).astype(np.float64)  # [B, min(K, I)]

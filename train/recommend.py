@@ -15,7 +15,8 @@ def top_k_items(
     batch_size: int = 1024,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(items [U, k], scores [U, k])`` by dot product ``user_emb [U, H] . item_emb [I, H]``,
-    with ``exclude = (users, items)`` pairs (training positives) never recommended."""
+    with ``exclude = (users, items)`` pairs (training positives) never recommended; scored on
+    the embeddings' device, returned on the CPU."""
     k = min(k, item_emb.shape[0])
     items, scores = [], []
     if exclude is not None:
@@ -30,4 +31,4 @@ def top_k_items(
         top = torch.topk(s, k, dim=1)
         items.append(top.indices)
         scores.append(top.values)
-    return torch.cat(items), torch.cat(scores)
+    return torch.cat(items).cpu(), torch.cat(scores).cpu()

@@ -13,6 +13,7 @@ summed across processes, and rank 0 validates, logs and writes.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -43,7 +44,9 @@ class TrainConfig:
     ``sampled`` over a neighbor-sampled subgraph of the batch (``fanouts`` per layer), sampled
     where ``sample_on`` says: ``cpu`` (the graph stays in host memory), ``device`` (a copy of
     the graph in the training device's memory, sampled there) or ``pinned`` (the graph in pinned
-    host memory, sampled on the GPU, which reads it in place: graphs larger than the GPU)."""
+    host memory, sampled on the GPU, which reads it in place: graphs larger than the GPU).
+    ``device``: where one process trains (``auto``: a GPU when torch sees one; on Ray the
+    workers' devices come from ``parallel.gpus_per_worker``)."""
 
     objective: str = "bpr"
     mode: str = "full"
@@ -61,8 +64,11 @@ class TrainConfig:
     patience: int = 5
     seed: int = 0
     progress: bool = True
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
 
     def __post_init__(self) -> None:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.objective not in ("bpr", "mse"):
             raise ValueError(f"objective must be 'bpr' or 'mse', got {self.objective!r}")
         if self.mode not in ("full", "sampled"):
@@ -79,6 +85,14 @@ class TrainConfig:
             raise ValueError("epochs, batch_size, num_negatives >= 1 and lr > 0 are required")
         if self.eval_every < 1 or self.patience < 1:
             raise ValueError("eval_every and patience must be >= 1")
+
+    def torch_device(self) -> torch.device:
+        """The device ``device`` names (``auto``: ``cuda`` when torch sees a GPU, else ``cpu``)."""
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"train.device = {self.device!r}, but torch sees no GPU here")
+        return torch.device(self.device)
 
 
 @dataclass
@@ -174,6 +188,11 @@ class Trainer:
         self.all_nodes = torch.arange(data.graph.num_nodes)
         self.has_edges = data.graph.csr.degree() > 0
         self.sample_device = torch.device("cpu") if config.sample_on == "cpu" else self.device
+        if config.mode == "sampled" and config.sample_on == "pinned" and self.device.type != "cuda":
+            raise ValueError(
+                "train.sample_on = 'pinned' has the GPU read the graph from pinned host memory: "
+                f"it needs a model on a GPU (train.device), not on {self.device}"
+            )
         self.sampler = None
         if config.mode == "sampled":
             csr = data.graph.csr
@@ -312,7 +331,7 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Validation metrics; ``score`` is what early stopping maximises."""
-        z = self.embeddings().cpu()
+        z = self.embeddings()  # scored where it is (the GPU when training there)
         U = self.data.num_users
         users, items, ratings = self.data.valid
         if self.config.objective == "mse":
