@@ -56,9 +56,11 @@ class TileSchedule:
 
 
 def build_schedule(indptr: torch.Tensor, params: ScheduleParams) -> TileSchedule:
-    """The work items and program boundaries of a CSR (see the module docstring)."""
+    """The work items and program boundaries of a CSR (see the module docstring), built with
+    tensor ops on the CSR's device: a sampled subgraph gets its schedule on the GPU, with no
+    host round trip."""
     device = indptr.device
-    indptr = indptr.to("cpu", torch.int64)
+    indptr = indptr.long()
     degree = indptr[1:] - indptr[:-1]
     light = torch.nonzero((degree > 0) & (degree <= params.heavy_threshold)).flatten()
     light = light[torch.argsort(degree[light], stable=True)]
@@ -75,28 +77,22 @@ def build_schedule(indptr: torch.Tensor, params: ScheduleParams) -> TileSchedule
     chunks = torch.div(
         degree[heavy] + params.chunk_edges - 1, params.chunk_edges, rounding_mode="floor"
     )
-    chunk_ptr = torch.zeros(heavy.numel() + 1, dtype=torch.int64)
+    chunk_ptr = torch.zeros(heavy.numel() + 1, dtype=torch.int64, device=device)
     chunk_ptr[1:] = torch.cumsum(chunks, 0)
     chunk_row = torch.repeat_interleave(heavy, chunks)
-    chunk_index = torch.arange(chunk_row.numel()) - torch.repeat_interleave(chunk_ptr[:-1], chunks)
+    chunk_index = torch.arange(chunk_row.numel(), device=device) - torch.repeat_interleave(
+        chunk_ptr[:-1], chunks
+    )
     chunk_start = indptr[chunk_row] + chunk_index * params.chunk_edges
     chunk_end = torch.minimum(chunk_start + params.chunk_edges, indptr[chunk_row + 1])
 
     item_row = torch.cat([light, chunk_row])
     item_start = torch.cat([indptr[light], chunk_start])
     item_end = torch.cat([indptr[light + 1], chunk_end])
-    item_slot = torch.cat([torch.full_like(light, -1), torch.arange(chunk_row.numel())])
-    program_ptr = torch.cat([light_starts, light.numel() + torch.arange(chunk_row.numel() + 1)])
-    to = lambda t: t.to(device)  # noqa: E731
-    return TileSchedule(
-        to(program_ptr),
-        to(item_row),
-        to(item_start),
-        to(item_end),
-        to(item_slot),
-        to(heavy),
-        to(chunk_ptr),
-    )
+    chunk_ids = torch.arange(chunk_row.numel() + 1, device=device)
+    item_slot = torch.cat([torch.full_like(light, -1), chunk_ids[:-1]])
+    program_ptr = torch.cat([light_starts, light.numel() + chunk_ids])
+    return TileSchedule(program_ptr, item_row, item_start, item_end, item_slot, heavy, chunk_ptr)
 
 
 @dataclass
