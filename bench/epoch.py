@@ -10,7 +10,8 @@ communities, training seeds a fixed fraction of the nodes (ogbn-products trains 
 ogbn-papers100M on 1.1%). Model: ``L`` layers of ``h <- relu(W (D^-1/2 A D^-1/2 h))`` on the
 sampled subgraph, then a linear classifier; Adam. Per loader: sampled edges/s (sampling alone)
 and the time of ``--batches`` training steps (sample, gather, forward, backward, step), scaled
-to the epoch's batch count; with ``--full-epoch``, every batch until ``--max-seconds``.
+to the epoch's batch count, beside sampling alone and the model alone per batch; with
+``--full-epoch``, every batch until ``--max-seconds``.
 
     gnnrec bench epoch                        # products scale: 2.45M nodes, 61.8M edges
     gnnrec bench epoch --scale papers100m     # 111M nodes, 1.6B edges, graph pinned in host memory
@@ -195,16 +196,20 @@ def time_loader(
                 size,
             )
 
+    def train_step(x, view, y, size) -> torch.Tensor:
+        loss = nn.functional.cross_entropy(model(x, view)[:size], y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss
+
     steps, losses = 0, []
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     sync()
     began = time.perf_counter()
-    for x, view, y, size in prefetch(prepared(), 2):
-        loss = nn.functional.cross_entropy(model(x, view)[:size], y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    for inputs in prefetch(prepared(), 2):
+        loss = train_step(*inputs)
         steps += 1
         if steps == 1 or steps % 50 == 0:
             losses.append(loss.item())
@@ -215,12 +220,20 @@ def time_loader(
     losses.append(loss.item())
     sync()
     train_seconds = time.perf_counter() - began
+    # The model alone: the last batch again (its kernel plans cached), without sampling.
+    began = time.perf_counter()
+    for _ in range(5):
+        train_step(*inputs)
+    sync()
+    model_seconds = (time.perf_counter() - began) / 5
     row = {
         "bench": "epoch",
         "loader": name,
         "sampled_edges_per_s": sampled_edges / sample_seconds,
         "edges_per_batch": sampled_edges / max(count, 1),
         "seconds_per_batch": train_seconds / steps,
+        "sample_seconds_per_batch": sample_seconds / max(count, 1),
+        "model_seconds_per_batch": model_seconds,
         "epoch_seconds": train_seconds / steps * epoch_batches,
         "epoch_measured": steps == epoch_batches,
         "timed_batches": steps,
@@ -404,6 +417,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "loader",
         "sampled_edges_per_s",
         "edges_per_batch",
+        "sample_seconds_per_batch",
+        "model_seconds_per_batch",
         "seconds_per_batch",
         "epoch_seconds",
         "timed_batches",

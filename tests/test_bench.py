@@ -127,6 +127,7 @@ def test_epoch_bench_trains_with_every_available_loader(tmp_path):
     assert "gnnrec sampler, CPU" in loaders
     for row in rows:
         assert row["sampled_edges_per_s"] > 0 and row["epoch_seconds"] > 0
+        assert row["model_seconds_per_batch"] > 0 and row["sample_seconds_per_batch"] > 0
         assert row["config"]["train_seeds"] == 240 and row["config"]["edges"] > 10_000
         assert all(loss > 0 for loss in row["loss_first_last"])
     if "PyG NeighborLoader" in loaders:  # torch-sparse or pyg-lib installed
