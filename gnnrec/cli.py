@@ -292,7 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--affinity", type=float, default=0.8)
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument(
-        "--no-csv", action="store_true", help="binary parts only (for out-of-core builds)"
+        "--no-csv",
+        action="store_true",
+        help="no interactions.csv copy (training and out-of-core builds read the .npy parts)",
     )
     synth.add_argument("--workers", type=int, default=1, help="generating processes")
     synth.set_defaults(func=cmd_synth)
