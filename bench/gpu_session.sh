@@ -15,8 +15,8 @@
 # PAPERS_ARGS add flags. Results go to $OUT (the device tool's folder, at most 8 files:
 # session.log, and per bench part .jsonl + .png), else bench/results/gpu.
 # `train` writes config.toml, which needs tomli_w (not in the GPU image): first, here,
-# `pip download --no-deps -d .whl tomli-w` and `echo /.whl/ >> .git/info/exclude`, then
-# name `.whl` in the device call's carry.
+# `pip download --no-deps -d .whl tomli-w` (.whl/ is git-ignored), then name `.whl` in the
+# device call's carry.
 #   bash bench/gpu_session.sh                  # run(command="bash bench/gpu_session.sh",
 #                                              #     carry=[".whl"], timeout_s=590)
 #   bash bench/gpu_session.sh papers           # parts by name, in the order given
