@@ -159,6 +159,20 @@ def test_early_stopping_ends_a_run_that_stops_improving(planted_dir, feature_cac
     assert metrics["best_epoch"] == 1
 
 
+def test_validation_can_rank_a_fixed_sample_of_users(planted_dir, feature_cache, tmp_path):
+    def validated(run: str, *extra: str) -> list[int]:
+        config = planted_config(
+            planted_dir, feature_cache, tmp_path / run, "train.epochs=2", *extra
+        )
+        train_run(config)
+        rows = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(row)["valid_users"] for row in rows]
+
+    everyone = validated("all")
+    assert everyone[0] == everyone[1] > 12
+    assert validated("sample", "train.valid_users=12") == [12, 12]
+
+
 def test_encode_command_fills_the_cache_once(planted_dir, feature_cache, tmp_path, capsys):
     from gnnrec.cli import main
 

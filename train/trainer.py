@@ -62,6 +62,7 @@ class TrainConfig:
     num_negatives: int = 1
     eval_every: int = 1
     patience: int = 5
+    valid_users: int = 0  # validate on a fixed seeded sample of this many users (0: all)
     seed: int = 0
     progress: bool = True
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -85,6 +86,8 @@ class TrainConfig:
             raise ValueError("epochs, batch_size, num_negatives >= 1 and lr > 0 are required")
         if self.eval_every < 1 or self.patience < 1:
             raise ValueError("eval_every and patience must be >= 1")
+        if self.valid_users < 0:
+            raise ValueError("valid_users must be >= 0 (0: every validation user)")
 
     def torch_device(self) -> torch.device:
         """The device ``device`` names (``auto``: ``cuda`` when torch sees a GPU, else ``cpu``)."""
@@ -141,6 +144,19 @@ class SliceInputs:
     id_mask: torch.Tensor
     seed_index: torch.Tensor
     ratings: torch.Tensor | None
+
+
+def validation_sample(
+    valid: tuple[np.ndarray, np.ndarray, np.ndarray], max_users: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The validation pairs of at most ``max_users`` users (0: all), the same users every
+    epoch: early stopping on a large graph need not rank every item for every user."""
+    users = np.unique(valid[0])
+    if not max_users or users.size <= max_users:
+        return valid
+    kept = np.random.default_rng(seed).choice(users, max_users, replace=False)
+    keep = np.isin(valid[0], kept)
+    return tuple(a[keep] for a in valid)
 
 
 def write_history(history: list[dict], run_dir: Path) -> None:
@@ -209,6 +225,7 @@ class Trainer:
                 degree=data.graph.csr.degree(),
             )
         )
+        self.valid = validation_sample(data.valid, config.valid_users, config.seed)
         users, items, ratings = data.train
         self.ratings = torch.as_tensor(ratings, dtype=torch.float32)
         self.batcher = LinkBatcher(
@@ -333,7 +350,7 @@ class Trainer:
         """Validation metrics; ``score`` is what early stopping maximises."""
         z = self.embeddings()  # scored where it is (the GPU when training there)
         U = self.data.num_users
-        users, items, ratings = self.data.valid
+        users, items, ratings = self.valid
         if self.config.objective == "mse":
             u, i = torch.as_tensor(users), torch.as_tensor(items) + U
             predicted = self.model.rating(
@@ -352,6 +369,7 @@ class Trainer:
         return {
             "recall@20": metrics["recall@20"],
             "ndcg@20": metrics["ndcg@20"],
+            "users": metrics["n_users_evaluated"],
             "score": metrics["recall@20"],
         }
 
