@@ -17,12 +17,15 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
 
 from gnnrec.bench.graphs import FULL_SIZE, TINY, GraphSpec, synthetic_csr
 from gnnrec.bench.harness import markdown_table, median_seconds, provenance, write_results
+
+CUSPARSE = "torch.sparse.mm (cuSPARSE on GPU)"
 
 
 def _timer(device: torch.device) -> Callable[[Callable[[], object]], float]:
@@ -60,7 +63,7 @@ def aggregation_candidates(indptr, indices, x, scale) -> dict[str, Callable[[], 
         "triton (ours)": lambda: aggregate(
             indptr, indices, x, row_scale=scale, col_scale=scale, backend="triton", validate=False
         ),
-        "torch.sparse.mm (cuSPARSE on GPU)": lambda: torch.sparse.mm(adj, x),
+        CUSPARSE: lambda: torch.sparse.mm(adj, x),
         "PyG gather + index_add_": lambda: torch.zeros(
             n, x.shape[1], dtype=x.dtype, device=x.device
         ).index_add_(0, rows, x[cols] * weight[:, None]),
@@ -246,6 +249,41 @@ def run(args: argparse.Namespace, emit: Callable[[list[dict]], None]) -> list[di
             )
         _add_speedups(rows[done:])
         emit(rows[done:])
+    if specs:
+        sweep = [{**r, **meta} for r in tile_sweep(specs[0], device, timer, tiny=args.tiny)]
+        rows += sweep
+        emit(sweep)
+    return rows
+
+
+def tile_sweep(spec: GraphSpec, device: torch.device, timer, tiny: bool) -> list[dict]:
+    """Forward time of our kernel on the first graph at F = 128 (8 when tiny) over tile sizes
+    ``block_e`` and light-row packing ``pack_edges``, beside cuSPARSE: data for tuning the
+    defaults (32 and 256) on the card at hand."""
+    from gnnrec.kernels import aggregate
+    from gnnrec.kernels.schedule import ScheduleParams
+
+    indptr, indices = synthetic_csr(spec, device)
+    scale = _gcn_scale(indptr)
+    f = 8 if tiny else 128
+    g = torch.Generator(device=device).manual_seed(0)
+    rows = []
+    for dtype in [torch.float32] if tiny else [torch.float32, torch.bfloat16]:
+        x = torch.randn(spec.num_nodes, f, generator=g, device=device).to(dtype)
+        cusparse = timer(aggregation_candidates(indptr, indices, x, scale)[CUSPARSE])
+        for block_e in (16, 32) if tiny else (16, 32, 64):
+            for pack in (128, 256) if tiny else (128, 256, 512):
+                params = ScheduleParams(pack_edges=pack)
+                run = partial(
+                    aggregate, indptr, indices, x, row_scale=scale, col_scale=scale,
+                    backend="triton", validate=False, params=params, block_e=block_e,
+                )  # fmt: skip
+                ms = timer(run)
+                rows.append(
+                    {"bench": "tile-sweep", "graph": spec.name, "F": f,
+                     "dtype": str(dtype).split(".")[-1], "block_e": block_e, "pack_edges": pack,
+                     "ms": ms, "speedup_vs_cusparse": cusparse / ms}
+                )  # fmt: skip
     return rows
 
 
@@ -255,9 +293,7 @@ def _add_speedups(rows: list[dict]) -> None:
     def key(r):
         return (r["bench"], r.get("graph"), r.get("F"), r.get("dtype"), r.get("pass"))
 
-    baselines = {
-        key(r): r["ms"] for r in rows if r.get("impl") == "torch.sparse.mm (cuSPARSE on GPU)"
-    }
+    baselines = {key(r): r["ms"] for r in rows if r.get("impl") == CUSPARSE}
     for r in rows:
         if r["bench"] == "aggregate" and key(r) in baselines:
             r["speedup_vs_cusparse"] = baselines[key(r)] / r["ms"]
@@ -363,6 +399,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             ],
         )
     )
+    sweep = [r for r in rows if r["bench"] == "tile-sweep"]
+    print(markdown_table(sweep, ["dtype", "block_e", "pack_edges", "ms", "speedup_vs_cusparse"]))
     print(f"written: {out}, {png}")
     return rows
 

@@ -58,6 +58,8 @@ def test_kernel_bench_checks_and_times_every_implementation(tmp_path, capsys):
     layer = [r for r in rows if r["bench"] == "gcn-layer"]
     assert len(layer) == 3 and all(r["ms"] > 0 for r in layer)
     assert all(r["speedup_vs_cusparse"] > 0 for r in rows if r["bench"] == "aggregate")
+    sweep = [(r["block_e"], r["pack_edges"]) for r in rows if r["bench"] == "tile-sweep"]
+    assert sweep == [(16, 128), (16, 256), (32, 128), (32, 256)]
     assert out.with_suffix(".png").stat().st_size > 0
     assert "device check: 18/18" in capsys.readouterr().out
 
