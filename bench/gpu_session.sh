@@ -50,7 +50,7 @@ train_part() {
         set -- $mode
         k=$((k + 1))
         echo "-- gnnrec train: mode $1 ${2:+sample_on $2}"
-        timeout "${TRAIN_S:-30}" python3 -m gnnrec.cli train --run-dir "/tmp/gpu-train-$k" \
+        timeout "${TRAIN_S:-25}" python3 -m gnnrec.cli train --run-dir "/tmp/gpu-train-$k" \
             --set model.text_features=false --set train.epochs=3 --set train.progress=false \
             --set "train.mode=$1" ${2:+--set train.sample_on=$2}
     done
@@ -62,7 +62,7 @@ run_part() {
         timeout "${KERNELS_S:-180}" python3 -m gnnrec.bench.kernels \
             --output "$OUT/kernels.jsonl" ${KERNELS_ARGS:-} ;;
     epoch)
-        timeout "${EPOCH_S:-160}" python3 -m gnnrec.bench.epoch --build memory --full-epoch \
+        timeout "${EPOCH_S:-150}" python3 -m gnnrec.bench.epoch --build memory --full-epoch \
             --max-seconds 25 --output "$OUT/epoch.jsonl" ${EPOCH_ARGS:-} ;;
     train)
         train_part ;;
