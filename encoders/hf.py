@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
+from gnnrec.devices import resolve_device
 from gnnrec.encoders.base import count_truncated, resolve_model_path
 from gnnrec.encoders.config import EncoderConfig
 
@@ -20,7 +21,7 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor
         return hidden[:, 0]
     if pooling == "last":
         last = mask.sum(1).clamp(min=1) - 1
-        return hidden[torch.arange(hidden.shape[0]), last]
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
     weights = mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
 
@@ -34,7 +35,9 @@ class TransformersEncoder:
         self.config = config
         self.model_path = resolve_model_path(config)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
-        self.model = AutoModel.from_pretrained(self.model_path, local_files_only=True).eval()
+        self.device = resolve_device(config.device, "encoder.device")
+        model = AutoModel.from_pretrained(self.model_path, local_files_only=True)
+        self.model = model.eval().to(self.device)
         self.max_length = min(config.max_length, self.tokenizer.model_max_length)
         self.truncated = 0
 
@@ -60,12 +63,12 @@ class TransformersEncoder:
                 truncation=True,
                 max_length=self.max_length,
                 return_tensors="pt",
-            )
+            ).to(self.device)
             hidden = self.model(**batch).last_hidden_state
             pooled = pool(hidden, batch["attention_mask"], self.config.pooling)
             if self.config.normalize:
                 pooled = torch.nn.functional.normalize(pooled, dim=-1)
-            out[index] = pooled
+            out[index] = pooled.float().cpu()
         return out
 
     def close(self) -> None:

@@ -80,7 +80,8 @@ def evaluate(prepared: Prepared, model: GCNRecommender, config: RunConfig) -> di
 
 # Settings that may change between a run and its resumption; anything else must stay the same.
 # (Changing parallel.num_workers changes the default partitions, which a resume refuses.)
-RESUMABLE_CHANGES = {("train", key) for key in ("epochs", "patience", "progress", "device")} | {
+RESUMABLE_CHANGES = {("train", key) for key in ("epochs", "patience", "progress", "device")}
+RESUMABLE_CHANGES |= {("encoder", "device")} | {
     ("parallel", key)
     for key in (
         "num_workers",

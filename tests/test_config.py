@@ -25,7 +25,8 @@ def test_toml_roundtrip_with_overrides(tmp_path):
         ("train.epoch=3", r"config.train: unknown key\(s\) \['epoch'\]"),
         ("model.aggregation=median", "aggregation must be one of"),
         ("train", "must look like section.key=value"),
-        ("train.device=gpu", "device must be auto, cpu, cuda or cuda:N"),
+        ("train.device=gpu", "train.device must be auto, cpu, cuda or cuda:N"),
+        ("encoder.device=tpu", "encoder.device must be auto, cpu, cuda or cuda:N"),
     ],
 )
 def test_bad_configuration_is_explained(override, message):

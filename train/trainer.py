@@ -13,7 +13,6 @@ summed across processes, and rank 0 validates, logs and writes.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -27,6 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from gnnrec.data.graph_store import GraphStore
+from gnnrec.devices import check_device_name, resolve_device
 from gnnrec.train.checkpoint import CheckpointStore, LocalCheckpoints
 from gnnrec.train.data_shard import DataShard, slice_generator
 from gnnrec.train.evaluate import full_ranking_metrics, rating_metrics
@@ -68,8 +68,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
-            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        check_device_name(self.device, "train.device")
         if self.objective not in ("bpr", "mse"):
             raise ValueError(f"objective must be 'bpr' or 'mse', got {self.objective!r}")
         if self.mode not in ("full", "sampled"):
@@ -91,11 +90,7 @@ class TrainConfig:
 
     def torch_device(self) -> torch.device:
         """The device ``device`` names (``auto``: ``cuda`` when torch sees a GPU, else ``cpu``)."""
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"train.device = {self.device!r}, but torch sees no GPU here")
-        return torch.device(self.device)
+        return resolve_device(self.device, "train.device")
 
 
 @dataclass
