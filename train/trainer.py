@@ -199,6 +199,7 @@ class Trainer:
         self.all_nodes = torch.arange(data.graph.num_nodes)
         self.has_edges = data.graph.csr.degree() > 0
         self.sample_device = torch.device("cpu") if config.sample_on == "cpu" else self.device
+        self.sampled_has_edges = self.has_edges.to(self.sample_device)
         if config.mode == "sampled" and config.sample_on == "pinned" and self.device.type != "cuda":
             raise ValueError(
                 "train.sample_on = 'pinned' has the GPU read the graph from pinned host memory: "
@@ -253,20 +254,23 @@ class Trainer:
     ) -> SliceInputs:
         U, device = self.data.num_users, self.device
         seeds = torch.cat([batch.users, batch.pos_items + U, batch.neg_items.flatten() + U])
+        has_edges = self.has_edges
         if self.sampler is None:
             n_id, view, index, keep = self.all_nodes, self.device_view, seeds, full_keep
         else:
+            # Everything stays on the sampling device (no host round trip on a GPU).
             sub = self.sampler.sample(seeds, generator)
-            n_id, view, index = sub.n_id.cpu(), GraphView.of(sub.csr).to(device), sub.seed_index
+            n_id, view, index = sub.n_id, GraphView.of(sub.csr).to(device), sub.seed_index
             keep = torch.rand(n_id.numel(), generator=generator, device=generator.device)
-            keep = keep.cpu() >= self.model.config.id_dropout
+            keep = keep >= self.model.config.id_dropout
+            has_edges = self.sampled_has_edges
         ratings = self.ratings[batch.index] if self.config.objective == "mse" else None
         return SliceInputs(
             batch=batch.to(device),
             n_id=n_id.to(device),
             x=None if self.features is None else self.features.gather(n_id).float(),
             view=view,
-            id_mask=(self.has_edges[n_id] & keep).to(device),
+            id_mask=(has_edges[n_id] & keep).to(device),
             seed_index=index.to(device),
             ratings=None if ratings is None else ratings.to(device),
         )
