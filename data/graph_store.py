@@ -8,9 +8,6 @@ Convention: row ``i`` of the CSR lists the nodes ``j`` whose messages flow into 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +15,7 @@ import numpy as np
 import torch
 
 from gnnrec.data.errors import DataError
+from gnnrec.staged_folder import staged_folder
 
 FORMAT_VERSION = 1
 INDEX_DTYPE_LIMIT = 2**31
@@ -165,14 +163,9 @@ class GraphStore:
 
     def save(self, folder: str | Path) -> Path:
         """Writes ``.npy`` arrays and ``manifest.json`` into a temporary folder, then renames it."""
-        folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
         arrays = {"csr_indptr": self.csr.indptr, "csr_indices": self.csr.indices}
         if not self.symmetric:
             arrays.update(csc_indptr=self.csc.indptr, csc_indices=self.csc.indices)
-        for name, tensor in arrays.items():
-            np.save(tmp / f"{name}.npy", tensor.numpy())
         manifest = {
             "format_version": FORMAT_VERSION,
             "num_nodes": self.num_nodes,
@@ -189,11 +182,11 @@ class GraphStore:
                 for k, v in arrays.items()
             },
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-        return folder
+        with staged_folder(folder) as tmp:
+            for name, tensor in arrays.items():
+                np.save(tmp / f"{name}.npy", tensor.numpy())
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        return Path(folder)
 
     @staticmethod
     def load(folder: str | Path) -> GraphStore:

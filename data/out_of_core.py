@@ -14,19 +14,19 @@ the edge list:
 
 The result is the folder format of :meth:`GraphStore.save` (``.npy`` arrays and a manifest),
 written under a temporary name and renamed, so :meth:`GraphStore.load` maps it instantly. Only
-numpy is needed, so the build runs in small processes.
+numpy (and the standard library) is needed, so the build runs in small processes.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+
+from gnnrec.staged_folder import staged_folder
 
 FORMAT_VERSION = 1  # GraphStore's folder format
 INDEX_DTYPE_LIMIT = 2**31
@@ -156,10 +156,8 @@ def build_csr_out_of_core(
     edge in both directions) makes them one. ``memory_budget``: bytes of edge buffers;
     ``coalesce``: merge duplicate edges."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
     max_edges = max(memory_budget // BYTES_PER_EDGE, 2)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
-    try:
+    with staged_folder(folder) as tmp:
 
         def forward():
             return _pieces(chunks(), max_edges, symmetrize)
@@ -180,12 +178,6 @@ def build_csr_out_of_core(
             "arrays": arrays,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 

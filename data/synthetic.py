@@ -29,8 +29,6 @@ import csv
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -43,6 +41,7 @@ from gnnrec.data.errors import DataError
 from gnnrec.data.graph_store import CSR, INDEX_DTYPE_LIMIT, GraphStore
 from gnnrec.data.tabular import read_node_table
 from gnnrec.data.textgraph import Interactions, TextGraph
+from gnnrec.staged_folder import staged_folder
 
 TOPICS = [
     ("space", ["rocket", "orbit", "galaxy", "astronaut", "comet", "nebula"]),
@@ -205,9 +204,7 @@ def write_synthetic(
     ``users.csv`` and ``items.csv`` (graph-only benchmarks); ``workers`` processes generate
     blocks in parallel (the files do not depend on it)."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
-    try:
+    with staged_folder(folder) as tmp:
         (tmp / "interactions").mkdir()
         if write_text:
             with open(tmp / "items.csv", "w", newline="") as f:
@@ -245,12 +242,6 @@ def write_synthetic(
                     progress(last)
         manifest = {"spec": dataclasses.asdict(spec), "interactions": interactions}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 
