@@ -311,10 +311,10 @@ def synthetic_graph(
     the item rows need one sort of ``item * U + user`` keys. Indices are int32 below 2^31 nodes.
     """
     U, I = spec.num_users, spec.num_items
+    dtype = torch.int32 if U + I < INDEX_DTYPE_LIMIT else torch.int64
     user_of, item_of = [], []
     for block in range(-(-U // spec.block_users)):
         pairs = draw_block(spec, block, device)
-        dtype = torch.int32 if U + I < INDEX_DTYPE_LIMIT else torch.int64
         user_of.append(pairs[0].to(dtype))
         item_of.append(pairs[1].to(dtype))
         if progress is not None:

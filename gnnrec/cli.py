@@ -62,8 +62,8 @@ def _print_metrics(metrics: dict) -> None:
 def cmd_train(args: argparse.Namespace) -> dict:
     from gnnrec.run import train_run
 
-    for flag, key in (("num_workers", "num_workers"), ("address", "address")):
-        value = getattr(args, flag, None)
+    for key in ("num_workers", "address"):
+        value = getattr(args, key, None)
         if value is not None:
             args.overrides.append(f"parallel.{key}={json.dumps(value)}")
     config = _config(args)

@@ -17,6 +17,7 @@ inheriting whatever the id order correlates with.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -79,16 +80,23 @@ def full_ranking_metrics(
     column = torch.empty_like(shuffle)
     column[shuffle] = torch.arange(num_items)
     blocked = None if candidates is None else torch.from_numpy(~candidates)[shuffle]
+
+    @functools.cache
+    def on(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The column order and blocked columns on the scores' device, moved there once."""
+        return shuffle.to(device), None if blocked is None else blocked.to(device)
+
     for start in range(0, len(users), batch_size):
         batch = users[start : start + batch_size]
         scores = score_users(torch.from_numpy(batch)).float()
         device = scores.device
-        scores = scores[:, shuffle.to(device)]  # a copy
+        order, blocked_columns = on(device)
+        scores = scores[:, order]  # a copy
         row, entry = _rows_of(train_ptr, batch)
         masked = column[torch.from_numpy(train_items[entry])]
         scores[torch.from_numpy(row).to(device), masked.to(device)] = -torch.inf
-        if blocked is not None:
-            scores[:, blocked.to(device)] = -torch.inf
+        if blocked_columns is not None:
+            scores[:, blocked_columns] = -torch.inf
         ranked = torch.topk(scores, min(k_max, num_items), dim=1).indices.cpu()
         top = shuffle[ranked].numpy()
         keys = batch[:, None] * num_items + top

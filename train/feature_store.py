@@ -1,7 +1,7 @@
 """Node features gathered onto the training device, with the hottest rows cached there.
 
 Features ``[N, F]`` (any float dtype; bf16/fp16 halve the bytes) stay where they are put: on the
-device, in pinned host memory (copied asynchronously), or in ordinary or memory-mapped host
+device, in pinned host memory (read in place by the GPU), or in ordinary or memory-mapped host
 memory. ``cache_nodes`` rows, chosen by degree (the nodes neighbor sampling reaches most), are
 copied to the device once; a gather serves those from the cache and the rest from the host.
 """

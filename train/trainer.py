@@ -197,9 +197,9 @@ class Trainer:
         self.view = GraphView.of(data.graph.csr)
         self.device_view = self.view.to(self.device) if config.mode == "full" else None
         self.all_nodes = torch.arange(data.graph.num_nodes)
-        self.has_edges = data.graph.csr.degree() > 0
+        degree = data.graph.csr.degree()
+        self.has_edges = degree > 0
         self.sample_device = torch.device("cpu") if config.sample_on == "cpu" else self.device
-        self.sampled_has_edges = self.has_edges.to(self.sample_device)
         if config.mode == "sampled" and config.sample_on == "pinned" and self.device.type != "cuda":
             raise ValueError(
                 "train.sample_on = 'pinned' has the GPU read the graph from pinned host memory: "
@@ -210,6 +210,7 @@ class Trainer:
             csr = data.graph.csr
             csr = csr.pin_memory() if config.sample_on == "pinned" else csr.to(self.sample_device)
             self.sampler = NeighborSampler(csr, config.fanouts, self.sample_device)
+            self.sampled_has_edges = self.has_edges.to(self.sample_device)
         self.features = (
             None
             if data.features is None
@@ -218,7 +219,7 @@ class Trainer:
                 self.device,
                 placement=config.features_on,
                 cache_nodes=config.feature_cache_nodes,
-                degree=data.graph.csr.degree(),
+                degree=degree,
             )
         )
         self.valid = validation_sample(data.valid, config.valid_users, config.seed)
@@ -351,10 +352,9 @@ class Trainer:
         U = self.data.num_users
         users, items, ratings = self.valid
         if self.config.objective == "mse":
-            u, i = torch.as_tensor(users), torch.as_tensor(items) + U
-            predicted = self.model.rating(
-                z[u].to(self.device), z[i].to(self.device), u.to(self.device), i.to(self.device)
-            )
+            u = torch.as_tensor(users, device=z.device)
+            i = torch.as_tensor(items, device=z.device) + U
+            predicted = self.model.rating(z[u], z[i], u, i)
             metrics = rating_metrics(predicted.cpu(), torch.as_tensor(ratings))
             return {**metrics, "score": -metrics["rmse"]}
         metrics = full_ranking_metrics(
