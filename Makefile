@@ -18,7 +18,7 @@ VLLM_STAMP := $(VENV)/.installed-vllm
 # The lent GPU image runs Triton 3.6: every kernel must also compile there.
 TRITON36 := $(VENV)/triton-3.6
 
-.PHONY: demo test clean
+.PHONY: demo test test-fast clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ test: $(STAMP) $(VLLM_STAMP) $(TRITON36)
 	$(VENV)/bin/ruff check .
 	cd tests && env -u TRITON_INTERPRET PYTHONPATH=../$(TRITON36) ../$(VENV)/bin/python compile_kernels.py
 	$(VENV)/bin/pytest
+
+# The inner loop: everything but the tests marked slow.
+test-fast: $(STAMP) $(VLLM_STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -m "not slow"
 
 $(TRITON36): $(STAMP)
 	rm -rf $@

@@ -42,33 +42,28 @@ from gnnrec.data.synthetic import (
     synthetic_graph,
     write_synthetic,
 )
-from gnnrec.kernels import aggregate
 from gnnrec.train.feature_store import FeatureStore
-from gnnrec.train.model import GraphView
+from gnnrec.train.gcn_layer import GCNLayer
+from gnnrec.train.graph_view import GraphView
 from gnnrec.train.prefetch import prefetch
 from gnnrec.train.sampler import NeighborSampler
 
 
 class SampledGCN(nn.Module):
+    """The library's :class:`~gnnrec.train.gcn_layer.GCNLayer` stacked with ReLU, then a linear
+    classifier."""
+
     def __init__(self, features: int, hidden: int, classes: int, layers: int):
         super().__init__()
-        self.lins = nn.ModuleList(
-            nn.Linear(features if l == 0 else hidden, hidden) for l in range(layers)
+        self.convs = nn.ModuleList(
+            GCNLayer(features if l == 0 else hidden, hidden, bias=True) for l in range(layers)
         )
         self.head = nn.Linear(hidden, classes)
 
     def forward(self, x: torch.Tensor, view: GraphView) -> torch.Tensor:
         h = x
-        for lin in self.lins:
-            h = aggregate(
-                view.csr.indptr,
-                view.csr.indices,
-                h,
-                row_scale=view.row_scale,
-                col_scale=view.col_scale,
-                validate=False,
-            )
-            h = torch.relu(lin(h))
+        for conv in self.convs:
+            h = torch.relu(conv(h, view))
         return self.head(h)
 
 

@@ -33,8 +33,21 @@ LOG="$OUT/session.log"
 } 2>&1 | tee "$LOG"
 # The image has torch, triton, PyG, numpy, tqdm and matplotlib but no network: install the
 # package itself only, from this tree.
-python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >>"$LOG" 2>&1 \
-    || { tail -20 "$LOG"; exit 1; }
+# If the image's setuptools cannot build it (pyproject needs setuptools >= 77), lay the package
+# out by symlinks on PYTHONPATH instead: the same files, no build step.
+if ! python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >>"$LOG" 2>&1; then
+    echo "editable install failed (tail of the log below); using a symlinked source tree" \
+        | tee -a "$LOG"
+    tail -5 "$LOG"
+    rm -rf /tmp/gnnrec-src && mkdir -p /tmp/gnnrec-src/gnnrec
+    ln -s "$PWD"/gnnrec/*.py /tmp/gnnrec-src/gnnrec/
+    for part in bench common data distributed encoders kernels train; do
+        ln -s "$PWD/$part" "/tmp/gnnrec-src/gnnrec/$part"
+    done
+    export PYTHONPATH=/tmp/gnnrec-src${PYTHONPATH:+:$PYTHONPATH}
+    python3 -c "import gnnrec.kernels, gnnrec.train.trainer" >>"$LOG" 2>&1 \
+        || { tail -20 "$LOG"; exit 1; }
+fi
 
 train_part() {
     if ! python3 -c "import tomli_w" 2>/dev/null; then
@@ -43,7 +56,7 @@ train_part() {
             return
         fi
         python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/tomli_w-*.whl
-        export PYTHONPATH=/tmp/site
+        export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
     fi
     local k=0
     for mode in "full" "sampled device" "sampled pinned"; do

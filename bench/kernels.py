@@ -24,6 +24,7 @@ import torch
 
 from gnnrec.bench.graphs import FULL_SIZE, TINY, GraphSpec, synthetic_csr
 from gnnrec.bench.harness import markdown_table, median_seconds, provenance, write_results
+from gnnrec.kernels.csr import inverse_sqrt_degree
 
 CUSPARSE = "torch.sparse.mm (cuSPARSE on GPU)"
 
@@ -43,11 +44,6 @@ def copy_bandwidth_gbps(device: torch.device, timer) -> float:
     dst = torch.empty_like(src)
     ms = timer(lambda: dst.copy_(src))
     return 2 * src.numel() * src.element_size() / ms / 1e6
-
-
-def _gcn_scale(indptr: torch.Tensor) -> torch.Tensor:
-    degree = (indptr[1:] - indptr[:-1]).float()
-    return torch.where(degree > 0, degree.clamp(min=1).rsqrt(), torch.zeros_like(degree))
 
 
 def aggregation_candidates(indptr, indices, x, scale) -> dict[str, Callable[[], torch.Tensor]]:
@@ -103,7 +99,7 @@ def gcn_layer_candidates(indptr, indices, x) -> dict[str, Callable[[], torch.Ten
     sl_indices = all_cols[order].to(torch.int32)
     sl_indptr = torch.zeros_like(indptr)
     sl_indptr[1:] = torch.cumsum(torch.bincount(all_rows, minlength=n), 0)
-    scale = _gcn_scale(sl_indptr)
+    scale = inverse_sqrt_degree(sl_indptr[1:] - sl_indptr[:-1])
     linear = torch.nn.Linear(f, f).to(x.device)
     conv = GCNConv(f, f).to(x.device)
     edge_index = torch.stack([indices.long(), rows])
@@ -204,7 +200,7 @@ def run(args: argparse.Namespace, emit: Callable[[list[dict]], None]) -> list[di
             "edges": spec.num_edges,
             "max_degree": int(degree.max()),
         }
-        scale = _gcn_scale(indptr)
+        scale = inverse_sqrt_degree(indptr[1:] - indptr[:-1])
         for f in widths:
             for dtype in dtypes:
                 x = torch.randn(spec.num_nodes, f, generator=g, device=device).to(dtype)
@@ -264,7 +260,7 @@ def tile_sweep(spec: GraphSpec, device: torch.device, timer, tiny: bool) -> list
     from gnnrec.kernels.schedule import ScheduleParams
 
     indptr, indices = synthetic_csr(spec, device)
-    scale = _gcn_scale(indptr)
+    scale = inverse_sqrt_degree(indptr[1:] - indptr[:-1])
     f = 8 if tiny else 128
     g = torch.Generator(device=device).manual_seed(0)
     rows = []

@@ -14,7 +14,7 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
     """The whole file decoded; an undecodable byte is reported with its line number."""
     path = Path(path)
     if not path.is_file():
-        raise DataError("file not found", path)
+        raise DataError("is a folder, not a file" if path.is_dir() else "file not found", path)
     raw = path.read_bytes()
     try:
         text = raw.decode(encoding)
@@ -22,7 +22,7 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
         line = raw[: err.start].count(b"\n") + 1
         raise DataError(
             f"cannot decode byte {raw[err.start]:#04x} as {encoding}; "
-            "pass the file's encoding (MovieLens 100K/1M files are latin-1)",
+            "save it as UTF-8 (MovieLens 100K/1M files are read as latin-1 by their loaders)",
             path,
             line,
         ) from None

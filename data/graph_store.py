@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gnnrec.common.atomic_files import staged_folder
 from gnnrec.data.errors import DataError
-from gnnrec.staged_folder import staged_folder
+from gnnrec.kernels.csr import edge_rows, gcn_scales, same_structure, transpose_csr
 
 FORMAT_VERSION = 1
 INDEX_DTYPE_LIMIT = 2**31
@@ -43,8 +44,7 @@ class CSR:
 
     def row_ids(self) -> torch.Tensor:
         """Row of every edge, int64 ``[E]``."""
-        rows = torch.arange(self.num_rows, device=self.indptr.device)
-        return torch.repeat_interleave(rows, self.degree())
+        return edge_rows(self.indptr)
 
     def to(self, device: torch.device | str) -> CSR:
         """This CSR on ``device`` (itself when already there)."""
@@ -100,9 +100,10 @@ class CSR:
         return (lo < end) & (self.indices[lo.clamp(max=last)].long() == cols)
 
     def transpose(self) -> CSR:
-        return CSR.from_edges(
-            self.indices.long(), self.row_ids(), self.num_cols, self.num_rows, coalesce=False
-        )
+        """``A^T`` (rows sorted by column, as :meth:`from_edges` would sort them)."""
+        indptr, rows, _ = transpose_csr(self.indptr, self.indices, self.num_cols)
+        dtype = torch.int32 if self.num_rows < INDEX_DTYPE_LIMIT else torch.int64
+        return CSR(indptr, rows.to(dtype), self.num_rows)
 
 
 @dataclass
@@ -123,17 +124,15 @@ class GraphStore:
     def num_edges(self) -> int:
         return self.csr.num_edges
 
-    def gcn_scale(self) -> torch.Tensor:
-        """``D^-1/2`` as a float32 ``[N]`` vector (0 for isolated nodes), so that
-        ``D^-1/2 A D^-1/2 X = s * (A (s * X))`` needs no per-edge values."""
-        deg = self.csr.degree().to(torch.float32)
-        return torch.where(deg > 0, deg.clamp(min=1).rsqrt(), torch.zeros_like(deg))
+    def gcn_scales(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(D_r^-1/2, D_c^-1/2)`` float32 (see :func:`gnnrec.kernels.csr.gcn_scales`)."""
+        return gcn_scales(self.csr.indptr, self.csr.indices, self.csr.num_cols)
 
     @staticmethod
     def from_csr(csr: CSR, num_users: int = 0, num_items: int = 0) -> GraphStore:
         csc = csr.transpose()
-        symmetric = bool(
-            torch.equal(csr.indptr, csc.indptr) and torch.equal(csr.indices, csc.indices)
+        symmetric = csr.num_rows == csr.num_cols and same_structure(
+            csr.indptr, csr.indices, csc.indptr, csc.indices
         )
         return GraphStore(csr, csr if symmetric else csc, symmetric, num_users, num_items)
 

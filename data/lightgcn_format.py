@@ -5,13 +5,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gnnrec.data.csv_rows import parse_int, read_text
+from gnnrec.data.datasets import register_dataset
 from gnnrec.data.errors import DataError
 from gnnrec.data.splits import Split, random_holdout
 from gnnrec.data.textgraph import Interactions, NodeTable, TextGraph
+
+if TYPE_CHECKING:
+    from gnnrec.data.config import DataConfig
 
 
 def _read_lists(path: Path) -> list[tuple[int, int, list[int]]]:
@@ -60,3 +65,9 @@ def load_lightgcn_split(
             train, inter.user, valid_fraction, np.random.default_rng(seed)
         )
     return graph, Split("predefined", train, valid, test)
+
+
+@register_dataset("lightgcn")
+def _load_lightgcn(cfg: DataConfig, path: Path | None) -> tuple[TextGraph, Split]:
+    """The files' own split; ``data.valid_fraction`` of ``train.txt`` validates."""
+    return load_lightgcn_split(path, cfg.valid_fraction, cfg.seed)

@@ -11,12 +11,17 @@ from collections import defaultdict
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gnnrec.data.csv_rows import iter_rows, parse_float, parse_int
+from gnnrec.data.datasets import register_dataset
 from gnnrec.data.errors import DataError
 from gnnrec.data.textgraph import Interactions, NodeTable, TextGraph
+
+if TYPE_CHECKING:
+    from gnnrec.data.config import DataConfig
 
 ML_100K_GENRES = [
     "unknown",
@@ -179,3 +184,18 @@ def load_ml_1m(path: str | Path) -> TextGraph:
         lambda row: f"gender {row['gender']}, age group {row['age']}",
     )
     return TextGraph(folder.name, users, NodeTable(ids, {"title": titles, "genres": genres}), inter)
+
+
+@register_dataset("ml-latest-small", needs_path=False)
+def _load_ml_latest_small(cfg: DataConfig, path: Path | None) -> tuple[TextGraph, None]:
+    return load_ml_latest_small(path), None
+
+
+@register_dataset("ml-100k")
+def _load_ml_100k(cfg: DataConfig, path: Path | None) -> tuple[TextGraph, None]:
+    return load_ml_100k(path), None
+
+
+@register_dataset("ml-1m")
+def _load_ml_1m(cfg: DataConfig, path: Path | None) -> tuple[TextGraph, None]:
+    return load_ml_1m(path), None

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gnnrec.staged_folder import staged_folder
+from gnnrec.common.atomic_files import staged_folder
 
 FORMAT_VERSION = 1  # GraphStore's folder format
 INDEX_DTYPE_LIMIT = 2**31

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 import urllib.request
 import zipfile
 from pathlib import Path
 
+from gnnrec.common.atomic_files import atomic_path, staged_folder
 from gnnrec.data.errors import DataError
 
 DEFAULT_CACHE = Path(os.environ.get("GNNREC_CACHE", Path.home() / ".cache" / "gnnrec"))
@@ -40,31 +40,24 @@ def resolve_source(
         return path
     if not sha256:
         raise DataError(
-            "a URL source needs its sha256 (--sha256) so the download can be verified", text
+            "a URL source needs its sha256 (data.sha256) so the download can be verified", text
         )
     cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE
     cache.mkdir(parents=True, exist_ok=True)
     name = Path(urllib.request.url2pathname(text.rsplit("/", 1)[-1])).name or "download"
     target = cache / f"{sha256[:16]}-{name}"
     if not target.exists():
-        fd, tmp = tempfile.mkstemp(dir=cache, prefix=".part-")
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(text) as response:
+        with atomic_path(target) as tmp:
+            with open(tmp, "wb") as out, urllib.request.urlopen(text) as response:
                 shutil.copyfileobj(response, out)
-            actual = sha256_of(Path(tmp))
+            actual = sha256_of(tmp)
             if actual != sha256.lower():
                 raise DataError(f"sha256 mismatch: expected {sha256}, downloaded {actual}", text)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     if target.suffix != ".zip":
         return target
     extracted = target.with_suffix("")
     if not extracted.exists():
-        tmp_dir = Path(tempfile.mkdtemp(dir=cache, prefix=".unzip-"))
-        with zipfile.ZipFile(target) as archive:
+        with staged_folder(extracted) as tmp_dir, zipfile.ZipFile(target) as archive:
             archive.extractall(tmp_dir)
-        os.replace(tmp_dir, extracted)
     entries = list(extracted.iterdir())
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else extracted

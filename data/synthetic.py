@@ -33,15 +33,20 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from gnnrec.common.atomic_files import staged_folder
+from gnnrec.data.datasets import register_dataset
 from gnnrec.data.errors import DataError
 from gnnrec.data.graph_store import CSR, INDEX_DTYPE_LIMIT, GraphStore
 from gnnrec.data.tabular import read_node_table
 from gnnrec.data.textgraph import Interactions, TextGraph
-from gnnrec.staged_folder import staged_folder
+
+if TYPE_CHECKING:
+    from gnnrec.data.config import DataConfig
 
 TOPICS = [
     ("space", ["rocket", "orbit", "galaxy", "astronaut", "comet", "nebula"]),
@@ -278,6 +283,12 @@ def load_synthetic(folder: str | Path) -> TextGraph:
         ratings = block_ratings(spec, block, count)
         parts.append(Interactions(pairs[0], pairs[1], ratings, np.arange(count)))
     return TextGraph(folder.name, *tables, Interactions.concat(parts))
+
+
+@register_dataset("synthetic")
+def _load_synthetic_dataset(cfg: DataConfig, path: Path | None) -> tuple[TextGraph, None]:
+    """A folder written by ``gnnrec synth``."""
+    return load_synthetic(path), None
 
 
 def node_pair_chunks(folder: str | Path) -> Callable[[], Iterator[np.ndarray]]:

@@ -5,12 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gnnrec.data.csv_rows import iter_rows, parse_float, parse_int
+from gnnrec.data.datasets import register_dataset
 from gnnrec.data.errors import DataError
 from gnnrec.data.textgraph import Interactions, NodeTable, TextGraph
+
+if TYPE_CHECKING:
+    from gnnrec.data.config import DataConfig
 
 
 @dataclass(kw_only=True)
@@ -37,7 +42,7 @@ def _rows(path: Path, columns: list[str]) -> Iterator[tuple[int, dict[str, str]]
                 "reading Parquet needs pyarrow: pip install 'gnnrec[parquet]'", path
             ) from None
         if not path.is_file():
-            raise DataError("file not found", path)
+            raise DataError("is a folder, not a file" if path.is_dir() else "file not found", path)
         table = pq.read_table(path)
         missing = [c for c in columns if c not in table.column_names]
         if missing:
@@ -122,6 +127,46 @@ def load_table(
         user_edges=None if user_edges is None else _edges(Path(user_edges), seen_users, "user"),
         item_edges=None if item_edges is None else _edges(Path(item_edges), seen_items, "item"),
     )
+
+
+@dataclass(kw_only=True)
+class TableOptions:
+    """``[data.options]`` of the ``table`` dataset: optional user/item tables (with text
+    columns) and user–user / item–item edge tables (``src``, ``dst`` columns of ids), and
+    which columns hold what. Empty ``rating_column``/``timestamp_column``: 1.0 and 0."""
+
+    users_path: str = ""
+    items_path: str = ""
+    user_edges_path: str = ""
+    item_edges_path: str = ""
+    user_column: str = "user_id"
+    item_column: str = "item_id"
+    rating_column: str = ""
+    timestamp_column: str = ""
+    user_text_columns: list[str] = field(default_factory=list)
+    item_text_columns: list[str] = field(default_factory=list)
+
+
+@register_dataset("table", options=TableOptions)
+def _load_table_dataset(cfg: DataConfig, path: Path | None) -> tuple[TextGraph, None]:
+    o: TableOptions = cfg.dataset_options
+    mapping = ColumnMapping(
+        user=o.user_column,
+        item=o.item_column,
+        rating=o.rating_column or None,
+        timestamp=o.timestamp_column or None,
+        user_text=o.user_text_columns,
+        item_text=o.item_text_columns,
+    )
+    graph = load_table(
+        path,
+        users=o.users_path or None,
+        items=o.items_path or None,
+        mapping=mapping,
+        user_edges=o.user_edges_path or None,
+        item_edges=o.item_edges_path or None,
+    )
+    return graph, None
 
 
 def _edges(path: Path, index: dict[str, int], kind: str) -> np.ndarray:

@@ -69,6 +69,15 @@ class Interactions:
     def __len__(self) -> int:
         return len(self.user)
 
+    def last_of_each_pair(self) -> np.ndarray:
+        """Indices ``[E']`` (in order) of one interaction per distinct (user, item) pair: the
+        latest by timestamp, the later row on ties."""
+        key = self.user * (int(self.item.max(initial=0)) + 1) + self.item
+        order = np.lexsort((np.arange(len(self)), self.timestamp, key))
+        last = np.ones(len(order), dtype=bool)
+        last[:-1] = key[order[1:]] != key[order[:-1]]
+        return np.sort(order[last])
+
     def subset(self, index: np.ndarray) -> Interactions:
         return Interactions(
             self.user[index], self.item[index], self.rating[index], self.timestamp[index]

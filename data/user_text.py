@@ -4,10 +4,16 @@ interactions only, so no test item can leak into features. Both through optional
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+from gnnrec.data.splits import Split
 from gnnrec.data.templates import render
 from gnnrec.data.textgraph import NodeTable, TextGraph
+
+if TYPE_CHECKING:
+    from gnnrec.data.config import DataConfig
 
 
 def liked_items(
@@ -60,3 +66,10 @@ def user_texts_from_interactions(
     the :func:`liked_items` list. Default: ``"Profile: ... Liked: A (genres); B ..."``."""
     liked = liked_items(graph, train_index, max_items)
     return node_table_texts(graph.users, template, {"liked": liked})
+
+
+def node_texts(graph: TextGraph, split: Split, cfg: DataConfig) -> list[str]:
+    """``U + I`` texts: users' from their training interactions (and profile), items' fields,
+    each through its template if one is configured."""
+    users = user_texts_from_interactions(graph, split.train, cfg.user_text_items, cfg.user_template)
+    return users + node_table_texts(graph.items, cfg.item_template)

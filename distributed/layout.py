@@ -3,7 +3,8 @@ run's configuration."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import ClassVar
 
 from gnnrec.train.data_shard import DataShard
 
@@ -26,6 +27,8 @@ class ParallelLayout:
     last checkpoint before the run fails (-1: unlimited). ``storage_path``: where Ray Train keeps
     checkpoints (empty: ``<run_dir>/ray``; on several machines, storage every node can reach).
     """
+
+    RESUMABLE: ClassVar[frozenset[str]]  # every field but partitions (set below the class)
 
     num_workers: int = 0
     gpus_per_worker: int = 0
@@ -87,3 +90,8 @@ class ParallelLayout:
     def shard(self, rank: int) -> DataShard:
         """The batch slices of worker ``rank``."""
         return DataShard(rank, self.world_size, self.num_partitions)
+
+
+# A run's results depend on how batches are cut (partitions), not on where the slices run: every
+# other field, a new one included, may change when a run resumes.
+ParallelLayout.RESUMABLE = frozenset(f.name for f in fields(ParallelLayout)) - {"partitions"}

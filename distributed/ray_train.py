@@ -25,13 +25,16 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from gnnrec.config import RunConfig, config_from_dict
-from gnnrec.distributed.cluster import connect
+from gnnrec.common.atomic_files import write_json_atomic
+from gnnrec.common.ray_cluster import connect
+from gnnrec.distributed.layout import ParallelLayout
 from gnnrec.distributed.memory import process_memory
 from gnnrec.distributed.shared_data import share, touch_pages, unshare
-from gnnrec.pipeline import build_model
 from gnnrec.train.checkpoint import load_checkpoint, save_checkpoint
-from gnnrec.train.trainer import Trainer, TrainingData
+from gnnrec.train.config import TrainConfig
+from gnnrec.train.model import ModelConfig, build_model
+from gnnrec.train.trainer import Trainer
+from gnnrec.train.training_data import TrainingData
 
 STATE_FILE = "state.pt"
 WORKERS_FILE = "workers.json"
@@ -100,10 +103,7 @@ def _gather_workers(facts: dict, run_dir: Path, rank: int) -> None:
     everyone = [None] * dist.get_world_size()
     dist.all_gather_object(everyone, facts)
     if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = run_dir / f".{WORKERS_FILE}.tmp"
-        tmp.write_text(json.dumps(everyone, indent=2))
-        os.replace(tmp, run_dir / WORKERS_FILE)
+        write_json_atomic(run_dir / WORKERS_FILE, everyone)
 
 
 def train_worker(loop_config: dict) -> None:
@@ -114,7 +114,9 @@ def train_worker(loop_config: dict) -> None:
 
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
-    config = config_from_dict(loop_config["config"])
+    model_config = ModelConfig(**loop_config["model"])
+    train_config = TrainConfig(**loop_config["train"])
+    layout = ParallelLayout(**loop_config["parallel"])
     run_dir = Path(loop_config["run_dir"])
     before = process_memory()
     arrays = ray.get(loop_config["data"])
@@ -122,7 +124,9 @@ def train_worker(loop_config: dict) -> None:
     loaded = process_memory()
     data = unshare(arrays)
     device = ray.train.torch.get_device()
-    model = build_model(config, data).to(device)
+    model = build_model(
+        model_config, data.num_users, data.num_items, data.feature_dim, train_config.seed
+    ).to(device)
     counter = AllReduceCounter()
 
     def wrap(module: torch.nn.Module) -> torch.nn.Module:
@@ -147,9 +151,9 @@ def train_worker(loop_config: dict) -> None:
     trainer = Trainer(
         model,
         data,
-        config.train,
+        train_config,
         run_dir if rank == 0 else None,
-        shard=config.parallel.shard(rank),
+        shard=layout.shard(rank),
         checkpoints=RayCheckpoints(rank),
         wrap=wrap,
     )
@@ -166,23 +170,31 @@ def train_worker(loop_config: dict) -> None:
     _gather_workers(facts, run_dir, rank)
 
 
-def fit_on_ray(config: RunConfig, data: TrainingData) -> FitResult:
-    """Trains ``config`` on Ray Train with ``config.parallel`` (see
-    :class:`~gnnrec.distributed.layout.ParallelLayout`) and returns the result."""
-    layout = config.parallel
+def fit_on_ray(
+    model: ModelConfig,
+    train: TrainConfig,
+    layout: ParallelLayout,
+    run_dir: str | Path,
+    data: TrainingData,
+) -> FitResult:
+    """Trains the model ``model`` describes on ``data`` with ``train`` on Ray Train, spread as
+    ``layout`` says (see :class:`~gnnrec.distributed.layout.ParallelLayout`); the run's
+    files go to ``run_dir``."""
     connect(layout.address)  # first: a private instance must be set up before Ray is imported
     import ray
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    run_dir = Path(config.run_dir).resolve()
+    run_dir = Path(run_dir).resolve()
     resources = {"CPU": layout.cpus_per_worker}
     if layout.gpus_per_worker:
         resources["GPU"] = layout.gpus_per_worker
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={
-            "config": dataclasses.asdict(config),
+            "model": dataclasses.asdict(model),
+            "train": dataclasses.asdict(train),
+            "parallel": dataclasses.asdict(layout),
             "data": ray.put(share(data)),
             "run_dir": str(run_dir),
         },

@@ -1,6 +1,6 @@
 """Training data shared by every worker of a node instead of copied into each.
 
-:func:`share` turns :class:`~gnnrec.train.trainer.TrainingData` into plain numpy arrays for
+:func:`share` turns :class:`~gnnrec.train.training_data.TrainingData` into plain numpy arrays for
 ``ray.put``; Ray keeps one copy per node in its shared-memory object store, and
 :func:`unshare` in a worker maps that copy read-only (zero-copy) back into tensors.
 """
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from gnnrec.data.graph_store import CSR, GraphStore
-from gnnrec.train.trainer import TrainingData
+from gnnrec.train.training_data import TrainingData
 
 PAGE = 4096
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 # The dashboard's job server of a cluster on this machine, or one forwarded to it
 # (``ray dashboard cluster.yaml``): never a public address by default.
@@ -39,24 +41,27 @@ def submit(
     wait: bool = True,
     poll_seconds: float = 1.0,
     agent_wait_seconds: float = 60.0,
+    out: TextIO | None = None,
 ) -> int:
     """Submits ``gnnrec COMMAND...`` (waiting up to ``agent_wait_seconds`` for the job agent of
-    a cluster that has just started); with ``wait``, prints its logs as they come and returns 0
-    when the job succeeds, 1 otherwise (0 right after submission without ``wait``)."""
+    a cluster that has just started); writes the job id, then with ``wait`` its logs as they
+    come and its final status, to ``out`` (default stdout), and returns 0 when the job succeeds,
+    1 otherwise (0 right after submission without ``wait``)."""
+    out = out or sys.stdout
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     if not command:
         raise ValueError(
             "give the gnnrec command to run, e.g. gnnrec submit -- train --config c.toml"
         )
-    address = job_address(address)
-    client = JobSubmissionClient(address, headers=auth_headers())
     runtime_env = None
-    if working_dir is not None:
+    if working_dir is not None:  # checked before any connection is tried
         folder = Path(working_dir)
         if not folder.is_dir():
-            raise FileNotFoundError(f"working directory {folder} does not exist")
+            raise ValueError(f"--working-dir {folder}: no such folder")
         runtime_env = {"working_dir": str(folder), "excludes": EXCLUDES}
+    address = job_address(address)
+    client = JobSubmissionClient(address, headers=auth_headers())
     entrypoint = shlex.join(["gnnrec", *command])
     deadline = time.monotonic() + agent_wait_seconds
     while True:
@@ -67,17 +72,19 @@ def submit(
             if "No available agent" not in str(err) or time.monotonic() > deadline:
                 raise
             time.sleep(poll_seconds)
-    print(f"submitted job {job_id} to {address}: {entrypoint}", flush=True)
+    out.write(f"submitted job {job_id} to {address}: {entrypoint}\n")
+    out.flush()
     if not wait:
         return 0
     shown = 0
     while True:
         status = client.get_job_status(job_id)
         logs = client.get_job_logs(job_id)
-        print(logs[shown:], end="", flush=True)
+        out.write(logs[shown:])  # the job's own output, streamed as it comes
+        out.flush()
         shown = len(logs)
         if status.is_terminal():
             break
         time.sleep(poll_seconds)
-    print(f"job {job_id}: {status.value}", flush=True)
+    out.write(f"job {job_id}: {status.value}\n")
     return 0 if status == JobStatus.SUCCEEDED else 1

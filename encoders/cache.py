@@ -1,7 +1,9 @@
 """An on-disk cache of text embeddings keyed by encoder identity, storage dtype and text hash.
 
 Layout: ``<cache_dir>/<encoder_key>-<dtype>/{hashes.npy, features.npy, meta.json}``: row ``r``
-of ``features`` ``[T, F]`` is the embedding of the text whose sha256 is ``hashes[r]``
+of ``features`` ``[T, F]`` is the embedding of the text whose sha256 is ``hashes[r]`` (uint8
+``[T, 32]``: all 32 bytes; caches written as NumPy ``S32``, which drops trailing zero bytes when
+read back, are read through their raw bytes, so every text is found)
 (bfloat16 is stored as its raw 16 bits, since NumPy has no bfloat16). New rows are appended by
 writing both files to temporary names and renaming, so an interrupted run leaves the previous
 cache intact.
@@ -10,13 +12,13 @@ cache intact.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from gnnrec.common.atomic_files import atomic_path, write_json_atomic
 
 STORAGE = {torch.float16: np.float16, torch.float32: np.float32, torch.bfloat16: np.int16}
 
@@ -45,10 +47,8 @@ def from_storage(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
 
 
 def atomic_save(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, array)
-    os.replace(tmp, path)
 
 
 class FeatureCache:
@@ -68,13 +68,17 @@ class FeatureCache:
         self.meta = meta or {}
 
     def _load(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(hashes uint8 [T, 32], features [T, F])``, or an empty cache."""
+        empty = np.zeros((0, 32), dtype=np.uint8), None
         hashes_file, features_file = self.folder / "hashes.npy", self.folder / "features.npy"
         if not hashes_file.exists() or not features_file.exists():
-            return np.zeros(0, dtype="S32"), None
+            return empty
         hashes, features = np.load(hashes_file), np.load(features_file)
+        if hashes.dtype == np.dtype("S32"):  # the old format: its buffer holds all 32 bytes
+            hashes = hashes.view(np.uint8).reshape(-1, 32)
         if len(hashes) != len(features):
             # The two files were written by different runs; drop the cache rather than trust it.
-            return np.zeros(0, dtype="S32"), None
+            return empty
         return hashes, features
 
     def get_or_encode(
@@ -83,7 +87,9 @@ class FeatureCache:
         """``[len(texts), F]`` features in the cache's dtype, and how many texts were encoded."""
         keys = [text_hash(t) for t in texts]
         hashes, features = self._load()
-        row_of = {h: r for r, h in enumerate(hashes.tolist())}
+        row_of: dict[bytes, int] = {}
+        for r, h in enumerate(hashes):
+            row_of.setdefault(h.tobytes(), r)  # the first row of a text stored twice
         missing_keys, missing_texts = [], []
         for key, text in zip(keys, texts):
             if key not in row_of:
@@ -96,7 +102,8 @@ class FeatureCache:
                 raise RuntimeError(
                     f"the encoder returned {len(new)} rows for {len(missing_texts)} texts"
                 )
-            hashes = np.concatenate([hashes, np.array(missing_keys, dtype="S32")])
+            added = np.frombuffer(b"".join(missing_keys), dtype=np.uint8).reshape(-1, 32)
+            hashes = np.concatenate([hashes, added])
             features = new if features is None else np.concatenate([features, new])
             self.folder.mkdir(parents=True, exist_ok=True)
             atomic_save(self.folder / "features.npy", features)
@@ -107,6 +114,6 @@ class FeatureCache:
                 "dim": int(features.shape[1]),
                 "dtype": str(self.dtype).split(".")[-1],
             }
-            (self.folder / "meta.json").write_text(json.dumps(meta, indent=2))
+            write_json_atomic(self.folder / "meta.json", meta)
         rows = np.array([row_of[k] for k in keys], dtype=np.int64)
         return from_storage(features[rows], self.dtype), len(missing_texts)

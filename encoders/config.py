@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from gnnrec.devices import check_device_name
+from gnnrec.common.devices import check_device_name
 
 BACKENDS = ("hf", "vllm")
 POOLINGS = ("mean", "cls", "last")
@@ -24,6 +24,9 @@ class EncoderConfig:
     texts on Ray Data. ``engine_args`` go to ``vllm.LLM`` unchanged (``dtype``, ``max_num_seqs``,
     ``tensor_parallel_size``, ``gpu_memory_utilization``, ``enforce_eager``, ...).
     """
+
+    # Where encoding runs does not change what a resumed run's features are.
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset({"device"})
 
     backend: str = "hf"
     model: str = ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from gnnrec.devices import resolve_device
+from gnnrec.common.devices import resolve_device
 from gnnrec.encoders.base import count_truncated, resolve_model_path
 from gnnrec.encoders.config import EncoderConfig
 
@@ -30,7 +30,12 @@ class TransformersEncoder:
     """Encodes texts with a local transformers model folder (no hub access)."""
 
     def __init__(self, config: EncoderConfig):
-        from transformers import AutoModel, AutoTokenizer
+        try:
+            from transformers import AutoModel, AutoTokenizer
+        except ImportError:
+            raise ImportError(
+                "the hf encoder needs transformers: pip install 'gnnrec[text]'"
+            ) from None
 
         self.config = config
         self.model_path = resolve_model_path(config)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,8 +22,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from gnnrec.common.atomic_files import atomic_path, write_json_atomic
+from gnnrec.common.ray_cluster import connect
 from gnnrec.data.errors import DataError
-from gnnrec.distributed.cluster import connect
 from gnnrec.encoders.base import encoder_key
 from gnnrec.encoders.cache import from_storage, text_hash, to_storage
 from gnnrec.encoders.config import EncoderConfig
@@ -48,7 +48,7 @@ class ShardEncoder:
     def __init__(self, config: dict, texts_ref, folder: str, shard_size: int):
         import ray
 
-        from gnnrec.encoders.base import make_encoder
+        from gnnrec.encoders.factory import make_encoder
 
         torch.set_num_threads(
             max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
@@ -81,10 +81,8 @@ def write_shard(
     truncated_before = encoder.truncated
     features = to_storage(encoder.encode(shard_texts, progress=False), dtype)
     path = shard_path(folder, shard)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, node_ids=node_ids, features=features)
-    os.replace(tmp, path)
     record = {
         "shard": shard,
         "rows": len(node_ids),
@@ -92,9 +90,7 @@ def write_shard(
         "text_hash": _shard_text_hash(shard_texts),
         "truncated": encoder.truncated - truncated_before,
     }
-    record_path = path.with_suffix(".json")
-    record_path.with_name(f".{record_path.name}.tmp").write_text(json.dumps(record))
-    os.replace(record_path.with_name(f".{record_path.name}.tmp"), record_path)
+    write_json_atomic(path.with_suffix(".json"), record, indent=None)
     return path
 
 
@@ -207,39 +203,32 @@ def assemble(
         old = json.loads(manifest_path.read_text())
         if {k: v for k, v in old.items() if k not in ("dim", "truncated")} == manifest:
             return np.load(out_path, mmap_mode="r")
-    out = None
-    tmp = out_path.with_name(".features.npy.tmp")
-    truncated = 0
-    for shard in range(num_shards):
-        with np.load(shard_path(folder, shard)) as data:
-            node_ids, features = data["node_ids"], data["features"]
-        expected = np.arange(shard * size, min((shard + 1) * size, len(texts)))
-        if not np.array_equal(node_ids, expected):
-            raise DataError("shard holds the wrong node ids", shard_path(folder, shard))
-        if out is None:
-            out = np.lib.format.open_memmap(
-                tmp, mode="w+", dtype=features.dtype, shape=(len(texts), features.shape[1])
-            )
-        if features.shape[1] != out.shape[1] or features.dtype != out.dtype:
-            raise DataError(
-                "shard has another width or dtype than shard 0", shard_path(folder, shard)
-            )
-        out[expected] = features
-        truncated += json.loads(shard_path(folder, shard).with_suffix(".json").read_text())[
-            "truncated"
-        ]
-    out.flush()
-    del out
-    os.replace(tmp, out_path)
+    with atomic_path(out_path) as tmp:
+        out = None
+        truncated = 0
+        for shard in range(num_shards):
+            with np.load(shard_path(folder, shard)) as data:
+                node_ids, features = data["node_ids"], data["features"]
+            expected = np.arange(shard * size, min((shard + 1) * size, len(texts)))
+            if not np.array_equal(node_ids, expected):
+                raise DataError("shard holds the wrong node ids", shard_path(folder, shard))
+            if out is None:
+                out = np.lib.format.open_memmap(
+                    tmp, mode="w+", dtype=features.dtype, shape=(len(texts), features.shape[1])
+                )
+            if features.shape[1] != out.shape[1] or features.dtype != out.dtype:
+                raise DataError(
+                    "shard has another width or dtype than shard 0", shard_path(folder, shard)
+                )
+            out[expected] = features
+            truncated += json.loads(shard_path(folder, shard).with_suffix(".json").read_text())[
+                "truncated"
+            ]
+        out.flush()
+        del out
     manifest.update(dim=int(np.load(out_path, mmap_mode="r").shape[1]), truncated=truncated)
-    atomic_json(manifest_path, manifest)
+    write_json_atomic(manifest_path, manifest)
     return np.load(out_path, mmap_mode="r")
-
-
-def atomic_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
 
 
 def load_features(folder: str | Path) -> torch.Tensor:

@@ -1,23 +1,50 @@
-"""``gnnrec``: demo, encode, train, evaluate, recommend, submit, bench.
+"""The ``gnnrec`` command line.
 
-Every command takes ``--config FILE.toml`` and ``--set section.key=value`` overrides on top of a
-recipe (``--recipe``, default ``ml_latest_small_cpu``).
+Commands that read a configuration take ``--config FILE.toml`` and ``--set section.key=value``
+overrides on top of a recipe (``--recipe``, default ``ml_latest_small_cpu``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import logging
 import sys
 from pathlib import Path
 
+import tomli_w
+
+from gnnrec import __version__
+from gnnrec.cli_errors import explain
+from gnnrec.common.log import log_to_console
+from gnnrec.common.run_lock import run_dir_lock
 from gnnrec.config import add_override_argument, load_config
 from gnnrec.recipes import RECIPES
+
+DESCRIPTION = """Graph recommendation with LLM node features: user and item text encoded into
+node features, a GCN trained on the user-item graph (one process or Ray workers), every item
+ranked for every user, cold-start users and items included."""
+
+EPILOG = """examples:
+  gnnrec demo                                   train on the bundled MovieLens data
+  gnnrec train --run-dir runs/a --set train.epochs=50
+  gnnrec recommend --run-dir runs/a -k 20 --output top20.parquet
+  gnnrec config show --set model.hidden=128    the effective configuration, as TOML
+run `gnnrec COMMAND --help` for a command's options."""
 
 DEMO_USER_TEXT = (
     "I love animated family films and Pixar movies, with adventure, humour and "
     "talking toys or animals."
 )
+
+
+def _allow_data_change(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-data-change",
+        action="store_true",
+        help="use a run with data that differs from what it trained on (its data.json)",
+    )
 
 
 def _config_args(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +94,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
         if value is not None:
             args.overrides.append(f"parallel.{key}={json.dumps(value)}")
     config = _config(args)
-    metrics = train_run(config)
+    metrics = train_run(config, allow_data_change=args.allow_data_change)
     _print_metrics(metrics)
     print(f"run directory: {config.run_dir}")
     return metrics
@@ -147,21 +174,39 @@ def cmd_encode(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from gnnrec.run import evaluate_run
 
-    _print_metrics(evaluate_run(args.run_dir))
+    _print_metrics(evaluate_run(args.run_dir, args.allow_data_change))
 
 
 def cmd_recommend(args: argparse.Namespace) -> None:
     from gnnrec.run import load_run, recommend_for_text, write_recommendations
 
+    if args.k < 1:
+        raise ValueError(f"-k must be at least 1, got {args.k}")
+    if args.text is not None and not args.text.strip():
+        raise ValueError("--text is empty: describe the new user in a few words")
     overrides = [f"eval.top_k={args.k}"]
-    config, prepared, model = load_run(args.run_dir, overrides)
-    if args.text:
+    config, prepared, model = load_run(
+        args.run_dir, overrides, allow_data_change=args.allow_data_change
+    )
+    if args.text is not None:
         for item_id, title, score in recommend_for_text(prepared, model, config, args.text, args.k):
             print(f"{item_id}\t{score:.4f}\t{title}")
         return
     out = args.output or Path(args.run_dir) / "recommendations.csv"
-    write_recommendations(prepared, model, config, out)
+    with run_dir_lock(args.run_dir, create=False):
+        write_recommendations(prepared, model, config, out)
     print(f"wrote top-{args.k} recommendations for {prepared.data.num_users} users to {out}")
+
+
+def cmd_config_show(args: argparse.Namespace) -> None:
+    print(tomli_w.dumps(dataclasses.asdict(_config(args))), end="")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from gnnrec.run import export_embeddings
+
+    folder = export_embeddings(args.run_dir, args.output)
+    print(f"wrote user and item embeddings with their ids to {folder}")
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -176,6 +221,12 @@ def cmd_synth(args: argparse.Namespace) -> None:
 
     from gnnrec.data.synthetic import SyntheticSpec, write_synthetic
 
+    out = args.output
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
+        raise ValueError(
+            f"{out} is not empty: runs trained on a dataset there would no longer match it. "
+            "Choose a new --output, or pass --overwrite to replace it"
+        )
     spec = SyntheticSpec(
         num_users=args.users,
         num_items=args.items,
@@ -212,15 +263,29 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gnnrec", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="gnnrec",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"gnnrec {__version__}")
+    parser.add_argument(
+        "--quiet", action="store_true", help="only warnings and errors (no per-epoch lines)"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="on an error, show the whole traceback"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser("demo", help="train on the bundled MovieLens data and show results")
     _config_args(demo)
+    _allow_data_change(demo)
     demo.add_argument("--users", type=int, default=3, help="known users to show")
     demo.add_argument("--text", default=DEMO_USER_TEXT, help="a new user's description")
     demo.set_defaults(func=cmd_demo)
     train = sub.add_parser("train", help="train (or resume) a run and evaluate it")
     _config_args(train)
+    _allow_data_change(train)
     train.add_argument(
         "--num-workers",
         type=int,
@@ -256,13 +321,34 @@ def build_parser() -> argparse.ArgumentParser:
     encode.set_defaults(func=cmd_encode)
     evaluate = sub.add_parser("evaluate", help="re-evaluate a trained run on its test split")
     evaluate.add_argument("--run-dir", required=True)
+    _allow_data_change(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
     recommend = sub.add_parser("recommend", help="top-K items per user, or for a text")
     recommend.add_argument("--run-dir", required=True)
+    _allow_data_change(recommend)
     recommend.add_argument("-k", type=int, default=10)
     recommend.add_argument("--output", type=Path, help=".csv or .parquet")
     recommend.add_argument("--text", help="rank items for a new user described by this text")
     recommend.set_defaults(func=cmd_recommend)
+    export = sub.add_parser(
+        "export",
+        help="write a run's user and item embeddings for serving",
+        description="Writes user_embeddings.npy, item_embeddings.npy (float32; score = dot "
+        "product), user_ids.txt, item_ids.txt and export.json into --output.",
+    )
+    export.add_argument("--run-dir", required=True)
+    export.add_argument("--output", type=Path, help="folder (default: RUN_DIR/export)")
+    export.set_defaults(func=cmd_export)
+    config = sub.add_parser("config", help="show the effective configuration")
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    show = config_sub.add_parser(
+        "show",
+        help="print the configuration a run would use, as TOML",
+        description="Prints the recipe, updated by --config and --set, as the TOML a run "
+        "directory's config.toml would hold (and exits 2 naming any invalid setting).",
+    )
+    _config_args(show)
+    show.set_defaults(func=cmd_config_show)
     submit = sub.add_parser(
         "submit",
         help="run a gnnrec command as a Ray job on a running cluster",
@@ -297,6 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="no interactions.csv copy (training and out-of-core builds read the .npy parts)",
     )
     synth.add_argument("--workers", type=int, default=1, help="generating processes")
+    synth.add_argument(
+        "--overwrite", action="store_true", help="replace a non-empty --output folder"
+    )
     synth.set_defaults(func=cmd_synth)
     bench = sub.add_parser(
         "bench",
@@ -313,10 +402,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    log_to_console(logging.WARNING if args.quiet else logging.INFO)
     try:
         code = args.func(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"gnnrec {args.command}: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"gnnrec {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # the CLI boundary: one line, the traceback behind --debug
+        if args.debug:
+            raise
+        expected = isinstance(err, ValueError | OSError | ImportError | ConnectionError)
+        message = explain(err) if expected else f"{type(err).__name__}: {err}"
+        print(f"gnnrec {args.command}: error: {message}", file=sys.stderr)
+        if not expected:
+            print("(an unexpected error: rerun with --debug for the traceback)", file=sys.stderr)
         return 2
     return code if isinstance(code, int) else 0
 

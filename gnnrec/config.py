@@ -1,76 +1,33 @@
-"""Run configuration: one keyword-only dataclass per component, filled from a TOML file and
-``--set section.key=value`` overrides, and written back into every run directory."""
+"""Run configuration: the components' own keyword-only dataclasses (``[data]``: DataConfig,
+``[encoder]``: EncoderConfig, ``[model]``: ModelConfig, ``[train]``: TrainConfig, ``[eval]``:
+EvalConfig, ``[parallel]``: ParallelLayout) gathered in :class:`RunConfig`, filled from a
+recipe, a TOML file and ``--set section.key=value`` overrides, and written back into every
+run directory."""
 
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomli_w
-import tomllib
 
-from gnnrec.data.templates import template_fields
+from gnnrec.common.atomic_files import write_text_atomic
+from gnnrec.common.typed_fields import checked_fields
+from gnnrec.data import DataConfig
 from gnnrec.distributed.layout import ParallelLayout
 from gnnrec.encoders.config import EncoderConfig
+from gnnrec.train.config import TrainConfig
+from gnnrec.train.evaluate import EvalConfig
 from gnnrec.train.model import ModelConfig
-from gnnrec.train.trainer import TrainConfig
-
-DATASETS = ("ml-latest-small", "ml-100k", "ml-1m", "lightgcn", "table", "synthetic")
-
-
-@dataclass(kw_only=True)
-class DataConfig:
-    """Which dataset, how it is split, and how user text is built (from training only)."""
-
-    dataset: str = "ml-latest-small"
-    path: str = ""  # folder or file; a URL needs sha256. Empty: the bundled ml-latest-small
-    sha256: str = ""
-    split: str = "random"
-    test_fraction: float = 0.2
-    valid_fraction: float = 0.1
-    temporal_k: int = 5
-    cold_item_fraction: float = 0.2
-    seed: int = 0
-    user_text_items: int = 20
-    # Text templates over field names (see gnnrec/data/templates.py); empty: "Field: value."
-    # sentences of every field, and for users "Liked: <best-rated training items>."
-    item_template: str = ""  # e.g. "{title}. Genres: {genres}. Tags: {tags}."
-    user_template: str = ""  # e.g. "{profile}. Liked: {liked}."
-    # dataset = "table": an interaction file plus optional user/item files with text columns
-    users_path: str = ""
-    items_path: str = ""
-    user_edges_path: str = ""  # src,dst table of user ids
-    item_edges_path: str = ""  # src,dst table of item ids
-    user_column: str = "user_id"
-    item_column: str = "item_id"
-    rating_column: str = ""
-    timestamp_column: str = ""
-    user_text_columns: list[str] = field(default_factory=list)
-    item_text_columns: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {DATASETS}")
-        if self.split not in ("random", "temporal", "cold_items"):
-            raise ValueError("split must be 'random', 'temporal' or 'cold_items'")
-        for name in ("item_template", "user_template"):
-            template_fields(getattr(self, name))  # raises on anything but bare field names
-
-
-@dataclass(kw_only=True)
-class EvalConfig:
-    ks: list[int] = field(default_factory=lambda: [10, 20])
-    top_k: int = 10  # recommendations written per user
-
-    def __post_init__(self) -> None:
-        if 20 not in self.ks or min(self.ks) < 1:
-            raise ValueError("eval.ks must be positive and include 20")
 
 
 @dataclass(kw_only=True)
 class RunConfig:
+    """A whole run: where it writes (``run_dir``) and every component's section."""
+
     run_dir: str = "runs/demo"
     data: DataConfig = field(default_factory=DataConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -79,14 +36,27 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     parallel: ParallelLayout = field(default_factory=ParallelLayout)
 
+    def __post_init__(self) -> None:
+        if self.train.mode == "sampled" and len(self.train.fanouts) != self.model.layers:
+            raise ValueError(
+                f"train.fanouts has {len(self.train.fanouts)} hops but model.layers is "
+                f"{self.model.layers}: sampled training needs one fanout per layer"
+            )
+
+
+def _key(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    """``cls`` from ``values``, every key and type checked; ``where``: the section ("" for the
+    whole run configuration), named in every error."""
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
+        raise ValueError(f"{where or 'config'}: unknown key(s) {unknown}; known: {sorted(known)}")
     kwargs = {}
-    for name, value in values.items():
+    for name, value in checked_fields(cls, values, where).items():
         default = (
             known[name].default_factory()
             if known[name].default_factory is not dataclasses.MISSING
@@ -94,17 +64,17 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
         )
         if dataclasses.is_dataclass(default):
             if not isinstance(value, dict):
-                raise ValueError(f"{where}.{name} must be a table")
-            value = _build(type(default), value, f"{where}.{name}")
+                raise ValueError(f"{_key(where, name)} must be a table")
+            value = _build(type(default), value, _key(where, name))
         kwargs[name] = value
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{where}: {err}") from None
+        raise ValueError(f"{where}: {err}" if where else str(err)) from None
 
 
 def config_from_dict(values: dict[str, Any]) -> RunConfig:
-    return _build(RunConfig, values, "config")
+    return _build(RunConfig, values, "")
 
 
 def add_override_argument(parser, help: str = "override, e.g. --set train.epochs=5") -> None:
@@ -155,4 +125,47 @@ def load_config(
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:
-    Path(path).write_text(tomli_w.dumps(dataclasses.asdict(config)))
+    write_text_atomic(path, tomli_w.dumps(dataclasses.asdict(config)))
+
+
+def changed_on_resume(saved: RunConfig, new: RunConfig) -> list[str]:
+    """``section.key`` of every setting that differs between ``saved`` and ``new`` and that its
+    section does not declare resumable (each section's ``RESUMABLE``)."""
+    changed = []
+    for f in dataclasses.fields(RunConfig):
+        old, now = getattr(saved, f.name), getattr(new, f.name)
+        if not dataclasses.is_dataclass(now):
+            continue
+        for key in (g.name for g in dataclasses.fields(now)):
+            if getattr(old, key) != getattr(now, key) and key not in type(now).RESUMABLE:
+                changed.append(f"{f.name}.{key}")
+    return changed
+
+
+def _absolute(path: str) -> str:
+    """A local path made absolute (empty strings and URLs stay as they are)."""
+    if not path or "://" in path:
+        return path
+    return str(Path(path).expanduser().resolve())
+
+
+def with_absolute_paths(config: RunConfig) -> RunConfig:
+    """``config`` with every local path it names made absolute (``data.path``, the dataset's
+    ``*_path`` options, ``encoder.model``/``cache_dir``, ``parallel.storage_path``), so the
+    config saved in a run directory works from any folder."""
+    options = {
+        key: _absolute(value) if key.endswith("_path") and isinstance(value, str) else value
+        for key, value in config.data.options.items()
+    }
+    return dataclasses.replace(
+        config,
+        data=dataclasses.replace(config.data, path=_absolute(config.data.path), options=options),
+        encoder=dataclasses.replace(
+            config.encoder,
+            model=_absolute(config.encoder.model),
+            cache_dir=_absolute(config.encoder.cache_dir),
+        ),
+        parallel=dataclasses.replace(
+            config.parallel, storage_path=_absolute(config.parallel.storage_path)
+        ),
+    )

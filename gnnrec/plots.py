@@ -4,28 +4,53 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gnnrec.common.atomic_files import atomic_path
+from gnnrec.common.log import get_logger
 
-def plot_training_curve(history: list[dict], path: str | Path) -> Path:
-    """Loss and validation metrics per epoch, side by side, as a PNG."""
+log = get_logger(__name__)
+
+
+def training_curve_figure(history: list[dict]):
+    """The figure of :func:`plot_training_curve` (matplotlib's Agg backend), for callers that
+    want to add to it or inspect it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [row["epoch"] for row in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     left.plot(epochs, [row["loss"] for row in history], marker="o")
     left.set(xlabel="epoch", ylabel="training loss", title="loss")
-    keys = sorted({k for row in history for k in row if k.startswith("valid_")})
+    # Metrics only: the number of users validated ("valid_users") is a count, not a score.
+    keys = sorted({k for row in history for k in row if k.startswith("valid_")} - {"valid_users"})
     for key in keys:
         points = [(row["epoch"], row[key]) for row in history if key in row]
         right.plot(*zip(*points), marker="o", label=key.removeprefix("valid_"))
-    right.set(xlabel="epoch", title="validation")
+    users = {row["valid_users"] for row in history if "valid_users" in row}
+    title = f"validation ({users.pop()} users)" if len(users) == 1 else "validation"
+    right.set(xlabel="epoch", ylabel="metric", title=title)
+    for axis in (left, right):  # epochs are whole numbers
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     if keys:
         right.legend()
     else:
         right.text(0.5, 0.5, "no validation set", ha="center", transform=right.transAxes)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    return fig
+
+
+def plot_training_curve(history: list[dict], path: str | Path) -> Path | None:
+    """Training loss (left) and validation metrics (right) per epoch, as a PNG; None (and a
+    log line) when matplotlib is not installed (``pip install 'gnnrec[plots]'``)."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log.info("no training_curve.png: matplotlib is not installed (gnnrec[plots])")
+        return None
+    fig = training_curve_figure(history)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
     return Path(path)

@@ -1,4 +1,5 @@
-"""Run-level operations behind the CLI: train, evaluate and recommend in a run directory.
+"""Run-level operations behind the CLI and the Python API: train, evaluate, recommend and
+export in a run directory.
 
 A run directory holds ``config.toml``, ``checkpoints/last.pt`` (resumable), ``model.pt`` (the
 best validated weights), ``metrics.jsonl`` (per epoch), ``metrics.json`` (test),
@@ -8,113 +9,88 @@ best validated weights), ``metrics.jsonl`` (per epoch), ``metrics.json`` (test),
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from gnnrec.config import RunConfig, load_config, save_config
+from gnnrec.common.atomic_files import atomic_path, write_json_atomic
+from gnnrec.common.log import get_logger
+from gnnrec.common.run_lock import run_dir_lock
+from gnnrec.config import (
+    RunConfig,
+    changed_on_resume,
+    load_config,
+    save_config,
+    with_absolute_paths,
+)
 from gnnrec.encoders import make_encoder
-from gnnrec.pipeline import Prepared, build_model, prepare, test_pairs
+from gnnrec.pipeline import Prepared, data_fingerprint, model_for, prepare
 from gnnrec.plots import plot_training_curve
-from gnnrec.train.baselines import fit_rating_biases
 from gnnrec.train.checkpoint import load_checkpoint, save_checkpoint
-from gnnrec.train.evaluate import full_ranking_metrics, popularity_scores, rating_metrics
-from gnnrec.train.model import GCNRecommender
+from gnnrec.train.evaluate import evaluation_report, node_embeddings
 from gnnrec.train.recommend import top_k_items
-from gnnrec.train.trainer import Trainer, node_embeddings, write_history
+from gnnrec.train.recommender import Recommender
+from gnnrec.train.trainer import Trainer, write_history
+
+log = get_logger(__name__)
 
 
-def _write_json(data: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
-
-
-def evaluate(prepared: Prepared, model: GCNRecommender, config: RunConfig) -> dict:
+def evaluate(prepared: Prepared, model: Recommender, config: RunConfig) -> dict:
     """Test metrics of the model and the baselines, as written to ``metrics.json``."""
-    graph, split, data = prepared.graph, prepared.split, prepared.data
-    U, I, ks = data.num_users, data.num_items, config.eval.ks
-    z = node_embeddings(model, data)
-    users, items, ratings = test_pairs(prepared)
-    train_pairs = data.train[:2]
-
-    def ranking(score, candidates=None):
-        return full_ranking_metrics(score, train_pairs, (users, items), U, I, ks, candidates)
-
-    model_scores = lambda b: z[b] @ z[U:].T  # noqa: E731
-    popularity = popularity_scores(data.train[1], I)
-    metrics = {
-        "dataset": graph.name,
-        "split": split.name,
-        "model": config.model.name,
-        "model_label": config.model.label,
-        **ranking(model_scores),
-        "baselines": {"popularity": ranking(popularity)},
-    }
-    cold = split.cold_items(graph)
-    if cold.any():
-        metrics["cold"] = {**ranking(model_scores, cold), "n_cold_items": int(cold.sum())}
-        metrics["baselines"]["popularity"]["cold"] = ranking(popularity, cold)
-        metrics["baselines"]["random"] = {
-            "cold": {f"recall@{k}": min(1.0, k / cold.sum()) for k in ks}
-        }
-    if config.train.objective == "mse":
-        u, i = torch.as_tensor(users).to(z.device), torch.as_tensor(items).to(z.device) + U
-        with torch.no_grad():
-            predicted = model.rating(z[u], z[i], u, i).cpu()
-        metrics.update(rating_metrics(predicted, torch.as_tensor(ratings)))
-        target = torch.as_tensor(ratings)
-        mean = float(data.train[2].mean())
-        metrics["baselines"]["global_mean"] = rating_metrics(
-            torch.full_like(predicted, mean), target
-        )
-        biases = fit_rating_biases(*data.train, U, data.num_items)
-        predicted_biases = torch.from_numpy(biases.predict(users, items)).float()
-        metrics["baselines"]["biases"] = rating_metrics(predicted_biases, target)
-    return metrics
-
-
-# Settings that may change between a run and its resumption; anything else must stay the same.
-# (Changing parallel.num_workers changes the default partitions, which a resume refuses.)
-RESUMABLE_CHANGES = {("train", key) for key in ("epochs", "patience", "progress", "device")}
-RESUMABLE_CHANGES |= {("encoder", "device")} | {
-    ("parallel", key)
-    for key in (
-        "num_workers",
-        "gpus_per_worker",
-        "cpus_per_worker",
-        "address",
-        "max_failures",
-        "checkpoints_to_keep",
-        "backend",
+    cold = prepared.split.cold_items(prepared.graph)
+    report = evaluation_report(
+        model, prepared.data, prepared.test, config.eval.ks, config.train.objective, cold
     )
-}
+    names = {
+        "dataset": prepared.graph.name,
+        "split": prepared.split.name,
+        "model": config.model.name,
+        "model_label": model.label,
+    }
+    return {**names, **report}
+
+
+DATA_FILE = "data.json"
+
+
+def check_data(prepared: Prepared, run_dir: Path, allow_change: bool = False) -> dict:
+    """The fingerprint of ``prepared``; ``ValueError`` when ``run_dir`` recorded another one
+    (the data changed since the run trained) unless ``allow_change``."""
+    now = data_fingerprint(prepared)
+    saved_file = run_dir / DATA_FILE
+    if saved_file.exists() and not allow_change:
+        saved = json.loads(saved_file.read_text())
+        if saved.get("sha256") != now["sha256"]:
+            counts = ", ".join(
+                f"{k} {saved.get(k)} -> {now[k]}" for k in ("users", "items", "interactions")
+            )
+            raise ValueError(
+                f"the data changed since {run_dir} was trained ({saved_file}: {counts}; the "
+                "fingerprints differ): use the data it trained on, or pass "
+                "--allow-data-change to go ahead anyway"
+            )
+    return now
 
 
 def check_resumable(config: RunConfig, run_dir: Path) -> None:
     """Refuses to resume a checkpoint that was trained under a different configuration."""
     saved_file = run_dir / "config.toml"
-    checkpoints = (run_dir / "checkpoints" / "last.pt", run_dir / "ray")
-    if not (saved_file.exists() and any(c.exists() for c in checkpoints)):
+    last = run_dir / "checkpoints" / "last.pt"
+    if last.exists():
+        load_checkpoint(last, mmap=True)  # a corrupt checkpoint is named now, not after loading
+    if not (saved_file.exists() and (last.exists() or (run_dir / "ray").exists())):
         return
-    saved, new = dataclasses.asdict(load_config(saved_file)), dataclasses.asdict(config)
-    on_ray = bool(saved["parallel"]["num_workers"])
-    if on_ray != bool(new["parallel"]["num_workers"]):
+    saved = load_config(saved_file)
+    on_ray = bool(saved.parallel.num_workers)
+    if on_ray != bool(config.parallel.num_workers):
         raise ValueError(
             f"{run_dir} was trained {'on Ray' if on_ray else 'in one process'}; resume it the "
             "same way (parallel.num_workers = 0 trains in one process) or choose a new --run-dir"
         )
-    changed = [
-        f"{section}.{key}"
-        for section, values in new.items()
-        if isinstance(values, dict)
-        for key, value in values.items()
-        if saved.get(section, {}).get(key) != value and (section, key) not in RESUMABLE_CHANGES
-    ]
+    changed = changed_on_resume(saved, config)
     if changed:
         raise ValueError(
             f"{run_dir} holds a checkpoint trained with different {', '.join(changed)}; "
@@ -122,18 +98,33 @@ def check_resumable(config: RunConfig, run_dir: Path) -> None:
         )
 
 
-def train_run(config: RunConfig, on_step: Callable[[int], None] | None = None) -> dict:
-    """Trains (resuming when ``run_dir`` has a checkpoint), evaluates, writes every artifact."""
+def train_run(
+    config: RunConfig,
+    on_step: Callable[[int], None] | None = None,
+    allow_data_change: bool = False,
+) -> dict:
+    """Trains (resuming when ``run_dir`` has a checkpoint, on the same data unless
+    ``allow_data_change``), evaluates, writes every artifact; returns the test metrics
+    (``metrics.json``). Holds the run directory's lock throughout."""
+    with run_dir_lock(config.run_dir):
+        return _train_run(with_absolute_paths(config), on_step, allow_data_change)
+
+
+def _train_run(
+    config: RunConfig, on_step: Callable[[int], None] | None, allow_data_change: bool
+) -> dict:
     run_dir = Path(config.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     check_resumable(config, run_dir)
-    save_config(config, run_dir / "config.toml")
     prepared = prepare(config, progress=config.train.progress)
-    model = build_model(config, prepared.data)
+    resuming = (run_dir / "checkpoints" / "last.pt").exists() or (run_dir / "ray").exists()
+    fingerprint = check_data(prepared, run_dir, allow_data_change or not resuming)
+    save_config(config, run_dir / "config.toml")  # what this run trains with, once checked
+    write_json_atomic(run_dir / DATA_FILE, fingerprint)
+    model = model_for(config, prepared.data)
     if config.parallel.num_workers:
         from gnnrec.distributed.ray_train import fit_on_ray
 
-        fit = fit_on_ray(config, prepared.data)
+        fit = fit_on_ray(config.model, config.train, config.parallel, run_dir, prepared.data)
         model.load_state_dict(fit.state)
         history, best_epoch = fit.history, fit.best_epoch
         write_history(history, run_dir)
@@ -154,88 +145,141 @@ def train_run(config: RunConfig, on_step: Callable[[int], None] | None = None) -
         if layout.num_workers
         else str(config.train.torch_device())
     )
-    _write_json(metrics, run_dir / "metrics.json")
+    write_json_atomic(run_dir / "metrics.json", metrics)
     write_recommendations(prepared, model, config, run_dir / "recommendations.csv")
     return metrics
 
 
 def load_run(
-    run_dir: str | Path, overrides: list[str] | None = None, progress: bool = False
-) -> tuple[RunConfig, Prepared, GCNRecommender]:
-    """The config, data and best model of a finished run."""
+    run_dir: str | Path,
+    overrides: list[str] | None = None,
+    progress: bool = False,
+    allow_data_change: bool = False,
+) -> tuple[RunConfig, Prepared, Recommender]:
+    """The config, data and best model of a finished run; the data must be what it trained on
+    (its ``data.json``) unless ``allow_data_change``."""
     run_dir = Path(run_dir)
     model_file = run_dir / "model.pt"
     if not model_file.exists():
         raise FileNotFoundError(f"{model_file} does not exist: train the run first")
     config = load_config(run_dir / "config.toml", overrides)
+    state = load_checkpoint(model_file)  # checked before the data is loaded
+    if "model" not in state:
+        raise ValueError(f"{model_file}: holds no model weights (not a gnnrec model.pt)")
     prepared = prepare(config, progress=progress)
-    model = build_model(config, prepared.data).to(config.train.torch_device())
-    model.load_state_dict(load_checkpoint(model_file)["model"])
-    return config, prepared, model.eval()
+    check_data(prepared, run_dir, allow_data_change)
+    model = model_for(config, prepared.data)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        raise ValueError(
+            f"{model_file} does not fit {config.model.label} on this data ("
+            f"{str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else err}): "
+            "the data or the model configuration changed since it was trained"
+        ) from None
+    return config, prepared, model.to(config.train.torch_device()).eval()
 
 
-def evaluate_run(run_dir: str | Path) -> dict:
-    config, prepared, model = load_run(run_dir)
+def evaluate_run(run_dir: str | Path, allow_data_change: bool = False) -> dict:
+    """Recomputes a finished run's test metrics from ``model.pt`` and rewrites
+    ``metrics.json`` (keeping how and where it trained)."""
+    with run_dir_lock(run_dir, create=False):
+        return _evaluate_run(run_dir, allow_data_change)
+
+
+def _evaluate_run(run_dir: str | Path, allow_data_change: bool) -> dict:
+    config, prepared, model = load_run(run_dir, allow_data_change=allow_data_change)
     metrics = evaluate(prepared, model, config)
     previous = Path(run_dir) / "metrics.json"
     if previous.exists():
         old = json.loads(previous.read_text())
         metrics.update({k: old[k] for k in ("best_epoch", "epochs_run", "trained_on") if k in old})
-    _write_json(metrics, previous)
+    write_json_atomic(previous, metrics)
     return metrics
 
 
 def write_recommendations(
-    prepared: Prepared, model: GCNRecommender, config: RunConfig, path: str | Path
+    prepared: Prepared, model: Recommender, config: RunConfig, path: str | Path
 ) -> Path:
     """Top-K items per user with training positives excluded: CSV or Parquet by suffix."""
     data, graph, U = prepared.data, prepared.graph, prepared.data.num_users
     z = node_embeddings(model, data)
     items, scores = top_k_items(z[:U], z[U:], config.eval.top_k, exclude=data.train[:2])
-    titles = graph.items.text_fields.get("title", graph.items.ids)
-    rows = {"user_id": [], "rank": [], "item_id": [], "title": [], "score": []}
-    for u in range(U):
-        for r in range(items.shape[1]):
-            i = int(items[u, r])
-            for key, value in (
-                ("user_id", graph.users.ids[u]),
-                ("rank", r + 1),
-                ("item_id", graph.items.ids[i]),
-                ("title", titles[i]),
-                ("score", round(float(scores[u, r]), 6)),
-            ):
-                rows[key].append(value)
+    items, scores = items.numpy(), scores.numpy()
+    k = items.shape[1]
+    user_ids = np.asarray(graph.users.ids, dtype=object)
+    item_ids = np.asarray(graph.items.ids, dtype=object)
+    titles = np.asarray(graph.items.text_fields.get("title", graph.items.ids), dtype=object)
+    flat = items.reshape(-1)
+    rows = {
+        "user_id": np.repeat(user_ids, k),
+        "rank": np.tile(np.arange(1, k + 1), U),
+        "item_id": item_ids[flat],
+        "title": titles[flat],
+        "score": np.asarray([round(s, 6) for s in scores.reshape(-1).tolist()]),
+    }
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    if path.suffix == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    with atomic_path(path) as tmp:
+        if path.suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
 
-        pq.write_table(pa.table(rows), tmp)
-    else:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(rows)
-            writer.writerows(zip(*rows.values()))
-    os.replace(tmp, path)
+            pq.write_table(pa.table({k: list(v) for k, v in rows.items()}), tmp)
+        else:
+            with open(tmp, "w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(rows)
+                writer.writerows(zip(*(v.tolist() for v in rows.values())))
     return path
 
 
 def recommend_for_text(
-    prepared: Prepared, model: GCNRecommender, config: RunConfig, text: str, k: int = 10
+    prepared: Prepared, model: Recommender, config: RunConfig, text: str, k: int = 10
 ) -> list[tuple[str, str, float]]:
     """``(item_id, title, score)`` for a new user described only by ``text``: the user is
     placed by the text projection alone (no ID, no edges) and scored against every item."""
-    if model.project is None:
+    if not config.model.text_features:
         raise ValueError("this model uses no text features, so it cannot place a text-only user")
-    x = make_encoder(config.encoder).encode([text], progress=False).float()
+    encoder = make_encoder(config.encoder)
+    try:
+        x = encoder.encode([text], progress=False).float()
+    finally:
+        encoder.close()
     z = node_embeddings(model, prepared.data)
-    x = x.to(z.device)
     with torch.no_grad():
-        user = model.project(x)
+        user = model.place_text(x.to(z.device))
     items, scores = top_k_items(user, z[prepared.data.num_users :], k)
     titles = prepared.graph.items.text_fields.get("title", prepared.graph.items.ids)
     return [
         (prepared.graph.items.ids[int(i)], titles[int(i)], float(s))
         for i, s in zip(items[0], scores[0])
     ]
+
+
+def export_embeddings(run_dir: str | Path, output: str | Path | None = None) -> Path:
+    """Writes a finished run's final embeddings for serving into ``output`` (default
+    ``<run_dir>/export``): ``user_embeddings.npy`` ``[U, H]``, ``item_embeddings.npy``
+    ``[I, H]`` (float32; score = dot product), ``user_ids.txt`` and ``item_ids.txt`` (one id a
+    line, in row order) and ``export.json`` (model, dims, dataset)."""
+    from gnnrec.common.atomic_files import staged_folder
+
+    config, prepared, model = load_run(run_dir)
+    z = node_embeddings(model, prepared.data).cpu().numpy().astype(np.float32)
+    U = prepared.data.num_users
+    output = Path(output) if output is not None else Path(run_dir) / "export"
+    with staged_folder(output) as tmp:
+        np.save(tmp / "user_embeddings.npy", z[:U])
+        np.save(tmp / "item_embeddings.npy", z[U:])
+        for kind, ids in (("user", prepared.graph.users.ids), ("item", prepared.graph.items.ids)):
+            (tmp / f"{kind}_ids.txt").write_text("".join(f"{i}\n" for i in ids))
+        meta = {
+            "model": config.model.name,
+            "model_label": model.label,
+            "dataset": prepared.graph.name,
+            "num_users": U,
+            "num_items": prepared.data.num_items,
+            "dim": int(z.shape[1]),
+            "score": "dot product of a user row and an item row",
+        }
+        (tmp / "export.json").write_text(json.dumps(meta, indent=2))
+    return output

@@ -1,10 +1,12 @@
 """Sparse aggregation: one entry point, :func:`aggregate`, with interchangeable backends.
 
 The ``torch`` backend (:mod:`gnnrec.kernels.reference`) runs anywhere and is the oracle; the
-``sparse`` backend (:mod:`gnnrec.kernels.sparse_mm`, ``torch.sparse.mm``) is the CPU default; a
-``triton`` backend (:mod:`gnnrec.kernels.spmm`) registers itself in :data:`BACKENDS` when
-Triton imports, and ``backend="auto"`` picks it for CUDA inputs. On the CPU it runs only under
-the Triton interpreter (``TRITON_INTERPRET=1`` set before Triton is imported), as the tests do.
+``sparse`` backend (:mod:`gnnrec.kernels.sparse_aggregate`, ``torch.sparse.mm``) is the CPU
+default; a ``triton`` backend (:mod:`gnnrec.kernels.triton_aggregate`) registers itself in
+:data:`BACKENDS` when Triton imports, and ``backend="auto"`` picks it for CUDA inputs. On the
+CPU it runs only under the Triton interpreter (``TRITON_INTERPRET=1`` set before Triton is
+imported), as the tests do. CSR structure helpers (transpose, GCN scales) are in
+:mod:`gnnrec.kernels.csr`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable
 import torch
 
 from gnnrec.kernels.reference import aggregate_reference
-from gnnrec.kernels.sparse_mm import aggregate_sparse_mm
+from gnnrec.kernels.sparse_aggregate import aggregate_sparse_mm
 
 REDUCTIONS = ("sum", "mean", "max")
 BACKENDS: dict[str, Callable[..., torch.Tensor]] = {
@@ -26,7 +28,7 @@ BACKENDS: dict[str, Callable[..., torch.Tensor]] = {
 
 def _aggregate_triton(*args, **kwargs) -> torch.Tensor:
     """Imports Triton on first use, so CPU-only work never pays for it."""
-    from gnnrec.kernels.spmm import aggregate_triton
+    from gnnrec.kernels.triton_aggregate import aggregate_triton
 
     return aggregate_triton(*args, **kwargs)
 
@@ -78,7 +80,7 @@ def aggregate(
     Shapes: ``indptr`` ``[N + 1]``, ``indices`` ``[E]``, ``x`` ``[M, F]`` -> ``[N, F]``.
     ``backend``: ``"auto"`` (triton for CUDA tensors when registered, else sparse) or a key of
     :data:`BACKENDS`; ``backend_options`` go to that backend (the triton backend's tile
-    schedule and tile sizes, see :func:`gnnrec.kernels.spmm.aggregate_triton`).
+    schedule and tile sizes, see :func:`gnnrec.kernels.triton_aggregate.aggregate_triton`).
     """
     if reduce not in REDUCTIONS:
         raise ValueError(f"unknown reduce {reduce!r}; choose one of {REDUCTIONS}")

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.weak import WeakIdKeyDictionary
 
+from gnnrec.kernels.csr import edge_rows, same_structure, transpose_csr
+
 
 @dataclass(frozen=True)
 class ScheduleParams:
@@ -118,21 +120,15 @@ class GraphPlan:
     def edge_rows(self, indptr: torch.Tensor) -> torch.Tensor:
         """Row of every edge, int64 ``[E]``."""
         if self.row_ids is None:
-            degree = indptr[1:] - indptr[:-1]
-            rows = torch.arange(self.num_rows, device=indptr.device)
-            self.row_ids = torch.repeat_interleave(rows, degree)
+            self.row_ids = edge_rows(indptr)
         return self.row_ids
 
     def transpose(self, indptr: torch.Tensor, indices: torch.Tensor) -> TransposedCSR:
         """``A^T`` as a CSR, with ``perm``: edge ``k`` of ``A^T`` is edge ``perm[k]`` of ``A``."""
         if self.transposed is None:
-            perm = torch.argsort(indices.long(), stable=True)
-            counts = torch.bincount(indices.long(), minlength=self.num_cols)
-            t_indptr = torch.zeros(self.num_cols + 1, dtype=torch.int64, device=indptr.device)
-            t_indptr[1:] = torch.cumsum(counts, 0)
-            t_indices = self.edge_rows(indptr)[perm].to(indices.dtype)
+            t_indptr, t_rows, perm = transpose_csr(indptr, indices, self.num_cols)
             self.transposed = TransposedCSR(
-                t_indptr, t_indices, perm, GraphPlan(self.num_cols, self.num_rows)
+                t_indptr, t_rows.to(indices.dtype), perm, GraphPlan(self.num_cols, self.num_rows)
             )
         return self.transposed
 
@@ -140,9 +136,7 @@ class GraphPlan:
         """Structural symmetry (with multiplicities): ``A^T`` has ``A``'s structure."""
         if self.symmetric is None:
             t = self.transpose(indptr, indices) if self.num_rows == self.num_cols else None
-            self.symmetric = t is not None and bool(
-                torch.equal(t.indptr, indptr) and torch.equal(t.indices, indices)
-            )
+            self.symmetric = t is not None and same_structure(t.indptr, t.indices, indptr, indices)
         return self.symmetric
 
 

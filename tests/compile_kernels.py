@@ -13,7 +13,7 @@ from triton.compiler import ASTSource
 
 from gnnrec.kernels.gather import _gather_rows_kernel
 from gnnrec.kernels.sddmm import _sddmm_kernel
-from gnnrec.kernels.spmm import _combine_heavy_kernel, _spmm_items_kernel
+from gnnrec.kernels.triton_aggregate import _combine_heavy_kernel, _spmm_items_kernel
 
 TARGETS = [GPUTarget("cuda", 90, 32), GPUTarget("cuda", 80, 32)]
 DTYPES = ["fp32", "bf16", "fp16", "fp64"]

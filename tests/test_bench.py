@@ -37,6 +37,7 @@ def test_sampling_bench_writes_rows_with_provenance(tmp_path, capsys):
     assert "| gnnrec NeighborSampler |" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_kernel_bench_checks_and_times_every_implementation(tmp_path, capsys):
 
     from gnnrec.kernels import BACKENDS
@@ -103,6 +104,7 @@ def test_quality_bench_compares_every_model_on_both_splits(planted_dir, feature_
     assert (tmp_path / "q.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_distributed_bench_times_one_process_and_ray_workers(tmp_path):
 
     from gnnrec.bench import distributed

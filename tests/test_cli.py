@@ -15,7 +15,21 @@ from gnnrec.config import save_config
 from gnnrec.run import load_run
 
 
-@pytest.mark.parametrize("command", ["demo", "encode", "train", "evaluate", "recommend"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "demo",
+        "encode",
+        "train",
+        "evaluate",
+        "recommend",
+        "export",
+        "config",
+        "submit",
+        "synth",
+        "bench",
+    ],
+)
 def test_every_command_has_help(command):
     out = subprocess.run(
         [sys.executable, "-m", "gnnrec.cli", command, "--help"],
@@ -101,6 +115,7 @@ def test_run_dir_alone_resumes_with_the_saved_configuration(planted_dir, feature
     assert json.loads((run_dir / "metrics.json").read_text())["dataset"] == "interactions"
 
 
+@pytest.mark.slow
 def test_encode_command_writes_sharded_features(planted_dir, feature_cache, tmp_path, capsys):
     import numpy as np
     import torch

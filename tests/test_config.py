@@ -22,11 +22,19 @@ def test_toml_roundtrip_with_overrides(tmp_path):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("train.epoch=3", r"config.train: unknown key\(s\) \['epoch'\]"),
+        ("train.epoch=3", r"train: unknown key\(s\) \[.epoch.\]"),
         ("model.aggregation=median", "aggregation must be one of"),
         ("train", "must look like section.key=value"),
         ("train.device=gpu", "train.device must be auto, cpu, cuda or cuda:N"),
         ("encoder.device=tpu", "encoder.device must be auto, cpu, cuda or cuda:N"),
+        # types are checked before anything runs, naming the key
+        ("train.batch_size=true", r"train.batch_size must be an integer, got true \(a boolean\)"),
+        ("train.epochs=1.5", r"train.epochs must be an integer, got 1.5"),
+        ("train.fanouts=abc", r"train.fanouts must be a list, got 'abc'"),
+        ('model.hidden="64"', r"model.hidden must be an integer, got '64' \(a string\)"),
+        ("train.fanouts=[10, true]", r"train.fanouts\[1\] must be an integer"),
+        ("data.options.rating_column=3", "takes no options"),
+        ("train.fanouts=[-1, 0, 5]", r"each >= 1 or -1 \(all\), got \[-1, 0, 5\]"),
     ],
 )
 def test_bad_configuration_is_explained(override, message):
@@ -34,12 +42,18 @@ def test_bad_configuration_is_explained(override, message):
         load_config(None, [override])
 
 
+def test_sampled_training_needs_one_fanout_per_layer():
+    with pytest.raises(ValueError, match="train.fanouts has 2 hops but model.layers is 3"):
+        load_config(None, ["train.mode=sampled", "train.fanouts=[5, 5]"])
+    assert load_config(None, ["train.fanouts=[5, 5]"]).train.mode == "full"  # unused there
+
+
 def test_defaults_are_valid():
     assert RunConfig().model.name == "gcn"
 
 
 def test_a_dataset_without_its_path_is_explained():
-    from gnnrec.pipeline import load_dataset
+    from gnnrec.data import load_dataset
 
     with pytest.raises(ValueError, match="needs data.path"):
         load_dataset(load_config(None, ["data.dataset=ml-100k"]).data)

@@ -115,7 +115,7 @@ def test_missing_path_is_reported(tmp_path):
 
 def test_item_item_edges_join_the_training_graph(tmp_path):
     from gnnrec.data import GraphStore, split_interactions
-    from gnnrec.pipeline import training_data
+    from gnnrec.train.training_data import training_data
 
     (tmp_path / "inter.csv").write_text("user_id,item_id\na,x\nb,y\na,z\n")
     (tmp_path / "similar.csv").write_text("src,dst\nx,y\n")

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from test_training import planted_config
 
 from gnnrec.data.graph_store import CSR
-from gnnrec.pipeline import build_model, prepare
+from gnnrec.pipeline import model_for, prepare
 from gnnrec.train.data_shard import DataShard, slice_generator
 from gnnrec.train.link_batches import LinkBatch
 from gnnrec.train.trainer import Trainer
@@ -75,7 +75,7 @@ def test_two_slices_on_one_process_take_the_whole_batch_step(planted_dir, featur
             planted_dir, feature_cache, tmp_path / f"p{partitions}", "train.epochs=2"
         )
         prepared = prepare(config, progress=False)
-        model = build_model(config, prepared.data)
+        model = model_for(config, prepared.data)
         trainer = Trainer(
             model,
             prepared.data,

@@ -49,7 +49,7 @@ def test_layout_errors_are_readable():
         ParallelLayout(num_workers=2, gpus_per_worker=2)
     with pytest.raises(ValueError, match="'nccl' needs GPUs"):
         ParallelLayout(num_workers=2, backend="nccl")
-    with pytest.raises(ValueError, match=r"config\.parallel: .*num_workers must be >= 0"):
+    with pytest.raises(ValueError, match=r"parallel: .*num_workers must be >= 0"):
         load_config(None, ["parallel.num_workers=-1"])
     layout = ParallelLayout(num_workers=4, gpus_per_worker=1)
     assert (layout.num_partitions, layout.process_group_backend) == (4, "nccl")
@@ -64,6 +64,7 @@ def test_layout_errors_are_readable():
     ],
     ids=["full-graph", "sampled"],
 )
+@pytest.mark.slow  # a Ray cluster on localhost
 def test_two_workers_with_half_batches_match_one_process_with_whole_ones(
     planted_dir, feature_cache, tmp_path, mode, alone_partitions, tolerance
 ):
@@ -135,6 +136,7 @@ def uninterrupted(big_dir, tmp_path_factory) -> Path:
     return run_dir
 
 
+@pytest.mark.slow  # a Ray cluster on localhost
 def test_workers_map_the_shared_graph_instead_of_copying_it(uninterrupted):
     """Each worker's resident memory grows by the shared arrays when it reads every page of
     them, but its private memory does not: the pages belong to the object store, one copy for
@@ -151,6 +153,7 @@ def test_workers_map_the_shared_graph_instead_of_copying_it(uninterrupted):
     assert private < 0.2 * workers[0]["shared_bytes"]
 
 
+@pytest.mark.slow  # a Ray cluster on localhost
 def test_a_killed_worker_restarts_from_the_last_checkpoint(big_dir, uninterrupted, tmp_path):
     run_dir = tmp_path / "run"
     config_file = _big_config_file(big_dir, tmp_path / "cache", run_dir)
@@ -223,6 +226,7 @@ def ray_head(tmp_path_factory) -> str:
     subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True)
 
 
+@pytest.mark.slow  # a Ray cluster on localhost
 def test_a_job_submitted_through_the_job_api_trains_with_two_workers(
     ray_head, planted_dir, feature_cache, tmp_path, capsys
 ):

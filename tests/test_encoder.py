@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from gnnrec.encoders import EncoderConfig, FeatureCache, encoder_key
+from gnnrec.encoders.cache import text_hash
 from gnnrec.encoders.hf import TransformersEncoder
 
 TEXTS = [
@@ -95,3 +96,38 @@ def test_bfloat16_and_float32_storage(encoder, tmp_path):
         )
         assert first.dtype == again.dtype == dtype and encoded == 0
         assert torch.equal(first, again)
+
+
+def _texts_whose_hash_ends_in_zero(count: int) -> list[str]:
+    """Texts whose sha256 ends in 0x00 (about 1 in 256): the ones an ``S32`` cache lost."""
+    found, n = [], 0
+    while len(found) < count:
+        text = f"text number {n}"
+        if text_hash(text)[-1] == 0:
+            found.append(text)
+        n += 1
+    return found
+
+
+def test_every_text_is_found_again_also_hashes_ending_in_zero(tmp_path):
+    texts = _texts_whose_hash_ends_in_zero(3) + ["plain", "another"]
+    cache = FeatureCache(tmp_path, "k")
+    first, encoded = cache.get_or_encode(texts, lambda t: torch.randn(len(t), 4))
+    assert encoded == 5
+    again, encoded = FeatureCache(tmp_path, "k").get_or_encode(texts, lambda t: 1 / 0)
+    assert encoded == 0 and torch.equal(again, first)
+    assert np.load(cache.folder / "hashes.npy").shape == (5, 32)
+
+
+def test_a_cache_in_the_old_s32_format_is_read_whole(tmp_path):
+    """Caches written before hashes were stored as bytes: every row is found, and rows the old
+    bug appended twice for one text do not confuse the lookup."""
+    texts = _texts_whose_hash_ends_in_zero(2) + ["plain"]
+    cache = FeatureCache(tmp_path, "k")
+    features = torch.arange(8, dtype=torch.float16).view(4, 2)
+    cache.folder.mkdir(parents=True)
+    old_keys = [text_hash(t) for t in texts] + [text_hash(texts[0])]  # one duplicate row
+    np.save(cache.folder / "hashes.npy", np.array(old_keys, dtype="S32"))
+    np.save(cache.folder / "features.npy", features.numpy())
+    got, encoded = cache.get_or_encode(texts, lambda t: 1 / 0)
+    assert encoded == 0 and torch.equal(got, features[:3])

@@ -43,7 +43,9 @@ def test_bipartite_store_roundtrips_through_disk_and_pyg(tmp_path):
     store = GraphStore.bipartite(users, items, 3, 4)
     assert store.num_nodes == 7 and store.num_edges == 8  # the duplicate is merged
     deg = store.csr.degree().float()
-    assert torch.allclose(store.gcn_scale(), torch.where(deg > 0, deg.rsqrt(), 0.0))
+    row_scale, col_scale = store.gcn_scales()
+    assert torch.allclose(row_scale, torch.where(deg > 0, deg.rsqrt(), 0.0))
+    assert torch.equal(row_scale, col_scale)  # symmetric
     loaded = GraphStore.load(store.save(tmp_path / "g"))
     assert isinstance(loaded.csr.indices, torch.Tensor)
     assert torch.equal(loaded.csr.indptr, store.csr.indptr)

@@ -13,7 +13,7 @@ from pathlib import Path
 import gnnrec
 
 ROOT = Path(__file__).resolve().parents[1]
-SUBPACKAGES = ["bench", "data", "distributed", "encoders", "kernels", "train"]
+SUBPACKAGES = ["bench", "common", "data", "distributed", "encoders", "kernels", "train"]
 
 
 def test_subpackages_resolve_to_the_top_level_folders():
@@ -58,6 +58,16 @@ def test_wheel_contains_and_imports_every_subpackage(tmp_path):
     assert "gnnrec/data/ml-latest-small/ratings.csv" in names
     assert "gnnrec/data/ml-latest-small/README.txt" in names
     assert not any(n.startswith(("kernels/", "train/", "data/")) for n in names)
+    # The licence and the bundled data's own terms travel with the wheel; the metadata says
+    # which Python it needs and keeps the heavy dependencies in extras.
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    metadata_name = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    metadata = zipfile.ZipFile(wheel).read(metadata_name).decode()
+    assert "Requires-Python: >=3.11" in metadata
+    assert "License-Expression: Apache-2.0" in metadata
+    core = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    core = [line for line in core if "extra ==" not in line]
+    assert not any(heavy in line for line in core for heavy in ("transformers", "vllm", "ray"))
     target = tmp_path / "site"
     subprocess.run(
         [

@@ -6,8 +6,9 @@ from __future__ import annotations
 import torch
 
 from gnnrec.data import CSR
+from gnnrec.train.graph_view import GraphView
 from gnnrec.train.losses import node_label_loss
-from gnnrec.train.model import GCNRecommender, GraphView, ModelConfig
+from gnnrec.train.model import GCNRecommender, ModelConfig
 from gnnrec.train.sampler import NeighborSampler
 
 

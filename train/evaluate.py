@@ -1,128 +1,120 @@
-"""Evaluation: full ranking (the LightGCN protocol) and rating error.
-
-For each test user ``u`` with test items ``T_u``: all items are scored, the user's training
-positives are masked out, and the top ``K`` list ``R_u`` is compared with ``T_u``:
-
-- Recall@K = ``|R_u ∩ T_u| / |T_u|``; Precision@K = ``|R_u ∩ T_u| / K``;
-  HitRate@K = ``[R_u ∩ T_u ≠ ∅]``;
-- NDCG@K = ``DCG / IDCG`` with ``DCG = sum_r rel_r / log2(r + 2)`` (binary relevance, rank ``r``
-  from 0) and ``IDCG`` over ``min(K, |T_u|)`` hits;
-
-each averaged over all users with at least one test item. ``candidates`` restricts ranking to a
-subset of items (the cold-start report ranks cold items among cold items only). Ties are broken
-in a fixed random order of the items (``tie_seed``), not by item index: a model that cannot
-tell items apart (an ID-only model on unseen items) then scores like random, instead of
-inheriting whatever the id order correlates with.
-"""
+"""Evaluating a model, in one place: its final embeddings, validation metrics (early
+stopping) and the test report with its baselines. The metrics themselves are in
+:mod:`gnnrec.train.metrics`."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-UserScores = Callable[[torch.Tensor], torch.Tensor]  # users [B] -> scores [B, I]
+from gnnrec.train.baselines import fit_rating_biases
+from gnnrec.train.graph_view import GraphView
+from gnnrec.train.metrics import full_ranking_metrics, popularity_scores, rating_metrics
+from gnnrec.train.recommender import Recommender
+from gnnrec.train.training_data import Pairs, TrainingData
 
 
-def _by_user(users: np.ndarray, items: np.ndarray, num_users: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(indptr [U + 1], items sorted by (user, item))``: user ``u``'s items are
-    ``items[indptr[u]:indptr[u + 1]]``."""
-    order = np.lexsort((items, users))
-    indptr = np.zeros(num_users + 1, dtype=np.int64)
-    np.cumsum(np.bincount(users, minlength=num_users), out=indptr[1:])
-    return indptr, items[order]
+@dataclass(kw_only=True)
+class EvalConfig:
+    """``ks``: the cut-offs of every ranking metric (20 is the one early stopping uses);
+    ``top_k``: recommendations written per user."""
+
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset({"ks", "top_k"})
+
+    ks: list[int] = field(default_factory=lambda: [10, 20])
+    top_k: int = 10
+
+    def __post_init__(self) -> None:
+        if 20 not in self.ks or min(self.ks) < 1:
+            raise ValueError("eval.ks must be positive and include 20")
+        if self.top_k < 1:
+            raise ValueError(f"eval.top_k must be at least 1, got {self.top_k}")
 
 
-def _rows_of(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For CSR rows ``rows`` ``[B]``: ``(position in rows, entry index)`` of all their entries."""
-    lengths = indptr[rows + 1] - indptr[rows]
-    row = np.repeat(np.arange(rows.size), lengths)
-    offset = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return row, np.repeat(indptr[rows], lengths) + offset
+def node_embeddings(
+    model: Recommender, data: TrainingData, view: GraphView | None = None
+) -> torch.Tensor:
+    """Final embeddings ``[U + I, H]`` over the full training graph (no ID dropout), computed on
+    the model's device and returned there."""
+    model.eval()
+    device = next(model.parameters()).device
+    nodes = torch.arange(data.graph.num_nodes, device=device)
+    x = None if data.features is None else data.features.to(device)
+    view = (view or GraphView.of(data.graph.csr)).to(device)
+    with torch.no_grad():
+        return model(nodes, x, view, (data.graph.csr.degree() > 0).to(device))
 
 
-def full_ranking_metrics(
-    score_users: UserScores,
-    train_pairs: tuple[np.ndarray, np.ndarray],
-    test_pairs: tuple[np.ndarray, np.ndarray],
-    num_users: int,
-    num_items: int,
-    ks: Sequence[int] = (10, 20),
-    candidates: np.ndarray | None = None,
-    batch_size: int = 256,
-    tie_seed: int = 0,
+def predicted_ratings(model: Recommender, z: torch.Tensor, pairs: Pairs) -> torch.Tensor:
+    """The rating head's predictions ``[E]`` (on the CPU) for ``(users, items)`` pairs."""
+    u = torch.as_tensor(pairs[0], device=z.device)
+    i = torch.as_tensor(pairs[1], device=z.device) + model.num_users
+    with torch.no_grad():
+        return model.rating(z[u], z[i], u, i).cpu()
+
+
+def validation_metrics(
+    model: Recommender, z: torch.Tensor, data: TrainingData, valid: Pairs, objective: str
 ) -> dict[str, float]:
-    """``{"recall@K", "ndcg@K", "precision@K", "hitrate@K", "n_users_evaluated"}``.
-
-    ``train_pairs``/``test_pairs``: ``(users [E], items [E])``; ``candidates``: boolean ``[I]``
-    of rankable items (test items outside it are dropped). Scores are ranked in batches of
-    ``batch_size`` users with every metric computed for the batch at once, on the device the
-    scores come on.
-    """
-    test_users, test_items = (np.asarray(a, dtype=np.int64) for a in test_pairs)
-    if candidates is not None:
-        keep = candidates[test_items]
-        test_users, test_items = test_users[keep], test_items[keep]
-    train_ptr, train_items = _by_user(
-        *(np.asarray(a, dtype=np.int64) for a in train_pairs), num_users
+    """Validation metrics of embeddings ``z``; ``score`` is what early stopping maximises
+    (Recall@20, or -RMSE for the rating objective)."""
+    if objective == "mse":
+        metrics = rating_metrics(predicted_ratings(model, z, valid), torch.as_tensor(valid[2]))
+        return {**metrics, "score": -metrics["rmse"]}
+    U = data.num_users
+    metrics = full_ranking_metrics(
+        lambda b: z[b] @ z[U:].T, data.train[:2], valid[:2], U, data.num_items, ks=(20,)
     )
-    relevant = np.bincount(test_users, minlength=num_users)  # |T_u|
-    test_keys = np.unique(test_users * num_items + test_items)
-    users = np.flatnonzero(relevant)
-    k_max = max(ks)
-    discount = 1.0 / np.log2(np.arange(k_max) + 2.0)
-    ideal = np.concatenate([[1.0], np.cumsum(discount)])  # IDCG of n hits (n >= 1)
-    sums = {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg", "precision", "hitrate")}
-    # Ranking happens in a fixed random column order, so ties fall in that order.
-    shuffle = torch.randperm(num_items, generator=torch.Generator().manual_seed(tie_seed))
-    column = torch.empty_like(shuffle)
-    column[shuffle] = torch.arange(num_items)
-    blocked = None if candidates is None else torch.from_numpy(~candidates)[shuffle]
+    return {
+        "recall@20": metrics["recall@20"],
+        "ndcg@20": metrics["ndcg@20"],
+        "users": metrics["n_users_evaluated"],
+        "score": metrics["recall@20"],
+    }
 
-    @functools.cache
-    def on(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The column order and blocked columns on the scores' device, moved there once."""
-        return shuffle.to(device), None if blocked is None else blocked.to(device)
 
-    for start in range(0, len(users), batch_size):
-        batch = users[start : start + batch_size]
-        scores = score_users(torch.from_numpy(batch)).float()
-        device = scores.device
-        order, blocked_columns = on(device)
-        scores = scores[:, order]  # a copy
-        row, entry = _rows_of(train_ptr, batch)
-        masked = column[torch.from_numpy(train_items[entry])]
-        scores[torch.from_numpy(row).to(device), masked.to(device)] = -torch.inf
-        if blocked_columns is not None:
-            scores[:, blocked_columns] = -torch.inf
-        ranked = torch.topk(scores, min(k_max, num_items), dim=1).indices.cpu()
-        top = shuffle[ranked].numpy()
-        keys = batch[:, None] * num_items + top
-        found = np.searchsorted(test_keys, keys).clip(max=max(test_keys.size - 1, 0))
-        hits = (test_keys[found] == keys).astype(np.float64)  # [B, min(K, I)]
-        n_relevant = relevant[batch]
-        for k in ks:
-            n_hit = hits[:, :k].sum(axis=1)
-            dcg = (hits[:, :k] * discount[: hits[:, :k].shape[1]]).sum(axis=1)
-            sums[f"recall@{k}"] += float((n_hit / n_relevant).sum())
-            sums[f"precision@{k}"] += float(n_hit.sum() / k)
-            sums[f"hitrate@{k}"] += float((n_hit > 0).sum())
-            sums[f"ndcg@{k}"] += float((dcg / ideal[np.minimum(k, n_relevant)]).sum())
-    n = max(len(users), 1)
-    metrics = {name: float(value / n) for name, value in sums.items()}
-    metrics["n_users_evaluated"] = int(len(users))
+def evaluation_report(
+    model: Recommender,
+    data: TrainingData,
+    test: Pairs,
+    ks: list[int],
+    objective: str,
+    cold_items: np.ndarray | None = None,
+) -> dict:
+    """Test metrics of the model beside the popularity baseline; ``cold_items`` (boolean
+    ``[I]``): also rank those items among themselves (``cold``); with the rating objective,
+    MAE/RMSE beside the global mean and per-user/item biases."""
+    U, I = data.num_users, data.num_items
+    z = node_embeddings(model, data)
+    users, items, ratings = test
+
+    def ranking(score, candidates=None):
+        return full_ranking_metrics(score, data.train[:2], (users, items), U, I, ks, candidates)
+
+    model_scores = lambda b: z[b] @ z[U:].T  # noqa: E731
+    popularity = popularity_scores(data.train[1], I)
+    metrics = {**ranking(model_scores), "baselines": {"popularity": ranking(popularity)}}
+    if cold_items is not None and cold_items.any():
+        metrics["cold"] = {
+            **ranking(model_scores, cold_items),
+            "n_cold_items": int(cold_items.sum()),
+        }
+        metrics["baselines"]["popularity"]["cold"] = ranking(popularity, cold_items)
+        metrics["baselines"]["random"] = {
+            "cold": {f"recall@{k}": min(1.0, k / cold_items.sum()) for k in ks}
+        }
+    if objective == "mse":
+        target = torch.as_tensor(ratings)
+        predicted = predicted_ratings(model, z, test)
+        metrics.update(rating_metrics(predicted, target))
+        mean = float(data.train[2].mean())
+        metrics["baselines"]["global_mean"] = rating_metrics(
+            torch.full_like(predicted, mean), target
+        )
+        biases = fit_rating_biases(*data.train, U, I)
+        predicted_biases = torch.from_numpy(biases.predict(users, items)).float()
+        metrics["baselines"]["biases"] = rating_metrics(predicted_biases, target)
     return metrics
-
-
-def rating_metrics(predicted: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """``{"mae", "rmse"}`` of predicted ratings ``[E]`` against held-out ratings ``[E]``."""
-    err = predicted.double() - target.double()
-    return {"mae": float(err.abs().mean()), "rmse": float(err.pow(2).mean().sqrt())}
-
-
-def popularity_scores(train_items: np.ndarray, num_items: int) -> UserScores:
-    """The popularity baseline: every user gets the items' training interaction counts."""
-    counts = torch.from_numpy(np.bincount(train_items, minlength=num_items).astype(np.float32))
-    return lambda users: counts.expand(len(users), num_items)

@@ -15,15 +15,17 @@ Scores are dot products ``s(u, i) = z_u . z_i``; the rating head adds ``mu + b_u
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from gnnrec.data.graph_store import CSR
-from gnnrec.kernels import REDUCTIONS, aggregate
-
-MODELS = ("gcn", "lightgcn", "mf")
+from gnnrec.kernels import REDUCTIONS
+from gnnrec.train.gcn_layer import GCNLayer
+from gnnrec.train.graph_view import GraphView
+from gnnrec.train.recommender import Recommender
 
 
 @dataclass(kw_only=True)
@@ -35,6 +37,8 @@ class ModelConfig:
     (matrix factorisation: ID embeddings, no layers). The last two are checked to be exactly
     that.
     """
+
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset()
 
     name: str = "gcn"
     hidden: int = 64
@@ -55,7 +59,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.name not in MODELS:
-            raise ValueError(f"unknown model {self.name!r}; available: {MODELS}")
+            raise ValueError(f"unknown model {self.name!r}; available: {sorted(MODELS)}")
         pure_ids = self.id_embeddings and not self.text_features and not self.conv_weights
         if self.name == "lightgcn" and not (
             pure_ids and self.aggregation == "sum" and self.layer_combination == "mean"
@@ -76,33 +80,7 @@ class ModelConfig:
             raise ValueError("hidden >= 1, layers >= 0 and id_dropout in [0, 1) are required")
 
 
-@dataclass
-class GraphView:
-    """A CSR to propagate over with its scales: ``row_scale = D_r^-1/2`` (in-degree of each
-    target), ``col_scale = D_c^-1/2`` (out-degree of each source), 0 for degree 0."""
-
-    csr: CSR
-    row_scale: torch.Tensor
-    col_scale: torch.Tensor
-
-    @staticmethod
-    def of(csr: CSR) -> GraphView:
-        def inv_sqrt(deg: torch.Tensor) -> torch.Tensor:
-            deg = deg.to(torch.float32)
-            return torch.where(deg > 0, deg.clamp(min=1).rsqrt(), torch.zeros_like(deg))
-
-        col_deg = torch.bincount(csr.indices.long(), minlength=csr.num_cols)
-        return GraphView(csr, inv_sqrt(csr.degree()), inv_sqrt(col_deg))
-
-    def to(self, device: torch.device) -> GraphView:
-        """This view on ``device`` (itself when already there)."""
-        if self.row_scale.device == torch.device(device):
-            return self
-        csr = CSR(self.csr.indptr.to(device), self.csr.indices.to(device), self.csr.num_cols)
-        return GraphView(csr, self.row_scale.to(device), self.col_scale.to(device))
-
-
-class GCNRecommender(nn.Module):
+class GCNRecommender(Recommender):
     """Users ``0..U-1`` and items ``U..U+I-1`` in one node space (see module docstring)."""
 
     def __init__(self, config: ModelConfig, num_users: int, num_items: int, feature_dim: int):
@@ -114,10 +92,9 @@ class GCNRecommender(nn.Module):
         self.embedding = nn.Embedding(n, h) if config.id_embeddings else None
         if self.embedding is not None:
             nn.init.normal_(self.embedding.weight, std=0.1)
-        self.convs = (
-            nn.ModuleList(nn.Linear(h, h, bias=False) for _ in range(config.layers))
-            if config.conv_weights
-            else None
+        self.convs = nn.ModuleList(
+            GCNLayer(h, h, config.aggregation, weight=config.conv_weights)
+            for _ in range(config.layers)
         )
         self.bias = nn.Embedding(n, 1)
         nn.init.zeros_(self.bias.weight)
@@ -138,19 +115,8 @@ class GCNRecommender(nn.Module):
     def propagate(self, h0: torch.Tensor, view: GraphView) -> torch.Tensor:
         """``z = combine(h^0, ..., h^L)`` ``[n, H]`` over the graph ``view`` (rows = targets)."""
         layers, h = [h0], h0
-        use_scale = self.config.aggregation == "sum"
-        for l in range(self.config.layers):
-            h = aggregate(
-                view.csr.indptr,
-                view.csr.indices,
-                h,
-                reduce=self.config.aggregation,
-                row_scale=view.row_scale if use_scale else None,
-                col_scale=view.col_scale if use_scale else None,
-                validate=False,
-            )
-            if self.convs is not None:
-                h = self.convs[l](h)
+        for conv in self.convs:
+            h = conv(h, view)
             layers.append(h)
         if self.config.layer_combination == "last":
             return layers[-1]
@@ -178,3 +144,44 @@ class GCNRecommender(nn.Module):
         return (
             self.global_mean + self.bias(user).squeeze(-1) + self.bias(item_node).squeeze(-1) + dot
         )
+
+    @property
+    def label(self) -> str:
+        return self.config.label
+
+    @property
+    def id_dropout(self) -> float:
+        return self.config.id_dropout
+
+    def id_embeddings(self, nodes: torch.Tensor) -> torch.Tensor | None:
+        return None if self.embedding is None else self.embedding(nodes)
+
+    def place_text(self, x: torch.Tensor) -> torch.Tensor:
+        if self.project is None:
+            raise ValueError(
+                "this model uses no text features, so it cannot place a text-only node"
+            )
+        return self.project(x)
+
+    def configure_objective(self, objective: str, mean_rating: float) -> None:
+        if objective == "bpr":
+            self.bias.weight.requires_grad_(False)  # the rating head's biases: unused by BPR
+        else:
+            self.global_mean.fill_(mean_rating)
+
+
+# name -> constructor(config, num_users, num_items, feature_dim). LightGCN and MF are
+# restrictions of the GCN (checked in ModelConfig); other models register their own class.
+MODELS: dict[str, Callable[[ModelConfig, int, int, int], Recommender]] = {
+    "gcn": GCNRecommender,
+    "lightgcn": GCNRecommender,
+    "mf": GCNRecommender,
+}
+
+
+def build_model(
+    config: ModelConfig, num_users: int, num_items: int, feature_dim: int, seed: int
+) -> Recommender:
+    """The model ``config.name`` names, its parameters drawn from ``torch.manual_seed(seed)``."""
+    torch.manual_seed(seed)
+    return MODELS[config.name](config, num_users, num_items, feature_dim)

@@ -12,13 +12,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gnnrec.train.graph_view import GraphView
 from gnnrec.train.link_batches import LinkBatch
 from gnnrec.train.losses import bpr_loss, l2_penalty, mse_loss
-from gnnrec.train.model import GCNRecommender, GraphView
+from gnnrec.train.recommender import Recommender
 
 
 class LinkObjective(nn.Module):
-    def __init__(self, model: GCNRecommender, objective: str, l2: float):
+    def __init__(self, model: Recommender, objective: str, l2: float):
         super().__init__()
         self.model, self.objective, self.l2 = model, objective, l2
 
@@ -44,7 +45,9 @@ class LinkObjective(nn.Module):
         else:
             predicted = self.model.rating(z_user, z_pos, batch.users, batch.pos_items + U)
             loss = mse_loss(predicted, ratings)
-        if self.model.embedding is not None and self.l2 > 0:
+        if self.l2 > 0:
             seeds = torch.cat([batch.users, batch.pos_items + U, batch.neg_items.flatten() + U])
-            loss = loss + self.l2 * l2_penalty(self.model.embedding(seeds), batch_size=B)
+            rows = self.model.id_embeddings(seeds)
+            if rows is not None:
+                loss = loss + self.l2 * l2_penalty(rows, batch_size=B)
         return loss

@@ -155,6 +155,10 @@ class NeighborSampler:
     must live on that device too."""
 
     def __init__(self, csr: CSR, fanouts: list[int], device: torch.device | str | None = None):
+        if not isinstance(csr, CSR):  # a PyG EdgeIndex, an edge_index, a sparse adjacency
+            from gnnrec.data.pyg_stores import as_csr
+
+            csr = as_csr(csr)
         if not fanouts:
             raise ValueError("fanouts must name at least one layer")
         self.csr = csr

@@ -16,7 +16,7 @@ import json
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,105 +25,22 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
-from gnnrec.data.graph_store import GraphStore
-from gnnrec.devices import check_device_name, resolve_device
+from gnnrec.common.atomic_files import write_text_atomic
+from gnnrec.common.log import get_logger
 from gnnrec.train.checkpoint import CheckpointStore, LocalCheckpoints
+from gnnrec.train.config import TrainConfig
 from gnnrec.train.data_shard import DataShard, slice_generator
-from gnnrec.train.evaluate import full_ranking_metrics, rating_metrics
-from gnnrec.train.feature_store import PLACEMENTS, FeatureStore
+from gnnrec.train.evaluate import node_embeddings, validation_metrics
+from gnnrec.train.feature_store import FeatureStore
+from gnnrec.train.graph_view import GraphView
 from gnnrec.train.link_batches import LinkBatch, LinkBatcher
-from gnnrec.train.model import GCNRecommender, GraphView
 from gnnrec.train.objective import LinkObjective
 from gnnrec.train.prefetch import prefetch
+from gnnrec.train.recommender import Recommender
 from gnnrec.train.sampler import NeighborSampler
+from gnnrec.train.training_data import TrainingData
 
-
-@dataclass(kw_only=True)
-class TrainConfig:
-    """Optimisation. ``mode``: ``full`` propagates over the whole training graph each step,
-    ``sampled`` over a neighbor-sampled subgraph of the batch (``fanouts`` per layer), sampled
-    where ``sample_on`` says: ``cpu`` (the graph stays in host memory), ``device`` (a copy of
-    the graph in the training device's memory, sampled there) or ``pinned`` (the graph in pinned
-    host memory, sampled on the GPU, which reads it in place: graphs larger than the GPU).
-    ``device``: where one process trains (``auto``: a GPU when torch sees one; on Ray the
-    workers' devices come from ``parallel.gpus_per_worker``)."""
-
-    objective: str = "bpr"
-    mode: str = "full"
-    fanouts: list[int] = field(default_factory=lambda: [10, 10, 10])
-    sample_on: str = "cpu"
-    prefetch: int = 2  # sampled batches prepared ahead on a background thread (0: none)
-    features_on: str = "host"  # host | pinned | device
-    feature_cache_nodes: int = 0  # highest-degree nodes whose features live on the device
-    epochs: int = 30
-    batch_size: int = 2048
-    lr: float = 5e-3
-    l2: float = 1e-4
-    num_negatives: int = 1
-    eval_every: int = 1
-    patience: int = 5
-    valid_users: int = 0  # validate on a fixed seeded sample of this many users (0: all)
-    seed: int = 0
-    progress: bool = True
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-
-    def __post_init__(self) -> None:
-        check_device_name(self.device, "train.device")
-        if self.objective not in ("bpr", "mse"):
-            raise ValueError(f"objective must be 'bpr' or 'mse', got {self.objective!r}")
-        if self.mode not in ("full", "sampled"):
-            raise ValueError(f"mode must be 'full' or 'sampled', got {self.mode!r}")
-        if self.sample_on not in ("cpu", "device", "pinned"):
-            raise ValueError(
-                f"sample_on must be 'cpu', 'device' or 'pinned', got {self.sample_on!r}"
-            )
-        if self.features_on not in PLACEMENTS:
-            raise ValueError(f"features_on must be one of {PLACEMENTS}, got {self.features_on!r}")
-        if self.prefetch < 0 or self.feature_cache_nodes < 0:
-            raise ValueError("prefetch and feature_cache_nodes must be >= 0")
-        if self.epochs < 1 or self.batch_size < 1 or self.num_negatives < 1 or self.lr <= 0:
-            raise ValueError("epochs, batch_size, num_negatives >= 1 and lr > 0 are required")
-        if self.eval_every < 1 or self.patience < 1:
-            raise ValueError("eval_every and patience must be >= 1")
-        if self.valid_users < 0:
-            raise ValueError("valid_users must be >= 0 (0: every validation user)")
-
-    def torch_device(self) -> torch.device:
-        """The device ``device`` names (``auto``: ``cuda`` when torch sees a GPU, else ``cpu``)."""
-        return resolve_device(self.device, "train.device")
-
-
-@dataclass
-class TrainingData:
-    """What training reads: the training graph, node features ``[U + I, F]`` (or None), the
-    training interactions and the validation pairs (item ids are item-local)."""
-
-    graph: GraphStore
-    features: torch.Tensor | None
-    train: tuple[np.ndarray, np.ndarray, np.ndarray]  # users, items, ratings
-    valid: tuple[np.ndarray, np.ndarray, np.ndarray]
-
-    @property
-    def num_users(self) -> int:
-        return self.graph.num_users
-
-    @property
-    def num_items(self) -> int:
-        return self.graph.num_items
-
-
-def node_embeddings(
-    model: GCNRecommender, data: TrainingData, view: GraphView | None = None
-) -> torch.Tensor:
-    """Final embeddings ``[U + I, H]`` over the full training graph (no ID dropout), computed on
-    the model's device and returned there."""
-    model.eval()
-    device = next(model.parameters()).device
-    nodes = torch.arange(data.graph.num_nodes, device=device)
-    x = None if data.features is None else data.features.to(device)
-    view = (view or GraphView.of(data.graph.csr)).to(device)
-    with torch.no_grad():
-        return model(nodes, x, view, (data.graph.csr.degree() > 0).to(device))
+log = get_logger(__name__)
 
 
 @dataclass
@@ -156,10 +73,8 @@ def validation_sample(
 
 def write_history(history: list[dict], run_dir: Path) -> None:
     """``run_dir/metrics.jsonl``: one JSON row per epoch, replaced atomically."""
-    path = run_dir / "metrics.jsonl"
-    tmp = path.with_name(".metrics.jsonl.tmp")
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in history))
-    tmp.replace(path)
+    rows = "".join(json.dumps(row, allow_nan=False) + "\n" for row in history)
+    write_text_atomic(run_dir / "metrics.jsonl", rows)
 
 
 def _distributed(shard: DataShard) -> bool:
@@ -174,7 +89,7 @@ class Trainer:
 
     def __init__(
         self,
-        model: GCNRecommender,
+        model: Recommender,
         data: TrainingData,
         config: TrainConfig,
         run_dir: str | Path | None,
@@ -233,15 +148,13 @@ class Trainer:
             config.num_negatives,
             positives=data.graph.csr,
             item_offset=data.num_users,
+            sampling=config.sampling,
         )
-        if config.objective == "bpr":
-            model.bias.weight.requires_grad_(False)  # the rating head's biases: unused by BPR
+        model.configure_objective(config.objective, float(self.ratings.mean()))
         self.objective = LinkObjective(model, config.objective, config.l2)
         self.step_module = wrap(self.objective) if wrap is not None else self.objective
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         self.steps_run = 0  # optimizer steps taken by this object (not counting resumed ones)
-        if config.objective == "mse":
-            model.global_mean.fill_(float(self.ratings.mean()))
 
     @property
     def is_main(self) -> bool:
@@ -263,7 +176,7 @@ class Trainer:
             sub = self.sampler.sample(seeds, generator)
             n_id, view, index = sub.n_id, GraphView.of(sub.csr).to(device), sub.seed_index
             keep = torch.rand(n_id.numel(), generator=generator, device=generator.device)
-            keep = keep >= self.model.config.id_dropout
+            keep = keep >= self.model.id_dropout
             has_edges = self.sampled_has_edges
         ratings = self.ratings[batch.index] if self.config.objective == "mse" else None
         return SliceInputs(
@@ -286,7 +199,7 @@ class Trainer:
         full_keep = None
         if self.sampler is None:  # one mask for the whole graph, drawn alike by every process
             full_keep = torch.rand(self.all_nodes.numel(), generator=generator)
-            full_keep = full_keep >= self.model.config.id_dropout
+            full_keep = full_keep >= self.model.id_dropout
         slices = []
         for part in self.shard.parts:
             part_generator = (
@@ -349,28 +262,7 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """Validation metrics; ``score`` is what early stopping maximises."""
         z = self.embeddings()  # scored where it is (the GPU when training there)
-        U = self.data.num_users
-        users, items, ratings = self.valid
-        if self.config.objective == "mse":
-            u = torch.as_tensor(users, device=z.device)
-            i = torch.as_tensor(items, device=z.device) + U
-            predicted = self.model.rating(z[u], z[i], u, i)
-            metrics = rating_metrics(predicted.cpu(), torch.as_tensor(ratings))
-            return {**metrics, "score": -metrics["rmse"]}
-        metrics = full_ranking_metrics(
-            lambda b: z[b] @ z[U:].T,
-            self.data.train[:2],
-            (users, items),
-            U,
-            self.data.num_items,
-            ks=(20,),
-        )
-        return {
-            "recall@20": metrics["recall@20"],
-            "ndcg@20": metrics["ndcg@20"],
-            "users": metrics["n_users_evaluated"],
-            "score": metrics["recall@20"],
-        }
+        return validation_metrics(self.model, z, self.data, self.valid, self.config.objective)
 
     def _best(self, epoch: int, score: float) -> dict:
         weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
@@ -475,6 +367,12 @@ class Trainer:
                 "seconds": time.perf_counter() - began,
                 "examples": examples,
             }
+            if not np.isfinite(row["loss"]):
+                raise ValueError(
+                    f"training diverged: the mean loss of epoch {epoch + 1} is {row['loss']}; "
+                    f"nothing of it was saved (the checkpoint holds epoch {epoch} at most). "
+                    "Lower train.lr, or check the features for NaN"
+                )
             best = self._evaluate_epoch(epoch, row, best)
             history.append(row)
             self.checkpoints.save(self._state(epoch, step, best, history), row)
@@ -484,7 +382,7 @@ class Trainer:
                     shown = {
                         k: round(v, 4) for k, v in row.items() if k.startswith(("loss", "valid"))
                     }
-                    tqdm.write(f"epoch {epoch + 1}: {shown}")
+                    log.info("epoch %d: %s", epoch + 1, shown)
         self.model.load_state_dict(best["model"])
         self.best_epoch = best["epoch"]
         return history

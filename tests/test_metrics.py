@@ -9,7 +9,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gnnrec.train.evaluate import full_ranking_metrics, popularity_scores, rating_metrics
+from gnnrec.train.metrics import full_ranking_metrics, popularity_scores, rating_metrics
 
 
 def _brute_force(scores, train, test, k, candidates):

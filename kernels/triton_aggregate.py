@@ -20,7 +20,10 @@ Backward (sum; mean folds ``1/deg_i`` into ``r``):
 
 ``A^T`` is built once per graph and cached; a structurally symmetric ``A`` without edge values
 is reused as its own transpose. Max stores the argmax edge per output element and routes
-gradients through it. No atomics anywhere: results are deterministic.
+gradients through it. The Triton kernels use no atomics: sum and mean, forward and backward,
+are deterministic. The max backward scatters through torch's ``index_put_``/``index_add_``,
+which use atomics on a GPU: there the order of additions into one ``dX`` row (and so its last
+bits) may vary between runs when several argmax edges share a source node.
 """
 
 from __future__ import annotations

@@ -1,0 +1,45 @@
+"""One writer per run directory: a second ``gnnrec`` process that would write into a run
+directory already in use stops at once, before loading anything, instead of silently replacing
+the other's config, model and metrics. Advisory ``flock`` on ``<run_dir>/.gnnrec.lock``, released
+when the process ends (also when it is killed), so no stale lock is left behind."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+LOCK_FILE = ".gnnrec.lock"
+
+
+@contextmanager
+def run_dir_lock(run_dir: str | Path, create: bool = True) -> Iterator[Path]:
+    """Holds ``run_dir``'s lock (creating the folder when ``create``, else requiring it);
+    ``ValueError`` naming the folder when it is missing, not writable or held by another
+    process."""
+    run_dir = Path(run_dir)
+    if not create and not run_dir.is_dir():
+        raise ValueError(f"{run_dir}: no such run directory (train the run first)")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError:
+        raise ValueError(f"{run_dir}: the run directory is not writable") from None
+    except FileExistsError:
+        raise ValueError(f"{run_dir}: exists and is not a folder") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+            raise ValueError(
+                f"{run_dir} is in use by another gnnrec process (pid {holder}): wait for it "
+                "to finish, or choose another --run-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield run_dir
+    finally:
+        os.close(fd)  # releases the lock

@@ -1,0 +1,50 @@
+"""The ``[data]`` section: which dataset, how it is split, how user text is built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from gnnrec.data.datasets import build_options, dataset_spec
+from gnnrec.data.splits import SPLITS
+from gnnrec.data.templates import template_fields
+
+
+@dataclass(kw_only=True)
+class DataConfig:
+    """Which dataset (a name in :data:`gnnrec.data.datasets.DATASETS`), where it is, how it is
+    split and how user text is built (from training interactions only). ``options``: the
+    dataset's own settings (``[data.options]``, e.g. a table's columns), checked against the
+    dataset's options dataclass."""
+
+    # Nothing of the data may change when a run resumes.
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset()
+
+    dataset: str = "ml-latest-small"
+    path: str = ""  # folder or file; a URL needs sha256. Empty: the bundled ml-latest-small
+    sha256: str = ""
+    split: str = "random"
+    test_fraction: float = 0.2
+    valid_fraction: float = 0.1
+    temporal_k: int = 5
+    cold_item_fraction: float = 0.2
+    seed: int = 0
+    user_text_items: int = 20
+    # Text templates over field names (see gnnrec/data/templates.py); empty: "Field: value."
+    # sentences of every field, and for users "Liked: <best-rated training items>."
+    item_template: str = ""  # e.g. "{title}. Genres: {genres}. Tags: {tags}."
+    user_template: str = ""  # e.g. "{profile}. Liked: {liked}."
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        spec = dataset_spec(self.dataset)
+        if self.split not in SPLITS[:-1]:
+            raise ValueError(f"split must be one of {SPLITS[:-1]}, got {self.split!r}")
+        for name in ("item_template", "user_template"):
+            template_fields(getattr(self, name))  # raises on anything but bare field names
+        self._options = build_options(spec, self.options)
+
+    @property
+    def dataset_options(self) -> Any:
+        """``options`` as the dataset's typed dataclass (None for a dataset without options)."""
+        return self._options

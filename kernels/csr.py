@@ -1,0 +1,56 @@
+"""Structure operations on a CSR that the kernels, the graph store and the models share: each
+edge's row, the transpose, and the GCN degree scales. One implementation of each.
+
+Shapes: ``indptr`` int64 ``[N + 1]``, ``indices`` int32/int64 ``[E]`` (columns in ``[0, M)``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def edge_rows(indptr: torch.Tensor) -> torch.Tensor:
+    """The row of every edge, int64 ``[E]``."""
+    rows = torch.arange(indptr.numel() - 1, device=indptr.device)
+    return torch.repeat_interleave(rows, indptr[1:] - indptr[:-1])
+
+
+def transpose_csr(
+    indptr: torch.Tensor, indices: torch.Tensor, num_cols: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``A^T`` as ``(indptr [M + 1], indices [E], perm [E])``: edge ``k`` of ``A^T`` is edge
+    ``perm[k]`` of ``A``. Rows of ``A^T`` list their columns in increasing order when ``A``'s
+    rows are sorted (a stable sort by column keeps the row order)."""
+    columns = indices.long()
+    perm = torch.argsort(columns, stable=True)
+    t_indptr = torch.zeros(num_cols + 1, dtype=torch.int64, device=indptr.device)
+    t_indptr[1:] = torch.cumsum(torch.bincount(columns, minlength=num_cols), 0)
+    return t_indptr, edge_rows(indptr)[perm], perm
+
+
+def same_structure(
+    indptr: torch.Tensor,
+    indices: torch.Tensor,
+    other_indptr: torch.Tensor,
+    other_indices: torch.Tensor,
+) -> bool:
+    """Whether two CSRs hold the same edges in the same order (index dtypes may differ): with
+    the transpose as ``other``, structural symmetry (with multiplicities)."""
+    if indices.dtype != other_indices.dtype:
+        indices, other_indices = indices.long(), other_indices.long()
+    return bool(torch.equal(indptr, other_indptr) and torch.equal(indices, other_indices))
+
+
+def inverse_sqrt_degree(degree: torch.Tensor) -> torch.Tensor:
+    """``d^-1/2`` as float32, 0 where ``d = 0`` (isolated nodes get no message)."""
+    degree = degree.to(torch.float32)
+    return torch.where(degree > 0, degree.clamp(min=1).rsqrt(), torch.zeros_like(degree))
+
+
+def gcn_scales(
+    indptr: torch.Tensor, indices: torch.Tensor, num_cols: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(D_r^-1/2 [N], D_c^-1/2 [M])``: row (in-)degrees and column (out-)degrees, so that
+    ``D_r^-1/2 A D_c^-1/2 X = r * (A (c * X))`` needs no per-edge values."""
+    col_degree = torch.bincount(indices.long(), minlength=num_cols)
+    return inverse_sqrt_degree(indptr[1:] - indptr[:-1]), inverse_sqrt_degree(col_degree)

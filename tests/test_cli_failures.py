@@ -1,0 +1,216 @@
+"""The CLI under bad input and misuse: one line naming the culprit, exit 2, no traceback, and
+nothing on disk changed."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_training import planted_overrides
+
+from gnnrec.cli import main
+from gnnrec.common.run_lock import run_dir_lock
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (the lock file aside) with its sha256."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".gnnrec.lock"
+    }
+
+
+def failed(capsys, code: int) -> str:
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("gnnrec ")]
+    assert len(errors) == 1 and ": error: " in errors[0], err  # progress bars aside
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, planted_dir, feature_cache) -> Path:
+    run_dir = tmp_path_factory.mktemp("cli-failures") / "run"
+    args = ["train", "--run-dir", str(run_dir)]
+    for item in [*planted_overrides(planted_dir, feature_cache), "train.epochs=2"]:
+        args += ["--set", item]
+    assert main(args) == 0
+    return run_dir
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"PK\x03\x04 truncated zip", bytes(range(256)) * 4],
+    ids=["empty", "truncated", "random"],
+)
+def test_a_corrupt_model_is_named_before_any_work(trained_run, tmp_path, capsys, content):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run, run_dir)
+    (run_dir / "model.pt").write_bytes(content)
+    before = snapshot(run_dir)
+    err = failed(capsys, main(["evaluate", "--run-dir", str(run_dir)]))
+    assert f"{run_dir / 'model.pt'}: not a readable gnnrec checkpoint" in err
+    err = failed(capsys, main(["recommend", "--run-dir", str(run_dir)]))
+    assert "model.pt: not a readable gnnrec checkpoint" in err
+    assert snapshot(run_dir) == before
+
+
+def test_a_corrupt_resume_checkpoint_is_named(trained_run, tmp_path, capsys):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run, run_dir)
+    last = run_dir / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[:100])
+    before = snapshot(run_dir)
+    err = failed(capsys, main(["train", "--run-dir", str(run_dir), "--set", "train.epochs=3"]))
+    assert f"{last}: not a readable gnnrec checkpoint" in err and "remove it" in err
+    assert snapshot(run_dir) == before
+
+
+def test_a_second_writer_is_refused(trained_run, capsys):
+    before = snapshot(trained_run)
+    with run_dir_lock(trained_run):
+        err = failed(capsys, main(["train", "--run-dir", str(trained_run)]))
+        assert "is in use by another gnnrec process" in err
+        err = failed(capsys, main(["evaluate", "--run-dir", str(trained_run)]))
+        assert "is in use by another gnnrec process" in err
+    assert snapshot(trained_run) == before
+
+
+def test_recommend_refuses_empty_text_and_k_0(trained_run, capsys):
+    before = snapshot(trained_run)
+    err = failed(capsys, main(["recommend", "--run-dir", str(trained_run), "--text", " "]))
+    assert "--text is empty" in err
+    err = failed(capsys, main(["recommend", "--run-dir", str(trained_run), "-k", "0"]))
+    assert "-k must be at least 1" in err
+    assert snapshot(trained_run) == before
+
+
+def test_synth_refuses_a_non_empty_folder(tmp_path, capsys):
+    (tmp_path / "keep.txt").write_text("mine")
+    err = failed(capsys, main(["synth", "--output", str(tmp_path), "--users", "10"]))
+    assert "is not empty" in err and "--overwrite" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_the_saved_config_has_absolute_data_paths(trained_run):
+    from gnnrec.config import load_config
+
+    saved = load_config(trained_run / "config.toml")
+    for path in (saved.data.path, saved.data.options["items_path"], saved.encoder.cache_dir):
+        assert Path(path).is_absolute(), path
+
+
+def write_table(folder: Path, rows: list[tuple[str, str]]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "interactions.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["user_id", "item_id"])
+        writer.writerows(rows)
+    return folder / "interactions.csv"
+
+
+def test_data_without_text_refuses_text_features(tmp_path, capsys):
+    table = write_table(
+        tmp_path / "t", [(f"u{u}", f"i{(u + k) % 9}") for u in range(12) for k in range(5)]
+    )
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--set", "data.dataset=table"]
+    err = failed(capsys, main([*args, "--set", f'data.path="{table}"']))
+    assert "has no user or item text" in err and "model.text_features = false" in err
+
+
+def test_a_table_too_small_to_split_is_explained(tmp_path, capsys):
+    table = write_table(tmp_path / "t", [("u1", "i1"), ("u2", "i2")])
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--set", "data.dataset=table"]
+    args += ["--set", f'data.path="{table}"', "--set", "model.text_features=false"]
+    err = failed(capsys, main(args))
+    assert "left no test interactions" in err
+
+
+def test_duplicate_interactions_are_collapsed_and_reported(tmp_path, caplog):
+    from gnnrec.data import DataConfig, load_dataset
+
+    rows = [(f"u{u}", f"i{(u + k) % 9}") for u in range(12) for k in range(5)]
+    once = write_table(tmp_path / "once", rows)
+    twice = write_table(tmp_path / "twice", rows + rows)
+    graph_once, split_once = load_dataset(DataConfig(dataset="table", path=str(once)))
+    with caplog.at_level("WARNING", logger="gnnrec"):
+        graph_twice, split_twice = load_dataset(DataConfig(dataset="table", path=str(twice)))
+    assert "60 duplicate user-item interactions collapsed" in caplog.text
+    for key in ("user", "item"):
+        once_pairs = getattr(graph_once.interactions, key)
+        assert (getattr(graph_twice.interactions, key) == once_pairs).all()
+    assert (split_twice.test == split_once.test).all()
+
+
+VALUES = st.one_of(
+    st.booleans(),
+    st.integers(-5, 5),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.text(alphabet="abc-", max_size=4).map(lambda s: f'"{s}"'),
+    st.just("[1, 2]"),
+)
+KEYS = st.sampled_from(
+    [
+        "train.epochs",
+        "train.batch_size",
+        "train.lr",
+        "train.fanouts",
+        "train.mode",
+        "model.hidden",
+        "model.layers",
+        "model.aggregation",
+        "model.id_dropout",
+        "data.split",
+        "data.test_fraction",
+        "eval.ks",
+        "parallel.num_workers",
+        "encoder.max_length",
+    ]
+)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(KEYS, VALUES)
+def test_any_bad_setting_is_one_line_naming_its_key(capsys, key, value):
+    """(capsys is read after every example, so examples do not see each other's output.)"""
+    code = main(["config", "show", "--set", f"{key}={value}"])
+    captured = capsys.readouterr()
+    if code == 0:
+        assert captured.out.startswith("run_dir = ")  # a valid setting: shown, as TOML
+        return
+    err = captured.err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    section, name = key.split(".")
+    assert name in err or section in err, err
+
+
+def test_data_changed_after_training_is_refused_unless_allowed(tmp_path, feature_cache, capsys):
+    from conftest import write_planted_dataset
+
+    data = write_planted_dataset(tmp_path / "data")
+    run_dir = tmp_path / "run"
+    args = ["train", "--run-dir", str(run_dir)]
+    for item in [*planted_overrides(data, feature_cache), "train.epochs=1"]:
+        args += ["--set", item]
+    assert main(args) == 0
+    capsys.readouterr()
+    write_planted_dataset(data, seed=7)  # same sizes, other interactions
+    before = snapshot(run_dir)
+    err = failed(capsys, main(["evaluate", "--run-dir", str(run_dir)]))
+    assert "the data changed since" in err and "--allow-data-change" in err
+    err = failed(capsys, main(["recommend", "--run-dir", str(run_dir)]))
+    assert "the data changed since" in err
+    err = failed(capsys, main(["train", "--run-dir", str(run_dir), "--set", "train.epochs=2"]))
+    assert "the data changed since" in err
+    assert snapshot(run_dir) == before
+    assert main(["evaluate", "--run-dir", str(run_dir), "--allow-data-change"]) == 0

@@ -1,0 +1,79 @@
+"""The ``[train]`` section: optimisation, batching, sampling and where training runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+
+from gnnrec.common.devices import check_device_name, resolve_device
+from gnnrec.train.feature_store import PLACEMENTS
+from gnnrec.train.link_batches import SAMPLINGS
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    """Optimisation. ``mode``: ``full`` propagates over the whole training graph each step,
+    ``sampled`` over a neighbor-sampled subgraph of the batch (``fanouts`` per layer), sampled
+    where ``sample_on`` says: ``cpu`` (the graph stays in host memory), ``device`` (a copy of
+    the graph in the training device's memory, sampled there) or ``pinned`` (the graph in pinned
+    host memory, sampled on the GPU, which reads it in place: graphs larger than the GPU).
+    ``device``: where one process trains (``auto``: a GPU when torch sees one; on Ray the
+    workers' devices come from ``parallel.gpus_per_worker``)."""
+
+    # What may change when a run resumes (anything else must match its checkpoint).
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset({"epochs", "patience", "progress", "device"})
+
+    objective: str = "bpr"
+    mode: str = "full"
+    fanouts: list[int] = field(default_factory=lambda: [10, 10, 10])
+    sample_on: str = "cpu"
+    prefetch: int = 2  # sampled batches prepared ahead on a background thread (0: none)
+    features_on: str = "host"  # host | pinned | device
+    feature_cache_nodes: int = 0  # highest-degree nodes whose features live on the device
+    epochs: int = 30
+    batch_size: int = 2048
+    sampling: str = "pairs"  # pairs: every training pair once an epoch | users: LightGCN's
+    lr: float = 5e-3
+    l2: float = 1e-4
+    num_negatives: int = 1
+    eval_every: int = 1
+    patience: int = 5
+    valid_users: int = 0  # validate on a fixed seeded sample of this many users (0: all)
+    seed: int = 0
+    progress: bool = True
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+    def __post_init__(self) -> None:
+        check_device_name(self.device, "train.device")
+        if self.objective not in ("bpr", "mse"):
+            raise ValueError(f"objective must be 'bpr' or 'mse', got {self.objective!r}")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
+        if self.mode not in ("full", "sampled"):
+            raise ValueError(f"mode must be 'full' or 'sampled', got {self.mode!r}")
+        if self.sample_on not in ("cpu", "device", "pinned"):
+            raise ValueError(
+                f"sample_on must be 'cpu', 'device' or 'pinned', got {self.sample_on!r}"
+            )
+        if self.features_on not in PLACEMENTS:
+            raise ValueError(f"features_on must be one of {PLACEMENTS}, got {self.features_on!r}")
+        if self.prefetch < 0 or self.feature_cache_nodes < 0:
+            raise ValueError("prefetch and feature_cache_nodes must be >= 0")
+        if self.epochs < 1 or self.batch_size < 1 or self.num_negatives < 1 or self.lr <= 0:
+            raise ValueError("epochs, batch_size, num_negatives >= 1 and lr > 0 are required")
+        if self.eval_every < 1 or self.patience < 1:
+            raise ValueError("eval_every and patience must be >= 1")
+        bad = [f for f in self.fanouts if f != -1 and f < 1]
+        if bad or not self.fanouts:
+            raise ValueError(
+                f"fanouts must be a non-empty list of neighbors per hop, each >= 1 or -1 (all), "
+                f"got {self.fanouts}"
+            )
+        if self.valid_users < 0:
+            raise ValueError("valid_users must be >= 0 (0: every validation user)")
+
+    def torch_device(self) -> torch.device:
+        """The device ``device`` names (``auto``: ``cuda`` when torch sees a GPU, else ``cpu``)."""
+        return resolve_device(self.device, "train.device")

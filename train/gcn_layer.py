@@ -1,0 +1,65 @@
+"""One graph-convolution layer over a :class:`~gnnrec.train.graph_view.GraphView`: the layer
+the recommender stacks and the benchmarks train.
+
+.. math::
+    \\mathbf{h}' = \\Theta\\big(D_r^{-1/2} A D_c^{-1/2} \\mathbf{h}\\big) (+ \\mathbf{b})
+
+for ``sum`` aggregation; ``mean`` and ``max`` aggregate without the degree scales. ``Theta``
+is the identity when ``weight`` is off (LightGCN). Shapes: ``h`` ``[M, F_in]`` (the view's
+columns) -> ``[N, F_out]`` (its rows). The aggregation is :func:`gnnrec.kernels.aggregate`
+(Triton on a GPU).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from gnnrec.kernels import aggregate
+from gnnrec.train.graph_view import GraphView
+
+
+class GCNLayer(nn.Module):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        aggregation: str = "sum",
+        *,
+        weight: bool = True,
+        bias: bool = False,
+    ):
+        super().__init__()
+        if not weight and in_features != out_features:
+            raise ValueError("a layer without weight keeps the width: in_features == out_features")
+        self.aggregation = aggregation
+        self.weight = nn.Parameter(torch.empty(out_features, in_features)) if weight else None
+        self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """``nn.Linear``'s initialisation."""
+        if self.weight is not None:
+            nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.weight.shape[1]) if self.weight is not None else 0.0
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, h: torch.Tensor, view: GraphView) -> torch.Tensor:
+        scaled = self.aggregation == "sum"
+        h = aggregate(
+            view.csr.indptr,
+            view.csr.indices,
+            h,
+            reduce=self.aggregation,
+            row_scale=view.row_scale if scaled else None,
+            col_scale=view.col_scale if scaled else None,
+            validate=False,
+        )
+        if self.weight is not None:
+            h = nn.functional.linear(h, self.weight, self.bias)
+        elif self.bias is not None:
+            h = h + self.bias
+        return h

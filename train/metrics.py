@@ -1,0 +1,128 @@
+"""Evaluation: full ranking (the LightGCN protocol) and rating error.
+
+For each test user ``u`` with test items ``T_u``: all items are scored, the user's training
+positives are masked out, and the top ``K`` list ``R_u`` is compared with ``T_u``:
+
+- Recall@K = ``|R_u ∩ T_u| / |T_u|``; Precision@K = ``|R_u ∩ T_u| / K``;
+  HitRate@K = ``[R_u ∩ T_u ≠ ∅]``;
+- NDCG@K = ``DCG / IDCG`` with ``DCG = sum_r rel_r / log2(r + 2)`` (binary relevance, rank ``r``
+  from 0) and ``IDCG`` over ``min(K, |T_u|)`` hits;
+
+each averaged over all users with at least one test item. ``candidates`` restricts ranking to a
+subset of items (the cold-start report ranks cold items among cold items only). Ties are broken
+in a fixed random order of the items (``tie_seed``), not by item index: a model that cannot
+tell items apart (an ID-only model on unseen items) then scores like random, instead of
+inheriting whatever the id order correlates with.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+UserScores = Callable[[torch.Tensor], torch.Tensor]  # users [B] -> scores [B, I]
+
+
+def _by_user(users: np.ndarray, items: np.ndarray, num_users: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(indptr [U + 1], items sorted by (user, item))``: user ``u``'s items are
+    ``items[indptr[u]:indptr[u + 1]]``."""
+    order = np.lexsort((items, users))
+    indptr = np.zeros(num_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(users, minlength=num_users), out=indptr[1:])
+    return indptr, items[order]
+
+
+def _rows_of(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For CSR rows ``rows`` ``[B]``: ``(position in rows, entry index)`` of all their entries."""
+    lengths = indptr[rows + 1] - indptr[rows]
+    row = np.repeat(np.arange(rows.size), lengths)
+    offset = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return row, np.repeat(indptr[rows], lengths) + offset
+
+
+def full_ranking_metrics(
+    score_users: UserScores,
+    train_pairs: tuple[np.ndarray, np.ndarray],
+    test_pairs: tuple[np.ndarray, np.ndarray],
+    num_users: int,
+    num_items: int,
+    ks: Sequence[int] = (10, 20),
+    candidates: np.ndarray | None = None,
+    batch_size: int = 256,
+    tie_seed: int = 0,
+) -> dict[str, float]:
+    """``{"recall@K", "ndcg@K", "precision@K", "hitrate@K", "n_users_evaluated"}``.
+
+    ``train_pairs``/``test_pairs``: ``(users [E], items [E])``; ``candidates``: boolean ``[I]``
+    of rankable items (test items outside it are dropped). Scores are ranked in batches of
+    ``batch_size`` users with every metric computed for the batch at once, on the device the
+    scores come on.
+    """
+    test_users, test_items = (np.asarray(a, dtype=np.int64) for a in test_pairs)
+    if candidates is not None:
+        keep = candidates[test_items]
+        test_users, test_items = test_users[keep], test_items[keep]
+    train_ptr, train_items = _by_user(
+        *(np.asarray(a, dtype=np.int64) for a in train_pairs), num_users
+    )
+    relevant = np.bincount(test_users, minlength=num_users)  # |T_u|
+    test_keys = np.unique(test_users * num_items + test_items)
+    users = np.flatnonzero(relevant)
+    k_max = max(ks)
+    discount = 1.0 / np.log2(np.arange(k_max) + 2.0)
+    ideal = np.concatenate([[1.0], np.cumsum(discount)])  # IDCG of n hits (n >= 1)
+    sums = {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg", "precision", "hitrate")}
+    # Ranking happens in a fixed random column order, so ties fall in that order.
+    shuffle = torch.randperm(num_items, generator=torch.Generator().manual_seed(tie_seed))
+    column = torch.empty_like(shuffle)
+    column[shuffle] = torch.arange(num_items)
+    blocked = None if candidates is None else torch.from_numpy(~candidates)[shuffle]
+
+    @functools.cache
+    def on(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The column order and blocked columns on the scores' device, moved there once."""
+        return shuffle.to(device), None if blocked is None else blocked.to(device)
+
+    for start in range(0, len(users), batch_size):
+        batch = users[start : start + batch_size]
+        scores = score_users(torch.from_numpy(batch)).float()
+        device = scores.device
+        order, blocked_columns = on(device)
+        scores = scores[:, order]  # a copy
+        row, entry = _rows_of(train_ptr, batch)
+        masked = column[torch.from_numpy(train_items[entry])]
+        scores[torch.from_numpy(row).to(device), masked.to(device)] = -torch.inf
+        if blocked_columns is not None:
+            scores[:, blocked_columns] = -torch.inf
+        ranked = torch.topk(scores, min(k_max, num_items), dim=1).indices.cpu()
+        top = shuffle[ranked].numpy()
+        keys = batch[:, None] * num_items + top
+        found = np.searchsorted(test_keys, keys).clip(max=max(test_keys.size - 1, 0))
+        hits = (test_keys[found] == keys).astype(np.float64)  # [B, min(K, I)]
+        n_relevant = relevant[batch]
+        for k in ks:
+            n_hit = hits[:, :k].sum(axis=1)
+            dcg = (hits[:, :k] * discount[: hits[:, :k].shape[1]]).sum(axis=1)
+            sums[f"recall@{k}"] += float((n_hit / n_relevant).sum())
+            sums[f"precision@{k}"] += float(n_hit.sum() / k)
+            sums[f"hitrate@{k}"] += float((n_hit > 0).sum())
+            sums[f"ndcg@{k}"] += float((dcg / ideal[np.minimum(k, n_relevant)]).sum())
+    n = max(len(users), 1)
+    metrics = {name: float(value / n) for name, value in sums.items()}
+    metrics["n_users_evaluated"] = int(len(users))
+    return metrics
+
+
+def rating_metrics(predicted: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """``{"mae", "rmse"}`` of predicted ratings ``[E]`` against held-out ratings ``[E]``."""
+    err = predicted.double() - target.double()
+    return {"mae": float(err.abs().mean()), "rmse": float(err.pow(2).mean().sqrt())}
+
+
+def popularity_scores(train_items: np.ndarray, num_items: int) -> UserScores:
+    """The popularity baseline: every user gets the items' training interaction counts."""
+    counts = torch.from_numpy(np.bincount(train_items, minlength=num_items).astype(np.float32))
+    return lambda users: counts.expand(len(users), num_items)

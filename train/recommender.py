@@ -1,0 +1,68 @@
+"""The interface between a recommendation model and everything that trains, evaluates or
+serves it (the trainer, the loss, evaluation, recommendation, Ray workers). A new model
+implements this class and registers a constructor in :data:`gnnrec.train.model.MODELS`.
+
+Node space: users ``0..U-1``, items ``U..U+I-1``. Embeddings ``z`` ``[n, H]`` score pairs by
+dot products ``s(u, i) = z_u . z_i``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+from torch import nn
+
+from gnnrec.train.graph_view import GraphView
+
+
+class Recommender(nn.Module, ABC):
+    num_users: int
+    num_items: int
+
+    @property
+    @abstractmethod
+    def label(self) -> str:
+        """What the model is, in words (``"GCN on text + IDs"``)."""
+
+    @property
+    @abstractmethod
+    def id_dropout(self) -> float:
+        """The probability that a node's ID embedding is dropped in a training step (0: none)."""
+
+    @abstractmethod
+    def forward(
+        self,
+        n_id: torch.Tensor,
+        x: torch.Tensor | None,
+        view: GraphView,
+        id_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Final embeddings ``[n, H]`` of the nodes ``n_id`` ``[n]`` of a (sub)graph ``view``
+        with features ``x`` ``[n, F]`` (or None); ``id_mask`` ``[n]``: whose ID embedding is
+        used."""
+
+    @abstractmethod
+    def rating(
+        self,
+        z_user: torch.Tensor,
+        z_item: torch.Tensor,
+        user: torch.Tensor,
+        item_node: torch.Tensor,
+    ) -> torch.Tensor:
+        """Predicted ratings ``[B]`` of aligned pairs (``z`` ``[B, H]``, node ids ``[B]``)."""
+
+    @abstractmethod
+    def id_embeddings(self, nodes: torch.Tensor) -> torch.Tensor | None:
+        """The ID embedding rows ``[n, H]`` of ``nodes`` the L2 penalty applies to (None: the
+        model has none)."""
+
+    @abstractmethod
+    def place_text(self, x: torch.Tensor) -> torch.Tensor:
+        """Embeddings ``[n, H]`` of new nodes known only by their text features ``x`` ``[n, F]``
+        (cold start); ``ValueError`` for a model without text features."""
+
+    @abstractmethod
+    def configure_objective(self, objective: str, mean_rating: float) -> None:
+        """Prepares the model for ``objective`` (``bpr``: the rating head is not trained;
+        ``mse``: its global mean is the training ratings' mean)."""

@@ -1,0 +1,64 @@
+"""What training reads, built from a dataset and its split: the training graph, the node
+features and the interaction pairs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gnnrec.data.graph_store import GraphStore
+from gnnrec.data.splits import Split
+from gnnrec.data.textgraph import TextGraph
+
+Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]  # users [E], items [E] (item-local), ratings [E]
+
+
+@dataclass
+class TrainingData:
+    """The training graph, node features ``[U + I, F]`` (or None), the training interactions
+    and the validation pairs (item ids are item-local)."""
+
+    graph: GraphStore
+    features: torch.Tensor | None
+    train: Pairs
+    valid: Pairs
+
+    @property
+    def num_users(self) -> int:
+        return self.graph.num_users
+
+    @property
+    def num_items(self) -> int:
+        return self.graph.num_items
+
+    @property
+    def feature_dim(self) -> int:
+        return 0 if self.features is None else self.features.shape[1]
+
+
+def split_pairs(graph: TextGraph, index: np.ndarray) -> Pairs:
+    """``(users, items, ratings)`` of the interactions ``index`` (e.g. ``split.test``)."""
+    inter = graph.interactions
+    return inter.user[index], inter.item[index], inter.rating[index]
+
+
+def training_data(graph: TextGraph, split: Split) -> TrainingData:
+    """The training graph (training interactions plus any user–user/item–item edges), the node
+    features ``[U + I, F]`` float32 from the graph's slots, and the train/validation pairs."""
+    inter = graph.interactions
+    store = GraphStore.bipartite(
+        inter.user[split.train],
+        inter.item[split.train],
+        graph.num_users,
+        graph.num_items,
+        graph.user_edges,
+        graph.item_edges,
+    )
+    features = None
+    if graph.user_features is not None and graph.item_features is not None:
+        features = torch.cat([graph.user_features, graph.item_features]).float()
+    return TrainingData(
+        store, features, split_pairs(graph, split.train), split_pairs(graph, split.valid)
+    )
