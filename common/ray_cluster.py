@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -24,12 +25,14 @@ def connect(address: str = "", log_to_driver: bool = True) -> None:
 
     if ray.is_initialized():
         return
+    quiet = logging.WARNING  # Ray's own INFO lines at startup are noise to a gnnrec user
     if target:
-        ray.init(address=target, log_to_driver=log_to_driver)
+        ray.init(address=target, log_to_driver=log_to_driver, logging_level=quiet)
     else:
         ray.init(
             address="local",
             include_dashboard=True,
             dashboard_host="127.0.0.1",
             log_to_driver=log_to_driver,
+            logging_level=quiet,
         )

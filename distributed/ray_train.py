@@ -183,7 +183,9 @@ def fit_on_ray(
     connect(layout.address)  # first: a private instance must be set up before Ray is imported
     import ray
     import ray.train
-    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.train.torch import TorchTrainer
+
+    from gnnrec.distributed.loopback_group import LoopbackTorchConfig
 
     run_dir = Path(run_dir).resolve()
     resources = {"CPU": layout.cpus_per_worker}
@@ -203,12 +205,14 @@ def fit_on_ray(
             use_gpu=bool(layout.gpus_per_worker),
             resources_per_worker=resources,
         ),
-        torch_config=TorchConfig(backend=layout.process_group_backend),
+        torch_config=LoopbackTorchConfig(backend=layout.process_group_backend),
         run_config=ray.train.RunConfig(
             name="train",
             storage_path=layout.storage_path or str(run_dir / "ray"),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=layout.checkpoints_to_keep),
             failure_config=ray.train.FailureConfig(max_failures=layout.max_failures),
+            # Ray Train's per-report INFO lines repeat what metrics.jsonl holds.
+            logging_config=ray.train.LoggingConfig(log_level="WARNING"),
         ),
     )
     result = trainer.fit()

@@ -19,6 +19,9 @@ import numpy as np
 import torch
 
 from gnnrec.common.atomic_files import atomic_path, write_json_atomic
+from gnnrec.common.log import get_logger
+
+log = get_logger(__name__)
 
 STORAGE = {torch.float16: np.float16, torch.float32: np.float32, torch.bfloat16: np.int16}
 
@@ -73,11 +76,18 @@ class FeatureCache:
         hashes_file, features_file = self.folder / "hashes.npy", self.folder / "features.npy"
         if not hashes_file.exists() or not features_file.exists():
             return empty
-        hashes, features = np.load(hashes_file), np.load(features_file)
+        try:
+            hashes, features = np.load(hashes_file), np.load(features_file)
+        except (ValueError, OSError, EOFError) as err:
+            log.warning(
+                "%s: damaged feature cache (%s); it is rebuilt from the texts", self.folder, err
+            )
+            return empty
         if hashes.dtype == np.dtype("S32"):  # the old format: its buffer holds all 32 bytes
             hashes = hashes.view(np.uint8).reshape(-1, 32)
-        if len(hashes) != len(features):
-            # The two files were written by different runs; drop the cache rather than trust it.
+        if len(hashes) != len(features) or hashes.shape[1:] != (32,):
+            # The two files were written by different runs; rebuild rather than trust them.
+            log.warning("%s: inconsistent feature cache; it is rebuilt from the texts", self.folder)
             return empty
         return hashes, features
 

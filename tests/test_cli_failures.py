@@ -214,3 +214,44 @@ def test_data_changed_after_training_is_refused_unless_allowed(tmp_path, feature
     assert "the data changed since" in err
     assert snapshot(run_dir) == before
     assert main(["evaluate", "--run-dir", str(run_dir), "--allow-data-change"]) == 0
+
+
+@pytest.mark.slow  # a fresh interpreter per case
+@pytest.mark.parametrize(
+    "case",
+    ["flipped-bit-model", "folder-as-config", "missing-data", "bad-type", "url-refused"],
+)
+def test_the_real_command_fails_in_one_line(trained_run, tmp_path, case):
+    """Through the installed ``gnnrec`` entry point in a subprocess, as a user runs it."""
+    import shutil
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run, run_dir)
+    if case == "flipped-bit-model":
+        raw = bytearray((run_dir / "model.pt").read_bytes())
+        raw[len(raw) // 2] ^= 0x10  # inside the tensor data
+        (run_dir / "model.pt").write_bytes(bytes(raw))
+        args, culprit = ["evaluate", "--run-dir", str(run_dir)], "model.pt: damaged"
+    elif case == "folder-as-config":
+        args, culprit = ["train", "--config", str(tmp_path)], f"{tmp_path}: is a folder"
+    elif case == "missing-data":
+        missing = tmp_path / "nope.csv"
+        args = ["train", "--run-dir", str(tmp_path / "r"), "--set", "data.dataset=table"]
+        args += ["--set", f'data.path="{missing}"', "--set", "model.text_features=false"]
+        culprit = f"{missing}: no such file or folder"
+    elif case == "bad-type":
+        args, culprit = ["train", "--set", "train.batch_size=true"], "train.batch_size must be"
+    else:
+        args = ["train", "--run-dir", str(tmp_path / "r"), "--set", "data.dataset=ml-1m"]
+        args += ["--set", 'data.path="http://127.0.0.1:9/ml-1m.zip"', "--set", 'data.sha256="00"']
+        culprit = "download failed"
+    before = snapshot(run_dir)
+    done = subprocess.run(
+        [sys.executable, "-m", "gnnrec.cli", *args], capture_output=True, text=True, cwd=tmp_path
+    )
+    errors = [line for line in done.stderr.splitlines() if line.startswith("gnnrec ")]
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert len(errors) == 1 and culprit in errors[0], done.stderr
+    assert snapshot(run_dir) == before

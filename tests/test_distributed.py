@@ -3,6 +3,7 @@ worker, shared (not copied) data, and a job submitted through the Job API."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -244,3 +245,48 @@ def test_a_job_submitted_through_the_job_api_trains_with_two_workers(
     assert metrics["epochs_run"] == 2 and metrics["recall@20"] > 0
     workers = json.loads((run_dir / "workers.json").read_text())
     assert len({w["pid"] for w in workers}) == 2
+
+
+def _listening(root: int) -> set[tuple[str, str]]:
+    """``(process name, ip)`` of every listening TCP socket of ``root`` and its descendants."""
+    import psutil
+
+    try:
+        tree = [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return set()
+    found = set()
+    for process in tree:
+        try:
+            for conn in process.net_connections(kind="tcp"):
+                if conn.status == psutil.CONN_LISTEN:
+                    found.add((process.name(), conn.laddr.ip))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def _loopback(ip: str) -> bool:
+    address = ipaddress.ip_address(ip)
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is 127.0.0.1
+    return (mapped or address).is_loopback
+
+
+@pytest.mark.slow  # a Ray cluster on localhost
+def test_every_socket_of_a_two_worker_run_listens_on_the_loopback(
+    planted_dir, feature_cache, tmp_path
+):
+    """Ray's services, the workers and the DDP rendezvous (torch's TCPStore, gloo): every
+    listener of every process the run starts, sampled while it trains."""
+    config = planted_config(planted_dir, feature_cache, tmp_path / "run", "train.epochs=3")
+    save_config(config, tmp_path / "run.toml")
+    command = [str(BIN / "gnnrec"), "train", "--config", str(tmp_path / "run.toml")]
+    process = subprocess.Popen([*command, "--num-workers", "2"], stderr=subprocess.DEVNULL)
+    seen: set[tuple[str, str]] = set()
+    while process.poll() is None:
+        seen |= _listening(process.pid)
+        time.sleep(0.2)
+    assert process.returncode == 0
+    assert any("RayTrainWorker" in name for name, _ in seen)  # the workers were watched
+    exposed = {(name, ip) for name, ip in seen if not _loopback(ip)}
+    assert not exposed, exposed

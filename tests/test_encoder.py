@@ -131,3 +131,15 @@ def test_a_cache_in_the_old_s32_format_is_read_whole(tmp_path):
     np.save(cache.folder / "features.npy", features.numpy())
     got, encoded = cache.get_or_encode(texts, lambda t: 1 / 0)
     assert encoded == 0 and torch.equal(got, features[:3])
+
+
+def test_a_damaged_cache_is_named_and_rebuilt(tmp_path, caplog):
+    cache = FeatureCache(tmp_path, "k")
+    cache.get_or_encode(["x", "y"], lambda t: torch.ones(len(t), 2))
+    (cache.folder / "features.npy").write_bytes(b"\x93NUMPY garbage")
+    with caplog.at_level("WARNING", logger="gnnrec"):
+        features, encoded = cache.get_or_encode(["x", "y"], lambda t: torch.zeros(len(t), 2))
+    assert f"{cache.folder}: damaged feature cache" in caplog.text
+    assert encoded == 2 and torch.equal(features, torch.zeros(2, 2, dtype=torch.float16))
+    _, encoded = cache.get_or_encode(["x", "y"], lambda t: 1 / 0)
+    assert encoded == 0  # the rebuilt cache is whole again

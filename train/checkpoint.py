@@ -1,9 +1,13 @@
-"""Atomic checkpoints: written to a temporary name in the same folder, then renamed, so a crash
-at any moment leaves either the previous checkpoint or the new one, never a torn file. Loading
-uses ``torch.load(weights_only=True)``: a checkpoint cannot execute code."""
+"""Atomic, checksummed checkpoints: written to a temporary name in the same folder, then
+renamed, so a crash at any moment leaves either the previous checkpoint or the new one, never a
+torn file; a sha256 of every tensor and value is stored inside and checked on loading, so a
+damaged file (a flipped bit in tensor data loads without complaint in torch) is an error, not a
+silently different model. Loading uses ``torch.load(weights_only=True)``: a checkpoint cannot
+execute code."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -11,10 +15,33 @@ import torch
 
 from gnnrec.common.atomic_files import atomic_path
 
+DIGEST = "sha256"  # the key of the checksum inside a saved state
+
+
+def _digest(value: Any, h: Any = None) -> Any:
+    """sha256 over a nested state: keys in sorted order, tensors by dtype, shape and bytes."""
+    h = h or hashlib.sha256()
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    elif isinstance(value, dict):
+        h.update(b"D")
+        for key in sorted(value, key=repr):
+            h.update(repr(key).encode())
+            _digest(value[key], h)
+    elif isinstance(value, list | tuple):
+        h.update(b"L")
+        for item in value:
+            _digest(item, h)
+    else:
+        h.update(repr(value).encode())
+    return h
+
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        torch.save({**state, DIGEST: _digest(state).hexdigest()}, tmp)
     return Path(path)
 
 
@@ -35,6 +62,12 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
         ) from None
     if not isinstance(state, dict):
         raise ValueError(f"{path}: not a gnnrec checkpoint (it holds a {type(state).__name__})")
+    expected = state.pop(DIGEST, None)
+    if expected is not None and _digest(state).hexdigest() != expected:
+        raise ValueError(
+            f"{path}: damaged (its contents do not match the checksum saved with them); "
+            "restore it, or remove it to start over"
+        )
     return state
 
 
