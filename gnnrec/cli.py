@@ -182,6 +182,7 @@ def cmd_recommend(args: argparse.Namespace) -> None:
 
     if args.k < 1:
         raise ValueError(f"-k must be at least 1, got {args.k}")
+    _check_output_folder(args.output)
     if args.text is not None and not args.text.strip():
         raise ValueError("--text is empty: describe the new user in a few words")
     overrides = [f"eval.top_k={args.k}"]
@@ -198,6 +199,12 @@ def cmd_recommend(args: argparse.Namespace) -> None:
     print(f"wrote top-{args.k} recommendations for {prepared.data.num_users} users to {out}")
 
 
+def _check_output_folder(output: Path | None) -> None:
+    """An output path's folder must exist: a typo is an error, not a new folder tree."""
+    if output is not None and not output.absolute().parent.is_dir():
+        raise ValueError(f"{output}: the folder {output.absolute().parent} does not exist")
+
+
 def cmd_config_show(args: argparse.Namespace) -> None:
     print(tomli_w.dumps(dataclasses.asdict(_config(args))), end="")
 
@@ -205,6 +212,7 @@ def cmd_config_show(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from gnnrec.run import export_embeddings
 
+    _check_output_folder(args.output)
     folder = export_embeddings(args.run_dir, args.output)
     print(f"wrote user and item embeddings with their ids to {folder}")
 
@@ -262,6 +270,23 @@ def cmd_bench(args: argparse.Namespace) -> None:
     topics[args.topic].main(args.bench_args)
 
 
+def _output_flags(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        default=default,
+        help="only warnings and errors (no per-epoch lines)",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", default=default, help="on an error, show the traceback"
+    )
+
+
+def _command(sub, common: argparse.ArgumentParser, name: str, **kwargs) -> argparse.ArgumentParser:
+    """A subcommand that also takes the flags every command takes (``common``)."""
+    return sub.add_parser(name, parents=[common], **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gnnrec",
@@ -270,20 +295,21 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"gnnrec {__version__}")
-    parser.add_argument(
-        "--quiet", action="store_true", help="only warnings and errors (no per-epoch lines)"
-    )
-    parser.add_argument(
-        "--debug", action="store_true", help="on an error, show the whole traceback"
-    )
+    _output_flags(parser, default=False)
+    # --quiet and --debug work before or after the command (SUPPRESS: a command that does not
+    # repeat them keeps the value given before it).
+    every_command = argparse.ArgumentParser(add_help=False)
+    _output_flags(every_command, default=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = sub.add_parser("demo", help="train on the bundled MovieLens data and show results")
+    demo = _command(
+        sub, every_command, "demo", help="train on the bundled MovieLens data and show results"
+    )
     _config_args(demo)
     _allow_data_change(demo)
     demo.add_argument("--users", type=int, default=3, help="known users to show")
     demo.add_argument("--text", default=DEMO_USER_TEXT, help="a new user's description")
     demo.set_defaults(func=cmd_demo)
-    train = sub.add_parser("train", help="train (or resume) a run and evaluate it")
+    train = _command(sub, every_command, "train", help="train (or resume) a run and evaluate it")
     _config_args(train)
     _allow_data_change(train)
     train.add_argument(
@@ -297,7 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
         "local instance on 127.0.0.1)",
     )
     train.set_defaults(func=cmd_train)
-    encode = sub.add_parser(
+    encode = _command(
+        sub,
+        every_command,
         "encode",
         help="encode user and item text into node features",
         description="Encodes every user and item text once (cached by model and text hash). "
@@ -319,18 +347,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     encode.add_argument("--output", type=Path, help="folder for shards and features.npy")
     encode.set_defaults(func=cmd_encode)
-    evaluate = sub.add_parser("evaluate", help="re-evaluate a trained run on its test split")
+    evaluate = _command(
+        sub, every_command, "evaluate", help="re-evaluate a trained run on its test split"
+    )
     evaluate.add_argument("--run-dir", required=True)
     _allow_data_change(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
-    recommend = sub.add_parser("recommend", help="top-K items per user, or for a text")
+    recommend = _command(
+        sub, every_command, "recommend", help="top-K items per user, or for a text"
+    )
     recommend.add_argument("--run-dir", required=True)
     _allow_data_change(recommend)
     recommend.add_argument("-k", type=int, default=10)
     recommend.add_argument("--output", type=Path, help=".csv or .parquet")
     recommend.add_argument("--text", help="rank items for a new user described by this text")
     recommend.set_defaults(func=cmd_recommend)
-    export = sub.add_parser(
+    export = _command(
+        sub,
+        every_command,
         "export",
         help="write a run's user and item embeddings for serving",
         description="Writes user_embeddings.npy, item_embeddings.npy (float32; score = dot "
@@ -339,9 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--run-dir", required=True)
     export.add_argument("--output", type=Path, help="folder (default: RUN_DIR/export)")
     export.set_defaults(func=cmd_export)
-    config = sub.add_parser("config", help="show the effective configuration")
+    config = _command(sub, every_command, "config", help="show the effective configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
-    show = config_sub.add_parser(
+    show = _command(
+        config_sub,
+        every_command,
         "show",
         help="print the configuration a run would use, as TOML",
         description="Prints the recipe, updated by --config and --set, as the TOML a run "
@@ -349,7 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_args(show)
     show.set_defaults(func=cmd_config_show)
-    submit = sub.add_parser(
+    submit = _command(
+        sub,
+        every_command,
         "submit",
         help="run a gnnrec command as a Ray job on a running cluster",
         description="Submits `gnnrec COMMAND ...` to a Ray cluster's job server (like `ray job "
@@ -364,7 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--no-wait", action="store_true", help="return after submitting")
     submit.add_argument("job_command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
     submit.set_defaults(func=cmd_submit)
-    synth = sub.add_parser(
+    synth = _command(
+        sub,
+        every_command,
         "synth",
         help="generate a synthetic user-item graph with planted communities and text",
         description="Streams a deterministic power-law user-item dataset with community text "
@@ -387,7 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace a non-empty --output folder"
     )
     synth.set_defaults(func=cmd_synth)
-    bench = sub.add_parser(
+    bench = _command(
+        sub,
+        every_command,
         "bench",
         help="benchmarks: kernels, sampling, epoch, encoders, quality or distributed",
         description="Runs bench/<topic>.py; arguments after the topic go to it (try -- --help).",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from gnnrec.common.atomic_files import atomic_path, write_json_atomic
+from gnnrec.common.devices import resolve_device
 from gnnrec.common.log import get_logger
 from gnnrec.common.run_lock import run_dir_lock
 from gnnrec.config import (
@@ -106,8 +108,19 @@ def train_run(
     """Trains (resuming when ``run_dir`` has a checkpoint, on the same data unless
     ``allow_data_change``), evaluates, writes every artifact; returns the test metrics
     (``metrics.json``). Holds the run directory's lock throughout."""
-    with run_dir_lock(config.run_dir):
-        return _train_run(with_absolute_paths(config), on_step, allow_data_change)
+    config.train.torch_device()  # a device this machine lacks is an error before any work
+    if config.model.text_features and config.encoder.backend == "hf":
+        resolve_device(config.encoder.device, "encoder.device")
+    run_dir = Path(config.run_dir)
+    created = not run_dir.exists()
+    try:
+        with run_dir_lock(run_dir):
+            return _train_run(with_absolute_paths(config), on_step, allow_data_change)
+    except BaseException:
+        # A run that failed before its first checkpoint leaves no folder it created behind.
+        if created and not (run_dir / "checkpoints").exists() and not (run_dir / "ray").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def _train_run(

@@ -8,6 +8,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_training import planted_overrides
@@ -92,6 +93,10 @@ def test_recommend_refuses_empty_text_and_k_0(trained_run, capsys):
     assert "--text is empty" in err
     err = failed(capsys, main(["recommend", "--run-dir", str(trained_run), "-k", "0"]))
     assert "-k must be at least 1" in err
+    missing = trained_run.parent / "no-such-folder"
+    out = ["--run-dir", str(trained_run), "--output", str(missing / "top.csv")]
+    err = failed(capsys, main(["recommend", *out]))
+    assert f"the folder {missing} does not exist" in err and not missing.exists()
     assert snapshot(trained_run) == before
 
 
@@ -126,6 +131,18 @@ def test_data_without_text_refuses_text_features(tmp_path, capsys):
     args = ["train", "--run-dir", str(tmp_path / "run"), "--set", "data.dataset=table"]
     err = failed(capsys, main([*args, "--set", f'data.path="{table}"']))
     assert "has no user or item text" in err and "model.text_features = false" in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="asks for a GPU this machine must lack")
+def test_options_work_after_the_command_and_a_missing_device_is_caught_first(tmp_path, capsys):
+    err = failed(
+        capsys,
+        main(
+            ["train", "--quiet", "--run-dir", str(tmp_path / "run"), "--set", "train.device=cuda"]
+        ),
+    )
+    assert "torch sees no GPU" in err and not (tmp_path / "run").exists()
 
 
 def test_a_table_too_small_to_split_is_explained(tmp_path, capsys):
@@ -134,6 +151,7 @@ def test_a_table_too_small_to_split_is_explained(tmp_path, capsys):
     args += ["--set", f'data.path="{table}"', "--set", "model.text_features=false"]
     err = failed(capsys, main(args))
     assert "left no test interactions" in err
+    assert not (tmp_path / "run").exists()  # a failed new run leaves no folder behind
 
 
 def test_duplicate_interactions_are_collapsed_and_reported(tmp_path, caplog):
