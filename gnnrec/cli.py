@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import tomli_w
@@ -186,15 +187,18 @@ def cmd_recommend(args: argparse.Namespace) -> None:
     if args.text is not None and not args.text.strip():
         raise ValueError("--text is empty: describe the new user in a few words")
     overrides = [f"eval.top_k={args.k}"]
-    config, prepared, model = load_run(
-        args.run_dir, overrides, allow_data_change=args.allow_data_change
-    )
-    if args.text is not None:
-        for item_id, title, score in recommend_for_text(prepared, model, config, args.text, args.k):
-            print(f"{item_id}\t{score:.4f}\t{title}")
-        return
-    out = args.output or Path(args.run_dir) / "recommendations.csv"
-    with run_dir_lock(args.run_dir, create=False):
+    writes_run_dir = args.text is None and args.output is None
+    # Writing into the run: its lock (and so a writable folder) first, before any loading.
+    with run_dir_lock(args.run_dir, create=False) if writes_run_dir else nullcontext():
+        config, prepared, model = load_run(
+            args.run_dir, overrides, allow_data_change=args.allow_data_change
+        )
+        if args.text is not None:
+            ranked = recommend_for_text(prepared, model, config, args.text, args.k)
+            for item_id, title, score in ranked:
+                print(f"{item_id}\t{score:.4f}\t{title}")
+            return
+        out = args.output or Path(args.run_dir) / "recommendations.csv"
         write_recommendations(prepared, model, config, out)
     print(f"wrote top-{args.k} recommendations for {prepared.data.num_users} users to {out}")
 

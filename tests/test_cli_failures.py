@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from test_training import planted_overrides
 
@@ -273,3 +273,62 @@ def test_the_real_command_fails_in_one_line(trained_run, tmp_path, case):
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert len(errors) == 1 and culprit in errors[0], done.stderr
     assert snapshot(run_dir) == before
+
+
+CELLS = st.sampled_from(["", "nan", "inf", "-inf", "abc", "1e400", "-1", "3.5", " 4 ", "u1"])
+
+
+@pytest.mark.slow  # one small training run per example
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_damaged_table_trains_or_fails_in_one_line(tmp_path_factory, capsys, data):
+    """A valid interaction table, then damaged: cut at a byte, a cell replaced (empty, NaN,
+    inf, words, numbers) or a byte changed. ``gnnrec train`` either trains on what is valid or
+    stops in one line naming the file, and a failed new run leaves no folder."""
+    folder = tmp_path_factory.mktemp("damaged")
+    rows = [
+        (f"u{u}", f"i{(u * 7 + k) % 23}", str(1 + (u + k) % 5), str(100 + k))
+        for u in range(20)
+        for k in range(6)
+    ]
+    lines = ["user_id,item_id,rating,ts"] + [",".join(r) for r in rows]
+    kind = data.draw(st.sampled_from(["cut", "cell", "byte"]))
+    text = "\n".join(lines) + "\n"
+    if kind == "cut":
+        text = text[: data.draw(st.integers(0, len(text) - 1))]
+    elif kind == "cell":
+        r, c = data.draw(st.integers(1, len(lines) - 1)), data.draw(st.integers(0, 3))
+        cells = lines[r].split(",")
+        cells[c] = data.draw(CELLS)
+        lines[r] = ",".join(cells)
+        text = "\n".join(lines) + "\n"
+    else:
+        at = data.draw(st.integers(0, len(text) - 1))
+        text = (
+            text[:at] + data.draw(st.sampled_from([",", '"', "\n", "x", "\x00"])) + text[at + 1 :]
+        )
+    table = folder / "interactions.csv"
+    table.write_text(text)
+    run_dir = folder / "run"
+    args = ["train", "--run-dir", str(run_dir), "--set", "data.dataset=table"]
+    for item in (
+        f'data.path="{table}"',
+        'data.options.rating_column="rating"',
+        'data.options.timestamp_column="ts"',
+        "model.text_features=false",
+        "model.hidden=8",
+        "train.epochs=1",
+        "train.progress=false",
+    ):
+        args += ["--set", item]
+    code = main(args)
+    captured = capsys.readouterr()
+    event(f"{kind}: exit {code}")
+    assert "Traceback" not in captured.err
+    if code == 0:
+        assert (run_dir / "metrics.json").is_file()
+        return
+    errors = [line for line in captured.err.splitlines() if line.startswith("gnnrec ")]
+    assert code == 2 and len(errors) == 1, captured.err
+    assert str(table) in errors[0] or "interactions" in errors[0], errors[0]
+    assert not run_dir.exists()
