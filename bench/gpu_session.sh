@@ -17,8 +17,10 @@
 # `train` writes config.toml, which needs tomli_w (not in the GPU image): first, here,
 # `pip download --no-deps -d .whl tomli-w` (.whl/ is git-ignored), then name `.whl` in the
 # device call's carry.
-#   bash bench/gpu_session.sh                  # run(command="bash bench/gpu_session.sh",
-#                                              #     carry=[".whl"], timeout_s=590)
+# The device copy has no .git: give the commit measured, GNNREC_GIT_SHA=$(git rev-parse
+# --short HEAD) written out literally in the command, so every row records it.
+#   GNNREC_GIT_SHA=abc1234 bash bench/gpu_session.sh   # run(command=..., carry=[".whl"],
+#                                                      #     timeout_s=590)
 #   bash bench/gpu_session.sh papers           # parts by name, in the order given
 set -uo pipefail
 OUT=${OUT:-bench/results/gpu}

@@ -27,10 +27,13 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def provenance() -> dict[str, Any]:
-    """Where and with what a number was measured."""
+def git_sha() -> str:
+    """The commit measured: ``GNNREC_GIT_SHA`` when set (a copy of the tree without ``.git``,
+    as on the device machine, gets it from the command line), else ``git rev-parse``."""
+    if os.environ.get("GNNREC_GIT_SHA"):
+        return os.environ["GNNREC_GIT_SHA"]
     try:
-        sha = subprocess.run(
+        return subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
             capture_output=True,
             text=True,
@@ -38,7 +41,11 @@ def provenance() -> dict[str, Any]:
             check=False,
         ).stdout.strip()
     except OSError:
-        sha = ""
+        return ""
+
+
+def provenance() -> dict[str, Any]:
+    """Where and with what a number was measured."""
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_name()
     return {
         "device": device,
@@ -46,7 +53,7 @@ def provenance() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "git_sha": sha,
+        "git_sha": git_sha(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 

@@ -162,3 +162,13 @@ def test_epoch_bench_skips_pyg_where_it_cannot_sample(tmp_path, monkeypatch):
     args = ["--nodes", "2000", "--edges", "20000", "--batches", "1", "--features", "8"]
     rows = epoch.main([*args, "--hidden", "8", "--output", str(tmp_path / "e.jsonl")])
     assert [r["loader"] for r in rows] == ["gnnrec sampler, CPU"]
+
+
+def test_rows_name_the_commit_also_without_git(monkeypatch):
+    """The device machine's copy of the tree has no .git: the commit comes from the command."""
+    from gnnrec.bench.harness import provenance
+
+    monkeypatch.setenv("GNNREC_GIT_SHA", "abc1234")
+    assert provenance()["git_sha"] == "abc1234"
+    monkeypatch.delenv("GNNREC_GIT_SHA")
+    assert provenance()["git_sha"] not in ("", "abc1234")  # this checkout's own commit
