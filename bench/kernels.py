@@ -170,9 +170,21 @@ def check_on_device(device: torch.device) -> list[dict]:
     return rows
 
 
+def _timed(timer, fn: Callable[[], object]) -> tuple[float | None, str | None]:
+    """``(ms, None)``, or ``(None, what failed)`` when the candidate raises (out of memory, a
+    compile error): a failing candidate costs its own row, not the rest of the run."""
+    try:
+        return timer(fn), None
+    except Exception as err:  # any candidate's failure is data, not the end of the bench
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return None, f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+
+
 def run(args: argparse.Namespace, emit: Callable[[list[dict]], None]) -> list[dict]:
     """Every row, also handed to ``emit`` as soon as its part is done (the device check and the
-    copy bandwidth, then one graph at a time), so a run cut short keeps what it measured."""
+    copy bandwidth, then one (graph, width, dtype) group at a time), so a run cut short keeps
+    what it measured; a candidate that fails gets a row with its ``error``."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     timer = _timer(device)
     meta = provenance()
@@ -191,7 +203,6 @@ def run(args: argparse.Namespace, emit: Callable[[list[dict]], None]) -> list[di
     dtypes = [torch.float32] if args.tiny else [torch.float32, torch.bfloat16]
     g = torch.Generator(device=device).manual_seed(0)
     for spec in specs:
-        done = len(rows)
         indptr, indices = synthetic_csr(spec, device)
         degree = indptr[1:] - indptr[:-1]
         graph = {
@@ -207,12 +218,14 @@ def run(args: argparse.Namespace, emit: Callable[[list[dict]], None]) -> list[di
                 grad = torch.randn(spec.num_nodes, f, generator=g, device=device).to(dtype)
                 nbytes = 8 * (spec.num_nodes + 1) + 4 * spec.num_edges + 8 * spec.num_nodes
                 nbytes += 2 * spec.num_nodes * f * x.element_size()
+                group = len(rows)
                 for name, fn in aggregation_candidates(indptr, indices, x, scale).items():
                     x.requires_grad_(False)
-                    forward = timer(fn)
+                    forward = _timed(timer, fn)
                     x.requires_grad_(True)
-                    both = timer(_with_backward(fn, [x], grad))
-                    for mode, ms in (("forward", forward), ("forward+backward", both)):
+                    both = _timed(timer, _with_backward(fn, [x], grad))
+                    for mode, (ms, error) in (("forward", forward), ("forward+backward", both)):
+                        gbps = nbytes / ms / 1e6 if ms and mode == "forward" else None
                         rows.append(
                             {
                                 "bench": "aggregate",
@@ -222,15 +235,19 @@ def run(args: argparse.Namespace, emit: Callable[[list[dict]], None]) -> list[di
                                 "pass": mode,
                                 "impl": name,
                                 "ms": ms,
-                                "effective_GBps": nbytes / ms / 1e6 if mode == "forward" else None,
+                                "effective_GBps": gbps,
+                                **({"error": error} if error else {}),
                                 **meta,
                             }
                         )
+                _add_speedups(rows[group:])
+                emit(rows[group:])
         f = 8 if args.tiny else 128
         x = torch.randn(spec.num_nodes, f, generator=g, device=device, requires_grad=True)
         grad = torch.randn(spec.num_nodes, f, generator=g, device=device)
+        group = len(rows)
         for name, fn in gcn_layer_candidates(indptr, indices, x).items():
-            ms = timer(_with_backward(fn, [x], grad))
+            ms, error = _timed(timer, _with_backward(fn, [x], grad))
             rows.append(
                 {
                     "bench": "gcn-layer",
@@ -240,11 +257,12 @@ def run(args: argparse.Namespace, emit: Callable[[list[dict]], None]) -> list[di
                     "pass": "forward+backward",
                     "impl": name,
                     "ms": ms,
+                    **({"error": error} if error else {}),
                     **meta,
                 }
             )
-        _add_speedups(rows[done:])
-        emit(rows[done:])
+        _add_speedups(rows[group:])
+        emit(rows[group:])
     if specs:
         sweep = [{**r, **meta} for r in tile_sweep(specs[0], device, timer, tiny=args.tiny)]
         rows += sweep
@@ -266,7 +284,7 @@ def tile_sweep(spec: GraphSpec, device: torch.device, timer, tiny: bool) -> list
     rows = []
     for dtype in [torch.float32] if tiny else [torch.float32, torch.bfloat16]:
         x = torch.randn(spec.num_nodes, f, generator=g, device=device).to(dtype)
-        cusparse = timer(aggregation_candidates(indptr, indices, x, scale)[CUSPARSE])
+        cusparse, _ = _timed(timer, aggregation_candidates(indptr, indices, x, scale)[CUSPARSE])
         for block_e in (16, 32) if tiny else (16, 32, 64):
             for pack in (128, 256) if tiny else (128, 256, 512):
                 params = ScheduleParams(pack_edges=pack)
@@ -274,11 +292,12 @@ def tile_sweep(spec: GraphSpec, device: torch.device, timer, tiny: bool) -> list
                     aggregate, indptr, indices, x, row_scale=scale, col_scale=scale,
                     backend="triton", validate=False, params=params, block_e=block_e,
                 )  # fmt: skip
-                ms = timer(run)
+                ms, error = _timed(timer, run)
                 rows.append(
                     {"bench": "tile-sweep", "graph": spec.name, "F": f,
                      "dtype": str(dtype).split(".")[-1], "block_e": block_e, "pack_edges": pack,
-                     "ms": ms, "speedup_vs_cusparse": cusparse / ms}
+                     "ms": ms, "speedup_vs_cusparse": cusparse / ms if ms and cusparse else None,
+                     **({"error": error} if error else {})}
                 )  # fmt: skip
     return rows
 
@@ -289,12 +308,13 @@ def _add_speedups(rows: list[dict]) -> None:
     def key(r):
         return (r["bench"], r.get("graph"), r.get("F"), r.get("dtype"), r.get("pass"))
 
-    baselines = {key(r): r["ms"] for r in rows if r.get("impl") == CUSPARSE}
-    for r in rows:
+    timed = [r for r in rows if r["ms"]]  # a failed candidate has no speedup
+    baselines = {key(r): r["ms"] for r in timed if r.get("impl") == CUSPARSE}
+    for r in timed:
         if r["bench"] == "aggregate" and key(r) in baselines:
             r["speedup_vs_cusparse"] = baselines[key(r)] / r["ms"]
-    layers = {(key(r), r["impl"]): r["ms"] for r in rows if r["bench"] == "gcn-layer"}
-    for r in rows:
+    layers = {(key(r), r["impl"]): r["ms"] for r in timed if r["bench"] == "gcn-layer"}
+    for r in timed:
         if r.get("impl") == "GCN layer, triton (ours)":
             for other in ("PyG GCNConv, edge_index", "PyG GCNConv, torch.sparse CSR"):
                 if (key(r), other) in layers:
@@ -307,7 +327,7 @@ def plot(rows: list[dict], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    timed = [r for r in rows if r["bench"] in ("aggregate", "gcn-layer")]
+    timed = [r for r in rows if r["bench"] in ("aggregate", "gcn-layer") and r["ms"]]
     groups = sorted({(r["graph"], r["F"], r["dtype"], r["pass"]) for r in timed})
     impls = sorted({r["impl"] for r in timed})
     fig, ax = plt.subplots(figsize=(max(8, len(groups) * 0.9), 5))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from gnnrec.bench import sampling
 
@@ -172,3 +173,33 @@ def test_rows_name_the_commit_also_without_git(monkeypatch):
     assert provenance()["git_sha"] == "abc1234"
     monkeypatch.delenv("GNNREC_GIT_SHA")
     assert provenance()["git_sha"] not in ("", "abc1234")  # this checkout's own commit
+
+
+@pytest.mark.slow
+def test_a_failing_candidate_costs_its_row_not_the_run(tmp_path, monkeypatch):
+    """An out-of-memory candidate (PyG's gather baseline at F = 256 fp32 on the card) gets a row
+    with its error; every other candidate, graph and part is still measured and written."""
+    from gnnrec.kernels import BACKENDS
+
+    if "triton" not in BACKENDS:
+        pytest.skip("triton is not installed")
+    from gnnrec.bench import kernels
+
+    real = kernels.aggregation_candidates
+
+    def with_a_failure(*args):
+        def out_of_memory():
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 118 GiB")
+
+        return {**real(*args), "always fails": out_of_memory}
+
+    monkeypatch.setattr(kernels, "aggregation_candidates", with_a_failure)
+    out = tmp_path / "kernels.jsonl"
+    kernels.main(["--graphs", "tiny-skewed", "--output", str(out)])
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    failed = [r for r in written if r.get("impl") == "always fails"]
+    assert len(failed) == 2 and all(r["ms"] is None for r in failed)
+    assert all(r["error"].startswith("OutOfMemoryError: CUDA out of memory") for r in failed)
+    ours = [r for r in written if r.get("impl") == "triton (ours)"]
+    assert len(ours) == 2 and all(r["ms"] > 0 and r["speedup_vs_cusparse"] > 0 for r in ours)
+    assert any(r["bench"] == "tile-sweep" for r in written)
