@@ -50,3 +50,39 @@ def aggregate_reference(
     if row_scale is not None:
         out = out * row_scale.to(x.dtype).unsqueeze(-1)
     return out
+
+
+def max_gradients_first_tie(
+    indptr: torch.Tensor,
+    indices: torch.Tensor,
+    x: torch.Tensor,
+    edge_values: torch.Tensor | None,
+    grad_out: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(dX [M, F], dw [E] or None)`` of the unscaled max aggregation when every output
+    element's gradient goes to the *first* edge (in CSR order) attaining its maximum, as our
+    kernels route it. Autograd through ``scatter_reduce("amax")`` splits it evenly between tied
+    maxima instead: the same function only where no two messages of a row tie, which low
+    precision (bf16 messages tie often) does not give. Computed in ``x``'s dtype (use fp64)."""
+    num_rows, num_edges = indptr.numel() - 1, indices.numel()
+    rows = torch.repeat_interleave(torch.arange(num_rows, device=x.device), indptr.diff())
+    cols = indices.long()
+    w = None if edge_values is None else edge_values.to(x.dtype)
+    messages = x[cols] if w is None else x[cols] * w.unsqueeze(-1)
+    out = aggregate_reference(indptr, indices, x, edge_values=edge_values, reduce="max")
+    edge = torch.arange(num_edges, device=x.device).unsqueeze(-1).expand_as(messages)
+    candidate = torch.where(messages == out[rows], edge, num_edges)
+    first = torch.full((num_rows, x.shape[1]), num_edges, device=x.device, dtype=torch.int64)
+    first = first.scatter_reduce(0, rows.unsqueeze(-1).expand_as(candidate), candidate, "amin")
+    hit = first < num_edges
+    out_rows, feats = torch.nonzero(hit, as_tuple=True)
+    winners = first[hit]
+    g = grad_out.to(x.dtype)[out_rows, feats]
+    grad_x = torch.zeros_like(x)
+    weight = g if w is None else g * w[winners]
+    grad_x.index_put_((cols[winners], feats), weight, accumulate=True)
+    grad_w = None
+    if w is not None:
+        grad_w = torch.zeros(num_edges, dtype=x.dtype, device=x.device)
+        grad_w.index_add_(0, winners, g * x[cols[winners], feats])
+    return grad_x, grad_w

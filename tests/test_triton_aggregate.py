@@ -253,3 +253,40 @@ def test_scales_that_need_gradients_are_refused():
             row_scale=torch.ones(1, requires_grad=True),
             backend="triton",
         )
+
+
+def test_max_gradient_goes_to_the_first_tied_edge():
+    """Row 0's two sources tie on feature 0 (equal values, common among bf16 messages): the
+    kernel routes the gradient to the first edge, and so does the tie-aware reference the
+    device check uses; autograd through the plain reference splits it between them."""
+    from gnnrec.kernels.reference import max_gradients_first_tie
+
+    indptr = torch.tensor([0, 2, 3], dtype=torch.int64)
+    indices = torch.tensor([0, 1, 2], dtype=torch.int32)
+    x = torch.tensor([[2.0, 3.0], [2.0, -1.0], [1.0, 0.5]], requires_grad=True)
+    grad = torch.ones(2, 2)
+    out = aggregate(indptr, indices, x, reduce="max", backend="triton")
+    (got,) = torch.autograd.grad(out, x, grad)
+    want, _ = max_gradients_first_tie(indptr, indices, x.detach().double(), None, grad)
+    assert want.tolist() == [[1.0, 1.0], [0.0, 0.0], [1.0, 1.0]]
+    torch.testing.assert_close(got.double(), want)
+    xd = x.detach().double().requires_grad_(True)
+    (split,) = torch.autograd.grad(
+        aggregate_reference(indptr, indices, xd, reduce="max"), xd, grad.double()
+    )
+    assert split.tolist() == [[0.5, 1.0], [0.5, 0.0], [1.0, 1.0]]
+
+
+@given(csr_graphs(max_rows=12, max_edges=40), st.integers(1, 5), st.integers(0, 2**16))
+def test_first_tie_gradients_equal_autograd_without_ties(graph, width, seed):
+    from gnnrec.kernels.reference import max_gradients_first_tie
+
+    indptr, indices, m = graph
+    x = features(m, width, seed).requires_grad_(True)  # fp64 normal: no ties
+    values = features(indices.numel(), 1, seed + 1).flatten().requires_grad_(True)
+    grad = features(indptr.numel() - 1, width, seed + 2)
+    out = aggregate_reference(indptr, indices, x, edge_values=values, reduce="max")
+    want = torch.autograd.grad(out, (x, values), grad, allow_unused=True)
+    got = max_gradients_first_tie(indptr, indices, x.detach(), values.detach(), grad)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, torch.zeros_like(a) if b is None else b)
