@@ -276,8 +276,9 @@ def run(args: argparse.Namespace, emit: Callable[[list[dict]], None]) -> list[di
 
 def tile_sweep(spec: GraphSpec, device: torch.device, timer, tiny: bool) -> list[dict]:
     """Forward time of our kernel on the first graph at F = 128 (8 when tiny) over tile sizes
-    ``block_e`` and light-row packing ``pack_edges``, beside cuSPARSE: data for tuning the
-    defaults (32 and 256) on the card at hand."""
+    ``block_e`` and light-row packing ``pack_edges`` (``tile-sweep``), then over the launch's
+    ``num_warps`` and ``num_stages`` (``launch-sweep``), beside cuSPARSE: data for tuning the
+    defaults (32, 256 and Triton's 4 warps, 3 stages) on the card at hand."""
     from gnnrec.kernels import aggregate
     from gnnrec.kernels.schedule import ScheduleParams
 
@@ -303,6 +304,25 @@ def tile_sweep(spec: GraphSpec, device: torch.device, timer, tiny: bool) -> list
                      "ms": ms, "speedup_vs_cusparse": cusparse / ms if ms and cusparse else None,
                      **({"error": error} if error else {})}
                 )  # fmt: skip
+        # The launch: warps per program and pipeline stages (the defaults are 4 and 3; one warp
+        # per row tile keeps the per-row reduction inside a warp, without barriers).
+        warps, stages = ((1, 4), (2,)) if tiny else ((1, 2, 4, 8), (1, 2, 3))
+        for block_e in (16, 32):
+            for num_warps in warps:
+                for num_stages in stages:
+                    run = partial(
+                        aggregate, indptr, indices, x, row_scale=scale, col_scale=scale,
+                        backend="triton", validate=False, block_e=block_e,
+                        num_warps=num_warps, num_stages=num_stages,
+                    )  # fmt: skip
+                    ms, error = _timed(timer, run)
+                    rows.append(
+                        {"bench": "launch-sweep", "graph": spec.name, "F": f,
+                         "dtype": str(dtype).split(".")[-1], "block_e": block_e,
+                         "num_warps": num_warps, "num_stages": num_stages, "ms": ms,
+                         "speedup_vs_cusparse": cusparse / ms if ms and cusparse else None,
+                         **({"error": error} if error else {})}
+                    )  # fmt: skip
     return rows
 
 

@@ -177,8 +177,11 @@ def spmm_forward(
     col_scale: torch.Tensor | None,
     block_e: int = 32,
     block_f: int | None = None,
+    num_warps: int | None = None,
+    num_stages: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(y [N, F], argmax [N, F] int64 or None)``; launches the item and combine kernels."""
+    """``(y [N, F], argmax [N, F] int64 or None)``; launches the item and combine kernels
+    (``num_warps``/``num_stages`` for the item kernel; None: Triton's defaults)."""
     num_rows, num_features = indptr.numel() - 1, x.shape[1]
     block_f = block_f or min(triton.next_power_of_2(max(num_features, 1)), 128)
     out = torch.zeros(num_rows, num_features, dtype=x.dtype, device=x.device)
@@ -197,6 +200,7 @@ def spmm_forward(
         BLOCK_F=block_f,
     )
     feature_blocks = triton.cdiv(num_features, block_f)
+    launch = {k: v for k, v in (("num_warps", num_warps), ("num_stages", num_stages)) if v}
     if schedule.num_programs > 0 and num_features > 0:
         _spmm_items_kernel[(schedule.num_programs, feature_blocks)](
             schedule.program_ptr, schedule.item_row, schedule.item_start, schedule.item_end,
@@ -206,7 +210,7 @@ def spmm_forward(
             out, out_arg, partial, partial_arg,
             num_features, x.stride(0), x.stride(1), out.stride(0), partial.stride(0),
             HAS_VALUES=values is not None, HAS_COL_SCALE=col_scale is not None,
-            BLOCK_E=block_e, **common,
+            BLOCK_E=block_e, **common, **launch,
         )  # fmt: skip
     if schedule.heavy_row.numel() > 0 and num_features > 0:
         _combine_heavy_kernel[(schedule.heavy_row.numel(), feature_blocks)](
@@ -219,7 +223,8 @@ def spmm_forward(
 
 class TritonAggregate(torch.autograd.Function):
     """Autograd for :func:`spmm_forward`: gradients for ``x`` and ``values`` (scales are
-    constants, like GCN normalisation). ``blocks = (block_e, block_f)``."""
+    constants, like GCN normalisation). ``blocks = (block_e, block_f, num_warps, num_stages)``
+    (the backward's transposed product uses the same)."""
 
     @staticmethod
     def forward(ctx, x, values, indptr, indices, row_scale, col_scale, reduce, plan, params,
@@ -227,7 +232,8 @@ class TritonAggregate(torch.autograd.Function):
         schedule = plan.schedule(indptr, params)
         out, argmax = spmm_forward(
             indptr, indices, x, schedule, values=values, reduce=reduce, row_scale=row_scale,
-            col_scale=col_scale, block_e=blocks[0], block_f=blocks[1],
+            col_scale=col_scale, block_e=blocks[0], block_f=blocks[1], num_warps=blocks[2],
+            num_stages=blocks[3],
         )  # fmt: skip
         ctx.save_for_backward(x, values, indptr, indices, row_scale, col_scale, argmax)
         ctx.reduce, ctx.plan, ctx.params, ctx.blocks = reduce, plan, params, blocks
@@ -259,7 +265,8 @@ class TritonAggregate(torch.autograd.Function):
             grad_x, _ = spmm_forward(
                 t_indptr, t_indices, grad_out, t_plan.schedule(t_indptr, ctx.params),
                 values=t_values, reduce="sum", row_scale=col_scale, col_scale=r,
-                block_e=ctx.blocks[0], block_f=ctx.blocks[1],
+                block_e=ctx.blocks[0], block_f=ctx.blocks[1], num_warps=ctx.blocks[2],
+                num_stages=ctx.blocks[3],
             )  # fmt: skip
             grad_x = grad_x.to(x.dtype)
         if values is not None and ctx.needs_input_grad[1]:
@@ -308,12 +315,15 @@ def aggregate_triton(
     params: ScheduleParams | None = None,
     block_e: int = 32,
     block_f: int | None = None,
+    num_warps: int | None = None,
+    num_stages: int | None = None,
 ) -> torch.Tensor:
     """The ``triton`` backend of :func:`gnnrec.kernels.aggregate` (same arguments and math).
 
     ``x`` may be fp32, bf16, fp16 (fp32 accumulation) or fp64 (fp64 accumulation) and need not
     be contiguous; ``params`` shapes the tile schedule, ``block_e``/``block_f`` the tiles
-    (``block_f`` defaults to ``min(next_pow2(F), 128)``).
+    (``block_f`` defaults to ``min(next_pow2(F), 128)``), ``num_warps``/``num_stages`` the
+    item kernel's launch (None: Triton's defaults; the interpreter ignores them).
     """
     if x.dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
         raise ValueError(f"x must be a floating-point tensor, got {x.dtype}")
@@ -333,5 +343,5 @@ def aggregate_triton(
         reduce,
         plan,
         params or ScheduleParams(),
-        (block_e, block_f),
+        (block_e, block_f, num_warps, num_stages),
     )

@@ -19,9 +19,12 @@ TARGETS = [GPUTarget("cuda", 90, 32), GPUTarget("cuda", 80, 32)]
 DTYPES = ["fp32", "bf16", "fp16", "fp64"]
 
 
-def _compile(kernel, pointers: dict[str, str], constexprs: dict[str, object], target) -> None:
+def _compile(
+    kernel, pointers: dict[str, str], constexprs: dict[str, object], target, options=None
+) -> None:
     """Compiles ``kernel`` with pointer element types ``pointers``, i64 for every other
-    runtime argument, and the given constexpr values; returns nothing, raises on failure."""
+    runtime argument, the given constexpr values and launch ``options`` (``num_warps``,
+    ``num_stages``); returns nothing, raises on failure."""
     signature, constants = {}, {}
     for i, name in enumerate(kernel.arg_names):
         if name in constexprs:
@@ -29,7 +32,8 @@ def _compile(kernel, pointers: dict[str, str], constexprs: dict[str, object], ta
             constants[(i,)] = constexprs[name]
         else:
             signature[name] = f"*{pointers[name]}" if name in pointers else "i64"
-    compiled = triton.compile(ASTSource(kernel, signature, constants), target=target)
+    source = ASTSource(kernel, signature, constants)
+    compiled = triton.compile(source, target=target, options=options or {})
     assert compiled.asm["cubin"]
 
 
@@ -86,6 +90,15 @@ def compile_all() -> int:
             )
             _compile(_combine_heavy_kernel, pointers, {**flags, "BLOCK_F": 128}, target)
             count += 2
+        # The launch sweep's extremes: one warp and eight, one stage and four, 16-edge tiles.
+        for dtype in ("fp32", "bf16"):
+            flags = {"REDUCE": 0, "HAS_ROW_SCALE": True, "ACC_FP64": False}
+            flags |= {"HAS_VALUES": False, "HAS_COL_SCALE": True, "BLOCK_E": 16, "BLOCK_F": 128}
+            for num_warps in (1, 8):
+                for num_stages in (1, 4):
+                    launch = {"num_warps": num_warps, "num_stages": num_stages}
+                    _compile(_spmm_items_kernel, _spmm_pointers(dtype), flags, target, launch)
+                    count += 1
         for dtype in DTYPES:
             pointers = {
                 "rows": "i64",

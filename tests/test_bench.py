@@ -62,6 +62,9 @@ def test_kernel_bench_checks_and_times_every_implementation(tmp_path, capsys):
     assert all(r["speedup_vs_cusparse"] > 0 for r in rows if r["bench"] == "aggregate")
     sweep = [(r["block_e"], r["pack_edges"]) for r in rows if r["bench"] == "tile-sweep"]
     assert sweep == [(16, 128), (16, 256), (32, 128), (32, 256)]
+    launch = [(r["block_e"], r["num_warps"]) for r in rows if r["bench"] == "launch-sweep"]
+    assert launch == [(16, 1), (16, 4), (32, 1), (32, 4)]
+    assert all(r["ms"] > 0 for r in rows if r["bench"] == "launch-sweep")
     assert out.with_suffix(".png").stat().st_size > 0
     assert "device check: 18/18" in capsys.readouterr().out
 
