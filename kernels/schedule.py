@@ -8,6 +8,11 @@ A CSR's non-empty rows become *work items* ``(row, edge_start, edge_end, slot)``
   writes its raw partial result to workspace ``slot``, and a second pass reduces every heavy
   row's chunks in a fixed order (deterministic, no atomics).
 
+Programs are ordered longest first (the heavy chunks, then light rows by decreasing degree):
+the GPU hands out blocks roughly in program order, so the launch ends on short programs
+instead of waiting on a long one started last. The order changes no result: each light row is
+summed by one program in edge order, and heavy rows combine their chunks by slot.
+
 Built once per graph and parameter set, and cached on the graph's index tensor together with
 its transpose (for the backward pass) and its edge row ids.
 """
@@ -65,7 +70,7 @@ def build_schedule(indptr: torch.Tensor, params: ScheduleParams) -> TileSchedule
     indptr = indptr.long()
     degree = indptr[1:] - indptr[:-1]
     light = torch.nonzero((degree > 0) & (degree <= params.heavy_threshold)).flatten()
-    light = light[torch.argsort(degree[light], stable=True)]
+    light = light[torch.argsort(degree[light], descending=True, stable=True)]
     light_deg = degree[light]
     # Pack light rows: a new program starts whenever the running edge count crosses a multiple
     # of pack_edges (a row bigger than pack_edges gets a program of its own).
@@ -88,12 +93,15 @@ def build_schedule(indptr: torch.Tensor, params: ScheduleParams) -> TileSchedule
     chunk_start = indptr[chunk_row] + chunk_index * params.chunk_edges
     chunk_end = torch.minimum(chunk_start + params.chunk_edges, indptr[chunk_row + 1])
 
-    item_row = torch.cat([light, chunk_row])
-    item_start = torch.cat([indptr[light], chunk_start])
-    item_end = torch.cat([indptr[light + 1], chunk_end])
-    chunk_ids = torch.arange(chunk_row.numel() + 1, device=device)
-    item_slot = torch.cat([torch.full_like(light, -1), chunk_ids[:-1]])
-    program_ptr = torch.cat([light_starts, light.numel() + chunk_ids])
+    # Longest programs first: every heavy chunk, then the light packs (largest rows first).
+    num_chunks = chunk_row.numel()
+    chunk_ids = torch.arange(num_chunks, device=device)
+    item_row = torch.cat([chunk_row, light])
+    item_start = torch.cat([chunk_start, indptr[light]])
+    item_end = torch.cat([chunk_end, indptr[light + 1]])
+    item_slot = torch.cat([chunk_ids, torch.full_like(light, -1)])
+    total = torch.tensor([num_chunks + light.numel()], device=device)
+    program_ptr = torch.cat([chunk_ids, num_chunks + light_starts, total])
     return TileSchedule(program_ptr, item_row, item_start, item_end, item_slot, heavy, chunk_ptr)
 
 
