@@ -65,6 +65,9 @@ def test_kernel_bench_checks_and_times_every_implementation(tmp_path, capsys):
     launch = [(r["block_e"], r["num_warps"]) for r in rows if r["bench"] == "launch-sweep"]
     assert launch == [(16, 1), (16, 4), (32, 1), (32, 4)]
     assert all(r["ms"] > 0 for r in rows if r["bench"] == "launch-sweep")
+    orders = [(r["order"], r["impl"]) for r in rows if r["bench"] == "order-sweep"]
+    assert sorted({o for o, _ in orders}) == ["degree", "rcm"] and len(orders) == 4
+    assert all(r["ms"] > 0 for r in rows if r["bench"] == "order-sweep")
     assert out.with_suffix(".png").stat().st_size > 0
     assert "device check: 18/18" in capsys.readouterr().out
 
