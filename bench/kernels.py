@@ -307,22 +307,25 @@ def tile_sweep(spec: GraphSpec, device: torch.device, timer, tiny: bool) -> list
         # The launch: warps per program and pipeline stages (the defaults are 4 and 3; one warp
         # per row tile keeps the per-row reduction inside a warp, without barriers).
         warps, stages = ((1, 4), (2,)) if tiny else ((1, 2, 4, 8), (1, 2, 3))
-        for block_e in (16, 32):
-            for num_warps in warps:
-                for num_stages in stages:
-                    run = partial(
-                        aggregate, indptr, indices, x, row_scale=scale, col_scale=scale,
-                        backend="triton", validate=False, block_e=block_e,
-                        num_warps=num_warps, num_stages=num_stages,
-                    )  # fmt: skip
-                    ms, error = _timed(timer, run)
-                    rows.append(
-                        {"bench": "launch-sweep", "graph": spec.name, "F": f,
-                         "dtype": str(dtype).split(".")[-1], "block_e": block_e,
-                         "num_warps": num_warps, "num_stages": num_stages, "ms": ms,
-                         "speedup_vs_cusparse": cusparse / ms if ms and cusparse else None,
-                         **({"error": error} if error else {})}
-                    )  # fmt: skip
+        launches = [
+            (block_e, num_warps, num_stages, once)
+            for block_e in (16, 32) for num_warps in warps for num_stages in stages
+            for once in (False, True)
+        ]  # fmt: skip
+        for block_e, num_warps, num_stages, once in launches:
+            run = partial(
+                aggregate, indptr, indices, x, row_scale=scale, col_scale=scale,
+                backend="triton", validate=False, block_e=block_e, num_warps=num_warps,
+                num_stages=num_stages, reduce_once=once,
+            )  # fmt: skip
+            ms, error = _timed(timer, run)
+            rows.append(
+                {"bench": "launch-sweep", "graph": spec.name, "F": f,
+                 "dtype": str(dtype).split(".")[-1], "block_e": block_e,
+                 "num_warps": num_warps, "num_stages": num_stages, "reduce_once": once,
+                 "ms": ms, "speedup_vs_cusparse": cusparse / ms if ms and cusparse else None,
+                 **({"error": error} if error else {})}
+            )  # fmt: skip
         rows += order_sweep(indptr, indices, x, cusparse, spec.name, timer)
     return rows
 

@@ -28,6 +28,8 @@ bits) may vary between runs when several argmax edges share a source node.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import triton
 import triton.language as tl
@@ -36,6 +38,20 @@ from gnnrec.kernels.schedule import GraphPlan, ScheduleParams, TileSchedule, pla
 from gnnrec.kernels.sddmm import sddmm
 
 REDUCE_CODES = {"sum": 0, "mean": 1, "max": 2}
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How the item kernel runs: ``block_e`` x ``block_f`` tiles (``block_f`` None:
+    ``min(next_pow2(F), 128)``), ``num_warps`` and ``num_stages`` (None: Triton's defaults; the
+    interpreter ignores them), and ``reduce_once``: sum and mean reduce over a row's edges once,
+    not once per tile."""
+
+    block_e: int = 32
+    block_f: int | None = None
+    num_warps: int | None = None
+    num_stages: int | None = None
+    reduce_once: bool = False
 
 
 @triton.jit
@@ -73,8 +89,11 @@ def _spmm_items_kernel(
     num_features, stride_xn, stride_xf, stride_on, stride_pn,
     REDUCE: tl.constexpr, HAS_VALUES: tl.constexpr, HAS_COL_SCALE: tl.constexpr,
     HAS_ROW_SCALE: tl.constexpr, ACC_FP64: tl.constexpr,
-    BLOCK_E: tl.constexpr, BLOCK_F: tl.constexpr,
+    BLOCK_E: tl.constexpr, BLOCK_F: tl.constexpr, REDUCE_ONCE: tl.constexpr = False,
 ):  # fmt: skip
+    # REDUCE_ONCE (sum/mean): accumulate whole [BLOCK_E, BLOCK_F] tiles and reduce over the
+    # edges once per row, instead of once per tile (fewer instructions and barriers per edge,
+    # more registers); a launch choice for the sweep, same math up to summation order.
     acc_dtype: tl.constexpr = tl.float64 if ACC_FP64 else tl.float32
     f = tl.program_id(1) * BLOCK_F + tl.arange(0, BLOCK_F)
     f_mask = f < num_features
@@ -89,6 +108,8 @@ def _spmm_items_kernel(
         else:
             acc = tl.zeros([BLOCK_F], acc_dtype)
         arg = tl.full([BLOCK_F], -1, tl.int64)
+        if REDUCE_ONCE:
+            acc_tile = tl.zeros([BLOCK_E, BLOCK_F], acc_dtype)
         for e0 in range(start, end, BLOCK_E):
             e = e0 + tl.arange(0, BLOCK_E)
             e_mask = e < end
@@ -110,8 +131,13 @@ def _spmm_items_kernel(
                 better = tile_max > acc
                 arg = tl.where(better, tile_arg, arg)
                 acc = tl.where(better, tile_max, acc)
+            elif REDUCE_ONCE:
+                acc_tile += tile
             else:
                 acc += tl.sum(tile, axis=0)
+        if REDUCE_ONCE:
+            if REDUCE != 2:
+                acc = tl.sum(acc_tile, axis=0)
         slot = tl.load(item_slot + item)
         if slot >= 0:
             tl.store(partial + slot * stride_pn + f, acc, mask=f_mask)
@@ -175,15 +201,11 @@ def spmm_forward(
     reduce: str,
     row_scale: torch.Tensor | None,
     col_scale: torch.Tensor | None,
-    block_e: int = 32,
-    block_f: int | None = None,
-    num_warps: int | None = None,
-    num_stages: int | None = None,
+    launch: Launch = Launch(),
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(y [N, F], argmax [N, F] int64 or None)``; launches the item and combine kernels
-    (``num_warps``/``num_stages`` for the item kernel; None: Triton's defaults)."""
+    """``(y [N, F], argmax [N, F] int64 or None)``; launches the item and combine kernels."""
     num_rows, num_features = indptr.numel() - 1, x.shape[1]
-    block_f = block_f or min(triton.next_power_of_2(max(num_features, 1)), 128)
+    block_f = launch.block_f or min(triton.next_power_of_2(max(num_features, 1)), 128)
     out = torch.zeros(num_rows, num_features, dtype=x.dtype, device=x.device)
     is_max = reduce == "max"
     out_arg = torch.full_like(out, -1, dtype=torch.int64) if is_max else out
@@ -200,7 +222,8 @@ def spmm_forward(
         BLOCK_F=block_f,
     )
     feature_blocks = triton.cdiv(num_features, block_f)
-    launch = {k: v for k, v in (("num_warps", num_warps), ("num_stages", num_stages)) if v}
+    options = {"num_warps": launch.num_warps, "num_stages": launch.num_stages}
+    options = {k: v for k, v in options.items() if v}
     if schedule.num_programs > 0 and num_features > 0:
         _spmm_items_kernel[(schedule.num_programs, feature_blocks)](
             schedule.program_ptr, schedule.item_row, schedule.item_start, schedule.item_end,
@@ -210,7 +233,7 @@ def spmm_forward(
             out, out_arg, partial, partial_arg,
             num_features, x.stride(0), x.stride(1), out.stride(0), partial.stride(0),
             HAS_VALUES=values is not None, HAS_COL_SCALE=col_scale is not None,
-            BLOCK_E=block_e, **common, **launch,
+            BLOCK_E=launch.block_e, REDUCE_ONCE=launch.reduce_once, **common, **options,
         )  # fmt: skip
     if schedule.heavy_row.numel() > 0 and num_features > 0:
         _combine_heavy_kernel[(schedule.heavy_row.numel(), feature_blocks)](
@@ -223,20 +246,19 @@ def spmm_forward(
 
 class TritonAggregate(torch.autograd.Function):
     """Autograd for :func:`spmm_forward`: gradients for ``x`` and ``values`` (scales are
-    constants, like GCN normalisation). ``blocks = (block_e, block_f, num_warps, num_stages)``
-    (the backward's transposed product uses the same)."""
+    constants, like GCN normalisation). The backward's transposed product runs with the same
+    :class:`Launch`."""
 
     @staticmethod
     def forward(ctx, x, values, indptr, indices, row_scale, col_scale, reduce, plan, params,
-                blocks):  # fmt: skip
+                launch):  # fmt: skip
         schedule = plan.schedule(indptr, params)
         out, argmax = spmm_forward(
             indptr, indices, x, schedule, values=values, reduce=reduce, row_scale=row_scale,
-            col_scale=col_scale, block_e=blocks[0], block_f=blocks[1], num_warps=blocks[2],
-            num_stages=blocks[3],
+            col_scale=col_scale, launch=launch,
         )  # fmt: skip
         ctx.save_for_backward(x, values, indptr, indices, row_scale, col_scale, argmax)
-        ctx.reduce, ctx.plan, ctx.params, ctx.blocks = reduce, plan, params, blocks
+        ctx.reduce, ctx.plan, ctx.params, ctx.launch = reduce, plan, params, launch
         return out
 
     @staticmethod
@@ -265,14 +287,13 @@ class TritonAggregate(torch.autograd.Function):
             grad_x, _ = spmm_forward(
                 t_indptr, t_indices, grad_out, t_plan.schedule(t_indptr, ctx.params),
                 values=t_values, reduce="sum", row_scale=col_scale, col_scale=r,
-                block_e=ctx.blocks[0], block_f=ctx.blocks[1], num_warps=ctx.blocks[2],
-                num_stages=ctx.blocks[3],
+                launch=ctx.launch,
             )  # fmt: skip
             grad_x = grad_x.to(x.dtype)
         if values is not None and ctx.needs_input_grad[1]:
             grad_values = sddmm(
                 plan.edge_rows(indptr), indices, grad_out, x, row_scale=r, col_scale=col_scale,
-                out_dtype=values.dtype, block_f=ctx.blocks[1],
+                out_dtype=values.dtype, block_f=ctx.launch.block_f,
             )  # fmt: skip
         return grad_x, grad_values, *([None] * 8)
 
@@ -317,13 +338,14 @@ def aggregate_triton(
     block_f: int | None = None,
     num_warps: int | None = None,
     num_stages: int | None = None,
+    reduce_once: bool = False,
 ) -> torch.Tensor:
     """The ``triton`` backend of :func:`gnnrec.kernels.aggregate` (same arguments and math).
 
     ``x`` may be fp32, bf16, fp16 (fp32 accumulation) or fp64 (fp64 accumulation) and need not
     be contiguous; ``params`` shapes the tile schedule, ``block_e``/``block_f`` the tiles
-    (``block_f`` defaults to ``min(next_pow2(F), 128)``), ``num_warps``/``num_stages`` the
-    item kernel's launch (None: Triton's defaults; the interpreter ignores them).
+    (``block_f`` defaults to ``min(next_pow2(F), 128)``), ``num_warps``/``num_stages``/
+    ``reduce_once`` the item kernel's launch (see :class:`Launch`).
     """
     if x.dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
         raise ValueError(f"x must be a floating-point tensor, got {x.dtype}")
@@ -343,5 +365,5 @@ def aggregate_triton(
         reduce,
         plan,
         params or ScheduleParams(),
-        (block_e, block_f, num_warps, num_stages),
+        Launch(block_e, block_f, num_warps, num_stages, reduce_once),
     )

@@ -85,20 +85,26 @@ def compile_all() -> int:
                     "HAS_COL_SCALE": optional,
                     "BLOCK_E": 32,
                     "BLOCK_F": 128,
+                    "REDUCE_ONCE": False,
                 },
                 target,
             )
             _compile(_combine_heavy_kernel, pointers, {**flags, "BLOCK_F": 128}, target)
             count += 2
-        # The launch sweep's extremes: one warp and eight, one stage and four, 16-edge tiles.
+        # The launch sweep's extremes: one warp and eight, one stage and four, 16-edge tiles,
+        # reducing per tile and once per row.
         for dtype in ("fp32", "bf16"):
             flags = {"REDUCE": 0, "HAS_ROW_SCALE": True, "ACC_FP64": False}
             flags |= {"HAS_VALUES": False, "HAS_COL_SCALE": True, "BLOCK_E": 16, "BLOCK_F": 128}
             for num_warps in (1, 8):
                 for num_stages in (1, 4):
-                    launch = {"num_warps": num_warps, "num_stages": num_stages}
-                    _compile(_spmm_items_kernel, _spmm_pointers(dtype), flags, target, launch)
-                    count += 1
+                    for once in (False, True):
+                        launch = {"num_warps": num_warps, "num_stages": num_stages}
+                        constexprs = {**flags, "REDUCE_ONCE": once}
+                        _compile(
+                            _spmm_items_kernel, _spmm_pointers(dtype), constexprs, target, launch
+                        )
+                        count += 1
         for dtype in DTYPES:
             pointers = {
                 "rows": "i64",

@@ -32,6 +32,7 @@ def tile_settings(draw):
         "params": params,
         "block_e": draw(st.sampled_from([1, 2, 4, 16])),
         "block_f": draw(st.sampled_from([None, 2, 8, 16])),
+        "reduce_once": draw(st.booleans()),
     }
 
 
