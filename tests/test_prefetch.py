@@ -66,3 +66,22 @@ def test_sampled_training_is_the_same_with_and_without_prefetch(
     a = torch.load(tmp_path / "d0" / "model.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "d2" / "model.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_stream_bookkeeping_finds_every_tensor_of_an_item():
+    """On a GPU every CUDA tensor of a prefetched item is recorded on the consumer's stream;
+    the walker that finds them reaches into dataclasses, lists, tuples and dicts."""
+    from dataclasses import dataclass
+
+    from gnnrec.train.prefetch import tensors_in
+
+    @dataclass
+    class Inner:
+        a: torch.Tensor
+        b: list
+
+    item = (1, [Inner(torch.zeros(2), [torch.ones(1), {"c": torch.full((3,), 2.0)}])], "text")
+    assert [t.tolist() for t in tensors_in(item)] == [[0.0, 0.0], [1.0], [2.0, 2.0, 2.0]]
+    if torch.cuda.is_available():  # the GPU path end to end (a device check)
+        gpu = torch.zeros(2, device="cuda")
+        assert [t.tolist() for t in prefetch([gpu], 2, device="cuda")] == [[0.0, 0.0]]

@@ -23,7 +23,9 @@ class TrainConfig:
     workers' devices come from ``parallel.gpus_per_worker``)."""
 
     # What may change when a run resumes (anything else must match its checkpoint).
-    RESUMABLE: ClassVar[frozenset[str]] = frozenset({"epochs", "patience", "progress", "device"})
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset(
+        {"epochs", "patience", "progress", "device", "matmul_precision"}
+    )
 
     objective: str = "bpr"
     mode: str = "full"
@@ -44,6 +46,9 @@ class TrainConfig:
     seed: int = 0
     progress: bool = True
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    # fp32 matmuls on a GPU: "high" lets them use TF32 tensor cores, "highest" keeps full fp32
+    # (torch.set_float32_matmul_precision); the CPU always computes in full fp32.
+    matmul_precision: str = "high"
 
     def __post_init__(self) -> None:
         check_device_name(self.device, "train.device")
@@ -70,6 +75,11 @@ class TrainConfig:
             raise ValueError(
                 f"fanouts must be a non-empty list of neighbors per hop, each >= 1 or -1 (all), "
                 f"got {self.fanouts}"
+            )
+        if self.matmul_precision not in ("highest", "high", "medium"):
+            raise ValueError(
+                "matmul_precision must be 'highest', 'high' or 'medium', got "
+                f"{self.matmul_precision!r}"
             )
         if self.valid_users < 0:
             raise ValueError("valid_users must be >= 0 (0: every validation user)")

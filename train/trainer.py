@@ -109,6 +109,8 @@ class Trainer:
         self.checkpoints = checkpoints
         self.on_step = on_step
         self.device = next(model.parameters()).device
+        if self.device.type == "cuda":
+            torch.set_float32_matmul_precision(config.matmul_precision)
         self.view = GraphView.of(data.graph.csr)
         self.device_view = self.view.to(self.device) if config.mode == "full" else None
         self.all_nodes = torch.arange(data.graph.num_nodes)
@@ -342,7 +344,7 @@ class Trainer:
                 if len(batch) >= self.shard.partitions  # else too small for every slice
             )
             if self.sampler is not None:
-                prepared = prefetch(prepared, cfg.prefetch)
+                prepared = prefetch(prepared, cfg.prefetch, device=self.device)
             bar = tqdm(
                 prepared,
                 total=len(self.batcher),
