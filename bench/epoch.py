@@ -315,6 +315,18 @@ def loader_factories(
     return factories
 
 
+def progress_row(stage: str, seconds: float, graph: GraphStore) -> dict:
+    """A row that records a finished stage before any loader is timed."""
+    return {
+        "bench": "epoch-progress",
+        "stage": stage,
+        "seconds": seconds,
+        "nodes": graph.num_nodes,
+        "edges": graph.num_edges,
+        **provenance(),
+    }
+
+
 def run(args: argparse.Namespace, emit: Callable[[list[dict]], None]) -> list[dict]:
     """Every row, also handed to ``emit`` as soon as it is measured (a run cut short keeps
     what it measured)."""
@@ -327,6 +339,8 @@ def run(args: argparse.Namespace, emit: Callable[[list[dict]], None]) -> list[di
         if device.type == "cuda":
             torch.cuda.synchronize()
         build_seconds = time.perf_counter() - began
+        # Progress rows: a run cut short (papers scale: 41 GiB to pin) still says how far it got.
+        emit([progress_row("graph built", build_seconds, graph)])
         began = time.perf_counter()
         if graph.csr.indptr.device.type == "cuda" and not selected(args, "on device"):
             pinned = graph.csr.pin_memory()
@@ -353,6 +367,7 @@ def run(args: argparse.Namespace, emit: Callable[[list[dict]], None]) -> list[di
             "pin_and_features_seconds": time.perf_counter() - began,
         }
         print(f"config: {config}", flush=True)
+        emit([progress_row("pinned and features drawn", config["pin_and_features_seconds"], graph)])
         rows = []
         for name, factory in loader_factories(args, graph, x, seeds, device).items():
             if not selected(args, name):

@@ -148,6 +148,10 @@ def test_epoch_bench_trains_with_every_available_loader(tmp_path):
     if "PyG NeighborLoader" in loaders:  # torch-sparse or pyg-lib installed
         assert all(r["sampling_speedup_vs_pyg"] > 0 for r in rows)
     assert out.with_suffix(".png").stat().st_size > 0
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    stages = [r["stage"] for r in written if r["bench"] == "epoch-progress"]
+    assert stages == ["graph built", "pinned and features drawn"]  # before any loader's row
+    assert written[0]["bench"] == "epoch-progress"
     # The graph drawn in memory (the papers100M-scale path) is the same graph on the CPU; a
     # time budget cuts the epoch short and says so.
     capped = epoch.main(
