@@ -6,7 +6,8 @@ A CSR's non-empty rows become *work items* ``(row, edge_start, edge_end, slot)``
   packed several per program until a program holds about ``pack_edges`` edges;
 - heavy rows are split into chunks of ``chunk_edges`` edges, one chunk per program; each chunk
   writes its raw partial result to workspace ``slot``, and a second pass reduces every heavy
-  row's chunks in a fixed order (deterministic, no atomics).
+  row's chunks in a fixed order (deterministic, no atomics); a row that would need more than
+  ``max_chunks`` chunks gets longer ones, which keeps that second pass short.
 
 Programs are ordered longest first (the heavy chunks, then light rows by decreasing degree):
 the GPU hands out blocks roughly in program order, so the launch ends on short programs
@@ -29,14 +30,19 @@ from gnnrec.kernels.csr import edge_rows, same_structure, transpose_csr
 
 @dataclass(frozen=True)
 class ScheduleParams:
-    """Tile-schedule knobs; tiny values let tests reach the split and packed paths."""
+    """Tile-schedule knobs; tiny values let tests reach the split and packed paths.
+    ``max_chunks``: a heavy row gets at most this many chunks (longer ones when its degree
+    needs it), so the combine pass, which reads a row's chunks one after another, stays short
+    even for a row of millions of edges."""
 
     heavy_threshold: int = 2048
     chunk_edges: int = 1024
     pack_edges: int = 256
+    max_chunks: int = 256
 
     def __post_init__(self) -> None:
-        if min(self.heavy_threshold, self.chunk_edges, self.pack_edges) < 1:
+        knobs = (self.heavy_threshold, self.chunk_edges, self.pack_edges, self.max_chunks)
+        if min(knobs) < 1:
             raise ValueError("schedule parameters must be positive")
 
 
@@ -81,17 +87,22 @@ def build_schedule(indptr: torch.Tensor, params: ScheduleParams) -> TileSchedule
     light_starts = torch.nonzero(new_program).flatten()
 
     heavy = torch.nonzero(degree > params.heavy_threshold).flatten()
-    chunks = torch.div(
-        degree[heavy] + params.chunk_edges - 1, params.chunk_edges, rounding_mode="floor"
+    heavy_deg = degree[heavy]
+    # chunk_edges, or longer for a row that would need more than max_chunks chunks
+    size = torch.maximum(
+        torch.full_like(heavy_deg, params.chunk_edges),
+        torch.div(heavy_deg + params.max_chunks - 1, params.max_chunks, rounding_mode="floor"),
     )
+    chunks = torch.div(heavy_deg + size - 1, size, rounding_mode="floor")
     chunk_ptr = torch.zeros(heavy.numel() + 1, dtype=torch.int64, device=device)
     chunk_ptr[1:] = torch.cumsum(chunks, 0)
     chunk_row = torch.repeat_interleave(heavy, chunks)
     chunk_index = torch.arange(chunk_row.numel(), device=device) - torch.repeat_interleave(
         chunk_ptr[:-1], chunks
     )
-    chunk_start = indptr[chunk_row] + chunk_index * params.chunk_edges
-    chunk_end = torch.minimum(chunk_start + params.chunk_edges, indptr[chunk_row + 1])
+    chunk_size = torch.repeat_interleave(size, chunks)
+    chunk_start = indptr[chunk_row] + chunk_index * chunk_size
+    chunk_end = torch.minimum(chunk_start + chunk_size, indptr[chunk_row + 1])
 
     # Longest programs first: every heavy chunk, then the light packs (largest rows first).
     num_chunks = chunk_row.numel()

@@ -12,11 +12,17 @@ from gnnrec.kernels.schedule import ScheduleParams, build_schedule
 
 
 @given(
-    csr_graphs(max_rows=24, max_edges=80), st.integers(1, 8), st.integers(1, 6), st.integers(1, 16)
+    csr_graphs(max_rows=24, max_edges=80),
+    st.integers(1, 8),
+    st.integers(1, 6),
+    st.integers(1, 16),
+    st.integers(1, 5),
 )
-def test_items_cover_every_edge_once_longest_programs_first(graph, heavy, chunk, pack):
+def test_items_cover_every_edge_once_longest_programs_first(graph, heavy, chunk, pack, most):
     indptr, _, _ = graph
-    params = ScheduleParams(heavy_threshold=heavy, chunk_edges=chunk, pack_edges=pack)
+    params = ScheduleParams(
+        heavy_threshold=heavy, chunk_edges=chunk, pack_edges=pack, max_chunks=most
+    )
     s = build_schedule(indptr, params)
     covered = torch.zeros(int(indptr[-1]), dtype=torch.int64)
     for start, end in zip(s.item_start.tolist(), s.item_end.tolist()):
@@ -33,3 +39,5 @@ def test_items_cover_every_edge_once_longest_programs_first(graph, heavy, chunk,
     light_degrees = degree[s.item_row[num_chunks:]].tolist()
     assert light_degrees == sorted(light_degrees, reverse=True)  # largest light rows first
     assert int(s.program_ptr[-1]) == s.item_row.numel()
+    per_row = s.chunk_ptr.diff()
+    assert per_row.numel() == 0 or int(per_row.max()) <= most  # the combine pass stays short

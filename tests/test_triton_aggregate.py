@@ -27,6 +27,7 @@ def tile_settings(draw):
         heavy_threshold=draw(st.integers(1, 12)),
         chunk_edges=draw(st.integers(1, 6)),
         pack_edges=draw(st.integers(1, 10)),
+        max_chunks=draw(st.integers(1, 8)),
     )
     return {
         "params": params,
