@@ -276,9 +276,18 @@ def load_synthetic(folder: str | Path) -> TextGraph:
         path = folder / "interactions" / f"part-{block:05d}.npy"
         if not path.is_file():
             raise DataError("missing interaction part", path)
-        pairs = np.load(path)
+        try:
+            pairs = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise DataError(f"not a readable .npy part ({err})", path) from None
         if pairs.ndim != 2 or pairs.shape[0] != 2:
             raise DataError(f"expected a [2, c] array, got shape {list(pairs.shape)}", path)
+        if not np.issubdtype(pairs.dtype, np.integer):
+            raise DataError(f"expected integer node ids, got {pairs.dtype}", path)
+        if pairs.size and (pairs.min() < 0 or pairs[0].max() >= spec.num_users):
+            raise DataError("user ids outside the manifest's num_users", path)
+        if pairs.size and pairs[1].max() >= spec.num_items:
+            raise DataError("item ids outside the manifest's num_items", path)
         count = pairs.shape[1]
         ratings = block_ratings(spec, block, count)
         parts.append(Interactions(pairs[0], pairs[1], ratings, np.arange(count)))

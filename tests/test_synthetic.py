@@ -153,3 +153,23 @@ def test_the_dataset_loads_from_its_parts_as_from_its_csv(tmp_path):
         load_synthetic(folder)
     with pytest.raises(DataError, match="not a folder written by"):
         load_synthetic(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda p: np.save(p, np.load(p).astype(np.float32)), "expected integer node ids"),
+        (lambda p: np.save(p, np.load(p)[:1]), r"expected a \[2, c\] array"),
+        (lambda p: p.write_bytes(p.read_bytes()[:60]), "not a readable .npy part"),
+        (lambda p: np.save(p, np.load(p) + 10**9), "user ids outside the manifest"),
+    ],
+    ids=["float-ids", "one-row", "truncated", "out-of-range"],
+)
+def test_a_damaged_part_is_named_not_read_as_other_ids(tmp_path, damage, message):
+    """A part with float ids was truncated to integers without a word; every damaged part is
+    now an error naming it."""
+    folder = write_synthetic(SMALL, tmp_path / "synthetic", write_csv=False)
+    part = folder / "interactions" / "part-00000.npy"
+    damage(part)
+    with pytest.raises(DataError, match=f"part-00000.npy: {message}"):
+        load_synthetic(folder)
