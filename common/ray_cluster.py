@@ -26,6 +26,8 @@ def connect(address: str = "", log_to_driver: bool = True) -> None:
     if ray.is_initialized():
         return
     quiet = logging.WARNING  # Ray's own INFO lines at startup are noise to a gnnrec user
+    if not target:  # our own instance: its token-auth notice is about a cluster we just made
+        logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
     if target:
         ray.init(address=target, log_to_driver=log_to_driver, logging_level=quiet)
     else:

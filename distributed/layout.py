@@ -26,6 +26,9 @@ class ParallelLayout:
     private local instance bound to 127.0.0.1. ``max_failures``: worker-group restarts from the
     last checkpoint before the run fails (-1: unlimited). ``storage_path``: where Ray Train keeps
     checkpoints (empty: ``<run_dir>/ray``; on several machines, storage every node can reach).
+    ``worker_logs``: stream the workers' output (Ray Train's per-report lines) to this console;
+    off by default, since ``metrics.jsonl`` holds every epoch and a worker's error reaches the
+    driver with its traceback either way.
     """
 
     RESUMABLE: ClassVar[frozenset[str]]  # every field but partitions (set below the class)
@@ -39,6 +42,7 @@ class ParallelLayout:
     max_failures: int = 3
     storage_path: str = ""
     checkpoints_to_keep: int = 2
+    worker_logs: bool = False  # stream the workers' and Ray Train's own output to this console
 
     def __post_init__(self) -> None:
         problems = []

@@ -170,6 +170,20 @@ def train_worker(loop_config: dict) -> None:
     _gather_workers(facts, run_dir, rank)
 
 
+def worker_error(err: Exception) -> Exception:
+    """The first worker's own exception behind Ray Train's ``WorkerGroupError`` (a diverged
+    loss, bad data): what the user needs, without Ray's wrapping and the worker traceback; any
+    other error as it is."""
+    failures = getattr(err, "worker_failures", None) or {}
+    for rank in sorted(failures):
+        cause = failures[rank]
+        while getattr(cause, "cause", None) is not None:  # a RayTaskError wraps the original
+            cause = cause.cause
+        if isinstance(cause, ValueError | OSError):
+            return ValueError(f"worker {rank}: {cause}")
+    return err
+
+
 def fit_on_ray(
     model: ModelConfig,
     train: TrainConfig,
@@ -180,7 +194,8 @@ def fit_on_ray(
     """Trains the model ``model`` describes on ``data`` with ``train`` on Ray Train, spread as
     ``layout`` says (see :class:`~gnnrec.distributed.layout.ParallelLayout`); the run's
     files go to ``run_dir``."""
-    connect(layout.address)  # first: a private instance must be set up before Ray is imported
+    # first: a private instance must be set up before Ray is imported
+    connect(layout.address, log_to_driver=layout.worker_logs)
     import ray
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -215,7 +230,10 @@ def fit_on_ray(
             logging_config=ray.train.LoggingConfig(log_level="WARNING"),
         ),
     )
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    except Exception as err:
+        raise worker_error(err) from err
     if result.checkpoint is None:
         raise RuntimeError(f"the Ray Train run in {run_dir} ended without a checkpoint")
     with result.checkpoint.as_directory() as folder:

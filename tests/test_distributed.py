@@ -290,3 +290,23 @@ def test_every_socket_of_a_two_worker_run_listens_on_the_loopback(
     assert any("RayTrainWorker" in name for name, _ in seen)  # the workers were watched
     exposed = {(name, ip) for name, ip in seen if not _loopback(ip)}
     assert not exposed, exposed
+
+
+def test_a_worker_s_own_error_reaches_the_user_unwrapped():
+    """Ray Train wraps a worker's exception (with its traceback) in a WorkerGroupError; the CLI
+    shows the worker's own message, in one line."""
+    from gnnrec.distributed.ray_train import worker_error
+
+    class Wrapped(Exception):  # what Ray's RayTaskError looks like: the original in .cause
+        def __init__(self, cause):
+            super().__init__("Traceback (most recent call last): ...")
+            self.cause = cause
+
+    class GroupError(Exception):
+        worker_failures = {1: Wrapped(ValueError("training diverged: epoch 2"))}
+
+    unwrapped = worker_error(GroupError("Training failed due to worker errors: ..."))
+    assert isinstance(unwrapped, ValueError)
+    assert str(unwrapped) == "worker 1: training diverged: epoch 2"
+    other = RuntimeError("the controller died")
+    assert worker_error(other) is other
