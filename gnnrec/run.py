@@ -19,7 +19,6 @@ import torch
 
 from gnnrec.common.atomic_files import atomic_path, write_json_atomic
 from gnnrec.common.devices import resolve_device
-from gnnrec.common.log import get_logger
 from gnnrec.common.run_lock import run_dir_lock
 from gnnrec.config import (
     RunConfig,
@@ -36,8 +35,6 @@ from gnnrec.train.evaluate import evaluation_report, node_embeddings
 from gnnrec.train.recommend import top_k_items
 from gnnrec.train.recommender import Recommender
 from gnnrec.train.trainer import Trainer, write_history
-
-log = get_logger(__name__)
 
 
 def evaluate(prepared: Prepared, model: Recommender, config: RunConfig) -> dict:
