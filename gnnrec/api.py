@@ -54,6 +54,8 @@ def recommend(
     from gnnrec.train.evaluate import node_embeddings
     from gnnrec.train.recommend import top_k_items
 
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
     _, prepared, model = load_run(run_dir)
     graph, data = prepared.graph, prepared.data
     position = {u: n for n, u in enumerate(graph.users.ids)}
@@ -77,6 +79,8 @@ def recommend(
 
 def recommend_for_text(run_dir: str | Path, text: str, k: int = 10) -> list[tuple[str, str, float]]:
     """Top-``k`` ``(item_id, title, score)`` for a new user known only by ``text``."""
+    if k < 1 or not text.strip():
+        raise ValueError("recommend_for_text needs a non-empty text and k >= 1")
     from gnnrec.run import load_run
     from gnnrec.run import recommend_for_text as rank_for_text
 

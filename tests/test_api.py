@@ -39,6 +39,10 @@ def test_recommend_and_export_match_the_run(planted_dir, feature_cache, tmp_path
         assert [item for item, _ in top[user]] == expected
     with pytest.raises(ValueError, match="unknown user"):
         gnnrec.recommend(run_dir, users=["nobody"])
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        gnnrec.recommend(run_dir, k=0)
+    with pytest.raises(ValueError, match="non-empty text"):
+        gnnrec.recommend_for_text(run_dir, "  ")
     folder = gnnrec.export(run_dir)
 
     users = np.load(folder / "user_embeddings.npy")
