@@ -56,7 +56,7 @@ def recommend(
 
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    _, prepared, model = load_run(run_dir)
+    config, prepared, model = load_run(run_dir)
     graph, data = prepared.graph, prepared.data
     position = {u: n for n, u in enumerate(graph.users.ids)}
     chosen = list(graph.users.ids) if users is None else list(dict.fromkeys(users))
@@ -69,7 +69,7 @@ def recommend(
     train_users, train_items = (np.asarray(a, dtype=np.int64) for a in data.train[:2])
     chosen_pairs = local[train_users] >= 0
     exclude = (local[train_users[chosen_pairs]], train_items[chosen_pairs])
-    z = node_embeddings(model, data)
+    z = node_embeddings(model, data, chunk_nodes=config.eval.chunk_nodes)
     items, scores = top_k_items(z[torch.from_numpy(rows)], z[data.num_users :], k, exclude)
     return {
         user: [(graph.items.ids[int(i)], float(s)) for i, s in zip(items[n], scores[n])]

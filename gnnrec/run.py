@@ -41,7 +41,13 @@ def evaluate(prepared: Prepared, model: Recommender, config: RunConfig) -> dict:
     """Test metrics of the model and the baselines, as written to ``metrics.json``."""
     cold = prepared.split.cold_items(prepared.graph)
     report = evaluation_report(
-        model, prepared.data, prepared.test, config.eval.ks, config.train.objective, cold
+        model,
+        prepared.data,
+        prepared.test,
+        config.eval.ks,
+        config.train.objective,
+        cold,
+        config.eval.chunk_nodes,
     )
     names = {
         "dataset": prepared.graph.name,
@@ -213,7 +219,7 @@ def write_recommendations(
 ) -> Path:
     """Top-K items per user with training positives excluded: CSV or Parquet by suffix."""
     data, graph, U = prepared.data, prepared.graph, prepared.data.num_users
-    z = node_embeddings(model, data)
+    z = node_embeddings(model, data, chunk_nodes=config.eval.chunk_nodes)
     items, scores = top_k_items(z[:U], z[U:], config.eval.top_k, exclude=data.train[:2])
     items, scores = items.numpy(), scores.numpy()
     k = items.shape[1]
@@ -255,9 +261,9 @@ def recommend_for_text(
         x = encoder.encode([text], progress=False).float()
     finally:
         encoder.close()
-    z = node_embeddings(model, prepared.data)
+    z = node_embeddings(model, prepared.data, chunk_nodes=config.eval.chunk_nodes)
     with torch.no_grad():
-        user = model.place_text(x.to(z.device))
+        user = model.place_text(x.to(next(model.parameters()).device)).to(z.device)
     items, scores = top_k_items(user, z[prepared.data.num_users :], k)
     titles = prepared.graph.items.text_fields.get("title", prepared.graph.items.ids)
     return [
@@ -274,7 +280,8 @@ def export_embeddings(run_dir: str | Path, output: str | Path | None = None) -> 
     from gnnrec.common.atomic_files import staged_folder
 
     config, prepared, model = load_run(run_dir)
-    z = node_embeddings(model, prepared.data).cpu().numpy().astype(np.float32)
+    z = node_embeddings(model, prepared.data, chunk_nodes=config.eval.chunk_nodes)
+    z = z.cpu().numpy().astype(np.float32)
     U = prepared.data.num_users
     output = Path(output) if output is not None else Path(run_dir) / "export"
     with staged_folder(output) as tmp:

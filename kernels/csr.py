@@ -54,3 +54,14 @@ def gcn_scales(
     ``D_r^-1/2 A D_c^-1/2 X = r * (A (c * X))`` needs no per-edge values."""
     col_degree = torch.bincount(indices.long(), minlength=num_cols)
     return inverse_sqrt_degree(indptr[1:] - indptr[:-1]), inverse_sqrt_degree(col_degree)
+
+
+def row_block(
+    indptr: torch.Tensor, indices: torch.Tensor, start: int, end: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rows ``start..end-1`` as a CSR over only the columns they read: ``(indptr [R + 1] from
+    0, indices [E_b] local to sources, sources [S])`` with ``sources`` the sorted global
+    columns, so ``y[start:end] = A_b x[sources]`` reads ``S`` rows of ``x``, not all ``M``."""
+    lo, hi = int(indptr[start]), int(indptr[end])
+    sources, local = torch.unique(indices[lo:hi].long(), return_inverse=True)
+    return indptr[start : end + 1] - lo, local.to(indices.dtype), sources

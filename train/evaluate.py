@@ -22,30 +22,43 @@ class EvalConfig:
     """``ks``: the cut-offs of every ranking metric (20 is the one early stopping uses);
     ``top_k``: recommendations written per user."""
 
-    RESUMABLE: ClassVar[frozenset[str]] = frozenset({"ks", "top_k"})
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset({"ks", "top_k", "chunk_nodes"})
 
     ks: list[int] = field(default_factory=lambda: [10, 20])
     top_k: int = 10
+    # > 0: final embeddings computed this many nodes at a time (device memory bounded by the
+    # chunk, the result kept on the host); 0: the whole graph at once
+    chunk_nodes: int = 0
 
     def __post_init__(self) -> None:
         if 20 not in self.ks or min(self.ks) < 1:
             raise ValueError("eval.ks must be positive and include 20")
         if self.top_k < 1:
             raise ValueError(f"eval.top_k must be at least 1, got {self.top_k}")
+        if self.chunk_nodes < 0:
+            raise ValueError(f"eval.chunk_nodes must be >= 0, got {self.chunk_nodes}")
 
 
 def node_embeddings(
-    model: Recommender, data: TrainingData, view: GraphView | None = None
+    model: Recommender,
+    data: TrainingData,
+    view: GraphView | None = None,
+    chunk_nodes: int = 0,
 ) -> torch.Tensor:
     """Final embeddings ``[U + I, H]`` over the full training graph (no ID dropout), computed on
-    the model's device and returned there."""
+    the model's device and returned there; with ``chunk_nodes`` (< N), computed that many
+    nodes at a time and returned on the host (:meth:`Recommender.embed_in_chunks`)."""
     model.eval()
     device = next(model.parameters()).device
+    has_edges = data.graph.csr.degree() > 0
+    if 0 < chunk_nodes < data.graph.num_nodes:
+        host_view = view.to("cpu") if view is not None else GraphView.of(data.graph.csr)
+        return model.embed_in_chunks(data.features, host_view, has_edges, chunk_nodes, device)
     nodes = torch.arange(data.graph.num_nodes, device=device)
     x = None if data.features is None else data.features.to(device)
     view = (view or GraphView.of(data.graph.csr)).to(device)
     with torch.no_grad():
-        return model(nodes, x, view, (data.graph.csr.degree() > 0).to(device))
+        return model(nodes, x, view, has_edges.to(device))
 
 
 def predicted_ratings(model: Recommender, z: torch.Tensor, pairs: Pairs) -> torch.Tensor:
@@ -83,12 +96,13 @@ def evaluation_report(
     ks: list[int],
     objective: str,
     cold_items: np.ndarray | None = None,
+    chunk_nodes: int = 0,
 ) -> dict:
     """Test metrics of the model beside the popularity baseline; ``cold_items`` (boolean
     ``[I]``): also rank those items among themselves (``cold``); with the rating objective,
     MAE/RMSE beside the global mean and per-user/item biases."""
     U, I = data.num_users, data.num_items
-    z = node_embeddings(model, data)
+    z = node_embeddings(model, data, chunk_nodes=chunk_nodes)
     users, items, ratings = test
 
     def ranking(score, candidates=None):

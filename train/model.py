@@ -22,7 +22,9 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from gnnrec.data.graph_store import CSR
 from gnnrec.kernels import REDUCTIONS
+from gnnrec.kernels.csr import row_block
 from gnnrec.train.gcn_layer import GCNLayer
 from gnnrec.train.graph_view import GraphView
 from gnnrec.train.recommender import Recommender
@@ -131,6 +133,44 @@ class GCNRecommender(Recommender):
     ) -> torch.Tensor:
         """Final embeddings ``[n, H]`` of the nodes ``n_id`` of a (sub)graph ``view``."""
         return self.propagate(self.layer0(n_id, x, id_mask), view)
+
+    @torch.no_grad()
+    def embed_in_chunks(
+        self,
+        x: torch.Tensor | None,
+        view: GraphView,
+        id_mask: torch.Tensor,
+        chunk_nodes: int,
+        device: torch.device,
+    ) -> torch.Tensor:
+        """:meth:`forward` over the whole graph ``view`` (on the host), ``chunk_nodes`` rows at a
+        time on ``device``: layer 0 from a chunk of ``x`` ``[N, F]`` (host, pinned or
+        memory-mapped), then each layer from the rows of ``h^l`` the chunk reads. Device memory
+        is bounded by the chunk, not the graph; host memory holds ``h^l``, ``h^{l+1}`` and the
+        result ``[N, H]`` (float32)."""
+        n = view.csr.num_rows
+        h = torch.empty(n, self.config.hidden)
+        for start in range(0, n, chunk_nodes):
+            end = min(start + chunk_nodes, n)
+            x_chunk = None if x is None else x[start:end].to(device).float()
+            nodes = torch.arange(start, end, device=device)
+            h[start:end] = self.layer0(nodes, x_chunk, id_mask[start:end].to(device)).cpu()
+        layers = [h]
+        for conv in self.convs:
+            h = torch.empty_like(h)
+            for start in range(0, n, chunk_nodes):
+                end = min(start + chunk_nodes, n)
+                indptr, indices, sources = row_block(view.csr.indptr, view.csr.indices, start, end)
+                block = GraphView(
+                    CSR(indptr, indices, sources.numel()),
+                    view.row_scale[start:end],
+                    view.col_scale[sources],
+                ).to(device)
+                h[start:end] = conv(layers[-1][sources].to(device), block).cpu()
+            layers.append(h)
+        if self.config.layer_combination == "last":
+            return layers[-1]
+        return torch.stack(layers).mean(0)
 
     def rating(
         self,

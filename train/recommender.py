@@ -42,6 +42,20 @@ class Recommender(nn.Module, ABC):
         with features ``x`` ``[n, F]`` (or None); ``id_mask`` ``[n]``: whose ID embedding is
         used."""
 
+    def embed_in_chunks(
+        self,
+        x: torch.Tensor | None,
+        view: GraphView,
+        id_mask: torch.Tensor,
+        chunk_nodes: int,
+        device: torch.device,
+    ) -> torch.Tensor:
+        """:meth:`forward` over the whole graph, ``chunk_nodes`` rows at a time on ``device``,
+        the result ``[N, H]`` on the host (graphs whose activations do not fit the device)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no chunked inference: set eval.chunk_nodes = 0"
+        )
+
     @abstractmethod
     def rating(
         self,
