@@ -50,8 +50,7 @@ def recommend(
 ) -> dict[str, list[tuple[str, float]]]:
     """Top-``k`` ``(item_id, score)`` per user id (training positives excluded), for ``users``
     (ids as in the data) or every user."""
-    from gnnrec.run import load_run
-    from gnnrec.train.evaluate import node_embeddings
+    from gnnrec.run import embeddings, load_run
     from gnnrec.train.recommend import top_k_items
 
     if k < 1:
@@ -69,7 +68,7 @@ def recommend(
     train_users, train_items = (np.asarray(a, dtype=np.int64) for a in data.train[:2])
     chosen_pairs = local[train_users] >= 0
     exclude = (local[train_users[chosen_pairs]], train_items[chosen_pairs])
-    z = node_embeddings(model, data, chunk_nodes=config.eval.chunk_nodes)
+    z = embeddings(prepared, model, config)
     items, scores = top_k_items(z[torch.from_numpy(rows)], z[data.num_users :], k, exclude)
     return {
         user: [(graph.items.ids[int(i)], float(s)) for i, s in zip(items[n], scores[n])]

@@ -37,17 +37,20 @@ from gnnrec.train.recommender import Recommender
 from gnnrec.train.trainer import Trainer, write_history
 
 
-def evaluate(prepared: Prepared, model: Recommender, config: RunConfig) -> dict:
-    """Test metrics of the model and the baselines, as written to ``metrics.json``."""
+def embeddings(prepared: Prepared, model: Recommender, config: RunConfig) -> torch.Tensor:
+    """The model's final embeddings ``[U + I, H]`` (in chunks when ``eval.chunk_nodes``)."""
+    return node_embeddings(model, prepared.data, chunk_nodes=config.eval.chunk_nodes)
+
+
+def evaluate(
+    prepared: Prepared, model: Recommender, config: RunConfig, z: torch.Tensor | None = None
+) -> dict:
+    """Test metrics of the model and the baselines, as written to ``metrics.json`` (``z``: its
+    final embeddings, when already computed)."""
+    z = embeddings(prepared, model, config) if z is None else z
     cold = prepared.split.cold_items(prepared.graph)
     report = evaluation_report(
-        model,
-        prepared.data,
-        prepared.test,
-        config.eval.ks,
-        config.train.objective,
-        cold,
-        config.eval.chunk_nodes,
+        model, prepared.data, z, prepared.test, config.eval.ks, config.train.objective, cold
     )
     names = {
         "dataset": prepared.graph.name,
@@ -152,7 +155,8 @@ def _train_run(
         history, best_epoch = trainer.train(), trainer.best_epoch
     save_checkpoint({"model": model.state_dict()}, run_dir / "model.pt")
     plot_training_curve(history, run_dir / "training_curve.png")
-    metrics = evaluate(prepared, model, config)
+    z = embeddings(prepared, model, config)  # once, for the metrics and the recommendations
+    metrics = evaluate(prepared, model, config, z)
     metrics["best_epoch"] = best_epoch
     metrics["epochs_run"] = len(history)
     layout = config.parallel
@@ -162,7 +166,7 @@ def _train_run(
         else str(config.train.torch_device())
     )
     write_json_atomic(run_dir / "metrics.json", metrics)
-    write_recommendations(prepared, model, config, run_dir / "recommendations.csv")
+    write_recommendations(prepared, model, config, run_dir / "recommendations.csv", z)
     return metrics
 
 
@@ -215,11 +219,16 @@ def _evaluate_run(run_dir: str | Path, allow_data_change: bool) -> dict:
 
 
 def write_recommendations(
-    prepared: Prepared, model: Recommender, config: RunConfig, path: str | Path
+    prepared: Prepared,
+    model: Recommender,
+    config: RunConfig,
+    path: str | Path,
+    z: torch.Tensor | None = None,
 ) -> Path:
-    """Top-K items per user with training positives excluded: CSV or Parquet by suffix."""
+    """Top-K items per user with training positives excluded: CSV or Parquet by suffix (``z``:
+    the final embeddings, when already computed)."""
     data, graph, U = prepared.data, prepared.graph, prepared.data.num_users
-    z = node_embeddings(model, data, chunk_nodes=config.eval.chunk_nodes)
+    z = embeddings(prepared, model, config) if z is None else z
     items, scores = top_k_items(z[:U], z[U:], config.eval.top_k, exclude=data.train[:2])
     items, scores = items.numpy(), scores.numpy()
     k = items.shape[1]
@@ -261,7 +270,7 @@ def recommend_for_text(
         x = encoder.encode([text], progress=False).float()
     finally:
         encoder.close()
-    z = node_embeddings(model, prepared.data, chunk_nodes=config.eval.chunk_nodes)
+    z = embeddings(prepared, model, config)
     with torch.no_grad():
         user = model.place_text(x.to(next(model.parameters()).device)).to(z.device)
     items, scores = top_k_items(user, z[prepared.data.num_users :], k)
@@ -280,8 +289,7 @@ def export_embeddings(run_dir: str | Path, output: str | Path | None = None) -> 
     from gnnrec.common.atomic_files import staged_folder
 
     config, prepared, model = load_run(run_dir)
-    z = node_embeddings(model, prepared.data, chunk_nodes=config.eval.chunk_nodes)
-    z = z.cpu().numpy().astype(np.float32)
+    z = embeddings(prepared, model, config).cpu().numpy().astype(np.float32)
     U = prepared.data.num_users
     output = Path(output) if output is not None else Path(run_dir) / "export"
     with staged_folder(output) as tmp:

@@ -92,17 +92,17 @@ def validation_metrics(
 def evaluation_report(
     model: Recommender,
     data: TrainingData,
+    z: torch.Tensor,
     test: Pairs,
     ks: list[int],
     objective: str,
     cold_items: np.ndarray | None = None,
-    chunk_nodes: int = 0,
 ) -> dict:
-    """Test metrics of the model beside the popularity baseline; ``cold_items`` (boolean
+    """Test metrics of the model with final embeddings ``z`` ``[U + I, H]``
+    (:func:`node_embeddings`) beside the popularity baseline; ``cold_items`` (boolean
     ``[I]``): also rank those items among themselves (``cold``); with the rating objective,
     MAE/RMSE beside the global mean and per-user/item biases."""
     U, I = data.num_users, data.num_items
-    z = node_embeddings(model, data, chunk_nodes=chunk_nodes)
     users, items, ratings = test
 
     def ranking(score, candidates=None):
