@@ -267,7 +267,7 @@ def load_synthetic(folder: str | Path) -> TextGraph:
         path = folder / f"{kind}s.csv"
         if not path.is_file():
             raise DataError("missing: this dataset was written without text (graph only)", path)
-        table, _ = read_node_table(path, f"{kind}_id", fields)
+        table = read_node_table(path, f"{kind}_id", fields)
         if table.ids != [f"{kind[0]}{k}" for k in range(count)]:
             raise DataError(f"expected the ids {kind[0]}0 .. {kind[0]}{count - 1} in order", path)
         tables.append(table)

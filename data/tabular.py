@@ -1,76 +1,197 @@
-"""Generic CSV/Parquet interaction tables, read through a column mapping."""
+"""Interaction tables (CSV, TSV, Parquet; a file or a folder of parts) read column-wise.
+
+Every file is streamed in Arrow record batches; each batch's ids are dictionary-encoded on
+their own, and the batches' dictionaries are encoded once more at the end, which numbers ids in
+order of first appearance with no Python object per row (``[E]`` int64 indices, ids kept as
+:class:`~gnnrec.data.columns.TextColumn`). Checks are vectorised (empty or missing ids, ids
+missing from a node table, non-numeric or non-finite ratings, bad timestamps); a file that fails
+one, or that Arrow cannot read exactly as :mod:`gnnrec.data.table_rows` would (quoted newlines,
+odd headers), is read again row by row, which names the first bad row as ``file:line`` or,
+where nothing is wrong, gives its rows. The result equals :func:`table_rows.load_table_rows`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from gnnrec.data.csv_rows import iter_rows, parse_float, parse_int
+from gnnrec.data.columns import TextColumn, as_numpy, may_need_strip, strip
 from gnnrec.data.datasets import register_dataset
-from gnnrec.data.errors import DataError
+from gnnrec.data.table_rows import (
+    ColumnMapping,
+    read_edge_rows,
+    read_interaction_rows,
+    read_node_rows,
+    table_files,
+)
 from gnnrec.data.textgraph import Interactions, NodeTable, TextGraph
 
 if TYPE_CHECKING:
     from gnnrec.data.config import DataConfig
 
 
-@dataclass(kw_only=True)
-class ColumnMapping:
-    """Which columns hold what. ``rating``/``timestamp`` are optional (1.0 and 0 when absent);
-    ``user_text``/``item_text`` name text columns of the user and item tables."""
-
-    user: str = "user_id"
-    item: str = "item_id"
-    rating: str | None = None
-    timestamp: str | None = None
-    user_text: list[str] = field(default_factory=list)
-    item_text: list[str] = field(default_factory=list)
+class _RowByRow(Exception):
+    """This file must be read row by row (a check failed, or Arrow reads it differently)."""
 
 
-def _rows(path: Path, columns: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    """Rows of a ``.csv``/``.tsv`` or ``.parquet`` file; for Parquet, "line" is row + 2 so the
-    numbers match the same table written as CSV with a header."""
-    if path.suffix == ".parquet":
-        try:
+def _batches(path: Path, ids: list[str], numbers: dict[str, pa.DataType], texts: list[str]):
+    """Record batches of ``path``'s columns: ids stripped (or int64), numbers converted, texts
+    as strings; raises :class:`_RowByRow` where the result could differ from the row reader.
+    A file is read whole, on every core (its ids are kept until the end in any case)."""
+    columns = [*ids, *numbers, *texts]
+    try:
+        if path.suffix == ".parquet":
             import pyarrow.parquet as pq
-        except ImportError:
-            raise DataError(
-                "reading Parquet needs pyarrow: pip install 'gnnrec[parquet]'", path
-            ) from None
-        if not path.is_file():
-            raise DataError("is a folder, not a file" if path.is_dir() else "file not found", path)
-        table = pq.read_table(path)
-        missing = [c for c in columns if c not in table.column_names]
-        if missing:
-            raise DataError(f"missing column(s) {missing}; it has {table.column_names}", path)
+
+            source = pq.ParquetFile(path)
+            schema = source.schema_arrow
+            if any(c not in schema.names for c in columns):
+                raise _RowByRow
+            if not all(_parquet_exact(schema.field(c).type, numbers.get(c)) for c in columns):
+                raise _RowByRow
+            table = source.read(columns=columns)
+        else:
+            import pyarrow.csv as pacsv
+
+            table = pacsv.read_csv(
+                path,
+                read_options=pacsv.ReadOptions(block_size=32 << 20),
+                parse_options=pacsv.ParseOptions(delimiter="\t" if path.suffix == ".tsv" else ","),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=columns,
+                    column_types={**{c: pa.string() for c in (*ids, *texts)}, **numbers},
+                    strings_can_be_null=False,
+                ),
+            )
         if table.num_rows == 0:
-            raise DataError("file has no data rows", path)
-        data = {c: table.column(c).to_pylist() for c in columns}
-        for i in range(table.num_rows):
-            yield i + 2, {c: "" if data[c][i] is None else str(data[c][i]) for c in columns}
-    else:
-        yield from iter_rows(path, columns, delimiter="\t" if path.suffix == ".tsv" else ",")
+            raise _RowByRow
+        for batch in table.to_batches():
+            yield {
+                **{c: _key(batch.column(c)) for c in ids},
+                **{c: _number(batch.column(c), t) for c, t in numbers.items()},
+                **{c: _text(batch.column(c)) for c in texts},
+            }
+    except (pa.ArrowException, OSError, UnicodeDecodeError):
+        raise _RowByRow from None
 
 
-def read_node_table(
-    path: Path, id_col: str, text_cols: list[str]
-) -> tuple[NodeTable, dict[str, int]]:
-    """A node table with text columns, and its id -> index map; duplicate ids are errors."""
-    ids, texts = [], {c: [] for c in text_cols}
-    index: dict[str, int] = {}
-    for line, row in _rows(path, [id_col, *text_cols]):
-        node = row[id_col].strip()
-        if node in index:
-            raise DataError(f"{id_col} {node!r} appears twice", path, line)
-        index[node] = len(ids)
-        ids.append(node)
-        for c in text_cols:
-            texts[c].append(row[c])
-    return NodeTable(ids, texts), index
+def _parquet_exact(t: pa.DataType, number: pa.DataType | None) -> bool:
+    """Whether Arrow converts a Parquet column of type ``t`` as ``str()`` then the row reader's
+    parsing would: strings and integers always; floats only as ratings (``str(5.0)`` is "5.0"
+    where Arrow's cast gives "5", and ``int("5.0")`` fails)."""
+    if pa.types.is_integer(t):
+        return True
+    if number is None:
+        return pa.types.is_string(t) or pa.types.is_large_string(t)
+    return number == pa.float64() and pa.types.is_floating(t)
+
+
+def _key(column: pa.Array) -> pa.Array:
+    if column.null_count:
+        raise _RowByRow
+    if pa.types.is_integer(column.type):
+        return column.cast(pa.int64())  # uint64 beyond int64 raises: row by row
+    if may_need_strip(column):
+        column = strip(column)
+        if pc.any(pc.equal(pc.binary_length(column), 0)).as_py():
+            raise _RowByRow
+    return column
+
+
+def _number(column: pa.Array, kind: pa.DataType) -> np.ndarray:
+    if column.null_count:
+        raise _RowByRow
+    values = as_numpy(column.cast(kind))
+    if kind == pa.float64():
+        if not np.isfinite(values).all():
+            raise _RowByRow
+        return values.astype(np.float32)  # as Interactions keeps it
+    return values
+
+
+def _text(column: pa.Array) -> pa.Array:
+    return column.fill_null("").cast(pa.string())
+
+
+@dataclass
+class _Keys:
+    """One id column of a table as read: its pieces (batches, or a file read row by row) and
+    the file each piece came from."""
+
+    pieces: list[pa.Array] = field(default_factory=list)
+    files: list[int] = field(default_factory=list)
+
+    def add(self, keys: pa.Array, file: int) -> None:
+        self.pieces.append(keys)
+        self.files.append(file)
+
+    def drop_file(self, file: int) -> None:
+        keep = [n for n, f in enumerate(self.files) if f != file]
+        self.pieces = [self.pieces[n] for n in keep]
+        self.files = [self.files[n] for n in keep]
+
+    def encode(self, known: pa.Array | None) -> tuple[pa.Array, np.ndarray]:
+        """The distinct ids (``known`` when given, else in order of first appearance) and
+        ``[rows]`` int64 positions into them (``-1``: not in ``known``). One hash pass over
+        the whole column (the pieces share one dictionary; nothing is concatenated first)."""
+        arrays = _same_type([*self.pieces, *([] if known is None else [known])])
+        keys = pa.chunked_array(arrays[: len(self.pieces)], arrays[0].type)
+        if known is None:
+            encoded = pc.dictionary_encode(keys)
+            ids, codes = encoded.chunk(0).dictionary, [c.indices for c in encoded.chunks]
+        else:
+            ids, codes = arrays[-1], pc.index_in(keys, value_set=arrays[-1]).fill_null(-1).chunks
+        return ids, np.concatenate([as_numpy(c) for c in codes], dtype=np.int64)
+
+    def files_with_unknown(self, known: pa.Array) -> set[int]:
+        _, positions = self.encode(known)
+        ends = np.cumsum([len(p) for p in self.pieces])
+        bad = np.flatnonzero(positions < 0)
+        return {self.files[k] for k in np.searchsorted(ends, bad, side="right")}
+
+
+def _same_type(arrays: list[pa.Array]) -> list[pa.Array]:
+    """All int64 when every array holds integers, else all strings (ints as Python prints them)."""
+    if arrays and all(pa.types.is_integer(a.type) for a in arrays):
+        return [a.cast(pa.int64()) for a in arrays]
+    return [a.cast(pa.string()) for a in arrays]
+
+
+@dataclass
+class _NodeKeys:
+    """A node table: its ids as they compare (int64 or strings) and its :class:`NodeTable`."""
+
+    keys: pa.Array
+    table: NodeTable
+
+    def known(self) -> set[str]:
+        return set(self.table.ids)
+
+
+def read_node_table(path: str | Path, id_col: str, text_cols: list[str]) -> NodeTable:
+    """A node table with text columns, ids stripped; a duplicate id is an error (with line)."""
+    return _read_node_keys(Path(path), id_col, text_cols).table
+
+
+def _read_node_keys(path: Path, id_col: str, text_cols: list[str]) -> _NodeKeys:
+    try:
+        batches = list(_batches(path, [id_col], {}, text_cols))
+        keys = pa.chunked_array([b[id_col] for b in batches]).combine_chunks()
+        if pc.count_distinct(keys).as_py() != len(keys):
+            raise _RowByRow
+    except _RowByRow:
+        table = read_node_rows(path, id_col, text_cols)
+        return _NodeKeys(pa.array(list(table.ids), pa.string()), table)
+    texts = {
+        c: TextColumn(pa.chunked_array([b[c] for b in batches], pa.string())) for c in text_cols
+    }
+    return _NodeKeys(keys, NodeTable(TextColumn(keys.cast(pa.string())), texts))
 
 
 def load_table(
@@ -83,50 +204,105 @@ def load_table(
     item_edges: str | Path | None = None,
     name: str | None = None,
 ) -> TextGraph:
-    """A TextGraph from an interaction table and optional user/item tables with text.
+    """A TextGraph from an interaction table (a file, or a folder of parts read in name order)
+    and optional user/item tables with text.
 
-    With a user or item table, interactions naming an id missing from it are errors (with line);
-    without one, the node set is the ids seen in the interactions, in order of appearance.
-    ``user_edges``/``item_edges``: tables with ``src`` and ``dst`` columns of known ids.
+    With a user or item table, interactions naming an id missing from it are errors (with
+    line); without one, the node set is the ids seen in the interactions, in order of first
+    appearance. ``user_edges``/``item_edges``: tables with ``src`` and ``dst`` columns of ids.
     """
     m = mapping or ColumnMapping()
     path = Path(interactions)
-    cols = [m.user, m.item] + [c for c in (m.rating, m.timestamp) if c]
-    known_users = known_items = None
-    user_table = item_table = None
-    if users is not None:
-        user_table, known_users = read_node_table(Path(users), m.user, m.user_text)
-    if items is not None:
-        item_table, known_items = read_node_table(Path(items), m.item, m.item_text)
-    seen_users: dict[str, int] = known_users if known_users is not None else {}
-    seen_items: dict[str, int] = known_items if known_items is not None else {}
-    u_idx, i_idx, ratings, times = [], [], [], []
-    for line, row in _rows(path, cols):
-        ids = []
-        for kind, col, seen, fixed in (
-            ("user", m.user, seen_users, known_users),
-            ("item", m.item, seen_items, known_items),
-        ):
-            node = row[col].strip()
-            if not node:
-                raise DataError(f"empty {col}", path, line)
-            if fixed is not None and node not in fixed:
-                raise DataError(f"unknown {kind} {node!r} (not in the {kind} table)", path, line)
-            ids.append(seen.setdefault(node, len(seen)))
-        u_idx.append(ids[0])
-        i_idx.append(ids[1])
-        ratings.append(parse_float(row[m.rating], m.rating, path, line) if m.rating else 1.0)
-        times.append(parse_int(row[m.timestamp], m.timestamp, path, line) if m.timestamp else 0)
-    user_table = user_table or NodeTable(list(seen_users))
-    item_table = item_table or NodeTable(list(seen_items))
+    nodes = {
+        "user": None if users is None else _read_node_keys(Path(users), m.user, m.user_text),
+        "item": None if items is None else _read_node_keys(Path(items), m.item, m.item_text),
+    }
+    numbers = {c: t for c, t in ((m.rating, pa.float64()), (m.timestamp, pa.int64())) if c}
+    codes = {"user": _Keys(), "item": _Keys()}
+    ratings: list[np.ndarray] = []
+    times: list[np.ndarray] = []
+    files = table_files(path)
+    for n, part in enumerate(files):
+        try:
+            pieces = 0
+            for batch in _batches(part, [m.user, m.item], numbers, []):
+                codes["user"].add(batch[m.user], n)
+                codes["item"].add(batch[m.item], n)
+                count = len(batch[m.user])
+                ratings.append(batch[m.rating] if m.rating else np.ones(count, np.float32))
+                times.append(batch[m.timestamp] if m.timestamp else np.zeros(count, np.int64))
+                pieces += 1
+        except _RowByRow:
+            _first_unknown(files[:n], codes, nodes, m)  # an earlier file's error comes first
+            for kind in codes:
+                codes[kind].drop_file(n)
+            del ratings[len(ratings) - pieces :], times[len(times) - pieces :]
+            known = {k: None if v is None else v.known() for k, v in nodes.items()}
+            u, i, r, t = read_interaction_rows(part, m, known["user"], known["item"])
+            codes["user"].add(pa.array(u, pa.string()), n)
+            codes["item"].add(pa.array(i, pa.string()), n)
+            ratings.append(np.asarray(r, dtype=np.float32))
+            times.append(np.asarray(t, dtype=np.int64))
+    tables, index, keys = {}, {}, {}
+    with ThreadPoolExecutor(2) as pool:  # Arrow's hashing lets go of the GIL
+        encoded = {
+            kind: pool.submit(codes[kind].encode, None if node is None else node.keys)
+            for kind, node in nodes.items()
+        }
+    for kind, node in nodes.items():
+        keys[kind], index[kind] = encoded[kind].result()
+        if (index[kind] < 0).any():
+            _first_unknown(files, codes, nodes, m)
+        tables[kind] = node.table if node else NodeTable(TextColumn(keys[kind].cast(pa.string())))
+    del codes, encoded  # the ids as read: their positions are all that is needed now
+    ratings, times = np.concatenate(ratings), np.concatenate(times)
     return TextGraph(
         name or path.stem,
-        user_table,
-        item_table,
-        Interactions(np.asarray(u_idx), np.asarray(i_idx), ratings, times),
-        user_edges=None if user_edges is None else _edges(Path(user_edges), seen_users, "user"),
-        item_edges=None if item_edges is None else _edges(Path(item_edges), seen_items, "item"),
+        tables["user"],
+        tables["item"],
+        Interactions(index["user"], index["item"], ratings, times),
+        user_edges=None
+        if user_edges is None
+        else _edges(Path(user_edges), keys["user"], tables["user"], "user"),
+        item_edges=None
+        if item_edges is None
+        else _edges(Path(item_edges), keys["item"], tables["item"], "item"),
     )
+
+
+def _first_unknown(
+    files: list[Path],
+    codes: dict[str, _Keys],
+    nodes: dict[str, _NodeKeys | None],
+    m: ColumnMapping,
+) -> None:
+    """Raises the row reader's error for the first of ``files`` naming an id missing from a
+    node table (nothing when every id is known)."""
+    bad_files = set()
+    for kind, node in nodes.items():
+        if node is None or not codes[kind].files:
+            continue
+        bad_files |= codes[kind].files_with_unknown(node.keys)
+    for n in sorted(f for f in bad_files if f < len(files)):
+        known = {k: None if v is None else v.known() for k, v in nodes.items()}
+        read_interaction_rows(files[n], m, known["user"], known["item"])  # raises
+
+
+def _edges(path: Path, keys: pa.Array, table: NodeTable, kind: str) -> np.ndarray:
+    """``[2, E']`` internal ids from a ``src,dst`` table; unknown ids are errors with line."""
+    try:
+        batches = list(_batches(path, ["src", "dst"], {}, []))
+        ends = []
+        for end in ("src", "dst"):
+            column, ids = _same_type(
+                [pa.chunked_array([b[end] for b in batches]).combine_chunks(), keys]
+            )
+            ends.append(as_numpy(pc.index_in(column, value_set=ids).fill_null(-1)))
+        if any((e < 0).any() for e in ends):
+            raise _RowByRow
+        return np.stack(ends).astype(np.int64)
+    except _RowByRow:
+        return read_edge_rows(path, {node: i for i, node in enumerate(table.ids)}, kind)
 
 
 @dataclass(kw_only=True)
@@ -167,15 +343,3 @@ def _load_table_dataset(cfg: DataConfig, path: Path | None) -> tuple[TextGraph, 
         item_edges=o.item_edges_path or None,
     )
     return graph, None
-
-
-def _edges(path: Path, index: dict[str, int], kind: str) -> np.ndarray:
-    """``[2, E']`` internal ids from a ``src,dst`` table; unknown ids are errors with line."""
-    pairs = []
-    for line, row in _rows(path, ["src", "dst"]):
-        ends = [row["src"].strip(), row["dst"].strip()]
-        for node in ends:
-            if node not in index:
-                raise DataError(f"unknown {kind} {node!r}", path, line)
-        pairs.append([index[ends[0]], index[ends[1]]])
-    return np.asarray(pairs, dtype=np.int64).T.reshape(2, -1)

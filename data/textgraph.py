@@ -6,6 +6,7 @@ users first and items after them (node ``U + i`` is item ``i``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,10 +17,11 @@ from gnnrec.data.errors import DataError
 
 @dataclass
 class NodeTable:
-    """External ids of one node type and their text fields (one list per field, one per node)."""
+    """External ids of one node type and their text fields (one sequence per field, one value
+    per node): lists, or :class:`~gnnrec.data.columns.TextColumn` for large tables."""
 
-    ids: list[str]
-    text_fields: dict[str, list[str]] = field(default_factory=dict)
+    ids: Sequence[str]
+    text_fields: dict[str, Sequence[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, values in self.text_fields.items():
@@ -37,15 +39,23 @@ class NodeTable:
 
     def text(self, i: int, fields: list[str] | None = None) -> str:
         """Node ``i``'s text: its non-empty fields as ``"Field: value."`` sentences."""
-        parts = []
-        for name in fields or list(self.text_fields):
-            value = self.text_fields[name][i].strip()
-            if value:
-                parts.append(f"{name.capitalize()}: {value}.")
-        return " ".join(parts)
+        names = fields or list(self.text_fields)
+        return _sentences(names, [self.text_fields[name][i] for name in names])
 
     def texts(self) -> list[str]:
-        return [self.text(i) for i in range(len(self))]
+        """Every node's :meth:`text`, in node order."""
+        names = list(self.text_fields)
+        if not names:
+            return [""] * len(self)
+        return [_sentences(names, values) for values in zip(*self.text_fields.values())]
+
+
+def _sentences(names: list[str], values: Sequence[str]) -> str:
+    return " ".join(
+        f"{name.capitalize()}: {value.strip()}."
+        for name, value in zip(names, values)
+        if value.strip()
+    )
 
 
 @dataclass

@@ -49,7 +49,11 @@ def recommend(
     run_dir: str | Path, k: int = 10, users: list[str] | None = None
 ) -> dict[str, list[tuple[str, float]]]:
     """Top-``k`` ``(item_id, score)`` per user id (training positives excluded), for ``users``
-    (ids as in the data) or every user."""
+    (ids as in the data, as strings) or every user."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from gnnrec.data.columns import arrow_strings
     from gnnrec.run import embeddings, load_run
     from gnnrec.train.recommend import top_k_items
 
@@ -57,12 +61,13 @@ def recommend(
         raise ValueError(f"k must be at least 1, got {k}")
     config, prepared, model = load_run(run_dir)
     graph, data = prepared.graph, prepared.data
-    position = {u: n for n, u in enumerate(graph.users.ids)}
-    chosen = list(graph.users.ids) if users is None else list(dict.fromkeys(users))
-    unknown = [u for u in chosen if u not in position]
-    if unknown:
-        raise ValueError(f"unknown user id(s) {unknown[:5]} in {run_dir}")
-    rows = np.asarray([position[u] for u in chosen], dtype=np.int64)
+    known = arrow_strings(graph.users.ids)
+    chosen = list(graph.users.ids) if users is None else list(dict.fromkeys(map(str, users)))
+    found = pc.index_in(pa.array(chosen, pa.string()), value_set=known)
+    if found.null_count:
+        unknown = [u for u, row in zip(chosen, found.is_null().to_pylist()) if row][:5]
+        raise ValueError(f"unknown user id(s) {unknown} in {run_dir}")
+    rows = np.asarray(found.to_pylist(), dtype=np.int64)
     local = np.full(data.num_users, -1, dtype=np.int64)  # row of each chosen user in the batch
     local[rows] = np.arange(rows.size)
     train_users, train_items = (np.asarray(a, dtype=np.int64) for a in data.train[:2])

@@ -261,12 +261,13 @@ def cmd_synth(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from gnnrec.bench import distributed, encoders, epoch, kernels, quality, sampling
+    from gnnrec.bench import distributed, encoders, epoch, ingest, kernels, quality, sampling
 
     topics = {
         "distributed": distributed,
         "epoch": epoch,
         "encoders": encoders,
+        "ingest": ingest,
         "kernels": kernels,
         "quality": quality,
         "sampling": sampling,
@@ -372,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         help="write a run's user and item embeddings for serving",
         description="Writes user_embeddings.npy, item_embeddings.npy (float32; score = dot "
-        "product), user_ids.txt, item_ids.txt and export.json into --output.",
+        "product), user_ids.parquet, item_ids.parquet (column id) and export.json into --output.",
     )
     export.add_argument("--run-dir", required=True)
     export.add_argument("--output", type=Path, help="folder (default: RUN_DIR/export)")
@@ -435,11 +436,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         every_command,
         "bench",
-        help="benchmarks: kernels, sampling, epoch, encoders, quality or distributed",
+        help="benchmarks: kernels, sampling, epoch, encoders, quality, distributed or ingest",
         description="Runs bench/<topic>.py; arguments after the topic go to it (try -- --help).",
     )
     bench.add_argument(
-        "topic", choices=["distributed", "encoders", "epoch", "kernels", "quality", "sampling"]
+        "topic",
+        choices=["distributed", "encoders", "epoch", "ingest", "kernels", "quality", "sampling"],
     )
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     bench.set_defaults(func=cmd_bench)

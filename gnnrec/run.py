@@ -8,10 +8,10 @@ best validated weights), ``metrics.jsonl`` (per epoch), ``metrics.json`` (test),
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +27,13 @@ from gnnrec.config import (
     save_config,
     with_absolute_paths,
 )
+from gnnrec.data.columns import arrow_strings
 from gnnrec.encoders import make_encoder
 from gnnrec.pipeline import Prepared, data_fingerprint, model_for, prepare
 from gnnrec.plots import plot_training_curve
 from gnnrec.train.checkpoint import load_checkpoint, save_checkpoint
 from gnnrec.train.evaluate import evaluation_report, node_embeddings
-from gnnrec.train.recommend import top_k_items
+from gnnrec.train.recommend import top_k_batches, top_k_items
 from gnnrec.train.recommender import Recommender
 from gnnrec.train.trainer import Trainer, write_history
 
@@ -226,36 +227,64 @@ def write_recommendations(
     z: torch.Tensor | None = None,
 ) -> Path:
     """Top-K items per user with training positives excluded: CSV or Parquet by suffix (``z``:
-    the final embeddings, when already computed)."""
+    the final embeddings, when already computed). Columns ``user_id, rank, item_id, title,
+    score``; written a batch of users at a time from the top-K tensors (Arrow takes, no row
+    loop), to a temporary name renamed at the end."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     data, graph, U = prepared.data, prepared.graph, prepared.data.num_users
     z = embeddings(prepared, model, config) if z is None else z
-    items, scores = top_k_items(z[:U], z[U:], config.eval.top_k, exclude=data.train[:2])
-    items, scores = items.numpy(), scores.numpy()
-    k = items.shape[1]
-    user_ids = np.asarray(graph.users.ids, dtype=object)
-    item_ids = np.asarray(graph.items.ids, dtype=object)
-    titles = np.asarray(graph.items.text_fields.get("title", graph.items.ids), dtype=object)
-    flat = items.reshape(-1)
-    rows = {
-        "user_id": np.repeat(user_ids, k),
-        "rank": np.tile(np.arange(1, k + 1), U),
-        "item_id": item_ids[flat],
-        "title": titles[flat],
-        "score": np.asarray([round(s, 6) for s in scores.reshape(-1).tolist()]),
-    }
+    user_ids, item_ids = arrow_strings(graph.users.ids), arrow_strings(graph.items.ids)
+    titles = arrow_strings(graph.items.text_fields.get("title", graph.items.ids))
     path = Path(path)
-    with atomic_path(path) as tmp:
-        if path.suffix == ".parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            pq.write_table(pa.table({k: list(v) for k, v in rows.items()}), tmp)
-        else:
-            with open(tmp, "w", newline="") as f:
-                writer = csv.writer(f)
-                writer.writerow(rows)
-                writer.writerows(zip(*(v.tolist() for v in rows.values())))
+    batches = top_k_batches(
+        z[:U], z[U:], config.eval.top_k, exclude=data.train[:2], batch_size=8192
+    )
+    with atomic_path(path) as tmp, _table_writer(tmp, path.suffix) as write:
+        for start, items, scores in batches:
+            count, k = items.shape
+            flat = pa.array(items.reshape(-1).numpy())
+            write(
+                pa.table(
+                    {
+                        "user_id": pc.take(
+                            user_ids, pa.array(np.repeat(np.arange(start, start + count), k))
+                        ),
+                        "rank": pa.array(np.tile(np.arange(1, k + 1), count)),
+                        "item_id": pc.take(item_ids, flat),
+                        "title": pc.take(titles, flat),
+                        "score": pa.array(np.round(scores.reshape(-1).double().numpy(), 6)),
+                    }
+                )
+            )
     return path
+
+
+@contextlib.contextmanager
+def _table_writer(path: Path, suffix: str) -> Iterator[Callable]:
+    """A function that appends Arrow tables to ``path``: Parquet for ``.parquet``, else CSV
+    (one header, strings quoted)."""
+    writer = None
+
+    def write(table):
+        nonlocal writer
+        if writer is None:
+            if suffix == ".parquet":
+                import pyarrow.parquet as pq
+
+                writer = pq.ParquetWriter(path, table.schema)
+            else:
+                import pyarrow.csv as pacsv
+
+                writer = pacsv.CSVWriter(path, table.schema)
+        writer.write_table(table)
+
+    try:
+        yield write
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def recommend_for_text(
@@ -284,8 +313,11 @@ def recommend_for_text(
 def export_embeddings(run_dir: str | Path, output: str | Path | None = None) -> Path:
     """Writes a finished run's final embeddings for serving into ``output`` (default
     ``<run_dir>/export``): ``user_embeddings.npy`` ``[U, H]``, ``item_embeddings.npy``
-    ``[I, H]`` (float32; score = dot product), ``user_ids.txt`` and ``item_ids.txt`` (one id a
-    line, in row order) and ``export.json`` (model, dims, dataset)."""
+    ``[I, H]`` (float32; score = dot product), ``user_ids.parquet`` and ``item_ids.parquet``
+    (column ``id``, in row order) and ``export.json`` (model, dims, dataset)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from gnnrec.common.atomic_files import staged_folder
 
     config, prepared, model = load_run(run_dir)
@@ -296,7 +328,7 @@ def export_embeddings(run_dir: str | Path, output: str | Path | None = None) -> 
         np.save(tmp / "user_embeddings.npy", z[:U])
         np.save(tmp / "item_embeddings.npy", z[U:])
         for kind, ids in (("user", prepared.graph.users.ids), ("item", prepared.graph.items.ids)):
-            (tmp / f"{kind}_ids.txt").write_text("".join(f"{i}\n" for i in ids))
+            pq.write_table(pa.table({"id": arrow_strings(ids)}), tmp / f"{kind}_ids.parquet")
         meta = {
             "model": config.model.name,
             "model_label": model.label,

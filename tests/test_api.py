@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from test_training import planted_config
 
@@ -47,8 +48,8 @@ def test_recommend_and_export_match_the_run(planted_dir, feature_cache, tmp_path
 
     users = np.load(folder / "user_embeddings.npy")
     items = np.load(folder / "item_embeddings.npy")
-    user_ids = (folder / "user_ids.txt").read_text().split()
-    item_ids = (folder / "item_ids.txt").read_text().split()
+    user_ids = pq.read_table(folder / "user_ids.parquet")["id"].to_pylist()
+    item_ids = pq.read_table(folder / "item_ids.parquet")["id"].to_pylist()
     assert users.shape[0] == len(user_ids) and items.shape[0] == len(item_ids)
     row = users[user_ids.index("u3")]
     for item, score in top["u3"]:  # the exported rows give the scores the run ranked by

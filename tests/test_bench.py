@@ -218,3 +218,23 @@ def test_a_failing_candidate_costs_its_row_not_the_run(tmp_path, monkeypatch):
     ours = [r for r in aggregate if r["impl"] == "triton (ours)"]
     assert len(ours) == 2 and all(r["ms"] > 0 and r["speedup_vs_cusparse"] > 0 for r in ours)
     assert any(r["bench"] == "tile-sweep" for r in written)
+
+
+def test_ingest_bench_times_every_reader_on_the_same_table(tmp_path):
+    from gnnrec.bench import ingest
+
+    out = tmp_path / "ingest.jsonl"
+    args = ["--rows", "3000", "--big-rows", "5000", "--big-parts", "3", "--workdir", str(tmp_path)]
+    rows = ingest.main([*args, "--output", str(out)])
+    by_reader = {(r["reader"], r["rows"]): r for r in rows}
+    assert set(by_reader) == {
+        ("rows", 3000),
+        ("columnar", 3000),
+        ("arrow", 3000),
+        ("columnar", 5000),
+    }
+    small = [r for r in rows if r["rows"] == 3000]
+    assert len({(r["users"], r["items"]) for r in small}) == 1  # the same graph by every reader
+    assert all(r["peak_rss_mb"] > 0 and r["rows_per_s"] > 0 for r in rows)
+    assert by_reader[("columnar", 3000)]["speed_vs_rows"] > 0
+    assert out.with_suffix(".png").stat().st_size > 0

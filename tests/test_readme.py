@@ -34,7 +34,7 @@ def test_run_level_example_trains_recommends_and_exports(tmp_path):
     for name in ("metrics.json", "model.pt", "recommendations.csv", "config.toml"):
         assert (run_dir / name).is_file(), name
     assert (run_dir / "export" / "user_embeddings.npy").is_file()
-    assert "'item_embeddings.npy'" in out and "'user_ids.txt'" in out
+    assert "'item_embeddings.npy'" in out and "'user_ids.parquet'" in out
 
 
 def test_building_blocks_example(tmp_path):
