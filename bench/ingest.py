@@ -134,8 +134,8 @@ def plot(rows: list[dict], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    labels = [f"{r['reader']}\n{r['rows']:,} rows, {r['table']}" for r in rows]
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    labels = [f"{r['reader']}\n{r['rows']:,} rows\n{r['table']}" for r in rows]
     bars = ax.bar(labels, [r["rows_per_s"] / 1e6 for r in rows])
     ax.bar_label(bars, labels=[f"{r['seconds']:.1f} s" for r in rows], fontsize=8)
     ax.set(ylabel="million rows / s", title=f"Interaction table ingest ({rows[0]['device']})")

@@ -10,6 +10,7 @@ import torch
 from gnnrec.common.devices import check_device_name, resolve_device
 from gnnrec.train.feature_store import PLACEMENTS
 from gnnrec.train.link_batches import SAMPLINGS
+from gnnrec.train.row_optimizer import ID_OPTIMIZERS
 
 
 @dataclass(kw_only=True)
@@ -39,6 +40,11 @@ class TrainConfig:
     sampling: str = "pairs"  # pairs: every training pair once an epoch | users: LightGCN's
     lr: float = 5e-3
     l2: float = 1e-4
+    # How the ID tables (embeddings, rating biases) learn: "adam" with the other parameters
+    # (a dense [N, H] gradient and an update of every row each step), or "rowwise_adagrad"
+    # (sparse gradients; only a batch's rows are read and written; id_lr its step size).
+    id_optimizer: str = "adam"
+    id_lr: float = 0.05
     num_negatives: int = 1
     eval_every: int = 1
     patience: int = 5
@@ -81,6 +87,12 @@ class TrainConfig:
                 "matmul_precision must be 'highest', 'high' or 'medium', got "
                 f"{self.matmul_precision!r}"
             )
+        if self.id_optimizer not in ID_OPTIMIZERS:
+            raise ValueError(
+                f"id_optimizer must be one of {ID_OPTIMIZERS}, got {self.id_optimizer!r}"
+            )
+        if self.id_lr <= 0:
+            raise ValueError(f"id_lr must be > 0, got {self.id_lr}")
         if self.valid_users < 0:
             raise ValueError("valid_users must be >= 0 (0: every validation user)")
 

@@ -196,6 +196,9 @@ class GCNRecommender(Recommender):
     def id_embeddings(self, nodes: torch.Tensor) -> torch.Tensor | None:
         return None if self.embedding is None else self.embedding(nodes)
 
+    def embedding_tables(self) -> list[nn.Embedding]:
+        return [t for t in (self.embedding, self.bias) if t is not None]
+
     def place_text(self, x: torch.Tensor) -> torch.Tensor:
         if self.project is None:
             raise ValueError(

@@ -71,6 +71,11 @@ class Recommender(nn.Module, ABC):
         """The ID embedding rows ``[n, H]`` of ``nodes`` the L2 penalty applies to (None: the
         model has none)."""
 
+    def embedding_tables(self) -> list[nn.Embedding]:
+        """The model's per-node tables (ID embeddings, rating biases), which a row-wise
+        optimizer may train on sparse gradients (none by default)."""
+        return []
+
     @abstractmethod
     def place_text(self, x: torch.Tensor) -> torch.Tensor:
         """Embeddings ``[n, H]`` of new nodes known only by their text features ``x`` ``[n, F]``

@@ -37,6 +37,7 @@ from gnnrec.train.link_batches import LinkBatch, LinkBatcher
 from gnnrec.train.objective import LinkObjective
 from gnnrec.train.prefetch import prefetch
 from gnnrec.train.recommender import Recommender
+from gnnrec.train.row_optimizer import RowwiseAdagrad
 from gnnrec.train.sampler import NeighborSampler
 from gnnrec.train.training_data import TrainingData
 
@@ -79,6 +80,25 @@ def write_history(history: list[dict], run_dir: Path) -> None:
 
 def _distributed(shard: DataShard) -> bool:
     return shard.world_size > 1 and dist.is_available() and dist.is_initialized()
+
+
+def _optimizers(
+    model: Recommender, config: TrainConfig
+) -> tuple[torch.optim.Optimizer | None, torch.optim.Optimizer | None]:
+    """``(Adam over the dense parameters, the tables' row-wise optimizer)``. With
+    ``id_optimizer = "adam"`` Adam takes every parameter, the ID tables' whole dense gradients
+    included; with ``"rowwise_adagrad"`` the tables get sparse gradients and
+    :class:`RowwiseAdagrad` (``id_lr``), which touches only a batch's rows."""
+    if config.id_optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr), None
+    tables = model.embedding_tables()
+    for table in tables:
+        table.sparse = True
+    weights = {id(table.weight) for table in tables}
+    dense = [p for p in model.parameters() if id(p) not in weights]
+    adam = torch.optim.Adam(dense, lr=config.lr) if dense else None
+    rows = RowwiseAdagrad([t.weight for t in tables], lr=config.id_lr) if tables else None
+    return adam, rows
 
 
 class Trainer:
@@ -155,8 +175,12 @@ class Trainer:
         model.configure_objective(config.objective, float(self.ratings.mean()))
         self.objective = LinkObjective(model, config.objective, config.l2)
         self.step_module = wrap(self.objective) if wrap is not None else self.objective
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        self.optimizer, self.row_optimizer = _optimizers(model, config)
         self.steps_run = 0  # optimizer steps taken by this object (not counting resumed ones)
+
+    @property
+    def _optimizers(self) -> list[torch.optim.Optimizer]:
+        return [o for o in (self.optimizer, self.row_optimizer) if o is not None]
 
     @property
     def is_main(self) -> bool:
@@ -218,7 +242,8 @@ class Trainer:
         process's share of the batch's mean loss (on one process, the loss)."""
         self.model.train()
         total = 0.0
-        self.optimizer.zero_grad(set_to_none=True)
+        for optimizer in self._optimizers:
+            optimizer.zero_grad(set_to_none=True)
         no_sync = getattr(self.step_module, "no_sync", None)
         for k, inputs in enumerate(slices):
             last = k == len(slices) - 1
@@ -235,7 +260,8 @@ class Trainer:
                 size = len(inputs.batch)
                 (loss * self.shard.weight(size, batch_size)).backward()
             total += loss.item() * size / batch_size
-        self.optimizer.step()
+        for optimizer in self._optimizers:
+            optimizer.step()
         self.steps_run += 1
         return total
 
@@ -273,7 +299,10 @@ class Trainer:
     def _state(self, epoch: int, step: int, best: dict, history: list[dict]) -> dict:
         return {
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
+            "row_optimizer": None
+            if self.row_optimizer is None
+            else self.row_optimizer.state_dict(),
             "epoch": epoch,
             # Every random draw is a function of (seed, epoch, step, slice): the cursor and the
             # seed are the whole sampler and RNG state.
@@ -294,7 +323,12 @@ class Trainer:
                 f"{self.shard.partitions}: resume with parallel.partitions = {saved}"
             )
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        for optimizer, key in (
+            (self.optimizer, "optimizer"),
+            (self.row_optimizer, "row_optimizer"),
+        ):
+            if optimizer is not None:
+                optimizer.load_state_dict(state[key])
         best = {
             "model": state["best_model"],
             "score": state["best_score"],
