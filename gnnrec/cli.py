@@ -79,9 +79,11 @@ def _print_metrics(metrics: dict) -> None:
             f"{'GCN, cold items only':<28}{cold['recall@20']:>10.4f}{cold['ndcg@20']:>10.4f}"
             f"   ({cold['n_cold_items']} items with no training interactions)"
         )
+    sample = metrics.get("test_user_sample")
+    drawn = f", drawn from {sample['of']} test users, seed {sample['seed']}" if sample else ""
     print(
         f"users evaluated: {metrics['n_users_evaluated']} ({metrics['dataset']}, "
-        f"{metrics['split']} split)"
+        f"{metrics['split']} split{drawn})"
     )
     if "trained_on" in metrics:
         print(f"trained on: {metrics['trained_on']}")

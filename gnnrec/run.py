@@ -51,7 +51,15 @@ def evaluate(
     z = embeddings(prepared, model, config) if z is None else z
     cold = prepared.split.cold_items(prepared.graph)
     report = evaluation_report(
-        model, prepared.data, z, prepared.test, config.eval.ks, config.train.objective, cold
+        model,
+        prepared.data,
+        z,
+        prepared.test,
+        config.eval.ks,
+        config.train.objective,
+        cold,
+        config.eval.test_users,
+        config.eval.test_user_seed,
     )
     names = {
         "dataset": prepared.graph.name,

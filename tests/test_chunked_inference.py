@@ -69,3 +69,22 @@ def test_row_block_reads_only_the_columns_of_its_rows():
     indptr, indices, sources = row_block(csr.indptr, csr.indices, 1, 3)
     assert indptr.tolist() == [0, 1, 3] and sources.tolist() == [0, 3, 4]
     assert sources[indices.long()].tolist() == [4, 0, 3]  # rows 1 and 2, global columns
+
+
+def test_a_sampled_evaluation_ranks_the_users_drawn_and_says_so(
+    planted_dir, feature_cache, tmp_path
+):
+    from test_training import planted_config
+
+    from gnnrec.run import train_run
+
+    config = planted_config(planted_dir, feature_cache, tmp_path / "run", "train.epochs=1")
+    config.eval.test_users = 20
+    metrics = train_run(config)
+    assert metrics["n_users_evaluated"] == 20
+    assert metrics["test_user_sample"] == {"users": 20, "of": 48, "seed": 0}
+    again = train_run(config)  # a finished run, evaluated again: the same sample
+    assert again["recall@20"] == metrics["recall@20"]
+    config.eval.test_users = 0
+    everyone = train_run(config)
+    assert everyone["n_users_evaluated"] == 48 and "test_user_sample" not in everyone

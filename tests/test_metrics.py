@@ -44,8 +44,9 @@ def as_arrays(pairs):
     )
 
 
-@given(st.integers(0, 2**16), st.integers(1, 20), st.booleans())  # K may exceed the catalogue
-def test_metrics_equal_brute_force(seed, k, restrict):
+# K may exceed the catalogue; max_scores < 3 x 15 scores the items in blocks of >= K
+@given(st.integers(0, 2**16), st.integers(1, 20), st.booleans(), st.integers(1, 60))
+def test_metrics_equal_brute_force(seed, k, restrict, max_scores):
     rng = np.random.default_rng(seed)
     n_users, n_items = 7, 15
     pairs = {
@@ -62,7 +63,7 @@ def test_metrics_equal_brute_force(seed, k, restrict):
     if not any(candidates[i] for _, i in test):
         return
     got = full_ranking_metrics(
-        lambda b: scores[b],
+        lambda b, items: scores[b][:, items],
         as_arrays(train),
         as_arrays(test),
         n_users,
@@ -70,6 +71,7 @@ def test_metrics_equal_brute_force(seed, k, restrict):
         ks=(k,),
         candidates=candidates if restrict else None,
         batch_size=3,
+        max_scores=max_scores,
     )
     expected, n = _brute_force(scores.numpy(), train, test, k, candidates)
     assert got["n_users_evaluated"] == n
@@ -79,7 +81,8 @@ def test_metrics_equal_brute_force(seed, k, restrict):
 
 def test_popularity_ranks_by_training_counts():
     score = popularity_scores(np.array([2, 2, 2, 0, 1, 1]), 4)
-    assert score(torch.tensor([0, 5])).tolist() == [[1, 2, 3, 0]] * 2
+    assert score(torch.tensor([0, 5]), torch.arange(4)).tolist() == [[1, 2, 3, 0]] * 2
+    assert score(torch.tensor([1]), torch.tensor([2, 0])).tolist() == [[3, 1]]
 
 
 def test_rating_metrics():
@@ -108,7 +111,7 @@ def test_ties_are_broken_at_random_not_by_item_id():
     test_items = rng.integers(0, 10, test_users.size)
     empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
     got = full_ranking_metrics(
-        lambda b: torch.zeros(len(b), n_items),
+        lambda b, items: torch.zeros(len(b), len(items)),
         empty,
         (test_users, test_items),
         n_users,

@@ -191,7 +191,9 @@ def test_ranking_metrics_agree_with_pyg(num_users, num_items, seed):
     train = np.nonzero(pairs < 0.2)
     test = np.nonzero(pairs > 0.8)
     k = 5
-    ours = full_ranking_metrics(lambda b: scores[b], train, test, num_users, num_items, ks=(k,))
+    ours = full_ranking_metrics(
+        lambda b, items: scores[b][:, items], train, test, num_users, num_items, ks=(k,)
+    )
     masked = scores.clone()
     masked[torch.from_numpy(train[0]), torch.from_numpy(train[1])] = -torch.inf
     top = torch.topk(masked, min(k, num_items), dim=1).indices

@@ -12,7 +12,12 @@ import torch
 
 from gnnrec.train.baselines import fit_rating_biases
 from gnnrec.train.graph_view import GraphView
-from gnnrec.train.metrics import full_ranking_metrics, popularity_scores, rating_metrics
+from gnnrec.train.metrics import (
+    UserScores,
+    full_ranking_metrics,
+    popularity_scores,
+    rating_metrics,
+)
 from gnnrec.train.recommender import Recommender
 from gnnrec.train.training_data import Pairs, TrainingData
 
@@ -20,15 +25,21 @@ from gnnrec.train.training_data import Pairs, TrainingData
 @dataclass(kw_only=True)
 class EvalConfig:
     """``ks``: the cut-offs of every ranking metric (20 is the one early stopping uses);
-    ``top_k``: recommendations written per user."""
+    ``top_k``: recommendations written per user; ``test_users``: > 0 ranks a seeded sample of
+    that many test users (``test_user_seed``) instead of all of them, for graphs whose full
+    ranking would take too long; the sample is stated in ``metrics.json``."""
 
-    RESUMABLE: ClassVar[frozenset[str]] = frozenset({"ks", "top_k", "chunk_nodes"})
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset(
+        {"ks", "top_k", "chunk_nodes", "test_users", "test_user_seed"}
+    )
 
     ks: list[int] = field(default_factory=lambda: [10, 20])
     top_k: int = 10
     # > 0: final embeddings computed this many nodes at a time (device memory bounded by the
     # chunk, the result kept on the host); 0: the whole graph at once
     chunk_nodes: int = 0
+    test_users: int = 0
+    test_user_seed: int = 0
 
     def __post_init__(self) -> None:
         if 20 not in self.ks or min(self.ks) < 1:
@@ -37,6 +48,8 @@ class EvalConfig:
             raise ValueError(f"eval.top_k must be at least 1, got {self.top_k}")
         if self.chunk_nodes < 0:
             raise ValueError(f"eval.chunk_nodes must be >= 0, got {self.chunk_nodes}")
+        if self.test_users < 0:
+            raise ValueError(f"eval.test_users must be >= 0 (0: all), got {self.test_users}")
 
 
 def node_embeddings(
@@ -69,6 +82,11 @@ def predicted_ratings(model: Recommender, z: torch.Tensor, pairs: Pairs) -> torc
         return model.rating(z[u], z[i], u, i).cpu()
 
 
+def item_scores(z: torch.Tensor, num_users: int) -> UserScores:
+    """Dot-product scores ``z_u . z_{U+i}`` of final embeddings ``z`` ``[U + I, H]``."""
+    return lambda users, items: z[users.to(z.device)] @ z[num_users + items.to(z.device)].T
+
+
 def validation_metrics(
     model: Recommender, z: torch.Tensor, data: TrainingData, valid: Pairs, objective: str
 ) -> dict[str, float]:
@@ -79,7 +97,7 @@ def validation_metrics(
         return {**metrics, "score": -metrics["rmse"]}
     U = data.num_users
     metrics = full_ranking_metrics(
-        lambda b: z[b] @ z[U:].T, data.train[:2], valid[:2], U, data.num_items, ks=(20,)
+        item_scores(z, U), data.train[:2], valid[:2], U, data.num_items, ks=(20,)
     )
     return {
         "recall@20": metrics["recall@20"],
@@ -97,20 +115,33 @@ def evaluation_report(
     ks: list[int],
     objective: str,
     cold_items: np.ndarray | None = None,
+    test_users: int = 0,
+    seed: int = 0,
 ) -> dict:
     """Test metrics of the model with final embeddings ``z`` ``[U + I, H]``
     (:func:`node_embeddings`) beside the popularity baseline; ``cold_items`` (boolean
     ``[I]``): also rank those items among themselves (``cold``); with the rating objective,
-    MAE/RMSE beside the global mean and per-user/item biases."""
+    MAE/RMSE beside the global mean and per-user/item biases. ``test_users`` > 0: every metric
+    over the test pairs of that many users drawn with ``seed`` (``test_user_sample``)."""
     U, I = data.num_users, data.num_items
     users, items, ratings = test
+    everyone = np.unique(users)
+    sample = None
+    if 0 < test_users < everyone.size:
+        chosen = np.random.default_rng(seed).choice(everyone, test_users, replace=False)
+        keep = np.isin(users, chosen)
+        users, items, ratings = users[keep], items[keep], ratings[keep]
+        test = (users, items, ratings)
+        sample = {"users": test_users, "of": int(everyone.size), "seed": seed}
 
     def ranking(score, candidates=None):
         return full_ranking_metrics(score, data.train[:2], (users, items), U, I, ks, candidates)
 
-    model_scores = lambda b: z[b] @ z[U:].T  # noqa: E731
+    model_scores = item_scores(z, U)
     popularity = popularity_scores(data.train[1], I)
     metrics = {**ranking(model_scores), "baselines": {"popularity": ranking(popularity)}}
+    if sample is not None:
+        metrics["test_user_sample"] = sample
     if cold_items is not None and cold_items.any():
         metrics["cold"] = {
             **ranking(model_scores, cold_items),

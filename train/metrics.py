@@ -23,7 +23,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-UserScores = Callable[[torch.Tensor], torch.Tensor]  # users [B] -> scores [B, I]
+# (users [B], items [J]) -> scores [B, J], a tensor of its own (the ranking writes into it)
+UserScores = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+MAX_SCORES = 1 << 24  # scores held at once: 64 MiB of fp32
 
 
 def _by_user(users: np.ndarray, items: np.ndarray, num_users: int) -> tuple[np.ndarray, np.ndarray]:
@@ -53,13 +55,15 @@ def full_ranking_metrics(
     candidates: np.ndarray | None = None,
     batch_size: int = 256,
     tie_seed: int = 0,
+    max_scores: int = MAX_SCORES,
 ) -> dict[str, float]:
     """``{"recall@K", "ndcg@K", "precision@K", "hitrate@K", "n_users_evaluated"}``.
 
     ``train_pairs``/``test_pairs``: ``(users [E], items [E])``; ``candidates``: boolean ``[I]``
     of rankable items (test items outside it are dropped). Scores are ranked in batches of
     ``batch_size`` users with every metric computed for the batch at once, on the device the
-    scores come on.
+    scores come on; items are scored ``max_scores // batch_size`` at a time (in the tie order),
+    each block's top K merged into the running top K, so memory is bounded by the block.
     """
     test_users, test_items = (np.asarray(a, dtype=np.int64) for a in test_pairs)
     if candidates is not None:
@@ -82,22 +86,38 @@ def full_ranking_metrics(
     blocked = None if candidates is None else torch.from_numpy(~candidates)[shuffle]
 
     @functools.cache
-    def on(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The column order and blocked columns on the scores' device, moved there once."""
-        return shuffle.to(device), None if blocked is None else blocked.to(device)
+    def on(device: torch.device) -> torch.Tensor | None:
+        """The blocked columns on the scores' device, moved there once."""
+        return None if blocked is None else blocked.to(device)
 
+    width = max(k_max, max_scores // batch_size)
     for start in range(0, len(users), batch_size):
         batch = users[start : start + batch_size]
-        scores = score_users(torch.from_numpy(batch)).float()
-        device = scores.device
-        order, blocked_columns = on(device)
-        scores = scores[:, order]  # a copy
         row, entry = _rows_of(train_ptr, batch)
-        masked = column[torch.from_numpy(train_items[entry])]
-        scores[torch.from_numpy(row).to(device), masked.to(device)] = -torch.inf
-        if blocked_columns is not None:
-            scores[:, blocked_columns] = -torch.inf
-        ranked = torch.topk(scores, min(k_max, num_items), dim=1).indices.cpu()
+        masked_rows = torch.from_numpy(row)
+        masked_columns = column[torch.from_numpy(train_items[entry])]
+        best = best_columns = None
+        for first in range(0, num_items, width):
+            columns = torch.arange(first, min(first + width, num_items))
+            scores = score_users(torch.from_numpy(batch), shuffle[columns]).float()
+            device = scores.device
+            blocked_columns = on(device)
+            inside = (masked_columns >= first) & (masked_columns < first + len(columns))
+            rows, cols = masked_rows[inside].to(device), (masked_columns[inside] - first).to(device)
+            scores[rows, cols] = -torch.inf
+            if blocked_columns is not None:
+                scores[:, blocked_columns[first : first + len(columns)]] = -torch.inf
+            top = torch.topk(scores, min(k_max, len(columns)), dim=1)
+            values, positions = top.values, top.indices + first
+            if best is not None:
+                values, positions = (
+                    torch.cat([best, values], 1),
+                    torch.cat([best_columns, positions], 1),
+                )
+                top = torch.topk(values, min(k_max, values.shape[1]), dim=1)
+                values, positions = top.values, positions.gather(1, top.indices)
+            best, best_columns = values, positions
+        ranked = best_columns.cpu()
         top = shuffle[ranked].numpy()
         keys = batch[:, None] * num_items + top
         found = np.searchsorted(test_keys, keys).clip(max=max(test_keys.size - 1, 0))
@@ -125,4 +145,4 @@ def rating_metrics(predicted: torch.Tensor, target: torch.Tensor) -> dict[str, f
 def popularity_scores(train_items: np.ndarray, num_items: int) -> UserScores:
     """The popularity baseline: every user gets the items' training interaction counts."""
     counts = torch.from_numpy(np.bincount(train_items, minlength=num_items).astype(np.float32))
-    return lambda users: counts.expand(len(users), num_items)
+    return lambda users, items: counts[items].repeat(len(users), 1)
