@@ -159,8 +159,16 @@ def train_worker(loop_config: dict) -> None:
     )
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
+    tables = dict(trainer.tables)  # rank 0 makes them dense again after training
+    facts.update(
+        table_bytes=sum(t.shard.nbytes + t.state.nbytes for t in tables.values()),
+        table_total_bytes=sum(
+            t.num_rows * (t.dim * t.shard.element_size() + 4) for t in tables.values()
+        ),
+    )
     trainer.train()
     facts.update(
+        table_bytes_sent=sum(t.bytes_sent for t in tables.values()),
         memory_end=process_memory(),
         start_epoch=trainer.start_epoch,
         steps=trainer.steps_run,

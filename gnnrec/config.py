@@ -37,12 +37,6 @@ class RunConfig:
     parallel: ParallelLayout = field(default_factory=ParallelLayout)
 
     def __post_init__(self) -> None:
-        if self.train.id_optimizer != "adam" and self.parallel.num_workers > 0:
-            raise ValueError(
-                f"train.id_optimizer = {self.train.id_optimizer!r} trains in one process for now "
-                "(its sparse gradients do not go through the workers' all-reduce; ID tables "
-                "sharded across workers are still to come): use parallel.num_workers = 0"
-            )
         if self.train.mode == "sampled" and len(self.train.fanouts) != self.model.layers:
             raise ValueError(
                 f"train.fanouts has {len(self.train.fanouts)} hops but model.layers is "

@@ -99,6 +99,34 @@ def test_two_workers_with_half_batches_match_one_process_with_whole_ones(
     assert [row["examples"] for row in history] == [330] * 3  # every example, once per epoch
 
 
+@pytest.mark.slow  # a Ray cluster on localhost
+def test_two_workers_with_sharded_id_tables_match_one_process(planted_dir, feature_cache, tmp_path):
+    """Row-wise Adagrad on ID tables sharded over 2 workers (rows r % 2) reaches the model one
+    process reaches on the same two slices of each batch, each worker holding half the table
+    and its state, the tables' traffic beside DDP's all-reduce of the dense parameters only."""
+    common = ["train.mode=sampled", "train.fanouts=[4, 3]", "train.epochs=2"]
+    common += ["train.id_optimizer=rowwise_adagrad", "model.text_features=true"]
+    alone = train_run(
+        planted_config(
+            planted_dir, feature_cache, tmp_path / "one", *common, "parallel.partitions=2"
+        )
+    )
+    both = train_run(
+        planted_config(
+            planted_dir, feature_cache, tmp_path / "two", *common, "parallel.num_workers=2"
+        )
+    )
+    _assert_same_model(_model(tmp_path / "one"), _model(tmp_path / "two"), rtol=1e-5, atol=1e-6)
+    assert both["recall@20"] == pytest.approx(alone["recall@20"], abs=0.03)
+    workers = json.loads((tmp_path / "two" / "workers.json").read_text())
+    for w in workers:
+        assert 0.45 < w["table_bytes"] / w["table_total_bytes"] <= 0.55
+        assert w["table_bytes_sent"] > 0 and w["steps"] == 12
+    model = _model(tmp_path / "two")
+    dense = sum(v.numel() * 4 for k, v in model.items() if k != "embedding.weight")
+    assert workers[0]["allreduce_bytes"] <= 12 * dense  # no table in DDP's all-reduce
+
+
 # A larger planted graph (IDs only, no text to encode), so that an epoch lasts long enough to
 # kill a worker in the middle of one, and the shared arrays dwarf measurement noise.
 BIG = dict(num_users=6000, items_per_genre=150, per_user=40)

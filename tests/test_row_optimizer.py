@@ -1,5 +1,5 @@
-"""Row-wise Adagrad on sparse gradients: the math, only touched rows move, and a run learns and
-resumes exactly with it."""
+"""Row-wise Adagrad on ID tables: the math, only touched rows move, and a run learns and resumes
+exactly with it (one process; several: tests/test_sharded_tables.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from test_training import planted_config
-from torch import nn
 
 from gnnrec.config import load_config
 from gnnrec.run import load_run, train_run
-from gnnrec.train.row_optimizer import RowwiseAdagrad
+from gnnrec.train.sharded_table import ShardedTable
 
 
 @given(
@@ -24,31 +23,26 @@ from gnnrec.train.row_optimizer import RowwiseAdagrad
 )
 def test_rowwise_adagrad_equals_the_dense_formula(rows, width, lookups, lr, seed):
     torch.manual_seed(seed)
-    table = nn.Embedding(rows, width, sparse=True)
-    weight = table.weight.detach().clone().double()
-    optimizer = RowwiseAdagrad(table.parameters(), lr=lr)
-    state = torch.zeros(rows, dtype=torch.float64)
-    for ids in lookups:  # successive steps, each with repeated ids
+    start = torch.randn(rows, width)
+    table = ShardedTable(start, lr=lr)  # one process: the whole table is its shard
+    weight, state = start.double(), torch.zeros(rows, dtype=torch.float64)
+    for ids in lookups:  # successive steps, each with repeated ids, looked up twice
         ids = torch.tensor([i % rows for i in ids])
         target = torch.randn(len(ids), width)
-        optimizer.zero_grad()
+        table.zero_grad()
         ((table(ids) - target) ** 2).sum().backward()
-        optimizer.step()
-        dense = torch.zeros(rows, width, dtype=torch.float64)  # d/dw of the same loss
+        (table(ids[:1]) * 3).sum().backward()
+        table.step()
+        dense = torch.zeros(rows, width, dtype=torch.float64)  # d/dw of the same losses
         dense.index_add_(0, ids, 2 * (weight[ids] - target.double()))
+        dense[ids[0]] += 3
         touched = torch.zeros(rows, dtype=torch.bool)
         touched[ids] = True
         state[touched] += dense[touched].pow(2).mean(1)
         weight[touched] -= lr * dense[touched] / (state[touched].sqrt() + 1e-8).unsqueeze(1)
-        torch.testing.assert_close(table.weight.detach().double(), weight, rtol=1e-4, atol=1e-5)
-        assert torch.equal(optimizer.state[table.weight]["sum"] > 0, state > 0)
-
-
-def test_dense_gradients_are_refused():
-    table = nn.Embedding(3, 2)
-    table(torch.tensor([0])).sum().backward()
-    with pytest.raises(ValueError, match="sparse gradients"):
-        RowwiseAdagrad(table.parameters()).step()
+        torch.testing.assert_close(table.shard.double(), weight, rtol=1e-4, atol=1e-5)
+        assert torch.equal(table.state > 0, state > 0)
+        assert table.bytes_sent == 0  # nothing leaves a lone process
 
 
 ROWWISE = ["train.id_optimizer=rowwise_adagrad", "train.id_lr=0.1"]
@@ -64,11 +58,15 @@ def test_a_sampled_step_moves_only_the_rows_it_touched(planted_dir, feature_cach
     prepared = prepare(config)
     model = model_for(config, prepared.data)
     trainer = Trainer(model, prepared.data, config.train, tmp_path / "run")
-    before = model.embedding.weight.detach().clone()
+    table = trainer.tables["embedding"]
+    assert model.embedding is table and not any(
+        p.numel() == table.shard.numel() for p in model.parameters()
+    )
+    before = table.shard.clone()
     batch = next(iter(trainer.batcher.epoch(torch.Generator().manual_seed(0))))
     trainer.train_step(batch, torch.Generator().manual_seed(1))
-    moved = (model.embedding.weight.detach() != before).any(1)
-    state = trainer.row_optimizer.state[model.embedding.weight]["sum"]
+    moved = (table.shard != before).any(1)
+    state = table.state
     assert 0 < moved.sum() < moved.numel() // 2  # a 4-pair batch's sampled subgraph
     assert torch.equal(moved, state > 0)  # state exactly for the rows that moved
     assert trainer.optimizer is None  # IDs only: nothing dense left for Adam
@@ -95,5 +93,3 @@ def test_id_optimizer_is_checked():
         load_config(None, ["train.id_optimizer=sgd"])
     with pytest.raises(ValueError, match="id_lr must be > 0"):
         load_config(None, ["train.id_lr=0"])
-    with pytest.raises(ValueError, match="trains in one process for now"):
-        load_config(None, ["train.id_optimizer=rowwise_adagrad", "parallel.num_workers=2"])

@@ -42,7 +42,8 @@ class TrainConfig:
     l2: float = 1e-4
     # How the ID tables (embeddings, rating biases) learn: "adam" with the other parameters
     # (a dense [N, H] gradient and an update of every row each step), or "rowwise_adagrad"
-    # (sparse gradients; only a batch's rows are read and written; id_lr its step size).
+    # (only a batch's rows are read and written, id_lr its step size; with several workers the
+    # tables are sharded by rows over them: train/sharded_table.py).
     id_optimizer: str = "adam"
     id_lr: float = 0.05
     num_negatives: int = 1

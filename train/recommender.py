@@ -72,8 +72,8 @@ class Recommender(nn.Module, ABC):
         model has none)."""
 
     def embedding_tables(self) -> list[nn.Embedding]:
-        """The model's per-node tables (ID embeddings, rating biases), which a row-wise
-        optimizer may train on sparse gradients (none by default)."""
+        """The model's per-node tables (ID embeddings, rating biases), which the trainer may
+        shard and train row-wise (``train.id_optimizer``; none by default)."""
         return []
 
     @abstractmethod

@@ -1,5 +1,6 @@
 """Row-wise sparse optimisation of embedding tables: a step reads and writes only the rows its
-batch touched, never the whole table, and keeps one number of state per row.
+batch touched, never the whole table, and keeps one number of state per row
+(:class:`~gnnrec.train.sharded_table.ShardedTable` applies it to its shard).
 
 Row-wise Adagrad (FBGEMM's ``EXACT_ROWWISE_ADAGRAD``, the default of TorchRec's sharded tables):
 for each touched row ``r`` with summed gradient ``g_r`` ``[H]``,
@@ -12,10 +13,7 @@ under Adam instead materialises an ``[N, H]`` gradient every step and updates ev
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import torch
-from torch import nn
 
 ID_OPTIMIZERS = ("adam", "rowwise_adagrad")
 
@@ -35,32 +33,3 @@ def rowwise_adagrad_(
     state.index_copy_(0, rows, s)
     step = grads / (s.sqrt() + eps).to(weight.dtype).unsqueeze(1)
     weight.index_add_(0, rows, step, alpha=-lr)
-
-
-class RowwiseAdagrad(torch.optim.Optimizer):
-    """Row-wise Adagrad for embedding tables with sparse gradients (``nn.Embedding(...,
-    sparse=True)``): each step updates the rows the gradient names (duplicates summed)."""
-
-    def __init__(self, params: Iterable[nn.Parameter], lr: float = 0.05, eps: float = 1e-8):
-        if lr <= 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
-        super().__init__(params, {"lr": lr, "eps": eps})
-
-    @torch.no_grad()
-    def step(self, closure=None):  # noqa: D102 (torch.optim.Optimizer.step)
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if not p.grad.is_sparse:
-                    raise ValueError(
-                        "RowwiseAdagrad takes sparse gradients (nn.Embedding(sparse=True))"
-                    )
-                grad = p.grad.coalesce()
-                state = self.state[p]
-                if "sum" not in state:
-                    state["sum"] = torch.zeros(p.shape[0], dtype=torch.float32, device=p.device)
-                rowwise_adagrad_(
-                    p, state["sum"], grad.indices()[0], grad.values(), group["lr"], group["eps"]
-                )
-        return None

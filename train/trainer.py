@@ -37,8 +37,8 @@ from gnnrec.train.link_batches import LinkBatch, LinkBatcher
 from gnnrec.train.objective import LinkObjective
 from gnnrec.train.prefetch import prefetch
 from gnnrec.train.recommender import Recommender
-from gnnrec.train.row_optimizer import RowwiseAdagrad
 from gnnrec.train.sampler import NeighborSampler
+from gnnrec.train.sharded_table import shard_tables, unshard_tables
 from gnnrec.train.training_data import TrainingData
 
 log = get_logger(__name__)
@@ -80,25 +80,6 @@ def write_history(history: list[dict], run_dir: Path) -> None:
 
 def _distributed(shard: DataShard) -> bool:
     return shard.world_size > 1 and dist.is_available() and dist.is_initialized()
-
-
-def _optimizers(
-    model: Recommender, config: TrainConfig
-) -> tuple[torch.optim.Optimizer | None, torch.optim.Optimizer | None]:
-    """``(Adam over the dense parameters, the tables' row-wise optimizer)``. With
-    ``id_optimizer = "adam"`` Adam takes every parameter, the ID tables' whole dense gradients
-    included; with ``"rowwise_adagrad"`` the tables get sparse gradients and
-    :class:`RowwiseAdagrad` (``id_lr``), which touches only a batch's rows."""
-    if config.id_optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=config.lr), None
-    tables = model.embedding_tables()
-    for table in tables:
-        table.sparse = True
-    weights = {id(table.weight) for table in tables}
-    dense = [p for p in model.parameters() if id(p) not in weights]
-    adam = torch.optim.Adam(dense, lr=config.lr) if dense else None
-    rows = RowwiseAdagrad([t.weight for t in tables], lr=config.id_lr) if tables else None
-    return adam, rows
 
 
 class Trainer:
@@ -173,14 +154,15 @@ class Trainer:
             sampling=config.sampling,
         )
         model.configure_objective(config.objective, float(self.ratings.mean()))
+        # "rowwise_adagrad": the ID tables sharded over the processes (one shard alone),
+        # outside DDP and Adam; Adam takes every parameter otherwise
+        self.tables = shard_tables(model, config.id_lr) if config.id_optimizer != "adam" else {}
         self.objective = LinkObjective(model, config.objective, config.l2)
         self.step_module = wrap(self.objective) if wrap is not None else self.objective
-        self.optimizer, self.row_optimizer = _optimizers(model, config)
+        # (Adam's parameter list as it always was for "adam": its checkpoints stay loadable)
+        dense = [p for p in model.parameters() if p.requires_grad or not self.tables]
+        self.optimizer = torch.optim.Adam(dense, lr=config.lr) if dense else None
         self.steps_run = 0  # optimizer steps taken by this object (not counting resumed ones)
-
-    @property
-    def _optimizers(self) -> list[torch.optim.Optimizer]:
-        return [o for o in (self.optimizer, self.row_optimizer) if o is not None]
 
     @property
     def is_main(self) -> bool:
@@ -242,8 +224,10 @@ class Trainer:
         process's share of the batch's mean loss (on one process, the loss)."""
         self.model.train()
         total = 0.0
-        for optimizer in self._optimizers:
-            optimizer.zero_grad(set_to_none=True)
+        if self.optimizer is not None:
+            self.optimizer.zero_grad(set_to_none=True)
+        for table in self.tables.values():
+            table.zero_grad()
         no_sync = getattr(self.step_module, "no_sync", None)
         for k, inputs in enumerate(slices):
             last = k == len(slices) - 1
@@ -260,8 +244,10 @@ class Trainer:
                 size = len(inputs.batch)
                 (loss * self.shard.weight(size, batch_size)).backward()
             total += loss.item() * size / batch_size
-        for optimizer in self._optimizers:
-            optimizer.step()
+        if self.optimizer is not None:
+            self.optimizer.step()
+        for table in self.tables.values():
+            table.step()
         self.steps_run += 1
         return total
 
@@ -292,17 +278,26 @@ class Trainer:
         z = self.embeddings()  # scored where it is (the GPU when training there)
         return validation_metrics(self.model, z, self.data, self.valid, self.config.objective)
 
+    def _model_state(self) -> tuple[dict, dict]:
+        """``(the model's state dict, the tables' row-wise state)`` as one dense model has them:
+        sharded tables gathered whole on rank 0 (a collective; elsewhere without them)."""
+        weights, rows = dict(self.model.state_dict()), {}
+        for name, table in self.tables.items():
+            gathered = table.gathered_state()
+            if gathered is not None:
+                weights[f"{name}.weight"], rows[name] = gathered["weight"], gathered["state"]
+        return weights, rows
+
     def _best(self, epoch: int, score: float) -> dict:
-        weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        weights = {k: v.detach().cpu().clone() for k, v in self._model_state()[0].items()}
         return {"model": weights, "score": score, "epoch": epoch + 1, "bad_epochs": 0}
 
     def _state(self, epoch: int, step: int, best: dict, history: list[dict]) -> dict:
+        weights, rows = self._model_state()
         return {
-            "model": self.model.state_dict(),
+            "model": weights,
             "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
-            "row_optimizer": None
-            if self.row_optimizer is None
-            else self.row_optimizer.state_dict(),
+            "table_state": rows,
             "epoch": epoch,
             # Every random draw is a function of (seed, epoch, step, slice): the cursor and the
             # seed are the whole sampler and RNG state.
@@ -322,13 +317,12 @@ class Trainer:
                 f"the checkpoint was trained with {saved} batch partitions, this run has "
                 f"{self.shard.partitions}: resume with parallel.partitions = {saved}"
             )
-        self.model.load_state_dict(state["model"])
-        for optimizer, key in (
-            (self.optimizer, "optimizer"),
-            (self.row_optimizer, "row_optimizer"),
-        ):
-            if optimizer is not None:
-                optimizer.load_state_dict(state[key])
+        tables = {f"{name}.weight": name for name in self.tables}
+        self.model.load_state_dict({k: v for k, v in state["model"].items() if k not in tables})
+        for key, name in tables.items():
+            self.tables[name].load_(state["model"][key], state["table_state"][name])
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
         best = {
             "model": state["best_model"],
             "score": state["best_score"],
@@ -344,7 +338,11 @@ class Trainer:
             return self._best(epoch, score=0.0)  # no validation set: keep the latest weights
         if (epoch + 1) % cfg.eval_every and epoch + 1 != cfg.epochs:
             return best
+        for table in self.tables.values():
+            table.gather_()  # whole on rank 0, for its validation
         valid = self._from_main(self.validate() if self.is_main else None)
+        for table in self.tables.values():
+            table.release_()
         row.update({f"valid_{k}": v for k, v in valid.items() if k != "score"})
         if valid["score"] > best["score"]:
             return self._best(epoch, valid["score"])
@@ -356,7 +354,7 @@ class Trainer:
         cfg = self.config
         history: list[dict] = []
         best = {
-            "model": self.model.state_dict(),
+            "model": self._model_state()[0],
             "score": -float("inf"),
             "epoch": -1,
             "bad_epochs": 0,
@@ -419,6 +417,10 @@ class Trainer:
                         k: round(v, 4) for k, v in row.items() if k.startswith(("loss", "valid"))
                     }
                     log.info("epoch %d: %s", epoch + 1, shown)
-        self.model.load_state_dict(best["model"])
+        if self.tables and self.is_main:  # the best model, dense again: tables back as tensors
+            unshard_tables(self.model, self.tables, best["model"])
+            self.tables = {}
+        tables = {f"{name}.weight" for name in self.tables}  # kept sharded off rank 0
+        self.model.load_state_dict({k: v for k, v in best["model"].items() if k not in tables})
         self.best_epoch = best["epoch"]
         return history

@@ -1,0 +1,159 @@
+"""An ID table (embeddings or biases) sharded by rows over the processes of the default
+``torch.distributed`` group, trained with row-wise Adagrad.
+
+Row ``r`` of an ``[N, H]`` table lives on rank ``r % W`` as local row ``r // W`` (modulo
+sharding spreads the hot, low ids), with its Adagrad state: no process holds the whole table,
+and no collective ever moves it. A lookup of ids ``[n]`` (a collective: every rank makes the
+same lookups in the same order) sends the distinct ids to their owners and gets their rows back
+(``all_to_all_single`` twice), as one leaf ``[u, H]`` that autograd fills with the rows'
+gradients; :meth:`ShardedTable.step` sends those gradients back to the owners (once more), which
+average them over the W ranks, as DDP averages dense gradients, sum them per row and take one
+:func:`~gnnrec.train.row_optimizer.rowwise_adagrad_` step. Bytes moved per step: the batch's
+distinct rows there and back (``H`` floats each) plus their ids, counted in ``bytes_sent``.
+
+With W = 1 the same code runs without collectives, so one process and W workers compute the
+same update. For inference and checkpoints, :meth:`gather_` assembles the whole table on rank 0
+only (transient: the final embeddings there are as large).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from gnnrec.train.row_optimizer import rowwise_adagrad_
+
+
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class ShardedTable(nn.Module):
+    """This rank's rows of an ``[N, H]`` table: ``shard`` ``[ceil((N - rank) / W), H]`` and the
+    row-wise Adagrad state ``state`` ``[rows]`` (neither is a parameter: DDP leaves them
+    alone; the trainer saves them through :meth:`gather_`)."""
+
+    def __init__(self, weight: torch.Tensor, lr: float, eps: float = 1e-8):
+        """``weight`` ``[N, H]``: the whole initial table (every rank draws the same one from
+        the run's seed); only this rank's rows are kept."""
+        super().__init__()
+        self.rank, self.world = _world()
+        self.num_rows, self.dim = weight.shape
+        self.lr, self.eps = lr, eps
+        self.shard = weight.detach()[self.rank :: self.world].clone()
+        self.state = torch.zeros(self.shard.shape[0], dtype=torch.float32, device=weight.device)
+        self.full: torch.Tensor | None = None  # the gathered table, on rank 0 after gather_()
+        self.bytes_sent = 0
+        self._lookups: list[
+            tuple[torch.Tensor, torch.Tensor, list[int], list[int], torch.Tensor]
+        ] = []
+
+    def _exchange(self, send: torch.Tensor, send_counts: list[int], recv_counts: list[int]):
+        """``all_to_all_single``: ``send`` rows grouped by destination -> rows by source."""
+        if self.world == 1:
+            return send
+        out = send.new_empty((sum(recv_counts), *send.shape[1:]))
+        dist.all_to_all_single(out, send.contiguous(), recv_counts, send_counts)
+        own = send_counts[self.rank] * (send[0].numel() if send.numel() else 0)
+        self.bytes_sent += (send.numel() - own) * send.element_size()
+        return out
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Rows ``[n, H]`` of ``ids`` ``[n]`` (the gathered table on rank 0 after
+        :meth:`gather_`; else a collective lookup)."""
+        if self.full is not None:
+            return self.full[ids]
+        distinct, inverse = torch.unique(ids, return_inverse=True)
+        owner = distinct % self.world
+        order = torch.argsort(owner, stable=True)
+        wanted = distinct[order]  # grouped by owner
+        send_counts = torch.bincount(owner, minlength=self.world)
+        recv_counts = self._exchange(send_counts, [1] * self.world, [1] * self.world)
+        send_counts, recv_counts = send_counts.tolist(), recv_counts.tolist()
+        asked = self._exchange(wanted, send_counts, recv_counts)  # ids this rank owns
+        rows = self._exchange(self.shard[asked // self.world], recv_counts, send_counts)
+        leaf = torch.empty_like(rows)
+        leaf[order] = rows  # back to the order of ``distinct``
+        if not torch.is_grad_enabled():
+            return leaf[inverse]
+        leaf.requires_grad_()
+        self._lookups.append((leaf, order, send_counts, recv_counts, asked))
+        return leaf[inverse]
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """One row-wise Adagrad step on the rows of this step's lookups (a collective)."""
+        rows, grads = [], []
+        for leaf, order, send_counts, recv_counts, asked in self._lookups:
+            grad = leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)
+            rows.append(asked // self.world)
+            grads.append(self._exchange(grad[order], send_counts, recv_counts))
+        self._lookups.clear()
+        if not rows:
+            return
+        local, index = torch.unique(torch.cat(rows), return_inverse=True)
+        summed = torch.zeros(local.numel(), self.dim, dtype=self.shard.dtype, device=local.device)
+        summed.index_add_(0, index, torch.cat(grads) / self.world)
+        rowwise_adagrad_(self.shard, self.state, local, summed, self.lr, self.eps)
+
+    def zero_grad(self) -> None:
+        self._lookups.clear()
+
+    def _gather(self, local: torch.Tensor) -> torch.Tensor | None:
+        """``local`` ``[rows, ...]`` of every rank interleaved back into table order, on rank 0
+        (None elsewhere)."""
+        if self.world == 1:
+            return local.clone()
+        per_rank = -(-self.num_rows // self.world)
+        padded = local.new_zeros((per_rank, *local.shape[1:]))
+        padded[: local.shape[0]] = local
+        parts = [torch.empty_like(padded) for _ in range(self.world)] if self.rank == 0 else None
+        dist.gather(padded, parts, dst=0)
+        if self.rank != 0:
+            return None
+        whole = local.new_empty((self.num_rows, *local.shape[1:]))
+        for r, part in enumerate(parts):
+            count = len(range(r, self.num_rows, self.world))
+            whole[r :: self.world] = part[:count]
+        return whole
+
+    def gather_(self) -> None:
+        """Assembles the whole table on rank 0 (``full``; a collective)."""
+        self.full = self._gather(self.shard)
+
+    def release_(self) -> None:
+        self.full = None
+
+    def gathered_state(self) -> dict[str, torch.Tensor] | None:
+        """``{"weight": [N, H], "state": [N]}`` on rank 0 (None elsewhere; a collective)."""
+        weight, state = self._gather(self.shard), self._gather(self.state)
+        return None if weight is None else {"weight": weight, "state": state}
+
+    def load_(self, weight: torch.Tensor, state: torch.Tensor) -> None:
+        """This rank's rows of a whole table and its state (for a resume on any W)."""
+        self.shard.copy_(weight[self.rank :: self.world])
+        self.state.copy_(state[self.rank :: self.world])
+
+
+def shard_tables(model: nn.Module, lr: float) -> dict[str, ShardedTable]:
+    """Replaces each trainable table of ``model.embedding_tables()`` by its
+    :class:`ShardedTable` (the initial weights this rank's rows); ``{module name: table}``."""
+    names = {id(module): name for name, module in model.named_modules()}
+    tables = {}
+    for table in model.embedding_tables():
+        if table.weight.requires_grad:
+            name = names[id(table)]
+            tables[name] = ShardedTable(table.weight, lr)
+            model.set_submodule(name, tables[name])
+    return tables
+
+
+def unshard_tables(model: nn.Module, tables: dict[str, ShardedTable], weights: dict) -> None:
+    """Puts dense ``nn.Embedding`` tables back in place of ``tables``, with ``weights[name +
+    ".weight"]`` (whole tables, as rank 0 gathers them)."""
+    for name in tables:
+        weight = weights[f"{name}.weight"]
+        model.set_submodule(name, nn.Embedding.from_pretrained(weight.clone(), freeze=False))
