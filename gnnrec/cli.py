@@ -263,11 +263,21 @@ def cmd_synth(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from gnnrec.bench import distributed, encoders, epoch, ingest, kernels, quality, sampling
+    from gnnrec.bench import (
+        distributed,
+        embeddings,
+        encoders,
+        epoch,
+        ingest,
+        kernels,
+        quality,
+        sampling,
+    )
 
     topics = {
         "distributed": distributed,
         "epoch": epoch,
+        "embeddings": embeddings,
         "encoders": encoders,
         "ingest": ingest,
         "kernels": kernels,
@@ -438,12 +448,22 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         every_command,
         "bench",
-        help="benchmarks: kernels, sampling, epoch, encoders, quality, distributed or ingest",
+        help="benchmarks: kernels, sampling, epoch, encoders, quality, distributed, ingest, "
+        "embeddings",
         description="Runs bench/<topic>.py; arguments after the topic go to it (try -- --help).",
     )
     bench.add_argument(
         "topic",
-        choices=["distributed", "encoders", "epoch", "ingest", "kernels", "quality", "sampling"],
+        choices=[
+            "distributed",
+            "embeddings",
+            "encoders",
+            "epoch",
+            "ingest",
+            "kernels",
+            "quality",
+            "sampling",
+        ],
     )
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     bench.set_defaults(func=cmd_bench)

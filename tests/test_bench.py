@@ -238,3 +238,17 @@ def test_ingest_bench_times_every_reader_on_the_same_table(tmp_path):
     assert all(r["peak_rss_mb"] > 0 and r["rows_per_s"] > 0 for r in rows)
     assert by_reader[("columnar", 3000)]["speed_vs_rows"] > 0
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_embeddings_bench_compares_dense_and_sharded_tables(tmp_path):
+    from gnnrec.bench import embeddings
+
+    out = tmp_path / "embeddings.jsonl"
+    args = ["--nodes", "5000", "--lookup", "300", "--steps", "2", "--output", str(out)]
+    rows = embeddings.main(args)
+    dense, sharded = rows
+    assert (dense["table"], sharded["table"]) == ("dense", "sharded")
+    assert dense["bytes_sent_per_step"] == 5000 * 64 * 4  # DDP all-reduces the whole gradient
+    assert sharded["bytes_sent_per_step"] < 300 * (8 + 2 * 64 * 4) + 8  # at most the rows asked
+    assert sharded["table_fraction_per_worker"] == pytest.approx(0.5, abs=0.01)
+    assert out.with_suffix(".png").stat().st_size > 0
