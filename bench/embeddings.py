@@ -202,7 +202,16 @@ def plot(rows: list[dict], path: Path) -> Path:
     for offset, table in zip((-0.2, 0.2), TABLES):
         mine = {r["nodes"]: r for r in rows if r["table"] == table}
         x = [i + offset for i in range(len(sizes))]
-        axes[0].bar(x, [mine[n]["bytes_sent_per_step"] / 2**20 for n in sizes], 0.4, label=table)
+        bars = axes[0].bar(
+            x, [mine[n]["bytes_sent_per_step"] / 2**20 for n in sizes], 0.4, label=table
+        )
+        for bar, n in zip(bars, sizes):
+            if "note" in mine[n]:  # not run: DDP's all-reduce size, computed
+                bar.set_hatch("//")
+                bar.set_alpha(0.5)
+                axes[0].annotate(
+                    "computed", (bar.get_x() + 0.2, bar.get_height()), ha="center", fontsize=7
+                )
         axes[1].bar(x, [mine[n].get("seconds_per_step") or 0 for n in sizes], 0.4, label=table)
     for ax, label in zip(axes, ("MiB a worker sends per step", "seconds per step")):
         ax.set_xticks(range(len(sizes)), [f"{n:,} nodes" for n in sizes])

@@ -130,8 +130,8 @@ def train_worker(loop_config: dict) -> None:
     counter = AllReduceCounter()
 
     def wrap(module: torch.nn.Module) -> torch.nn.Module:
-        if world_size == 1:
-            return module
+        if world_size == 1 or not any(p.requires_grad for p in module.parameters()):
+            return module  # nothing for DDP (e.g. LightGCN with its tables sharded)
         device_ids = [device.index] if device.type == "cuda" else None
         return counter.attach(
             torch.nn.parallel.DistributedDataParallel(module, device_ids=device_ids)

@@ -220,7 +220,7 @@ class Trainer:
         return slices
 
     def step(self, slices: list[SliceInputs], batch_size: int) -> float:
-        """One Adam step from prepared slices of a global batch of ``batch_size``; returns this
+        """One optimizer step from prepared slices of a global batch of ``batch_size``; returns this
         process's share of the batch's mean loss (on one process, the loss)."""
         self.model.train()
         total = 0.0
