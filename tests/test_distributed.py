@@ -137,7 +137,7 @@ def big_dir(tmp_path_factory) -> Path:
     return write_planted_dataset(tmp_path_factory.mktemp("big"), **BIG)
 
 
-def _big_config_file(big_dir: Path, cache: Path, run_dir: Path) -> Path:
+def _big_config_file(big_dir: Path, cache: Path, run_dir: Path, *extra: str) -> Path:
     config = planted_config(
         big_dir,
         cache,
@@ -147,6 +147,7 @@ def _big_config_file(big_dir: Path, cache: Path, run_dir: Path) -> Path:
         "train.batch_size=1024",
         "train.lr=0.01",
         "parallel.num_workers=2",
+        *extra,
     )
     save_config(config, run_dir.with_suffix(".toml"))
     return run_dir.with_suffix(".toml")
@@ -182,10 +183,37 @@ def test_workers_map_the_shared_graph_instead_of_copying_it(uninterrupted):
     assert private < 0.2 * workers[0]["shared_bytes"]
 
 
+SHARDED = ("train.id_optimizer=rowwise_adagrad", "train.id_lr=0.1")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_sharded(big_dir, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("uninterrupted_sharded") / "run"
+    config_file = _big_config_file(big_dir, tmp_path_factory.mktemp("cache"), run_dir, *SHARDED)
+    assert _gnnrec("train", "--config", str(config_file)).wait(timeout=600) == 0
+    return run_dir
+
+
 @pytest.mark.slow  # a Ray cluster on localhost
 def test_a_killed_worker_restarts_from_the_last_checkpoint(big_dir, uninterrupted, tmp_path):
     run_dir = tmp_path / "run"
-    config_file = _big_config_file(big_dir, tmp_path / "cache", run_dir)
+    _kill_and_resume(_big_config_file(big_dir, tmp_path / "cache", run_dir), run_dir, uninterrupted)
+
+
+@pytest.mark.slow  # a Ray cluster on localhost
+def test_a_killed_worker_with_sharded_tables_resumes_to_the_same_model(
+    big_dir, uninterrupted_sharded, tmp_path
+):
+    """The tables' shards are gathered into each checkpoint and cut again on resume: a worker
+    killed mid-epoch costs nothing of the result."""
+    run_dir = tmp_path / "run"
+    config_file = _big_config_file(big_dir, tmp_path / "cache", run_dir, *SHARDED)
+    _kill_and_resume(config_file, run_dir, uninterrupted_sharded)
+
+
+def _kill_and_resume(config_file: Path, run_dir: Path, uninterrupted: Path) -> None:
+    """Trains ``config_file``, SIGKILLs rank 1 once the first checkpoint is registered, and
+    checks the run resumes to ``uninterrupted``'s model and metrics."""
     process = _gnnrec("train", "--config", str(config_file), stdout=subprocess.DEVNULL)
     # Kill once Ray Train has registered the epoch-1 checkpoint (its snapshot lists it).
     snapshot, deadline = (
