@@ -192,6 +192,20 @@ def worker_error(err: Exception) -> Exception:
     return err
 
 
+def _check_fits_this_machine(layout: ParallelLayout, each: dict, have: dict) -> None:
+    """On this machine's own Ray instance nothing can be added: workers that do not fit would
+    wait for resources forever, so say so before starting."""
+    for kind, amount in each.items():
+        need, total = layout.num_workers * amount, have.get(kind, 0)
+        if need > total:
+            key = "cpus_per_worker" if kind == "CPU" else "gpus_per_worker"
+            raise ValueError(
+                f"parallel: {layout.num_workers} workers x {amount} {kind} need {need:g} {kind}s; "
+                f"this machine has {total:g}: lower parallel.num_workers or parallel.{key} "
+                "(a fraction is allowed), or pass --address of a larger Ray cluster"
+            )
+
+
 def fit_on_ray(
     model: ModelConfig,
     train: TrainConfig,
@@ -214,6 +228,8 @@ def fit_on_ray(
     resources = {"CPU": layout.cpus_per_worker}
     if layout.gpus_per_worker:
         resources["GPU"] = layout.gpus_per_worker
+    if not (layout.address or os.environ.get("RAY_ADDRESS")):
+        _check_fits_this_machine(layout, resources, ray.cluster_resources())
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={

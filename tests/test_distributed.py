@@ -33,6 +33,9 @@ def _disconnect_at_the_end():
     ray.shutdown()
 
 
+SHARDED = ("train.id_optimizer=rowwise_adagrad", "train.id_lr=0.1")
+
+
 def _model(run_dir: Path) -> dict[str, torch.Tensor]:
     return torch.load(run_dir / "model.pt", weights_only=True)["model"]
 
@@ -55,6 +58,17 @@ def test_layout_errors_are_readable():
     layout = ParallelLayout(num_workers=4, gpus_per_worker=1)
     assert (layout.num_partitions, layout.process_group_backend) == (4, "nccl")
     assert list(layout.shard(1).parts) == [1]
+
+
+def test_workers_that_cannot_fit_this_machine_are_refused_before_starting():
+    from gnnrec.distributed.ray_train import _check_fits_this_machine
+
+    layout = ParallelLayout(num_workers=3)
+    with pytest.raises(ValueError, match=r"3 workers x 1.0 CPU need 3 CPUs; this machine has 2"):
+        _check_fits_this_machine(layout, {"CPU": 1.0}, {"CPU": 2.0})
+    with pytest.raises(ValueError, match="parallel.gpus_per_worker"):
+        _check_fits_this_machine(layout, {"CPU": 0.5, "GPU": 1}, {"CPU": 2.0})
+    _check_fits_this_machine(layout, {"CPU": 0.5}, {"CPU": 2.0})  # 1.5 of 2: fits
 
 
 @pytest.mark.parametrize(
@@ -127,6 +141,37 @@ def test_two_workers_with_sharded_id_tables_match_one_process(planted_dir, featu
     assert workers[0]["allreduce_bytes"] <= 12 * dense  # no table in DDP's all-reduce
 
 
+@pytest.mark.slow  # a Ray cluster on localhost
+def test_sharded_tables_resume_on_another_number_of_workers(planted_dir, feature_cache, tmp_path):
+    """A run of 2 workers with sharded tables (6 batch slices), stopped after epoch 1, resumes on
+    3 workers and on 1 (each cuts the gathered tables into its own shards) and ends with the
+    model of an uninterrupted 2-worker run."""
+    common = ["train.mode=sampled", "train.fanouts=[4, 3]", *SHARDED, "parallel.partitions=6"]
+    common.append("parallel.cpus_per_worker=0.5")  # 3 workers on this machine's 2 CPUs
+
+    def run(name: str, workers: int, epochs: int) -> dict:
+        config = planted_config(
+            planted_dir,
+            feature_cache,
+            tmp_path / name,
+            *common,
+            f"parallel.num_workers={workers}",
+            f"train.epochs={epochs}",
+        )
+        return train_run(config)
+
+    run("straight", 2, 2)
+    for name, workers in (("to3", 3), ("to1", 1)):
+        run(name, 2, 1)
+        resumed = run(name, workers, 2)
+        assert resumed["epochs_run"] == 2
+        ranks = json.loads((tmp_path / name / "workers.json").read_text())
+        assert len(ranks) == workers and all(w["start_epoch"] == 1 for w in ranks)
+        _assert_same_model(
+            _model(tmp_path / "straight"), _model(tmp_path / name), rtol=1e-5, atol=1e-6
+        )
+
+
 # A larger planted graph (IDs only, no text to encode), so that an epoch lasts long enough to
 # kill a worker in the middle of one, and the shared arrays dwarf measurement noise.
 BIG = dict(num_users=6000, items_per_genre=150, per_user=40)
@@ -181,9 +226,6 @@ def test_workers_map_the_shared_graph_instead_of_copying_it(uninterrupted):
         assert after["uss"] - before["uss"] < 0.1 * shared
     private = sum(w["memory_after_data"]["uss"] - w["memory_before_data"]["uss"] for w in workers)
     assert private < 0.2 * workers[0]["shared_bytes"]
-
-
-SHARDED = ("train.id_optimizer=rowwise_adagrad", "train.id_lr=0.1")
 
 
 @pytest.fixture(scope="module")
