@@ -14,7 +14,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from gnnrec.bench.harness import markdown_table, provenance, write_results
+from gnnrec.bench.harness import markdown_table, provenance, pyplot, save_figure, write_results
 from gnnrec.config import add_override_argument
 
 # ml-latest-small, ID embeddings only (no text to encode), neighbor-sampled like web-scale runs.
@@ -83,19 +83,13 @@ def run(args: argparse.Namespace) -> list[dict]:
 
 
 def plot(rows: list[dict], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.bar([r["layout"] for r in rows], [r["examples_per_s"] for r in rows])
     ax.set(ylabel="training examples / s", title=f"Data-parallel throughput ({rows[0]['device']})")
     ax.tick_params(axis="x", labelsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from gnnrec.bench.harness import markdown_table, provenance, write_results
+from gnnrec.bench.harness import markdown_table, provenance, pyplot, save_figure, write_results
 
 TABLES = ("dense", "sharded")
 
@@ -192,10 +192,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 def plot(rows: list[dict], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     sizes = sorted({r["nodes"] for r in rows})
@@ -220,10 +217,7 @@ def plot(rows: list[dict], path: Path) -> Path:
     axes[0].set_yscale("log")
     axes[1].set_title("a missing bar: not run (memory)", fontsize=8)
     fig.suptitle(f"ID tables on 2 workers, {rows[0]['dim']}-d ({rows[0]['device']})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gnnrec.bench.harness import markdown_table, provenance, write_results
+from gnnrec.bench.harness import markdown_table, provenance, pyplot, save_figure, write_results
 from gnnrec.bench.sampling import uniformity_chi2
 from gnnrec.data.graph_store import CSR, GraphStore
 from gnnrec.data.out_of_core import build_csr_out_of_core
@@ -403,10 +403,7 @@ def run(args: argparse.Namespace, emit: Callable[[list[dict]], None]) -> list[di
 
 
 def plot(rows: list[dict], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = [r for r in rows if r["bench"] == "epoch"]
     fig, ax = plt.subplots(figsize=(8, 3.5))
@@ -416,10 +413,7 @@ def plot(rows: list[dict], path: Path) -> Path:
         xlabel="epoch seconds",
         title=f"{config['nodes']:,} nodes, {config['edges']:,} edges ({rows[0]['device']})",
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

@@ -80,6 +80,26 @@ def write_results(rows: list[dict[str, Any]], path: str | Path) -> Path:
     return path
 
 
+def pyplot():
+    """``matplotlib.pyplot`` drawing to files (the Agg backend: no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Lays out ``fig``, writes it to ``path`` (120 dpi) and closes it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
 def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     def cell(value: Any) -> str:
         if value is None:

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from gnnrec.bench.harness import markdown_table, provenance, write_results
+from gnnrec.bench.harness import markdown_table, provenance, pyplot, save_figure, write_results
 
 READERS = ("rows", "columnar", "arrow")
 
@@ -129,10 +129,7 @@ def run(args: argparse.Namespace) -> list[dict]:
 
 
 def plot(rows: list[dict], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(9, 3.8))
     labels = [f"{r['reader']}\n{r['rows']:,} rows\n{r['table']}" for r in rows]
@@ -140,10 +137,7 @@ def plot(rows: list[dict], path: Path) -> Path:
     ax.bar_label(bars, labels=[f"{r['seconds']:.1f} s" for r in rows], fontsize=8)
     ax.set(ylabel="million rows / s", title=f"Interaction table ingest ({rows[0]['device']})")
     ax.tick_params(axis="x", labelsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

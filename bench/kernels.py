@@ -23,7 +23,14 @@ from pathlib import Path
 import torch
 
 from gnnrec.bench.graphs import FULL_SIZE, TINY, GraphSpec, synthetic_csr
-from gnnrec.bench.harness import markdown_table, median_seconds, provenance, write_results
+from gnnrec.bench.harness import (
+    markdown_table,
+    median_seconds,
+    provenance,
+    pyplot,
+    save_figure,
+    write_results,
+)
 from gnnrec.kernels.csr import inverse_sqrt_degree
 
 CUSPARSE = "torch.sparse.mm (cuSPARSE on GPU)"
@@ -381,10 +388,7 @@ def _add_speedups(rows: list[dict]) -> None:
 
 
 def plot(rows: list[dict], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     timed = [r for r in rows if r["bench"] in ("aggregate", "gcn-layer") and r["ms"]]
     groups = sorted({(r["graph"], r["F"], r["dtype"], r["pass"]) for r in timed})
@@ -410,10 +414,7 @@ def plot(rows: list[dict], path: Path) -> Path:
     ax.set_yscale("log")
     ax.set_title(f"aggregation on {rows[0]['device']}")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

@@ -17,7 +17,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from gnnrec.bench.harness import markdown_table, provenance, write_results
+from gnnrec.bench.harness import markdown_table, provenance, pyplot, save_figure, write_results
 from gnnrec.config import add_override_argument
 
 MODELS = {
@@ -135,10 +135,7 @@ def table(rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     ranked = [r for r in rows if "recall@20" in r]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -152,10 +149,7 @@ def plot(rows: list[dict], path: Path) -> Path:
         )
         ax.set(title=f"{split} split: Recall@20 (mean ± std over seeds)", ylabel="Recall@20")
         ax.tick_params(axis="x", labelsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
