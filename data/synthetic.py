@@ -17,9 +17,10 @@ generated (constant memory):
 
 - ``interactions/part-NNNNN.npy``: ``[2, c]`` int32 ``(user, item)`` pairs per block;
 - ``users.csv`` (``user_id, profile``), ``items.csv`` (``item_id, title, description``);
-- ``interactions.csv`` (``user_id, item_id, rating, ts``) when ``write_csv``: the same
-  interactions for other tools and the ``table`` dataset (the ``synthetic`` dataset,
-  :func:`load_synthetic`, reads the parts);
+- ``interactions.csv`` (``user_id, item_id, rating, ts``) when ``write_csv``, and
+  ``table/part-NNNNN.parquet`` (the same columns, a part per block) when ``write_parquet``:
+  the same interactions for other tools and the ``table`` dataset (the ``synthetic`` dataset,
+  :func:`load_synthetic`, reads the ``.npy`` parts);
 - ``manifest.json`` with the spec and counts.
 """
 
@@ -196,6 +197,26 @@ def block_ratings(spec: SyntheticSpec, block: int, count: int) -> np.ndarray:
     return np.random.default_rng([spec.seed, block, 1]).integers(3, 6, count)
 
 
+def block_table(spec: SyntheticSpec, block: int, pairs: np.ndarray):
+    """Block ``block``'s interactions ``pairs`` ``[2, c]`` as an Arrow table of ``user_id``
+    (``u<k>``), ``item_id`` (``i<k>``), ``rating`` and ``ts``, built column-wise."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def named(prefix: str, ids: np.ndarray) -> pa.Array:
+        return pc.binary_join_element_wise(prefix, pa.array(ids).cast(pa.string()), "")
+
+    count = pairs.shape[1]
+    return pa.table(
+        {
+            "user_id": named("u", pairs[0]),
+            "item_id": named("i", pairs[1]),
+            "rating": pa.array(block_ratings(spec, block, count)),
+            "ts": pa.array(np.arange(count)),
+        }
+    )
+
+
 def write_synthetic(
     spec: SyntheticSpec,
     folder: str | Path,
@@ -203,6 +224,7 @@ def write_synthetic(
     progress: Callable[[int], None] | None = None,
     write_text: bool = True,
     workers: int = 1,
+    write_parquet: bool = False,
 ) -> Path:
     """Streams the dataset of ``spec`` into ``folder`` (written under a temporary name, then
     renamed); ``progress(users_done)`` after every block. ``write_text=False`` leaves out
@@ -211,6 +233,8 @@ def write_synthetic(
     folder = Path(folder)
     with staged_folder(folder) as tmp:
         (tmp / "interactions").mkdir()
+        if write_parquet:
+            (tmp / "table").mkdir()
         if write_text:
             with open(tmp / "items.csv", "w", newline="") as f:
                 w = csv.writer(f)
@@ -236,6 +260,11 @@ def write_synthetic(
                         [f"u{u}", user_text(u, spec.communities)] for u in range(first, last)
                     )
                 np.save(tmp / "interactions" / f"part-{block:05d}.npy", pairs.astype(np.int32))
+                if write_parquet:
+                    import pyarrow.parquet as pq
+
+                    part = tmp / "table" / f"part-{block:05d}.parquet"
+                    pq.write_table(block_table(spec, block, pairs), part)
                 if write_csv:
                     ratings = block_ratings(spec, block, pairs.shape[1])
                     pairs_writer.writerows(

@@ -256,6 +256,7 @@ def cmd_synth(args: argparse.Namespace) -> None:
             write_csv=not args.no_csv,
             progress=lambda n: bar.update(n - bar.n),
             workers=args.workers,
+            write_parquet=args.parquet,
         )
     print(
         f"wrote {folder} (train on it with --set data.dataset=synthetic --set data.path={folder})"
@@ -438,6 +439,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-csv",
         action="store_true",
         help="no interactions.csv copy (training and out-of-core builds read the .npy parts)",
+    )
+    synth.add_argument(
+        "--parquet",
+        action="store_true",
+        help="also the interactions as Parquet parts in table/ (for the table dataset)",
     )
     synth.add_argument("--workers", type=int, default=1, help="generating processes")
     synth.add_argument(

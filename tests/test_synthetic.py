@@ -122,11 +122,13 @@ def test_parts_build_the_bipartite_graph_out_of_core_and_in_memory_alike(tmp_pat
     assert torch.equal(drawn.csr.indices, built.csr.indices)
 
 
-def test_the_dataset_loads_from_its_parts_as_from_its_csv(tmp_path):
-    folder = write_synthetic(SMALL, tmp_path / "synthetic")
+@pytest.mark.parametrize("table", ["interactions.csv", "table"])
+def test_the_dataset_loads_from_its_parts_as_from_its_tables(tmp_path, table):
+    folder = write_synthetic(SMALL, tmp_path / "synthetic", write_parquet=True)
+    assert len(list((folder / "table").glob("part-*.parquet"))) == 3  # a part per block
     from_parts = load_synthetic(folder)
-    from_csv = load_table(
-        folder / "interactions.csv",
+    from_table = load_table(
+        folder / table,
         users=folder / "users.csv",
         items=folder / "items.csv",
         mapping=ColumnMapping(
@@ -136,12 +138,12 @@ def test_the_dataset_loads_from_its_parts_as_from_its_csv(tmp_path):
             item_text=["title", "description"],
         ),
     )
-    for table in ("users", "items"):
-        a, b = getattr(from_parts, table), getattr(from_csv, table)
+    for kind in ("users", "items"):
+        a, b = getattr(from_parts, kind), getattr(from_table, kind)
         assert a.ids == b.ids and a.text_fields == b.text_fields
     for field in ("user", "item", "rating", "timestamp"):
         assert np.array_equal(
-            getattr(from_parts.interactions, field), getattr(from_csv.interactions, field)
+            getattr(from_parts.interactions, field), getattr(from_table.interactions, field)
         )
     assert len(from_parts.interactions) > 1000
 
