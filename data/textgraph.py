@@ -33,10 +33,6 @@ class NodeTable:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def index(self) -> dict[str, int]:
-        """External id -> internal index."""
-        return {node_id: i for i, node_id in enumerate(self.ids)}
-
     def text(self, i: int, fields: list[str] | None = None) -> str:
         """Node ``i``'s text: its non-empty fields as ``"Field: value."`` sentences."""
         names = fields or list(self.text_fields)
