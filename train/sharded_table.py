@@ -154,6 +154,6 @@ def shard_tables(model: nn.Module, lr: float) -> dict[str, ShardedTable]:
 def unshard_tables(model: nn.Module, tables: dict[str, ShardedTable], weights: dict) -> None:
     """Puts dense ``nn.Embedding`` tables back in place of ``tables``, with ``weights[name +
     ".weight"]`` (whole tables, as rank 0 gathers them)."""
-    for name in tables:
-        weight = weights[f"{name}.weight"]
-        model.set_submodule(name, nn.Embedding.from_pretrained(weight.clone(), freeze=False))
+    for name, table in tables.items():
+        weight = weights[f"{name}.weight"].to(table.shard.device, copy=True)  # (kept on the host)
+        model.set_submodule(name, nn.Embedding.from_pretrained(weight, freeze=False))
