@@ -36,28 +36,44 @@ class Split:
         return in_test & ~seen
 
 
-def _per_user_groups(user: np.ndarray) -> list[np.ndarray]:
-    order = np.argsort(user, kind="stable")
-    bounds = np.flatnonzero(np.diff(user[order])) + 1
-    return np.split(order, bounds) if len(order) else []
-
-
-def _sorted_union(parts: list[np.ndarray]) -> np.ndarray:
-    return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+def _rank_in_user(order: np.ndarray, user: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For ``order`` that groups ``user``: each sorted entry's rank within its user and that
+    user's count (``[n]`` each)."""
+    grouped = user[order]
+    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]]) if len(order) else order
+    sizes = np.diff(np.r_[starts, len(order)])
+    return np.arange(len(order)) - np.repeat(starts, sizes), np.repeat(sizes, sizes)
 
 
 def random_holdout(
     index: np.ndarray, user: np.ndarray, fraction: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per user, ``round(fraction * n)`` of ``index`` held out (at most ``n - 1``)."""
-    keep, held = [], []
-    for group in _per_user_groups(user[index]):
-        group = index[group]
-        n_out = min(int(round(fraction * len(group))), len(group) - 1)
-        perm = rng.permutation(group)
-        held.append(perm[:n_out])
-        keep.append(perm[n_out:])
-    return _sorted_union(keep), _sorted_union(held)
+    """Per user, ``round(fraction * n)`` of ``index`` held out (at most ``n - 1``); returns
+    (kept, held), each in ``index``'s order.
+
+    One sort of ``user << b | random b-bit key`` (b = 64 - the user ids' bits): the held out
+    are each user's first ``round(fraction * n)`` in key order, no Python loop over users."""
+    index = np.asarray(index, dtype=np.int64)
+    mine = user[index].astype(np.uint64)
+    bits = 64 - max(1, int(mine.max(initial=0)).bit_length())
+    key = (mine << np.uint64(bits)) | rng.integers(0, 2**bits, len(index), dtype=np.uint64)
+    order = np.argsort(key)
+    rank, count = _rank_in_user(order, mine)
+    is_held = np.zeros(len(index), dtype=bool)
+    is_held[order] = rank < np.minimum(np.rint(fraction * count).astype(np.int64), count - 1)
+    return index[~is_held], index[is_held]
+
+
+def latest_holdout(
+    user: np.ndarray, timestamp: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per user, the last ``k`` interactions by ``timestamp`` (ties by position) held out,
+    at most ``n - 1``; returns (kept, held) indices."""
+    order = np.lexsort((timestamp, user))
+    rank, count = _rank_in_user(order, user)
+    is_held = np.zeros(len(user), dtype=bool)
+    is_held[order] = rank >= count - np.minimum(k, count - 1)
+    return np.flatnonzero(~is_held), np.flatnonzero(is_held)
 
 
 def split_interactions(
@@ -81,13 +97,7 @@ def split_interactions(
     elif kind == "temporal":
         if temporal_k < 1:
             raise ValueError("temporal_k must be at least 1")
-        rest_parts, test_parts = [], []
-        for group in _per_user_groups(inter.user):
-            group = group[np.lexsort((group, inter.timestamp[group]))]
-            n_out = min(temporal_k, len(group) - 1)
-            rest_parts.append(group[: len(group) - n_out])
-            test_parts.append(group[len(group) - n_out :])
-        rest, test = np.sort(np.concatenate(rest_parts)), np.sort(np.concatenate(test_parts))
+        rest, test = latest_holdout(inter.user, inter.timestamp, temporal_k)
     elif kind == "cold_items":
         if not 0.0 < cold_item_fraction < 1.0:
             raise ValueError("cold_item_fraction must be in (0, 1)")

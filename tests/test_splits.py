@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gnnrec.data import load_ml_latest_small, split_interactions, user_texts_from_interactions
+from gnnrec.data.splits import latest_holdout, random_holdout
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +70,39 @@ def test_user_text_uses_training_interactions_only(graph):
         assert all(t not in text or any(t in s for s in train_titles) for t in test_titles)
     # And training on more data changes the text: it is built from the index it is given.
     assert texts != user_texts_from_interactions(graph, np.arange(len(inter)), 10_000)
+
+
+user_logs = st.integers(1, 60).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.integers(0, 6), min_size=n, max_size=n),
+        st.lists(st.integers(0, 4), min_size=n, max_size=n),
+    )
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(log=user_logs, fraction=st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.9]), seed=st.integers(0, 9))
+def test_random_holdout_holds_out_each_users_share(log, fraction, seed):
+    user = np.asarray(log[0])
+    index = np.flatnonzero(np.asarray(log[1]) > 0)  # a subset, as for the validation carve
+    keep, held = random_holdout(index, user, fraction, np.random.default_rng(seed))
+    assert np.array_equal(np.sort(np.concatenate([keep, held])), index)
+    for u in np.unique(user[index]):
+        n = int((user[index] == u).sum())
+        assert (user[held] == u).sum() == min(round(fraction * n), n - 1)
+    again = random_holdout(index, user, fraction, np.random.default_rng(seed))
+    assert np.array_equal(held, again[1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(log=user_logs, k=st.integers(1, 4))
+def test_latest_holdout_equals_a_loop_over_users(log, k):
+    user, timestamp = np.asarray(log[0]), np.asarray(log[1])
+    kept, held = latest_holdout(user, timestamp, k)
+    expected = []
+    for u in np.unique(user):
+        mine = np.flatnonzero(user == u)
+        mine = mine[np.argsort(timestamp[mine], kind="stable")]
+        expected.extend(mine[len(mine) - min(k, len(mine) - 1) :])
+    assert np.array_equal(held, np.sort(np.asarray(expected, dtype=np.int64)))
+    assert np.array_equal(np.sort(np.concatenate([kept, held])), np.arange(len(user)))
