@@ -5,9 +5,10 @@
 :mod:`gnnrec.train.data_shard`), with gradients averaged by DDP (gloo on CPUs, nccl on GPUs).
 The graph, features and interactions are put once into Ray's object store and mapped read-only
 by every worker of a node (:mod:`gnnrec.distributed.shared_data`). Every epoch, rank 0 writes a
-checkpoint (model, optimizer, best weights, history, data cursor and seed) that Ray Train
-persists; when a worker dies, ``FailureConfig`` restarts the worker group, which resumes from
-that checkpoint, so the run ends as if nothing had happened. A rerun of the same ``run_dir``
+checkpoint (model, optimizer, best weights, history, data cursor and seed) and each worker its
+own rows of the sharded ID tables, which Ray Train persists as one folder; when a worker dies,
+``FailureConfig`` restarts the worker group, which resumes from that checkpoint (on any number
+of workers), so the run ends as if nothing had happened. A rerun of the same ``run_dir``
 resumes the same way.
 """
 
@@ -30,9 +31,10 @@ from gnnrec.common.ray_cluster import connect
 from gnnrec.distributed.layout import ParallelLayout
 from gnnrec.distributed.memory import process_memory
 from gnnrec.distributed.shared_data import share, touch_pages, unshare
-from gnnrec.train.checkpoint import load_checkpoint, save_checkpoint
+from gnnrec.train.checkpoint import TABLE_SHARDS, load_checkpoint, save_checkpoint
 from gnnrec.train.config import TrainConfig
 from gnnrec.train.model import ModelConfig, build_model
+from gnnrec.train.sharded_table import rows_of_rank
 from gnnrec.train.trainer import Trainer
 from gnnrec.train.training_data import TrainingData
 
@@ -51,9 +53,28 @@ class FitResult:
     workers: list[dict]
 
 
+def _table_file(rank: int) -> str:
+    return f"tables-{rank:05d}.pt"
+
+
+def load_table_shards(folder: Path) -> list[dict]:
+    """Every rank's table shard in a checkpoint ``folder`` (memory-mapped), by rank; a missing
+    one is a ``ValueError`` that names the folder."""
+    shards = [load_checkpoint(path, mmap=True) for path in sorted(folder.glob("tables-*.pt"))]
+    world = shards[0]["world"] if shards else 0
+    if [shard["rank"] for shard in shards] != list(range(world)):
+        raise ValueError(
+            f"{folder}: incomplete checkpoint (table shards of ranks "
+            f"{[shard['rank'] for shard in shards]}, of {world} ranks)"
+        )
+    return shards
+
+
 class RayCheckpoints:
     """The trainer's checkpoint store inside a Ray Train worker: every rank reports each epoch
-    (a barrier), rank 0 with ``state.pt`` attached; Ray persists it to ``storage_path``."""
+    (a barrier), rank 0 with ``state.pt`` attached and every rank with its own table shard
+    (``tables-<rank>.pt``, when the ID tables are sharded); Ray merges them into one checkpoint
+    folder under ``storage_path``, registered once every rank has reported."""
 
     def __init__(self, rank: int):
         self.rank = rank
@@ -65,16 +86,23 @@ class RayCheckpoints:
         if checkpoint is None:
             return None
         with checkpoint.as_directory() as folder:
-            return load_checkpoint(Path(folder) / STATE_FILE)
+            state = load_checkpoint(Path(folder) / STATE_FILE)
+            shards = load_table_shards(Path(folder))
+        return {**state, TABLE_SHARDS: shards} if shards else state
 
-    def save(self, state: dict[str, Any], metrics: dict[str, float]) -> None:
+    def save(
+        self, state: dict[str, Any], metrics: dict[str, float], shard: dict | None = None
+    ) -> None:
         import ray.train
 
-        if self.rank != 0:
+        if self.rank != 0 and shard is None:
             ray.train.report(metrics)
             return
         with tempfile.TemporaryDirectory(prefix="gnnrec-checkpoint-") as folder:
-            save_checkpoint(state, Path(folder) / STATE_FILE)
+            if self.rank == 0:
+                save_checkpoint(state, Path(folder) / STATE_FILE)
+            if shard is not None:
+                save_checkpoint(shard, Path(folder) / _table_file(self.rank))
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
 
 
@@ -159,7 +187,7 @@ def train_worker(loop_config: dict) -> None:
     )
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
-    tables = dict(trainer.tables)  # rank 0 makes them dense again after training
+    tables = dict(trainer.tables)  # (a single worker makes them dense again after training)
     facts.update(
         table_bytes=sum(t.shard.nbytes + t.state.nbytes for t in tables.values()),
         table_total_bytes=sum(
@@ -262,6 +290,11 @@ def fit_on_ray(
         raise RuntimeError(f"the Ray Train run in {run_dir} ended without a checkpoint")
     with result.checkpoint.as_directory() as folder:
         state = load_checkpoint(Path(folder) / STATE_FILE)
+        best = dict(state["best_model"])
+        shards = load_table_shards(Path(folder))
+        for name in shards[0]["tables"] if shards else ():
+            parts = [shard["tables"][name]["best"] for shard in shards]
+            best[f"{name}.weight"] = rows_of_rank(parts, rank=0, world=1)  # whole
     workers_file = run_dir / WORKERS_FILE
     workers = json.loads(workers_file.read_text()) if workers_file.exists() else []
-    return FitResult(state["best_model"], state["history"], state["best_epoch"], workers)
+    return FitResult(best, state["history"], state["best_epoch"], workers)

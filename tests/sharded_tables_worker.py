@@ -41,13 +41,8 @@ def run(rank: int, port: int, out: str) -> None:
         for k, ids in enumerate(lookups(rank, step)):
             loss(table(ids), step, k).backward()  # the table averages over ranks, as DDP
         table.step()
-    gathered = table.gathered_state()
     torch.save(
-        {
-            "shard_rows": table.shard.shape[0],
-            "bytes_sent": table.bytes_sent,
-            "gathered": gathered,
-        },
+        {"shard": table.shard_state(), "bytes_sent": table.bytes_sent},
         f"{out}/rank{rank}.pt",
     )
     dist.destroy_process_group()

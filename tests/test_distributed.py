@@ -21,7 +21,9 @@ from test_training import planted_config
 from gnnrec.cli import main
 from gnnrec.config import load_config, save_config
 from gnnrec.distributed.layout import ParallelLayout
+from gnnrec.distributed.ray_train import _table_file, load_table_shards
 from gnnrec.run import train_run
+from gnnrec.train.checkpoint import load_checkpoint
 
 ray = pytest.importorskip("ray", reason="Ray is part of the test extras")
 BIN = Path(sys.executable).parent
@@ -139,6 +141,14 @@ def test_two_workers_with_sharded_id_tables_match_one_process(planted_dir, featu
     model = _model(tmp_path / "two")
     dense = sum(v.numel() * 4 for k, v in model.items() if k != "embedding.weight")
     assert workers[0]["allreduce_bytes"] <= 12 * dense  # no table in DDP's all-reduce
+    # the checkpoint: rank 0's state without the table, and each worker's own rows in its file
+    last = max(p for p in (tmp_path / "two" / "ray" / "train").glob("checkpoint_*") if p.is_dir())
+    assert sorted(p.name for p in last.iterdir()) == ["state.pt", *map(_table_file, (0, 1))]
+    assert not any("embedding" in key for key in load_checkpoint(last / "state.pt")["model"])
+    rows, dim = model["embedding.weight"].shape
+    for rank, shard in enumerate(load_table_shards(last)):
+        saved = shard["tables"]["embedding"]
+        assert saved["weight"].shape == saved["best"].shape == (len(range(rank, rows, 2)), dim)
 
 
 @pytest.mark.slow  # a Ray cluster on localhost

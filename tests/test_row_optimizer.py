@@ -86,6 +86,8 @@ def test_rowwise_run_learns_and_resumes_exactly(planted_dir, feature_cache, tmp_
     assert resumed["epochs_run"] == 3 and resumed["recall@20"] == straight["recall@20"]
     a, b = load_run(tmp_path / "a")[2].state_dict(), load_run(tmp_path / "b")[2].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="trained with different train.id_optimizer"):
+        train_run(planted_config(planted_dir, feature_cache, tmp_path / "b", "train.epochs=4"))
 
 
 def test_id_optimizer_is_checked():

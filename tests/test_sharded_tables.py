@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from sharded_tables_worker import DIM, STEPS, lookups, loss, start
 
-from gnnrec.train.sharded_table import ShardedTable
+from gnnrec.train.sharded_table import ShardedTable, rows_of_rank
 
 SCRIPT = Path(__file__).with_name("sharded_tables_worker.py")
 
@@ -38,13 +40,12 @@ def test_two_shards_update_as_one_table_and_move_only_touched_rows(tmp_path):
             for k, ids in enumerate(lookups(rank, step)):
                 (loss(alone(ids), step, k) / 2).backward()
         alone.step()
-    gathered = ranks[0]["gathered"]
-    torch.testing.assert_close(gathered["weight"], alone.shard, rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(gathered["state"], alone.state, rtol=1e-6, atol=1e-6)
-    assert ranks[1]["gathered"] is None  # only rank 0 assembles the table
-
-    # each rank holds its rows r = rank (mod 2) and their state: 12 and 11 of 23
-    assert [r["shard_rows"] for r in ranks] == [12, 11]
+    for key, whole in alone.shard_state().items():
+        parts = [r["shard"][key] for r in ranks]
+        # each rank holds its rows r = rank (mod 2) and their state: 12 and 11 of 23
+        assert [len(part) for part in parts] == [12, 11]
+        torch.testing.assert_close(parts[0], whole[0::2], rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(rows_of_rank(parts, 0, 1), whole, rtol=1e-6, atol=1e-6)
 
     # traffic: per lookup, each rank sends its W - 1 counts, the ids it needs from the other
     # rank, and for each such row the row itself (owner to asker) and its gradient (back)
@@ -55,3 +56,12 @@ def test_two_shards_update_as_one_table_and_move_only_touched_rows(tmp_path):
                 remote = (ids.unique() % 2 != rank).sum().item()
                 expected += 8 + remote * (8 + 2 * DIM * 4)
     assert sum(r["bytes_sent"] for r in ranks) == expected
+
+
+@given(rows=st.integers(1, 40), saved=st.integers(1, 5), world=st.integers(1, 5))
+def test_rows_saved_by_any_number_of_ranks_reshard_to_any_other(rows, saved, world):
+    """A table saved as ``saved`` modulo shards gives every rank of another world its rows."""
+    table = torch.arange(rows * 2, dtype=torch.float32).view(rows, 2)
+    parts = [table[s::saved] for s in range(saved)]
+    for rank in range(world):
+        assert torch.equal(rows_of_rank(parts, rank, world), table[rank::world])

@@ -71,17 +71,24 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
     return state
 
 
+TABLE_SHARDS = "table_shards"  # a loaded state's list of every rank's table shard, by rank
+
+
 class CheckpointStore(Protocol):
     """Where the trainer keeps its resumable state: ``load`` the latest (or None), ``save`` a
-    new one with the epoch's metrics."""
+    new one with the epoch's metrics. ``shard``: this rank's sharded ID tables (``{"rank",
+    "world", "tables"}``), saved by every rank; a loaded state lists them all under
+    :data:`TABLE_SHARDS`."""
 
     def load(self) -> dict[str, Any] | None: ...
 
-    def save(self, state: dict[str, Any], metrics: dict[str, float]) -> None: ...
+    def save(
+        self, state: dict[str, Any], metrics: dict[str, float], shard: dict | None = None
+    ) -> None: ...
 
 
 class LocalCheckpoints:
-    """One atomic file, ``path``, replaced at every save."""
+    """One atomic file, ``path``, replaced at every save (one process: its table shard inside)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -89,5 +96,11 @@ class LocalCheckpoints:
     def load(self) -> dict[str, Any] | None:
         return load_checkpoint(self.path) if self.path.exists() else None
 
-    def save(self, state: dict[str, Any], metrics: dict[str, float]) -> None:
+    def save(
+        self, state: dict[str, Any], metrics: dict[str, float], shard: dict | None = None
+    ) -> None:
+        if shard is not None:
+            if shard["world"] != 1:
+                raise ValueError(f"{self.path}: one file holds the tables of one process only")
+            state = {**state, TABLE_SHARDS: [shard]}
         save_checkpoint(state, self.path)

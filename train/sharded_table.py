@@ -12,11 +12,15 @@ average them over the W ranks, as DDP averages dense gradients, sum them per row
 distinct rows there and back (``H`` floats each) plus their ids, counted in ``bytes_sent``.
 
 With W = 1 the same code runs without collectives, so one process and W workers compute the
-same update. For inference and checkpoints, :meth:`gather_` assembles the whole table on rank 0
-only (transient: the final embeddings there are as large).
+same update. For validation, :meth:`gather_` assembles the whole table on rank 0 only
+(transient: the embeddings there are as large). Checkpoints hold each rank's own rows
+(:meth:`ShardedTable.shard_state`, one file a rank); :func:`rows_of_rank` cuts rows saved by any
+number of ranks into the shard of any rank of any world, so a run resumes on another W.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
@@ -31,10 +35,25 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
+def rows_of_rank(parts: Sequence[torch.Tensor], rank: int, world: int) -> torch.Tensor:
+    """Rows ``r = rank, rank + world, ...`` of a table saved as ``parts`` by ``S = len(parts)``
+    ranks (part ``s`` holds rows ``s, s + S, ...``); ``world = 1`` assembles the whole table.
+    Reads only those rows (parts may be memory-mapped)."""
+    saved = len(parts)
+    num_rows = sum(part.shape[0] for part in parts)
+    rows = torch.arange(min(rank, num_rows), num_rows, world)
+    out = parts[0].new_empty((len(rows), *parts[0].shape[1:]))
+    owner = rows % saved
+    for s, part in enumerate(parts):
+        mine = owner == s
+        out[mine] = part[rows[mine] // saved]
+    return out
+
+
 class ShardedTable(nn.Module):
     """This rank's rows of an ``[N, H]`` table: ``shard`` ``[ceil((N - rank) / W), H]`` and the
     row-wise Adagrad state ``state`` ``[rows]`` (neither is a parameter: DDP leaves them
-    alone; the trainer saves them through :meth:`gather_`)."""
+    alone; checkpoints save them through :meth:`shard_state`)."""
 
     def __init__(self, weight: torch.Tensor, lr: float, eps: float = 1e-8):
         """``weight`` ``[N, H]``: the whole initial table (every rank draws the same one from
@@ -127,15 +146,14 @@ class ShardedTable(nn.Module):
     def release_(self) -> None:
         self.full = None
 
-    def gathered_state(self) -> dict[str, torch.Tensor] | None:
-        """``{"weight": [N, H], "state": [N]}`` on rank 0 (None elsewhere; a collective)."""
-        weight, state = self._gather(self.shard), self._gather(self.state)
-        return None if weight is None else {"weight": weight, "state": state}
+    def shard_state(self) -> dict[str, torch.Tensor]:
+        """This rank's ``{"weight": shard, "state": state}`` (references, for a checkpoint)."""
+        return {"weight": self.shard, "state": self.state}
 
-    def load_(self, weight: torch.Tensor, state: torch.Tensor) -> None:
-        """This rank's rows of a whole table and its state (for a resume on any W)."""
-        self.shard.copy_(weight[self.rank :: self.world])
-        self.state.copy_(state[self.rank :: self.world])
+    def load_(self, parts: Sequence[dict[str, torch.Tensor]]) -> None:
+        """This rank's rows of the :meth:`shard_state` of every rank of a saved run (any W)."""
+        for key, mine in self.shard_state().items():
+            mine.copy_(rows_of_rank([part[key] for part in parts], self.rank, self.world))
 
 
 def shard_tables(model: nn.Module, lr: float) -> dict[str, ShardedTable]:
@@ -151,9 +169,9 @@ def shard_tables(model: nn.Module, lr: float) -> dict[str, ShardedTable]:
     return tables
 
 
-def unshard_tables(model: nn.Module, tables: dict[str, ShardedTable], weights: dict) -> None:
-    """Puts dense ``nn.Embedding`` tables back in place of ``tables``, with ``weights[name +
-    ".weight"]`` (whole tables, as rank 0 gathers them)."""
+def unshard_tables(model: nn.Module, tables: dict[str, ShardedTable]) -> None:
+    """Puts dense ``nn.Embedding`` tables back in place of ``tables`` (one process's: whole)."""
     for name, table in tables.items():
-        weight = weights[f"{name}.weight"].to(table.shard.device, copy=True)  # (kept on the host)
-        model.set_submodule(name, nn.Embedding.from_pretrained(weight, freeze=False))
+        if table.world != 1:
+            raise ValueError(f"{name}: a table sharded over {table.world} ranks is not whole")
+        model.set_submodule(name, nn.Embedding.from_pretrained(table.shard, freeze=False))

@@ -7,7 +7,8 @@ negatives, full-graph ID dropout), or, when batches are cut into several slices,
 written at the end of every epoch, so a run killed anywhere and resumed ends with the same
 parameters and metrics as an uninterrupted run. Under data parallelism (``shard``, see
 :mod:`gnnrec.train.data_shard`) every process runs this same loop on its slices; losses are
-summed across processes, and rank 0 validates, logs and writes.
+summed across processes, and rank 0 validates, logs and writes; each process saves its own
+rows of the sharded ID tables.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from tqdm.auto import tqdm
 
 from gnnrec.common.atomic_files import write_text_atomic
 from gnnrec.common.log import get_logger
-from gnnrec.train.checkpoint import CheckpointStore, LocalCheckpoints
+from gnnrec.train.checkpoint import TABLE_SHARDS, CheckpointStore, LocalCheckpoints
 from gnnrec.train.config import TrainConfig
 from gnnrec.train.data_shard import DataShard, slice_generator
 from gnnrec.train.evaluate import node_embeddings, validation_metrics
@@ -38,7 +39,7 @@ from gnnrec.train.objective import LinkObjective
 from gnnrec.train.prefetch import prefetch
 from gnnrec.train.recommender import Recommender
 from gnnrec.train.sampler import NeighborSampler
-from gnnrec.train.sharded_table import shard_tables, unshard_tables
+from gnnrec.train.sharded_table import rows_of_rank, shard_tables, unshard_tables
 from gnnrec.train.training_data import TrainingData
 
 log = get_logger(__name__)
@@ -278,26 +279,33 @@ class Trainer:
         z = self.embeddings()  # scored where it is (the GPU when training there)
         return validation_metrics(self.model, z, self.data, self.valid, self.config.objective)
 
-    def _model_state(self) -> tuple[dict, dict]:
-        """``(the model's state dict, the tables' row-wise state)`` as one dense model has them:
-        sharded tables gathered whole on rank 0 (a collective; elsewhere without them)."""
-        weights, rows = dict(self.model.state_dict()), {}
-        for name, table in self.tables.items():
-            gathered = table.gathered_state()
-            if gathered is not None:
-                weights[f"{name}.weight"], rows[name] = gathered["weight"], gathered["state"]
-        return weights, rows
-
     def _best(self, epoch: int, score: float) -> dict:
-        weights = {k: v.detach().cpu().clone() for k, v in self._model_state()[0].items()}
-        return {"model": weights, "score": score, "epoch": epoch + 1, "bad_epochs": 0}
+        """The weights to keep as the best so far: the dense ones, and this rank's rows of the
+        sharded tables (no process holds a whole table)."""
+        return {
+            "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+            "tables": {name: t.shard.detach().cpu().clone() for name, t in self.tables.items()},
+            "score": score,
+            "epoch": epoch + 1,
+            "bad_epochs": 0,
+        }
+
+    def _table_shard(self, best: dict) -> dict | None:
+        """This rank's part of a checkpoint: its rows of every table, their row-wise state and
+        the best weights' rows (None without sharded tables)."""
+        if not self.tables:
+            return None
+        tables = {
+            name: {**t.shard_state(), "best": best["tables"][name]}
+            for name, t in self.tables.items()
+        }
+        return {"rank": self.shard.rank, "world": self.shard.world_size, "tables": tables}
 
     def _state(self, epoch: int, step: int, best: dict, history: list[dict]) -> dict:
-        weights, rows = self._model_state()
+        """The resumable state but the sharded tables (see :meth:`_table_shard`)."""
         return {
-            "model": weights,
+            "model": self.model.state_dict(),
             "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
-            "table_state": rows,
             "epoch": epoch,
             # Every random draw is a function of (seed, epoch, step, slice): the cursor and the
             # seed are the whole sampler and RNG state.
@@ -317,14 +325,19 @@ class Trainer:
                 f"the checkpoint was trained with {saved} batch partitions, this run has "
                 f"{self.shard.partitions}: resume with parallel.partitions = {saved}"
             )
-        tables = {f"{name}.weight": name for name in self.tables}
-        self.model.load_state_dict({k: v for k, v in state["model"].items() if k not in tables})
-        for key, name in tables.items():
-            self.tables[name].load_(state["model"][key], state["table_state"][name])
+        shards = state.get(TABLE_SHARDS, [])
+        self.model.load_state_dict(state["model"])
+        best_tables = {}
+        for name, table in self.tables.items():
+            parts = [shard["tables"][name] for shard in shards]
+            table.load_(parts)
+            best = [part["best"] for part in parts]
+            best_tables[name] = rows_of_rank(best, self.shard.rank, self.shard.world_size)
         if self.optimizer is not None:
             self.optimizer.load_state_dict(state["optimizer"])
         best = {
             "model": state["best_model"],
+            "tables": best_tables,
             "score": state["best_score"],
             "epoch": state["best_epoch"],
             "bad_epochs": state["bad_epochs"],
@@ -349,16 +362,12 @@ class Trainer:
         return {**best, "bad_epochs": best["bad_epochs"] + 1}
 
     def train(self) -> list[dict]:
-        """Runs (or resumes) training; leaves the best validated weights in the model and their
+        """Runs (or resumes) training; leaves the best validated weights in the model (sharded
+        tables over several processes: each its own rows; one process: dense again) and their
         epoch in ``best_epoch``."""
         cfg = self.config
         history: list[dict] = []
-        best = {
-            "model": self._model_state()[0],
-            "score": -float("inf"),
-            "epoch": -1,
-            "bad_epochs": 0,
-        }
+        best = {**self._best(0, score=-float("inf")), "epoch": -1}
         start = 0
         state = self.checkpoints.load()
         if state is not None:
@@ -409,7 +418,8 @@ class Trainer:
                 )
             best = self._evaluate_epoch(epoch, row, best)
             history.append(row)
-            self.checkpoints.save(self._state(epoch, step, best, history), row)
+            state = self._state(epoch, step, best, history)
+            self.checkpoints.save(state, row, self._table_shard(best))
             if self.run_dir is not None:
                 write_history(history, self.run_dir)
                 if cfg.progress:
@@ -417,10 +427,11 @@ class Trainer:
                         k: round(v, 4) for k, v in row.items() if k.startswith(("loss", "valid"))
                     }
                     log.info("epoch %d: %s", epoch + 1, shown)
-        if self.tables and self.is_main:  # the best model, dense again: tables back as tensors
-            unshard_tables(self.model, self.tables, best["model"])
+        self.model.load_state_dict(best["model"])
+        for name, table in self.tables.items():
+            table.shard.copy_(best["tables"][name])
+        if self.shard.world_size == 1 and self.tables:  # one process: dense tables again
+            unshard_tables(self.model, self.tables)
             self.tables = {}
-        tables = {f"{name}.weight" for name in self.tables}  # kept sharded off rank 0
-        self.model.load_state_dict({k: v for k, v in best["model"].items() if k not in tables})
         self.best_epoch = best["epoch"]
         return history
