@@ -3,6 +3,7 @@ run's configuration."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
@@ -16,9 +17,13 @@ class ParallelLayout:
     """How a run is spread over processes.
 
     ``num_workers``: Ray Train workers, one DDP process each (0: train in this process, without
-    Ray). ``gpus_per_worker``: 0 (CPU workers) or 1 (one GPU per process, as DDP wants).
+    Ray). ``min_workers``: elastic (Ray Train's worker range): the group starts, and restarts
+    after losing a node, with as many workers as the cluster holds, at least this many (0:
+    exactly ``num_workers``); it resumes from the last checkpoint on the new count.
+    ``gpus_per_worker``: 0 (CPU workers) or 1 (one GPU per process, as DDP wants).
     ``cpus_per_worker``: CPUs Ray reserves per worker (sampling and feature gathering run there).
-    ``partitions``: slices every global batch is cut into (0: one per worker); worker ``r``
+    ``partitions``: slices every global batch is cut into (0: one per worker; elastic: the least
+    common multiple of the worker counts, so that every count divides them); worker ``r``
     computes slices ``r, r + W, ...``, so a run's result depends on ``partitions`` and not on
     how many workers share them (see :mod:`gnnrec.train.data_shard`). ``backend``: the DDP
     process group (``auto``: nccl with GPUs, gloo without). ``address``: a running Ray cluster
@@ -34,6 +39,7 @@ class ParallelLayout:
     RESUMABLE: ClassVar[frozenset[str]]  # every field but partitions (set below the class)
 
     num_workers: int = 0
+    min_workers: int = 0
     gpus_per_worker: int = 0
     cpus_per_worker: float = 1.0
     partitions: int = 0
@@ -59,10 +65,18 @@ class ParallelLayout:
             problems.append(f"cpus_per_worker must be > 0, got {self.cpus_per_worker}")
         if self.partitions < 0:
             problems.append(f"partitions must be >= 0 (0: one per worker), got {self.partitions}")
-        elif self.partitions and self.partitions % max(self.num_workers, 1):
+        if not 0 <= self.min_workers <= self.num_workers:
             problems.append(
-                f"partitions ({self.partitions}) must be a multiple of num_workers "
-                f"({self.num_workers}) so that every worker computes as many batch slices"
+                f"min_workers must be in [0, num_workers = {self.num_workers}] (0: not elastic), "
+                f"got {self.min_workers}"
+            )
+        elif self.partitions > 0 and any(self.partitions % w for w in self.worker_counts):
+            counts = self.worker_counts
+            problems.append(
+                f"partitions ({self.partitions}) must be a multiple of every number of workers "
+                f"the run may have ({counts.start}..{counts.stop - 1}: "
+                f"{math.lcm(*counts)} is the smallest) so that every worker computes as many "
+                "batch slices"
             )
         if self.backend not in BACKENDS:
             problems.append(f"backend must be one of {BACKENDS}, got {self.backend!r}")
@@ -82,8 +96,13 @@ class ParallelLayout:
         return max(self.num_workers, 1)
 
     @property
+    def worker_counts(self) -> range:
+        """The numbers of workers the run may have (one, unless elastic)."""
+        return range(self.min_workers or self.world_size, self.world_size + 1)
+
+    @property
     def num_partitions(self) -> int:
-        return self.partitions or self.world_size
+        return self.partitions or math.lcm(*self.worker_counts)
 
     @property
     def process_group_backend(self) -> str:
@@ -91,9 +110,9 @@ class ParallelLayout:
             return self.backend
         return "nccl" if self.gpus_per_worker else "gloo"
 
-    def shard(self, rank: int) -> DataShard:
-        """The batch slices of worker ``rank``."""
-        return DataShard(rank, self.world_size, self.num_partitions)
+    def shard(self, rank: int, world_size: int) -> DataShard:
+        """The batch slices of worker ``rank`` of ``world_size``."""
+        return DataShard(rank, world_size, self.num_partitions)
 
 
 # A run's results depend on how batches are cut (partitions), not on where the slices run: every

@@ -169,6 +169,7 @@ def train_worker(loop_config: dict) -> None:
         "rank": rank,
         "host": socket.gethostname(),
         "node_ip": ray.util.get_node_ip_address(),
+        "node_id": ray.get_runtime_context().get_node_id(),
         "pid": os.getpid(),
         "device": str(device),
         "shared_bytes": shared_bytes,
@@ -181,7 +182,7 @@ def train_worker(loop_config: dict) -> None:
         data,
         train_config,
         run_dir if rank == 0 else None,
-        shard=layout.shard(rank),
+        shard=layout.shard(rank, world_size),
         checkpoints=RayCheckpoints(rank),
         wrap=wrap,
     )
@@ -222,13 +223,14 @@ def worker_error(err: Exception) -> Exception:
 
 def _check_fits_this_machine(layout: ParallelLayout, each: dict, have: dict) -> None:
     """On this machine's own Ray instance nothing can be added: workers that do not fit would
-    wait for resources forever, so say so before starting."""
+    wait for resources forever, so say so before starting (elastic: the fewest workers)."""
+    workers = layout.worker_counts.start
     for kind, amount in each.items():
-        need, total = layout.num_workers * amount, have.get(kind, 0)
+        need, total = workers * amount, have.get(kind, 0)
         if need > total:
             key = "cpus_per_worker" if kind == "CPU" else "gpus_per_worker"
             raise ValueError(
-                f"parallel: {layout.num_workers} workers x {amount} {kind} need {need:g} {kind}s; "
+                f"parallel: {workers} workers x {amount} {kind} need {need:g} {kind}s; "
                 f"this machine has {total:g}: lower parallel.num_workers or parallel.{key} "
                 "(a fraction is allowed), or pass --address of a larger Ray cluster"
             )
@@ -258,6 +260,7 @@ def fit_on_ray(
         resources["GPU"] = layout.gpus_per_worker
     if not (layout.address or os.environ.get("RAY_ADDRESS")):
         _check_fits_this_machine(layout, resources, ray.cluster_resources())
+    counts = layout.worker_counts
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={
@@ -268,7 +271,7 @@ def fit_on_ray(
             "run_dir": str(run_dir),
         },
         scaling_config=ray.train.ScalingConfig(
-            num_workers=layout.num_workers,
+            num_workers=(counts.start, counts.stop - 1) if len(counts) > 1 else counts.start,
             use_gpu=bool(layout.gpus_per_worker),
             resources_per_worker=resources,
         ),

@@ -3,7 +3,8 @@ export in a run directory.
 
 A run directory holds ``config.toml``, ``checkpoints/last.pt`` (resumable), ``model.pt`` (the
 best validated weights), ``metrics.jsonl`` (per epoch), ``metrics.json`` (test),
-``training_curve.png`` and ``recommendations.csv``.
+``training_curve.png``, ``recommendations.csv`` and ``stages.json`` (when each stage of the
+last ``train`` began and how long it took).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -36,6 +38,22 @@ from gnnrec.train.evaluate import evaluation_report, node_embeddings
 from gnnrec.train.recommend import top_k_batches, top_k_items
 from gnnrec.train.recommender import Recommender
 from gnnrec.train.trainer import Trainer, write_history
+
+STAGES_FILE = "stages.json"
+
+
+class StageClock:
+    """Times the stages of a run: ``with clock("train"): ...``; ``rows`` holds ``{"stage",
+    "start"`` (Unix seconds) ``, "seconds"}`` for each stage that ended."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.time()
+        yield
+        self.rows.append({"stage": stage, "start": start, "seconds": time.time() - start})
 
 
 def embeddings(prepared: Prepared, model: Recommender, config: RunConfig) -> torch.Tensor:
@@ -143,29 +161,34 @@ def _train_run(
 ) -> dict:
     run_dir = Path(config.run_dir)
     check_resumable(config, run_dir)
-    prepared = prepare(config, progress=config.train.progress)
+    clock = StageClock()
+    with clock("prepare"):
+        prepared = prepare(config, progress=config.train.progress)
     resuming = (run_dir / "checkpoints" / "last.pt").exists() or (run_dir / "ray").exists()
     fingerprint = check_data(prepared, run_dir, allow_data_change or not resuming)
     save_config(config, run_dir / "config.toml")  # what this run trains with, once checked
     write_json_atomic(run_dir / DATA_FILE, fingerprint)
     model = model_for(config, prepared.data)
-    if config.parallel.num_workers:
-        from gnnrec.distributed.ray_train import fit_on_ray
+    with clock("train"):
+        if config.parallel.num_workers:
+            from gnnrec.distributed.ray_train import fit_on_ray
 
-        fit = fit_on_ray(config.model, config.train, config.parallel, run_dir, prepared.data)
-        model.load_state_dict(fit.state)
-        history, best_epoch = fit.history, fit.best_epoch
-        write_history(history, run_dir)
-    else:
-        model.to(config.train.torch_device())
-        trainer = Trainer(
-            model, prepared.data, config.train, run_dir, on_step, shard=config.parallel.shard(0)
-        )
-        history, best_epoch = trainer.train(), trainer.best_epoch
+            layout = config.parallel
+            fit = fit_on_ray(config.model, config.train, layout, run_dir, prepared.data)
+            model.load_state_dict(fit.state)
+            history, best_epoch = fit.history, fit.best_epoch
+            write_history(history, run_dir)
+        else:
+            model.to(config.train.torch_device())
+            shard = config.parallel.shard(0, 1)
+            trainer = Trainer(model, prepared.data, config.train, run_dir, on_step, shard=shard)
+            history, best_epoch = trainer.train(), trainer.best_epoch
     save_checkpoint({"model": model.state_dict()}, run_dir / "model.pt")
     plot_training_curve(history, run_dir / "training_curve.png")
-    z = embeddings(prepared, model, config)  # once, for the metrics and the recommendations
-    metrics = evaluate(prepared, model, config, z)
+    with clock("embeddings"):
+        z = embeddings(prepared, model, config)  # once, for the metrics and recommendations
+    with clock("evaluate"):
+        metrics = evaluate(prepared, model, config, z)
     metrics["best_epoch"] = best_epoch
     metrics["epochs_run"] = len(history)
     layout = config.parallel
@@ -175,7 +198,9 @@ def _train_run(
         else str(config.train.torch_device())
     )
     write_json_atomic(run_dir / "metrics.json", metrics)
-    write_recommendations(prepared, model, config, run_dir / "recommendations.csv", z)
+    with clock("recommend"):
+        write_recommendations(prepared, model, config, run_dir / "recommendations.csv", z)
+    write_json_atomic(run_dir / STAGES_FILE, clock.rows)
     return metrics
 
 

@@ -49,8 +49,14 @@ def _assert_same_model(a: dict, b: dict, **tolerance) -> None:
 
 
 def test_layout_errors_are_readable():
-    with pytest.raises(ValueError, match=r"partitions \(3\) must be a multiple of num_workers"):
+    with pytest.raises(ValueError, match=r"partitions \(3\) must be a multiple of every number"):
         ParallelLayout(num_workers=2, partitions=3)
+    with pytest.raises(ValueError, match=r"may have \(2..3: 6 is the smallest\)"):
+        ParallelLayout(num_workers=3, min_workers=2, partitions=3)
+    with pytest.raises(ValueError, match=r"min_workers must be in \[0, num_workers = 2\]"):
+        ParallelLayout(num_workers=2, min_workers=3)
+    elastic = ParallelLayout(num_workers=4, min_workers=2)
+    assert (elastic.num_partitions, list(elastic.worker_counts)) == (12, [2, 3, 4])
     with pytest.raises(ValueError, match="gpus_per_worker must be 0 or 1"):
         ParallelLayout(num_workers=2, gpus_per_worker=2)
     with pytest.raises(ValueError, match="'nccl' needs GPUs"):
@@ -59,7 +65,7 @@ def test_layout_errors_are_readable():
         load_config(None, ["parallel.num_workers=-1"])
     layout = ParallelLayout(num_workers=4, gpus_per_worker=1)
     assert (layout.num_partitions, layout.process_group_backend) == (4, "nccl")
-    assert list(layout.shard(1).parts) == [1]
+    assert list(layout.shard(1, 4).parts) == [1]
 
 
 def test_workers_that_cannot_fit_this_machine_are_refused_before_starting():
@@ -71,6 +77,8 @@ def test_workers_that_cannot_fit_this_machine_are_refused_before_starting():
     with pytest.raises(ValueError, match="parallel.gpus_per_worker"):
         _check_fits_this_machine(layout, {"CPU": 0.5, "GPU": 1}, {"CPU": 2.0})
     _check_fits_this_machine(layout, {"CPU": 0.5}, {"CPU": 2.0})  # 1.5 of 2: fits
+    elastic = ParallelLayout(num_workers=3, min_workers=2)
+    _check_fits_this_machine(elastic, {"CPU": 1.0}, {"CPU": 2.0})  # starts with 2
 
 
 @pytest.mark.parametrize(
@@ -256,8 +264,8 @@ def test_a_killed_worker_restarts_from_the_last_checkpoint(big_dir, uninterrupte
 def test_a_killed_worker_with_sharded_tables_resumes_to_the_same_model(
     big_dir, uninterrupted_sharded, tmp_path
 ):
-    """The tables' shards are gathered into each checkpoint and cut again on resume: a worker
-    killed mid-epoch costs nothing of the result."""
+    """Each worker's rows of the tables are saved with each checkpoint and cut again on
+    resume: a worker killed mid-epoch costs nothing of the result."""
     run_dir = tmp_path / "run"
     config_file = _big_config_file(big_dir, tmp_path / "cache", run_dir, *SHARDED)
     _kill_and_resume(config_file, run_dir, uninterrupted_sharded)
