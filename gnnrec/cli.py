@@ -268,6 +268,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         distributed,
         embeddings,
         encoders,
+        end_to_end,
         epoch,
         ingest,
         kernels,
@@ -280,6 +281,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         "epoch": epoch,
         "embeddings": embeddings,
         "encoders": encoders,
+        "end_to_end": end_to_end,
         "ingest": ingest,
         "kernels": kernels,
         "quality": quality,
@@ -455,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
         every_command,
         "bench",
         help="benchmarks: kernels, sampling, epoch, encoders, quality, distributed, ingest, "
-        "embeddings",
+        "embeddings, end_to_end",
         description="Runs bench/<topic>.py; arguments after the topic go to it (try -- --help).",
     )
     bench.add_argument(
@@ -464,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
             "distributed",
             "embeddings",
             "encoders",
+            "end_to_end",
             "epoch",
             "ingest",
             "kernels",

@@ -252,3 +252,28 @@ def test_embeddings_bench_compares_dense_and_sharded_tables(tmp_path):
     assert sharded["bytes_sent_per_step"] < 300 * (8 + 2 * 64 * 4) + 8  # at most the rows asked
     assert sharded["table_fraction_per_worker"] == pytest.approx(0.5, abs=0.01)
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+@pytest.mark.slow  # a synthetic log through every stage, with 2 Ray workers
+def test_end_to_end_bench_times_every_stage_with_its_memory(tmp_path):
+    from gnnrec.bench import end_to_end
+
+    out = tmp_path / "e2e.jsonl"
+    args = ["--users", "400", "--items", "80", "--per-user", "6", "--steps", "4"]
+    args += ["--batch-size", "64", "--test-users", "50", "--folder", str(tmp_path / "e2e")]
+    rows = end_to_end.main([*args, "--output", str(out)])
+    stages = [r["stage"] for r in rows]
+    assert stages == [
+        "synth",
+        "prepare",
+        "train",
+        "embeddings",
+        "evaluate",
+        "recommend",
+        "train command, all",
+        "export",
+    ]
+    assert all(r["peak_gb"] > 0 for r in rows if r["seconds"] > 2)  # sampled once a second
+    assert rows[0]["steps"] == 4 and rows[0]["test_user_sample"]["users"] == 50
+    assert all(0.4 < share < 0.6 for share in rows[0]["worker_table_share"])
+    assert out.with_suffix(".png").stat().st_size > 0

@@ -56,8 +56,19 @@ def test_gcn_learns_the_planted_structure(planted_dir, feature_cache, tmp_path):
         "training_curve.png",
         "recommendations.csv",
         "checkpoints/last.pt",
+        "stages.json",
     ):
         assert (tmp_path / "run" / name).is_file(), name
+    stages = json.loads((tmp_path / "run" / "stages.json").read_text())
+    assert [s["stage"] for s in stages] == [
+        "prepare",
+        "train",
+        "embeddings",
+        "evaluate",
+        "recommend",
+    ]
+    assert all(s["seconds"] >= 0 for s in stages)
+    assert all(a["start"] + a["seconds"] <= b["start"] for a, b in zip(stages, stages[1:]))
 
 
 @pytest.mark.parametrize(
@@ -172,6 +183,18 @@ def test_validation_can_rank_a_fixed_sample_of_users(planted_dir, feature_cache,
     everyone = validated("all")
     assert everyone[0] == everyone[1] > 12
     assert validated("sample", "train.valid_users=12") == [12, 12]
+
+
+def test_an_epoch_can_be_capped_to_its_first_batches(planted_dir, feature_cache, tmp_path):
+    def history(run: str, *extra: str) -> list[dict]:
+        common = ["train.epochs=2", "train.batch_size=32", *extra]
+        train_run(planted_config(planted_dir, feature_cache, tmp_path / run, *common))
+        return [json.loads(row) for row in (tmp_path / run / "metrics.jsonl").open()]
+
+    whole = history("whole")
+    capped = history("capped", "train.steps_per_epoch=3")
+    assert [(row["step"], row["examples"]) for row in capped] == [(3, 96), (6, 96)]
+    assert whole[0]["step"] > 3 and whole[0]["examples"] > 96
 
 
 def test_encode_command_fills_the_cache_once(planted_dir, feature_cache, tmp_path, capsys):

@@ -37,6 +37,9 @@ class TrainConfig:
     feature_cache_nodes: int = 0  # highest-degree nodes whose features live on the device
     epochs: int = 30
     batch_size: int = 2048
+    # at most this many batches an epoch (0: all): the first ones of the epoch's seeded order,
+    # so a huge log trains and validates on a schedule of its own
+    steps_per_epoch: int = 0
     sampling: str = "pairs"  # pairs: every training pair once an epoch | users: LightGCN's
     lr: float = 5e-3
     l2: float = 1e-4
@@ -96,6 +99,8 @@ class TrainConfig:
             raise ValueError(f"id_lr must be > 0, got {self.id_lr}")
         if self.valid_users < 0:
             raise ValueError("valid_users must be >= 0 (0: every validation user)")
+        if self.steps_per_epoch < 0:
+            raise ValueError("steps_per_epoch must be >= 0 (0: every batch of the epoch)")
 
     def torch_device(self) -> torch.device:
         """The device ``device`` names (``auto``: ``cuda`` when torch sees a GPU, else ``cpu``)."""

@@ -13,6 +13,7 @@ rows of the sharded ID tables.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -164,6 +165,12 @@ class Trainer:
         dense = [p for p in model.parameters() if p.requires_grad or not self.tables]
         self.optimizer = torch.optim.Adam(dense, lr=config.lr) if dense else None
         self.steps_run = 0  # optimizer steps taken by this object (not counting resumed ones)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Batches an epoch: all, or ``train.steps_per_epoch`` when fewer."""
+        cap = self.config.steps_per_epoch
+        return min(len(self.batcher), cap) if cap else len(self.batcher)
 
     @property
     def is_main(self) -> bool:
@@ -378,17 +385,19 @@ class Trainer:
                 break
             generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
             began, losses, examples = time.perf_counter(), [], 0
-            first_step = epoch * len(self.batcher)
+            first_step = epoch * self.steps_per_epoch
             prepared = (
                 (i, len(batch), self.prepare(batch, generator, (epoch, i)))
-                for i, batch in enumerate(self.batcher.epoch(generator))
+                for i, batch in enumerate(
+                    itertools.islice(self.batcher.epoch(generator), self.steps_per_epoch)
+                )
                 if len(batch) >= self.shard.partitions  # else too small for every slice
             )
             if self.sampler is not None:
                 prepared = prefetch(prepared, cfg.prefetch, device=self.device)
             bar = tqdm(
                 prepared,
-                total=len(self.batcher),
+                total=self.steps_per_epoch,
                 desc=f"epoch {epoch + 1}/{cfg.epochs}",
                 disable=not (cfg.progress and self.is_main),
                 leave=False,
@@ -401,7 +410,7 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
                 if self.on_step is not None:
                     self.on_step(first_step + i + 1)
-            step = first_step + len(self.batcher)
+            step = first_step + self.steps_per_epoch
             (loss_sum,) = self._sum_over_workers([float(np.sum(losses))])
             row = {
                 "epoch": epoch + 1,

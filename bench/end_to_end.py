@@ -1,0 +1,188 @@
+"""End to end at scale on this machine: a synthetic log with text (``gnnrec synth --parquet``)
+through ingest, sampled training with sharded ID tables on Ray workers, sampled evaluation,
+recommendations for every user and export; each stage's time and peak memory.
+
+    gnnrec bench end_to_end [--users 1000000] [--items 100000] [--per-user 10] [--workers 2]
+                            [--steps 1000] [--test-users 10000] [--folder DIR] [--output JSONL]
+
+Stages: ``synth``; ``prepare`` (ingest of the Parquet parts and the user/item text tables,
+split, graph), ``train``, ``embeddings``, ``evaluate``, ``recommend`` (from the run's
+``stages.json``); ``export`` (a command of its own, which loads the data again). Memory: the
+proportional set size (PSS: each shared page split among the processes that map it, so Ray's
+object store counts once) summed over the command's process and all its descendants (Ray's
+services and workers), sampled every second; a stage's peak is the largest sum inside it.
+Node features: IDs only (``model.text_features = false``); the text columns are ingested and
+kept, not encoded. JSON rows, a markdown table and a bar plot of the stage times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from gnnrec.bench.harness import markdown_table, provenance, pyplot, save_figure, write_results
+
+GNNREC = [sys.executable, "-m", "gnnrec.cli"]
+
+
+class TreeMemory:
+    """Samples the summed PSS of a process and its descendants every ``interval`` seconds on a
+    thread: ``samples`` holds ``(unix time, bytes)``."""
+
+    def __init__(self, pid: int, interval: float = 1.0):
+        import psutil
+
+        self.root, self.interval = psutil.Process(pid), interval
+        self.samples: list[tuple[float, int]] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._done.wait(self.interval):
+            try:
+                tree = [self.root, *self.root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return
+            total = 0
+            for process in tree:
+                try:
+                    total += process.memory_full_info().pss
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+            self.samples.append((time.time(), total))
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def peak(self, start: float = 0.0, end: float = float("inf")) -> int:
+        """The largest sample in ``[start, end]`` (0 without one)."""
+        return max((b for t, b in self.samples if start <= t <= end), default=0)
+
+
+def run_measured(args: list[str], log: Path) -> tuple[float, TreeMemory]:
+    """Runs ``gnnrec ARGS`` to completion (output to ``log``): wall seconds, its memory."""
+    start = time.time()
+    with open(log, "w") as out:
+        process = subprocess.Popen([*GNNREC, *args], stdout=out, stderr=subprocess.STDOUT)
+        memory = TreeMemory(process.pid)
+        code = process.wait()
+    memory.stop()
+    if code:
+        raise RuntimeError(f"gnnrec {args[0]} failed ({code}); its output: {log}")
+    return time.time() - start, memory
+
+
+def train_overrides(folder: Path, args: argparse.Namespace) -> list[str]:
+    """The run: the ``table`` dataset over the synthetic parts and text tables, IDs only,
+    sampled training with row-wise sharded tables, a seeded sample of test users."""
+    return [
+        "data.dataset=table",
+        f"data.path={folder / 'table'}",
+        f"data.options.users_path={folder / 'users.csv'}",
+        f"data.options.items_path={folder / 'items.csv'}",
+        "data.options.rating_column=rating",
+        "data.options.timestamp_column=ts",
+        'data.options.user_text_columns=["profile"]',
+        'data.options.item_text_columns=["title", "description"]',
+        "model.text_features=false",
+        "model.layers=2",
+        "train.mode=sampled",
+        "train.fanouts=[10, 5]",
+        "train.id_optimizer=rowwise_adagrad",
+        "train.epochs=1",
+        f"train.steps_per_epoch={args.steps}",
+        f"train.batch_size={args.batch_size}",
+        "train.valid_users=1000",
+        f"eval.test_users={args.test_users}",
+        f"parallel.num_workers={args.workers}",
+    ]
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(prog="gnnrec bench end_to_end", description=__doc__)
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--per-user", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=2048)
+    parser.add_argument("--test-users", type=int, default=10_000)
+    parser.add_argument("--folder", type=Path, default=Path("runs/bench-end-to-end"))
+    parser.add_argument("--output", type=Path, default=Path("bench/results/end_to_end.jsonl"))
+    args = parser.parse_args(argv)
+    folder, run_dir = args.folder / "data", args.folder / "run"
+    args.folder.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+
+    def record(stage: str, seconds: float, peak: int) -> None:
+        rows.append({"stage": stage, "seconds": round(seconds, 2), "peak_gb": round(peak / 1e9, 2)})
+        print(f"{stage}: {seconds:.1f} s, peak {peak / 1e9:.2f} GB", flush=True)
+
+    synth = ["synth", "--output", str(folder), "--users", str(args.users)]
+    synth += ["--items", str(args.items), "--interactions-per-user", str(args.per_user)]
+    seconds, memory = run_measured([*synth, "--parquet", "--overwrite"], args.folder / "synth.log")
+    record("synth", seconds, memory.peak())
+    config = args.folder / "run.toml"
+    from gnnrec.config import load_config, save_config
+
+    save_config(load_config(None, [f"run_dir={run_dir}", *train_overrides(folder, args)]), config)
+    seconds, memory = run_measured(["train", "--config", str(config)], args.folder / "train.log")
+    for stage in json.loads((run_dir / "stages.json").read_text()):
+        end = stage["start"] + stage["seconds"]
+        record(stage["stage"], stage["seconds"], memory.peak(stage["start"], end))
+    record("train command, all", seconds, memory.peak())
+    export = ["export", "--run-dir", str(run_dir)]
+    seconds, memory = run_measured(export, args.folder / "export.log")
+    record("export", seconds, memory.peak())
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    history = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
+    workers = json.loads((run_dir / "workers.json").read_text())
+    steps = history[-1]["step"]
+    facts = {
+        "bench": "end_to_end",
+        "users": args.users,
+        "items": args.items,
+        "interactions": manifest["interactions"],
+        "workers": args.workers,
+        "batch_size": args.batch_size,
+        "steps": steps,
+        "train_epoch_seconds": history[-1]["seconds"],
+        "seconds_per_step": history[-1]["seconds"] / steps,
+        "recall@20": metrics.get("recall@20"),
+        "test_user_sample": metrics.get("test_user_sample"),
+        "worker_table_share": [w["table_bytes"] / w["table_total_bytes"] for w in workers],
+        "features": "IDs only (text ingested, not encoded)",
+        **provenance(),
+    }
+    rows = [{**facts, **row} for row in rows]
+    write_results(rows, args.output)
+    print(markdown_table(rows, ["stage", "seconds", "peak_gb"]))
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    stages = [r for r in rows if r["stage"] != "train command, all"]
+    ax.barh([r["stage"] for r in stages], [r["seconds"] for r in stages], color="tab:blue")
+    for i, r in enumerate(stages):
+        ax.text(r["seconds"], i, f" {r['peak_gb']} GB", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds (label: peak PSS of the command's processes)")
+    ax.set_title(
+        f"{facts['interactions']:,} interactions, {args.workers} Ray workers, {steps} steps",
+        fontsize=10,
+    )
+    save_figure(fig, args.output.with_suffix(".png"))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
