@@ -1,9 +1,9 @@
 """End to end at scale on this machine: a synthetic log with text (``gnnrec synth --parquet``)
 through ingest, sampled training with sharded ID tables on Ray workers, sampled evaluation,
-recommendations for every user and export; each stage's time and peak memory.
+recommendations (every user, or a sample) and export; each stage's time and peak memory.
 
     gnnrec bench end_to_end [--users 1000000] [--items 100000] [--per-user 10] [--workers 2]
-                            [--steps 1000] [--test-users 10000] [--folder DIR] [--output JSONL]
+        [--steps 1000] [--test-users 10000] [--recommend-users 0] [--folder DIR] [--output F]
 
 Stages: ``synth``; ``prepare`` (ingest of the Parquet parts and the user/item text tables,
 split, graph), ``train``, ``embeddings``, ``evaluate``, ``recommend`` (from the run's
@@ -103,6 +103,7 @@ def train_overrides(folder: Path, args: argparse.Namespace) -> list[str]:
         f"train.batch_size={args.batch_size}",
         "train.valid_users=1000",
         f"eval.test_users={args.test_users}",
+        f"eval.recommend_users={args.recommend_users}",
         f"parallel.num_workers={args.workers}",
     ]
 
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--test-users", type=int, default=10_000)
+    parser.add_argument("--recommend-users", type=int, default=0, help="0: every user")
     parser.add_argument("--folder", type=Path, default=Path("runs/bench-end-to-end"))
     parser.add_argument("--output", type=Path, default=Path("bench/results/end_to_end.jsonl"))
     args = parser.parse_args(argv)
@@ -161,6 +163,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "seconds_per_step": history[-1]["seconds"] / steps,
         "recall@20": metrics.get("recall@20"),
         "test_user_sample": metrics.get("test_user_sample"),
+        "recommend_users": args.recommend_users or args.users,
         "worker_table_share": [w["table_bytes"] / w["table_total_bytes"] for w in workers],
         "features": "IDs only (text ingested, not encoded)",
         **provenance(),

@@ -259,10 +259,11 @@ def write_recommendations(
     path: str | Path,
     z: torch.Tensor | None = None,
 ) -> Path:
-    """Top-K items per user with training positives excluded: CSV or Parquet by suffix (``z``:
-    the final embeddings, when already computed). Columns ``user_id, rank, item_id, title,
-    score``; written a batch of users at a time from the top-K tensors (Arrow takes, no row
-    loop), to a temporary name renamed at the end."""
+    """Top-K items per user (every user, or the seeded sample ``eval.recommend_users``, in id
+    order) with training positives excluded: CSV or Parquet by suffix (``z``: the final
+    embeddings, when already computed). Columns ``user_id, rank, item_id, title, score``;
+    written a batch of users at a time from the top-K tensors (Arrow takes, no row loop), to a
+    temporary name renamed at the end."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -270,9 +271,17 @@ def write_recommendations(
     z = embeddings(prepared, model, config) if z is None else z
     user_ids, item_ids = arrow_strings(graph.users.ids), arrow_strings(graph.items.ids)
     titles = arrow_strings(graph.items.text_fields.get("title", graph.items.ids))
+    users, exclude = np.arange(U), data.train[:2]
+    if 0 < config.eval.recommend_users < U:
+        rng = np.random.default_rng(config.eval.test_user_seed)
+        users = np.sort(rng.choice(U, config.eval.recommend_users, replace=False))
+        position = np.full(U, -1)
+        position[users] = np.arange(len(users))
+        mine = position[exclude[0]] >= 0
+        exclude = (position[exclude[0][mine]], exclude[1][mine])
     path = Path(path)
     batches = top_k_batches(
-        z[:U], z[U:], config.eval.top_k, exclude=data.train[:2], batch_size=8192
+        z[torch.as_tensor(users)], z[U:], config.eval.top_k, exclude=exclude, batch_size=8192
     )
     with atomic_path(path) as tmp, _table_writer(tmp, path.suffix) as write:
         for start, items, scores in batches:
@@ -282,7 +291,7 @@ def write_recommendations(
                 pa.table(
                     {
                         "user_id": pc.take(
-                            user_ids, pa.array(np.repeat(np.arange(start, start + count), k))
+                            user_ids, pa.array(np.repeat(users[start : start + count], k))
                         ),
                         "rank": pa.array(np.tile(np.arange(1, k + 1), count)),
                         "item_id": pc.take(item_ids, flat),

@@ -13,7 +13,7 @@ import pytest
 from test_training import planted_config
 
 import gnnrec
-from gnnrec.run import train_run
+from gnnrec.run import load_run, train_run, write_recommendations
 
 
 def test_every_exported_name_resolves():
@@ -38,6 +38,17 @@ def test_recommend_and_export_match_the_run(planted_dir, feature_cache, tmp_path
     for user in ("u3", "u7"):
         expected = [r["item_id"] for r in written if r["user_id"] == user]
         assert [item for item, _ in top[user]] == expected
+    sample = tmp_path / "sample.csv"
+    config, prepared, model = load_run(run_dir, ["eval.recommend_users=5"])
+    write_recommendations(prepared, model, config, sample)
+    with open(sample) as f:
+        sampled = list(csv.DictReader(f))
+    chosen = {row["user_id"] for row in sampled}
+    assert len(chosen) == 5 and len(sampled) == 5 * 10  # top 10 each
+    with open(run_dir / "recommendations.csv") as f:  # the same rows as for every user
+        everyone = [row for row in csv.DictReader(f) if row["user_id"] in chosen]
+    key = ("user_id", "rank", "item_id")
+    assert [[r[k] for k in key] for r in sampled] == [[r[k] for k in key] for r in everyone]
     with pytest.raises(ValueError, match="unknown user"):
         gnnrec.recommend(run_dir, users=["nobody"])
     with pytest.raises(ValueError, match="k must be at least 1"):

@@ -30,7 +30,7 @@ class EvalConfig:
     ranking would take too long; the sample is stated in ``metrics.json``."""
 
     RESUMABLE: ClassVar[frozenset[str]] = frozenset(
-        {"ks", "top_k", "chunk_nodes", "test_users", "test_user_seed"}
+        {"ks", "top_k", "chunk_nodes", "test_users", "test_user_seed", "recommend_users"}
     )
 
     ks: list[int] = field(default_factory=lambda: [10, 20])
@@ -40,6 +40,9 @@ class EvalConfig:
     chunk_nodes: int = 0
     test_users: int = 0
     test_user_seed: int = 0
+    # > 0: recommendations.csv for a sample of this many users drawn with test_user_seed (every
+    # user costs U x I scores: 10^13 for 10^7 users and 10^6 items); 0: every user
+    recommend_users: int = 0
 
     def __post_init__(self) -> None:
         if 20 not in self.ks or min(self.ks) < 1:
@@ -48,6 +51,8 @@ class EvalConfig:
             raise ValueError(f"eval.top_k must be at least 1, got {self.top_k}")
         if self.chunk_nodes < 0:
             raise ValueError(f"eval.chunk_nodes must be >= 0, got {self.chunk_nodes}")
+        if self.recommend_users < 0:
+            raise ValueError(f"eval.recommend_users must be >= 0, got {self.recommend_users}")
         if self.test_users < 0:
             raise ValueError(f"eval.test_users must be >= 0 (0: all), got {self.test_users}")
 
