@@ -81,6 +81,20 @@ def test_workers_that_cannot_fit_this_machine_are_refused_before_starting():
     _check_fits_this_machine(elastic, {"CPU": 1.0}, {"CPU": 2.0})  # starts with 2
 
 
+def test_a_checkpoint_missing_a_worker_s_table_shard_is_refused(tmp_path):
+    from gnnrec.train.checkpoint import save_checkpoint
+
+    shard = {"weight": torch.zeros(3, 2), "state": torch.zeros(3), "best": torch.zeros(3, 2)}
+    for rank in (0, 2):  # of 3: rank 1's file is missing
+        save_checkpoint(
+            {"rank": rank, "world": 3, "tables": {"embedding": shard}},
+            tmp_path / _table_file(rank),
+        )
+    with pytest.raises(ValueError, match=r"incomplete checkpoint \(table shards of ranks \[0, 2\]"):
+        load_table_shards(tmp_path)
+    assert load_table_shards(tmp_path / "empty") == []  # no sharded tables: nothing to load
+
+
 @pytest.mark.parametrize(
     ("mode", "alone_partitions", "tolerance"),
     [
