@@ -3,7 +3,8 @@ through ingest, sampled training with sharded ID tables on Ray workers, sampled 
 recommendations (every user, or a sample) and export; each stage's time and peak memory.
 
     gnnrec bench end_to_end [--users 1000000] [--items 100000] [--per-user 10] [--workers 2]
-        [--steps 1000] [--test-users 10000] [--recommend-users 0] [--folder DIR] [--output F]
+        [--steps 1000] [--test-users 10000] [--recommend-users 0] [--folder DIR] [--reuse-data]
+        [--output F]
 
 Stages: ``synth``; ``prepare`` (ingest of the Parquet parts and the user/item text tables,
 split, graph), ``train``, ``embeddings``, ``evaluate``, ``recommend`` (from the run's
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -119,9 +121,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--test-users", type=int, default=10_000)
     parser.add_argument("--recommend-users", type=int, default=0, help="0: every user")
     parser.add_argument("--folder", type=Path, default=Path("runs/bench-end-to-end"))
+    parser.add_argument(
+        "--reuse-data", action="store_true", help="the folder's log from an earlier run (no synth)"
+    )
     parser.add_argument("--output", type=Path, default=Path("bench/results/end_to_end.jsonl"))
     args = parser.parse_args(argv)
     folder, run_dir = args.folder / "data", args.folder / "run"
+    if run_dir.exists():  # a fresh run, not a resume of an earlier one
+        shutil.rmtree(run_dir)
     args.folder.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
 
@@ -129,10 +136,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows.append({"stage": stage, "seconds": round(seconds, 2), "peak_gb": round(peak / 1e9, 2)})
         print(f"{stage}: {seconds:.1f} s, peak {peak / 1e9:.2f} GB", flush=True)
 
-    synth = ["synth", "--output", str(folder), "--users", str(args.users)]
-    synth += ["--items", str(args.items), "--interactions-per-user", str(args.per_user)]
-    seconds, memory = run_measured([*synth, "--parquet", "--overwrite"], args.folder / "synth.log")
-    record("synth", seconds, memory.peak())
+    if args.reuse_data and (folder / "manifest.json").exists():
+        spec = json.loads((folder / "manifest.json").read_text())["spec"]
+        wanted = {"num_users": args.users, "num_items": args.items}
+        wanted["interactions_per_user"] = args.per_user
+        if any(spec[key] != value for key, value in wanted.items()):
+            raise ValueError(f"{folder} holds another log ({spec}): drop --reuse-data")
+    else:
+        synth = ["synth", "--output", str(folder), "--users", str(args.users)]
+        synth += ["--items", str(args.items), "--interactions-per-user", str(args.per_user)]
+        synth += ["--parquet", "--overwrite"]
+        seconds, memory = run_measured(synth, args.folder / "synth.log")
+        record("synth", seconds, memory.peak())
     config = args.folder / "run.toml"
     from gnnrec.config import load_config, save_config
 

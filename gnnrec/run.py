@@ -168,18 +168,20 @@ def _train_run(
     fingerprint = check_data(prepared, run_dir, allow_data_change or not resuming)
     save_config(config, run_dir / "config.toml")  # what this run trains with, once checked
     write_json_atomic(run_dir / DATA_FILE, fingerprint)
-    model = model_for(config, prepared.data)
     with clock("train"):
         if config.parallel.num_workers:
             from gnnrec.distributed.ray_train import fit_on_ray
 
             layout = config.parallel
             fit = fit_on_ray(config.model, config.train, layout, run_dir, prepared.data)
-            model.load_state_dict(fit.state)
+            # built after training (the workers build their own; the driver's memory is the
+            # data's meanwhile), then given the result's tensors rather than copies of them
+            model = model_for(config, prepared.data)
+            model.load_state_dict(fit.state, assign=True)
             history, best_epoch = fit.history, fit.best_epoch
             write_history(history, run_dir)
         else:
-            model.to(config.train.torch_device())
+            model = model_for(config, prepared.data).to(config.train.torch_device())
             shard = config.parallel.shard(0, 1)
             trainer = Trainer(model, prepared.data, config.train, run_dir, on_step, shard=shard)
             history, best_epoch = trainer.train(), trainer.best_epoch
