@@ -1,7 +1,7 @@
 """ID tables on 2 workers: a dense ``nn.Embedding`` under DDP and Adam (today's default) against
 the row-sharded table with row-wise Adagrad, in one run: bytes a worker sends per step, step
-time, and the share of the table and its optimizer state each worker holds (every worker also
-draws the whole initial table once at start, as the model is built).
+time, and the share of the table and its optimizer state each worker holds (each sharded
+worker draws only its rows of the initial table, block by block).
 
     gnnrec bench embeddings [--nodes 1000000 10000000] [--dim 64] [--lookup 50000] [--steps 20]
 
@@ -43,19 +43,18 @@ def worker(table: str, rank: int, port: int, args: argparse.Namespace) -> dict:
     import torch.distributed as dist
     from torch import nn
 
-    from gnnrec.train.sharded_table import ShardedTable
+    from gnnrec.train.sharded_table import ShardedTable, drawn_rows
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
-    torch.manual_seed(0)
-    init = torch.randn(args.nodes, args.dim) * 0.1
     sent = [0]
-    if table == "sharded":
-        module = ShardedTable(init, lr=0.05)
-        del init
+    if table == "sharded":  # each rank draws only its rows, as the trainer does
+        rows = drawn_rows(args.nodes, args.dim, 0.1, (0, 0), rank, world=2)
+        module = ShardedTable(rows, args.nodes, lr=0.05)
         table_bytes = module.shard.nbytes + module.state.nbytes
         total_bytes = args.nodes * (args.dim + 1) * 4  # the whole table and its Adagrad state
     else:
+        init = torch.randn(args.nodes, args.dim, generator=torch.Generator().manual_seed(0)) * 0.1
         module = nn.parallel.DistributedDataParallel(
             nn.Embedding.from_pretrained(init, freeze=False)
         )

@@ -152,8 +152,14 @@ def train_worker(loop_config: dict) -> None:
     loaded = process_memory()
     data = unshare(arrays)
     device = ray.train.torch.get_device()
+    dense_ids = train_config.id_optimizer == "adam"  # else each worker draws its own rows
     model = build_model(
-        model_config, data.num_users, data.num_items, data.feature_dim, train_config.seed
+        model_config,
+        data.num_users,
+        data.num_items,
+        data.feature_dim,
+        train_config.seed,
+        draw_id_table=dense_ids,
     ).to(device)
     counter = AllReduceCounter()
 

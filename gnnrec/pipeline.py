@@ -83,7 +83,15 @@ def prepare(config: RunConfig, progress: bool = True) -> Prepared:
 
 
 def model_for(config: RunConfig, data: TrainingData) -> Recommender:
-    """The model of ``config`` sized for ``data``, initialised from ``train.seed``."""
+    """The model of ``config`` sized for ``data``, initialised from ``train.seed`` (with
+    ``train.id_optimizer = "rowwise_adagrad"`` the ID table is left for the trainer to draw,
+    sharded, or for a checkpoint to fill)."""
+    dense_ids = config.train.id_optimizer == "adam"
     return build_model(
-        config.model, data.num_users, data.num_items, data.feature_dim, config.train.seed
+        config.model,
+        data.num_users,
+        data.num_items,
+        data.feature_dim,
+        config.train.seed,
+        draw_id_table=dense_ids,
     )

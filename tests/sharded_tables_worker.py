@@ -35,7 +35,7 @@ def start() -> torch.Tensor:
 def run(rank: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
-    table = ShardedTable(start(), lr=0.3)
+    table = ShardedTable.of(start(), lr=0.3)
     for step in range(STEPS):
         table.zero_grad()
         for k, ids in enumerate(lookups(rank, step)):

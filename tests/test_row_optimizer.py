@@ -24,7 +24,7 @@ from gnnrec.train.sharded_table import ShardedTable
 def test_rowwise_adagrad_equals_the_dense_formula(rows, width, lookups, lr, seed):
     torch.manual_seed(seed)
     start = torch.randn(rows, width)
-    table = ShardedTable(start, lr=lr)  # one process: the whole table is its shard
+    table = ShardedTable.of(start, lr=lr)  # one process: the whole table is its shard
     weight, state = start.double(), torch.zeros(rows, dtype=torch.float64)
     for ids in lookups:  # successive steps, each with repeated ids, looked up twice
         ids = torch.tensor([i % rows for i in ids])

@@ -85,15 +85,29 @@ class ModelConfig:
 class GCNRecommender(Recommender):
     """Users ``0..U-1`` and items ``U..U+I-1`` in one node space (see module docstring)."""
 
-    def __init__(self, config: ModelConfig, num_users: int, num_items: int, feature_dim: int):
+    ID_STD = 0.1  # the ID embeddings start as N(0, ID_STD^2)
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        num_users: int,
+        num_items: int,
+        feature_dim: int,
+        draw_id_table: bool = True,
+    ):
+        """``draw_id_table=False``: the ID table is allocated, not drawn (its pages untouched),
+        for a trainer that draws its own rows of it (sharded tables) or loads it."""
         super().__init__()
         self.config = config
         self.num_users, self.num_items = num_users, num_items
         n, h = num_users + num_items, config.hidden
         self.project = nn.Linear(feature_dim, h) if config.text_features else None
-        self.embedding = nn.Embedding(n, h) if config.id_embeddings else None
-        if self.embedding is not None:
-            nn.init.normal_(self.embedding.weight, std=0.1)
+        self.embedding = None
+        if config.id_embeddings and draw_id_table:
+            self.embedding = nn.Embedding(n, h)
+            nn.init.normal_(self.embedding.weight, std=self.ID_STD)
+        elif config.id_embeddings:
+            self.embedding = nn.Embedding(n, h, _weight=torch.empty(n, h))
         self.convs = nn.ModuleList(
             GCNLayer(h, h, config.aggregation, weight=config.conv_weights)
             for _ in range(config.layers)
@@ -199,6 +213,9 @@ class GCNRecommender(Recommender):
     def embedding_tables(self) -> list[nn.Embedding]:
         return [t for t in (self.embedding, self.bias) if t is not None]
 
+    def table_std(self, table: nn.Embedding) -> float:
+        return self.ID_STD if table is self.embedding else 0.0  # the biases start at 0
+
     def place_text(self, x: torch.Tensor) -> torch.Tensor:
         if self.project is None:
             raise ValueError(
@@ -213,9 +230,9 @@ class GCNRecommender(Recommender):
             self.global_mean.fill_(mean_rating)
 
 
-# name -> constructor(config, num_users, num_items, feature_dim). LightGCN and MF are
-# restrictions of the GCN (checked in ModelConfig); other models register their own class.
-MODELS: dict[str, Callable[[ModelConfig, int, int, int], Recommender]] = {
+# name -> constructor(config, num_users, num_items, feature_dim, draw_id_table). LightGCN and
+# MF are restrictions of the GCN (checked in ModelConfig); other models register their own class.
+MODELS: dict[str, Callable[[ModelConfig, int, int, int, bool], Recommender]] = {
     "gcn": GCNRecommender,
     "lightgcn": GCNRecommender,
     "mf": GCNRecommender,
@@ -223,8 +240,14 @@ MODELS: dict[str, Callable[[ModelConfig, int, int, int], Recommender]] = {
 
 
 def build_model(
-    config: ModelConfig, num_users: int, num_items: int, feature_dim: int, seed: int
+    config: ModelConfig,
+    num_users: int,
+    num_items: int,
+    feature_dim: int,
+    seed: int,
+    draw_id_table: bool = True,
 ) -> Recommender:
-    """The model ``config.name`` names, its parameters drawn from ``torch.manual_seed(seed)``."""
+    """The model ``config.name`` names, its parameters drawn from ``torch.manual_seed(seed)``
+    (the ID table left undrawn with ``draw_id_table=False``: sharded tables draw their own)."""
     torch.manual_seed(seed)
-    return MODELS[config.name](config, num_users, num_items, feature_dim)
+    return MODELS[config.name](config, num_users, num_items, feature_dim, draw_id_table)

@@ -76,6 +76,11 @@ class Recommender(nn.Module, ABC):
         shard and train row-wise (``train.id_optimizer``; none by default)."""
         return []
 
+    def table_std(self, table: nn.Embedding) -> float:
+        """The standard deviation a table of :meth:`embedding_tables` starts with (0: zeros),
+        for tables the trainer draws itself."""
+        return 0.0
+
     @abstractmethod
     def place_text(self, x: torch.Tensor) -> torch.Tensor:
         """Embeddings ``[n, H]`` of new nodes known only by their text features ``x`` ``[n, F]``

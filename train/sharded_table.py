@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -50,25 +51,61 @@ def rows_of_rank(parts: Sequence[torch.Tensor], rank: int, world: int) -> torch.
     return out
 
 
+DRAW_BLOCK = 1 << 16  # rows drawn from one generator by drawn_rows
+
+
+def drawn_rows(
+    num_rows: int,
+    dim: int,
+    std: float,
+    key: Sequence[int],
+    rank: int,
+    world: int,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Rows ``r = rank, rank + world, ...`` of an ``[num_rows, dim]`` table of N(0, std^2)
+    entries (zeros for ``std = 0``), drawn :data:`DRAW_BLOCK` rows at a time, block ``b`` from
+    a generator seeded by ``(*key, b)``: every world draws the same table, and none holds more
+    of it than its rows and one block."""
+    own = len(range(min(rank, num_rows), num_rows, world))
+    out = torch.zeros(own, dim, device=device)
+    if std == 0:
+        return out
+    for first in range(0, num_rows, DRAW_BLOCK):
+        last = min(first + DRAW_BLOCK, num_rows)
+        seed = np.random.SeedSequence([*key, first // DRAW_BLOCK]).generate_state(1)[0]
+        block = torch.randn(last - first, dim, generator=torch.Generator().manual_seed(int(seed)))
+        start = first + (rank - first) % world  # this rank's first row in the block
+        mine = block[start - first :: world]
+        at = (start - rank) // world
+        out[at : at + len(mine)] = mine.to(out.device) * std
+    return out
+
+
 class ShardedTable(nn.Module):
     """This rank's rows of an ``[N, H]`` table: ``shard`` ``[ceil((N - rank) / W), H]`` and the
     row-wise Adagrad state ``state`` ``[rows]`` (neither is a parameter: DDP leaves them
     alone; checkpoints save them through :meth:`shard_state`)."""
 
-    def __init__(self, weight: torch.Tensor, lr: float, eps: float = 1e-8):
-        """``weight`` ``[N, H]``: the whole initial table (every rank draws the same one from
-        the run's seed); only this rank's rows are kept."""
+    def __init__(self, shard: torch.Tensor, num_rows: int, lr: float, eps: float = 1e-8):
+        """``shard`` ``[rows, H]``: this rank's rows ``rank, rank + W, ...`` of the table."""
         super().__init__()
         self.rank, self.world = _world()
-        self.num_rows, self.dim = weight.shape
+        self.num_rows, self.dim = num_rows, shard.shape[1]
         self.lr, self.eps = lr, eps
-        self.shard = weight.detach()[self.rank :: self.world].clone()
-        self.state = torch.zeros(self.shard.shape[0], dtype=torch.float32, device=weight.device)
+        self.shard = shard
+        self.state = torch.zeros(self.shard.shape[0], dtype=torch.float32, device=shard.device)
         self.full: torch.Tensor | None = None  # the gathered table, on rank 0 after gather_()
         self.bytes_sent = 0
         self._lookups: list[
             tuple[torch.Tensor, torch.Tensor, list[int], list[int], torch.Tensor]
         ] = []
+
+    @classmethod
+    def of(cls, weight: torch.Tensor, lr: float) -> ShardedTable:
+        """This rank's rows of the whole table ``weight`` ``[N, H]`` (copied)."""
+        rank, world = _world()
+        return cls(weight.detach()[rank::world].clone(), weight.shape[0], lr)
 
     def _exchange(self, send: torch.Tensor, send_counts: list[int], recv_counts: list[int]):
         """``all_to_all_single``: ``send`` rows grouped by destination -> rows by source."""
@@ -156,15 +193,22 @@ class ShardedTable(nn.Module):
             mine.copy_(rows_of_rank([part[key] for part in parts], self.rank, self.world))
 
 
-def shard_tables(model: nn.Module, lr: float) -> dict[str, ShardedTable]:
+def shard_tables(model: nn.Module, lr: float, seed: int) -> dict[str, ShardedTable]:
     """Replaces each trainable table of ``model.embedding_tables()`` by its
-    :class:`ShardedTable` (the initial weights this rank's rows); ``{module name: table}``."""
+    :class:`ShardedTable`, this rank's rows drawn by :func:`drawn_rows` with the model's
+    ``table_std`` and key ``(seed, table index)`` (the model's own, dense table is not read:
+    it may be left undrawn); ``{module name: table}``."""
     names = {id(module): name for name, module in model.named_modules()}
+    rank, world = _world()
     tables = {}
-    for table in model.embedding_tables():
+    for index, table in enumerate(model.embedding_tables()):
         if table.weight.requires_grad:
             name = names[id(table)]
-            tables[name] = ShardedTable(table.weight, lr)
+            num_rows, dim = table.weight.shape
+            std = model.table_std(table)
+            device = table.weight.device
+            rows = drawn_rows(num_rows, dim, std, (seed, index), rank, world, device)
+            tables[name] = ShardedTable(rows, num_rows, lr)
             model.set_submodule(name, tables[name])
     return tables
 
