@@ -152,14 +152,13 @@ def train_worker(loop_config: dict) -> None:
     loaded = process_memory()
     data = unshare(arrays)
     device = ray.train.torch.get_device()
-    dense_ids = train_config.id_optimizer == "adam"  # else each worker draws its own rows
     model = build_model(
         model_config,
         data.num_users,
         data.num_items,
         data.feature_dim,
         train_config.seed,
-        draw_id_table=dense_ids,
+        draw_id_table=not train_config.sharded_ids,  # else each worker draws its own rows
     ).to(device)
     counter = AllReduceCounter()
 

@@ -86,12 +86,11 @@ def model_for(config: RunConfig, data: TrainingData) -> Recommender:
     """The model of ``config`` sized for ``data``, initialised from ``train.seed`` (with
     ``train.id_optimizer = "rowwise_adagrad"`` the ID table is left for the trainer to draw,
     sharded, or for a checkpoint to fill)."""
-    dense_ids = config.train.id_optimizer == "adam"
     return build_model(
         config.model,
         data.num_users,
         data.num_items,
         data.feature_dim,
         config.train.seed,
-        draw_id_table=dense_ids,
+        draw_id_table=not config.train.sharded_ids,
     )

@@ -102,6 +102,12 @@ class TrainConfig:
         if self.steps_per_epoch < 0:
             raise ValueError("steps_per_epoch must be >= 0 (0: every batch of the epoch)")
 
+    @property
+    def sharded_ids(self) -> bool:
+        """The ID tables are trained row-wise, sharded over the processes (drawn by the trainer,
+        not with the model)."""
+        return self.id_optimizer != "adam"
+
     def torch_device(self) -> torch.device:
         """The device ``device`` names (``auto``: ``cuda`` when torch sees a GPU, else ``cpu``)."""
         return resolve_device(self.device, "train.device")

@@ -158,8 +158,7 @@ class Trainer:
         model.configure_objective(config.objective, float(self.ratings.mean()))
         # "rowwise_adagrad": the ID tables sharded over the processes (one shard alone),
         # outside DDP and Adam; Adam takes every parameter otherwise
-        sharded = config.id_optimizer != "adam"
-        self.tables = shard_tables(model, config.id_lr, config.seed) if sharded else {}
+        self.tables = shard_tables(model, config.id_lr, config.seed) if config.sharded_ids else {}
         self.objective = LinkObjective(model, config.objective, config.l2)
         self.step_module = wrap(self.objective) if wrap is not None else self.objective
         # (Adam's parameter list as it always was for "adam": its checkpoints stay loadable)
