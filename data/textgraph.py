@@ -77,12 +77,24 @@ class Interactions:
 
     def last_of_each_pair(self) -> np.ndarray:
         """Indices ``[E']`` (in order) of one interaction per distinct (user, item) pair: the
-        latest by timestamp, the later row on ties."""
+        latest by timestamp, the later row on ties.
+
+        One sort of the pair keys finds the repeated pairs; only their rows are ordered by
+        timestamp (a log without repeats costs the one sort)."""
         key = self.user * (int(self.item.max(initial=0)) + 1) + self.item
-        order = np.lexsort((np.arange(len(self)), self.timestamp, key))
-        last = np.ones(len(order), dtype=bool)
-        last[:-1] = key[order[1:]] != key[order[:-1]]
-        return np.sort(order[last])
+        order = np.argsort(key)
+        key = key[order]
+        repeated = np.zeros(len(key), dtype=bool)  # in a run of two or more equal keys
+        same = key[1:] == key[:-1]
+        repeated[1:] |= same
+        repeated[:-1] |= same
+        del same
+        if not repeated.any():
+            return np.arange(len(key))
+        rows, keys = order[repeated], key[repeated]
+        last = np.lexsort((rows, self.timestamp[rows], keys))
+        is_last = np.r_[keys[last[1:]] != keys[last[:-1]], True]
+        return np.sort(np.concatenate([order[~repeated], rows[last[is_last]]]))
 
     def subset(self, index: np.ndarray) -> Interactions:
         return Interactions(
