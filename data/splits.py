@@ -36,13 +36,45 @@ class Split:
         return in_test & ~seen
 
 
-def _rank_in_user(order: np.ndarray, user: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For ``order`` that groups ``user``: each sorted entry's rank within its user and that
-    user's count (``[n]`` each)."""
-    grouped = user[order]
-    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]]) if len(order) else order
-    sizes = np.diff(np.r_[starts, len(order)])
-    return np.arange(len(order)) - np.repeat(starts, sizes), np.repeat(sizes, sizes)
+CHUNK = 1 << 22  # interactions at a time in the passes below (bounds their temporaries)
+
+
+def _users_at(user: np.ndarray, index: np.ndarray | None, start: int, stop: int) -> np.ndarray:
+    """The users of positions ``start:stop`` of ``index`` (of ``user`` itself when None)."""
+    return user[start:stop] if index is None else user[index[start:stop]]
+
+
+def _held_in_runs(
+    order: np.ndarray,
+    user: np.ndarray,
+    index: np.ndarray | None,
+    count: np.ndarray,
+    held: np.ndarray,
+    last: bool,
+) -> np.ndarray:
+    """For ``order`` that sorts positions by user (``count[u]`` positions each): whether each
+    position is among its user's first (or ``last``) ``held[u]`` in that order, ``[n]`` bool.
+    Position ``p`` of the order is in user ``u``'s run ``[start[u], start[u] + count[u])``."""
+    start = np.cumsum(count) - count
+    lo = start + count - held if last else start
+    hi = start + count if last else start + held
+    is_held = np.zeros(len(order), dtype=bool)
+    for first in range(0, len(order), CHUNK):
+        rows = order[first : first + CHUNK]
+        u = user[rows] if index is None else user[index[rows]]
+        p = np.arange(first, first + len(rows))
+        is_held[rows] = (p >= lo[u]) & (p < hi[u])
+    return is_held
+
+
+def _user_counts(user: np.ndarray, index: np.ndarray | None, n: int) -> np.ndarray:
+    """Positions per user ``[max user + 1]`` among the ``n`` positions of ``index``."""
+    count = np.zeros(0, dtype=np.int64)
+    for first in range(0, n, CHUNK):
+        part = np.bincount(_users_at(user, index, first, first + CHUNK))
+        count = np.pad(count, (0, max(0, len(part) - len(count))))
+        count[: len(part)] += part
+    return count
 
 
 def random_holdout(
@@ -52,15 +84,23 @@ def random_holdout(
     (kept, held), each in ``index``'s order.
 
     One sort of ``user << b | random b-bit key`` (b = 64 - the user ids' bits): the held out
-    are each user's first ``round(fraction * n)`` in key order, no Python loop over users."""
+    are each user's first ``round(fraction * n)`` in key order, no Python loop over users;
+    beside the sort, memory is a bool per interaction and chunks."""
     index = np.asarray(index, dtype=np.int64)
-    mine = user[index].astype(np.uint64)
-    bits = 64 - max(1, int(mine.max(initial=0)).bit_length())
-    key = (mine << np.uint64(bits)) | rng.integers(0, 2**bits, len(index), dtype=np.uint64)
+    count = _user_counts(user, index, len(index))
+    bits = 64 - max(1, (len(count) - 1).bit_length())
+    key = np.empty(len(index), dtype=np.uint64)
+    for first in range(0, len(index), CHUNK):
+        np.left_shift(
+            _users_at(user, index, first, first + CHUNK).astype(np.uint64),
+            np.uint64(bits),
+            out=key[first : first + CHUNK],
+        )
+    key |= rng.integers(0, 2**bits, len(index), dtype=np.uint64)
     order = np.argsort(key)
-    rank, count = _rank_in_user(order, mine)
-    is_held = np.zeros(len(index), dtype=bool)
-    is_held[order] = rank < np.minimum(np.rint(fraction * count).astype(np.int64), count - 1)
+    del key
+    held = np.minimum(np.rint(fraction * count).astype(np.int64), np.maximum(count - 1, 0))
+    is_held = _held_in_runs(order, user, index, count, held, last=False)
     return index[~is_held], index[is_held]
 
 
@@ -70,9 +110,9 @@ def latest_holdout(
     """Per user, the last ``k`` interactions by ``timestamp`` (ties by position) held out,
     at most ``n - 1``; returns (kept, held) indices."""
     order = np.lexsort((timestamp, user))
-    rank, count = _rank_in_user(order, user)
-    is_held = np.zeros(len(user), dtype=bool)
-    is_held[order] = rank >= count - np.minimum(k, count - 1)
+    count = _user_counts(user, None, len(user))
+    held = np.minimum(k, np.maximum(count - 1, 0))
+    is_held = _held_in_runs(order, user, None, count, held, last=True)
     return np.flatnonzero(~is_held), np.flatnonzero(is_held)
 
 
