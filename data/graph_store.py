@@ -106,6 +106,31 @@ class CSR:
         return CSR(indptr, rows.to(dtype), self.num_rows)
 
 
+KEY_CHUNK = 1 << 24  # keys turned into columns at a time (bounds the int64 temporaries)
+
+
+def csr_of_keys(key: np.ndarray, num_rows: int, num_cols: int) -> CSR:
+    """The CSR of the edges ``key = row * num_cols + col`` (int64 ``[E]``, any order,
+    duplicates merged), on the host. ``key`` is sorted in place (it is consumed); beside it
+    the build holds one bool per edge and the ``[E']`` indices, never rows and columns whole."""
+    key.sort()
+    first = np.empty(len(key), dtype=bool)  # first of its run of equal keys
+    first[:1] = True
+    np.not_equal(key[1:], key[:-1], out=first[1:])
+    dtype = np.int32 if num_cols < INDEX_DTYPE_LIMIT else np.int64
+    indices = np.empty(int(np.count_nonzero(first)), dtype=dtype)
+    counts = np.zeros(num_rows, dtype=np.int64)
+    done = 0
+    for start in range(0, len(key), KEY_CHUNK):
+        kept = key[start : start + KEY_CHUNK][first[start : start + KEY_CHUNK]]
+        counts += np.bincount(kept // num_cols, minlength=num_rows)
+        indices[done : done + len(kept)] = kept % num_cols
+        done += len(kept)
+    indptr = np.zeros(num_rows + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return CSR(torch.from_numpy(indptr), torch.from_numpy(indices), num_cols)
+
+
 @dataclass
 class GraphStore:
     """A graph's CSR (rows are message targets) and CSC, plus the node-type layout."""
@@ -147,17 +172,30 @@ class GraphStore:
     ) -> GraphStore:
         """The symmetric user–item graph: users ``0..U-1``, items ``U..U+I-1``, both directions,
         duplicates merged; optional ``[2, E']`` user–user and item–item edges join it (both
-        directions too)."""
-        src = [torch.as_tensor(np.asarray(user), dtype=torch.int64)]
-        dst = [torch.as_tensor(np.asarray(item), dtype=torch.int64) + num_users]
+        directions too).
+
+        Built on the host from one int64 key ``target * N + source`` per directed edge, written
+        in place and sorted in place: about 10 bytes an edge at the peak, no edge list copies."""
+        n = num_users + num_items
+        pairs = [(np.asarray(user), np.asarray(item), 0, num_users)]
         for edges, offset in ((user_edges, 0), (item_edges, num_users)):
             if edges is not None:
-                edges = torch.as_tensor(np.asarray(edges), dtype=torch.int64) + offset
-                src.append(edges[0])
-                dst.append(edges[1])
-        s, d = torch.cat(src), torch.cat(dst)
-        n = num_users + num_items
-        csr = CSR.from_edges(torch.cat([s, d]), torch.cat([d, s]), n, n)
+                edges = np.asarray(edges)
+                pairs.append((edges[0], edges[1], offset, offset))
+        key = np.empty(2 * sum(len(src) for src, *_ in pairs), dtype=np.int64)
+        start = 0
+        for src, dst, src_offset, dst_offset in pairs:
+            for a, a_off, b, b_off in (
+                (src, src_offset, dst, dst_offset),
+                (dst, dst_offset, src, src_offset),
+            ):
+                part = key[start : start + len(a)]
+                np.add(a, a_off, out=part)  # the target ...
+                part *= n
+                part += b  # ... and the source
+                part += b_off
+                start += len(a)
+        csr = csr_of_keys(key, n, n)
         return GraphStore(csr, csr, True, num_users, num_items)
 
     def save(self, folder: str | Path) -> Path:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+DEGREE_CHUNK = 1 << 24  # edges counted at a time by gcn_scales
+
 
 def edge_rows(indptr: torch.Tensor) -> torch.Tensor:
     """The row of every edge, int64 ``[E]``."""
@@ -52,7 +54,11 @@ def gcn_scales(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(D_r^-1/2 [N], D_c^-1/2 [M])``: row (in-)degrees and column (out-)degrees, so that
     ``D_r^-1/2 A D_c^-1/2 X = r * (A (c * X))`` needs no per-edge values."""
-    col_degree = torch.bincount(indices.long(), minlength=num_cols)
+    col_degree = torch.zeros(num_cols, dtype=torch.int64, device=indices.device)
+    for start in range(0, indices.numel(), DEGREE_CHUNK):  # int64 copies of a chunk only
+        col_degree += torch.bincount(
+            indices[start : start + DEGREE_CHUNK].long(), minlength=num_cols
+        )
     return inverse_sqrt_degree(indptr[1:] - indptr[:-1]), inverse_sqrt_degree(col_degree)
 
 

@@ -47,18 +47,11 @@ def split_pairs(graph: TextGraph, index: np.ndarray) -> Pairs:
 def training_data(graph: TextGraph, split: Split) -> TrainingData:
     """The training graph (training interactions plus any user–user/item–item edges), the node
     features ``[U + I, F]`` float32 from the graph's slots, and the train/validation pairs."""
-    inter = graph.interactions
+    train = split_pairs(graph, split.train)
     store = GraphStore.bipartite(
-        inter.user[split.train],
-        inter.item[split.train],
-        graph.num_users,
-        graph.num_items,
-        graph.user_edges,
-        graph.item_edges,
+        train[0], train[1], graph.num_users, graph.num_items, graph.user_edges, graph.item_edges
     )
     features = None
     if graph.user_features is not None and graph.item_features is not None:
         features = torch.cat([graph.user_features, graph.item_features]).float()
-    return TrainingData(
-        store, features, split_pairs(graph, split.train), split_pairs(graph, split.valid)
-    )
+    return TrainingData(store, features, train, split_pairs(graph, split.valid))
