@@ -82,12 +82,13 @@ class LinkBatcher:
             positives = CSR.from_edges(self.users, self.items, num_users, num_items)
             item_offset = 0
         self.positives, self.item_offset = positives, item_offset
-        # Per user, the positions of their pairs: pair_order[pair_ptr[u]:pair_ptr[u + 1]].
-        self.pair_order = torch.argsort(self.users, stable=True)
-        counts = torch.bincount(self.users) if self.users.numel() else torch.zeros(0, dtype=int)
-        self.pair_ptr = torch.zeros(counts.numel() + 1, dtype=torch.int64)
-        self.pair_ptr[1:] = torch.cumsum(counts, 0)
-        self.active_users = torch.nonzero(counts).flatten()
+        if sampling == "users":
+            # Per user, the positions of their pairs: pair_order[pair_ptr[u]:pair_ptr[u + 1]].
+            self.pair_order = torch.argsort(self.users, stable=True)
+            counts = torch.bincount(self.users) if self.users.numel() else torch.zeros(0, dtype=int)
+            self.pair_ptr = torch.zeros(counts.numel() + 1, dtype=torch.int64)
+            self.pair_ptr[1:] = torch.cumsum(counts, 0)
+            self.active_users = torch.nonzero(counts).flatten()
 
     def __len__(self) -> int:
         return (len(self.users) + self.batch_size - 1) // self.batch_size
