@@ -241,16 +241,29 @@ def _check_fits_this_machine(layout: ParallelLayout, each: dict, have: dict) -> 
             )
 
 
+def put_training_data(data: TrainingData, layout: ParallelLayout) -> tuple[Any, TrainingData]:
+    """Puts ``data`` into the object store of the Ray cluster ``layout`` names (connecting
+    first); returns its reference, for :func:`fit_on_ray`, and ``data`` mapped back read-only
+    from the stored copy, for the caller to keep in place of its own (one copy on the driver's
+    node, not two)."""
+    connect(layout.address, log_to_driver=layout.worker_logs)
+    import ray
+
+    ref = ray.put(share(data))
+    return ref, unshare(ray.get(ref))
+
+
 def fit_on_ray(
     model: ModelConfig,
     train: TrainConfig,
     layout: ParallelLayout,
     run_dir: str | Path,
-    data: TrainingData,
+    data: TrainingData | Any,
 ) -> FitResult:
-    """Trains the model ``model`` describes on ``data`` with ``train`` on Ray Train, spread as
-    ``layout`` says (see :class:`~gnnrec.distributed.layout.ParallelLayout`); the run's
-    files go to ``run_dir``."""
+    """Trains the model ``model`` describes on ``data`` (or the reference
+    :func:`put_training_data` gave for it) with ``train`` on Ray Train, spread as ``layout``
+    says (see :class:`~gnnrec.distributed.layout.ParallelLayout`); the run's files go to
+    ``run_dir``."""
     # first: a private instance must be set up before Ray is imported
     connect(layout.address, log_to_driver=layout.worker_logs)
     import ray
@@ -272,7 +285,7 @@ def fit_on_ray(
             "model": dataclasses.asdict(model),
             "train": dataclasses.asdict(train),
             "parallel": dataclasses.asdict(layout),
-            "data": ray.put(share(data)),
+            "data": ray.put(share(data)) if isinstance(data, TrainingData) else data,
             "run_dir": str(run_dir),
         },
         scaling_config=ray.train.ScalingConfig(

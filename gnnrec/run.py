@@ -170,10 +170,12 @@ def _train_run(
     write_json_atomic(run_dir / DATA_FILE, fingerprint)
     with clock("train"):
         if config.parallel.num_workers:
-            from gnnrec.distributed.ray_train import fit_on_ray
+            from gnnrec.distributed.ray_train import fit_on_ray, put_training_data
 
             layout = config.parallel
-            fit = fit_on_ray(config.model, config.train, layout, run_dir, prepared.data)
+            # the driver keeps the object store's copy of the training data, not its own
+            stored, prepared.data = put_training_data(prepared.data, layout)
+            fit = fit_on_ray(config.model, config.train, layout, run_dir, stored)
             # built after training (the workers build their own; the driver's memory is the
             # data's meanwhile), then given the result's tensors rather than copies of them
             model = model_for(config, prepared.data)
