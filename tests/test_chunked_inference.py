@@ -4,6 +4,8 @@ the same metrics."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from test_training import planted_config
@@ -22,6 +24,10 @@ SHAPES = {
     "gcn max": dict(name="gcn", aggregation="max", text_features=False),
     "lightgcn": dict(name="lightgcn", text_features=False, id_dropout=0.0),
     "mf": dict(name="mf", text_features=False, id_dropout=0.0, layers=0),
+    # the running sum of the layers takes over h^0's buffer: one, two and three layers
+    "lightgcn 1 layer": dict(name="lightgcn", text_features=False, id_dropout=0.0, layers=1),
+    "gcn 3 layers": dict(name="gcn", layers=3),
+    "gcn 3 layers, last": dict(name="gcn", layers=3, layer_combination="last"),
 }
 
 
@@ -52,11 +58,22 @@ def test_a_run_evaluated_in_chunks_reports_the_same_metrics(planted_dir, feature
     whole = train_run(planted_config(planted_dir, feature_cache, tmp_path / "a", "train.epochs=2"))
     chunked = train_run(
         planted_config(
-            planted_dir, feature_cache, tmp_path / "b", "train.epochs=2", "eval.chunk_nodes=13"
+            planted_dir,
+            feature_cache,
+            tmp_path / "b",
+            "train.epochs=2",
+            "eval.chunk_nodes=13",
+            "train.valid_chunk_nodes=13",
         )
     )
     for key in ("recall@20", "ndcg@20", "recall@10"):
         assert chunked[key] == pytest.approx(whole[key], abs=1e-6)
+    epochs = [
+        [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        for run in ("a", "b")
+    ]
+    valid = [[row["valid_recall@20"] for row in rows] for rows in epochs]
+    assert len(valid[0]) == 2 and valid[1] == pytest.approx(valid[0], abs=1e-6)
     assert (tmp_path / "a" / "recommendations.csv").read_text().splitlines()[:5] == (
         tmp_path / "b" / "recommendations.csv"
     ).read_text().splitlines()[:5]

@@ -25,7 +25,7 @@ class TrainConfig:
 
     # What may change when a run resumes (anything else must match its checkpoint).
     RESUMABLE: ClassVar[frozenset[str]] = frozenset(
-        {"epochs", "patience", "progress", "device", "matmul_precision"}
+        {"epochs", "patience", "progress", "device", "matmul_precision", "valid_chunk_nodes"}
     )
 
     objective: str = "bpr"
@@ -53,6 +53,9 @@ class TrainConfig:
     eval_every: int = 1
     patience: int = 5
     valid_users: int = 0  # validate on a fixed seeded sample of this many users (0: all)
+    # > 0: validation embeddings computed this many nodes at a time, as eval.chunk_nodes (host
+    # memory: two [N, H] buffers instead of every layer's and its temporaries); 0: at once
+    valid_chunk_nodes: int = 0
     seed: int = 0
     progress: bool = True
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -99,6 +102,8 @@ class TrainConfig:
             raise ValueError(f"id_lr must be > 0, got {self.id_lr}")
         if self.valid_users < 0:
             raise ValueError("valid_users must be >= 0 (0: every validation user)")
+        if self.valid_chunk_nodes < 0:
+            raise ValueError("valid_chunk_nodes must be >= 0 (0: the whole graph at once)")
         if self.steps_per_epoch < 0:
             raise ValueError("steps_per_epoch must be >= 0 (0: every batch of the epoch)")
 

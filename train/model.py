@@ -129,14 +129,16 @@ class GCNRecommender(Recommender):
         return h
 
     def propagate(self, h0: torch.Tensor, view: GraphView) -> torch.Tensor:
-        """``z = combine(h^0, ..., h^L)`` ``[n, H]`` over the graph ``view`` (rows = targets)."""
-        layers, h = [h0], h0
+        """``z = combine(h^0, ..., h^L)`` ``[n, H]`` over the graph ``view`` (rows = targets):
+        ``h^L``, or the mean ``(h^0 + ... + h^L) / (L + 1)`` summed as the layers come (no
+        ``[L + 1, n, H]`` stack)."""
+        total, h = h0, h0
         for conv in self.convs:
             h = conv(h, view)
-            layers.append(h)
+            total = total + h
         if self.config.layer_combination == "last":
-            return layers[-1]
-        return torch.stack(layers).mean(0)
+            return h
+        return total / (len(self.convs) + 1)
 
     def forward(
         self,
@@ -160,31 +162,41 @@ class GCNRecommender(Recommender):
         """:meth:`forward` over the whole graph ``view`` (on the host), ``chunk_nodes`` rows at a
         time on ``device``: layer 0 from a chunk of ``x`` ``[N, F]`` (host, pinned or
         memory-mapped), then each layer from the rows of ``h^l`` the chunk reads. Device memory
-        is bounded by the chunk, not the graph; host memory holds ``h^l``, ``h^{l+1}`` and the
-        result ``[N, H]`` (float32)."""
+        is bounded by the chunk, not the graph; host memory holds two ``[N, H]`` float32 buffers
+        (three for L >= 3): ``h^l``, and ``h^{l+1}`` or the running sum of the layers, which
+        takes over ``h^0``'s buffer and receives the last layer chunk by chunk."""
         n = view.csr.num_rows
         h = torch.empty(n, self.config.hidden)
-        for start in range(0, n, chunk_nodes):
-            end = min(start + chunk_nodes, n)
+        for start, end in _chunks(n, chunk_nodes):
             x_chunk = None if x is None else x[start:end].to(device).float()
             nodes = torch.arange(start, end, device=device)
             h[start:end] = self.layer0(nodes, x_chunk, id_mask[start:end].to(device)).cpu()
-        layers = [h]
-        for conv in self.convs:
-            h = torch.empty_like(h)
-            for start in range(0, n, chunk_nodes):
-                end = min(start + chunk_nodes, n)
+        mean = self.config.layer_combination != "last"
+        total = None  # the running sum of the layers (h^0's buffer once h^1 is computed)
+        for layer, conv in enumerate(self.convs):
+            last = layer == len(self.convs) - 1
+            into_total = last and mean and total is not None
+            new = total if into_total else torch.empty_like(h)
+            for start, end in _chunks(n, chunk_nodes):
                 indptr, indices, sources = row_block(view.csr.indptr, view.csr.indices, start, end)
                 block = GraphView(
                     CSR(indptr, indices, sources.numel()),
                     view.row_scale[start:end],
                     view.col_scale[sources],
                 ).to(device)
-                h[start:end] = conv(layers[-1][sources].to(device), block).cpu()
-            layers.append(h)
-        if self.config.layer_combination == "last":
-            return layers[-1]
-        return torch.stack(layers).mean(0)
+                out = conv(h[sources].to(device), block).cpu()
+                if into_total:
+                    new[start:end] += out  # the last layer goes straight into the sum
+                else:
+                    new[start:end] = out
+            if mean and total is None:
+                total = h  # h^0 is read no more: it becomes the sum
+            if mean and not into_total:
+                total += new
+            h = new
+        if not mean:
+            return h
+        return (h if total is None else total).div_(len(self.convs) + 1)
 
     def rating(
         self,
@@ -237,6 +249,11 @@ MODELS: dict[str, Callable[[ModelConfig, int, int, int, bool], Recommender]] = {
     "lightgcn": GCNRecommender,
     "mf": GCNRecommender,
 }
+
+
+def _chunks(n: int, size: int) -> list[tuple[int, int]]:
+    """``[start, end)`` ranges of ``size`` covering ``range(n)``."""
+    return [(start, min(start + size, n)) for start in range(0, n, size)]
 
 
 def build_model(

@@ -177,7 +177,8 @@ class Trainer:
         return self.shard.rank == 0
 
     def embeddings(self) -> torch.Tensor:
-        return node_embeddings(self.model, self.data, self.view)
+        chunk = self.config.valid_chunk_nodes
+        return node_embeddings(self.model, self.data, self.view, chunk_nodes=chunk)
 
     def _slice_inputs(
         self, batch: LinkBatch, generator: torch.Generator, full_keep: torch.Tensor | None
