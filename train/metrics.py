@@ -69,10 +69,17 @@ def full_ranking_metrics(
     if candidates is not None:
         keep = candidates[test_items]
         test_users, test_items = test_users[keep], test_items[keep]
-    train_ptr, train_items = _by_user(
-        *(np.asarray(a, dtype=np.int64) for a in train_pairs), num_users
-    )
     relevant = np.bincount(test_users, minlength=num_users)  # |T_u|
+    train_users, train_items = (np.asarray(a) for a in train_pairs)
+    ranked = (relevant > 0)[train_users]  # the training pairs of the users ranked here
+    if not ranked.all():  # a sample of users: its pairs alone, not a sort of every pair
+        train_users, train_items = train_users[ranked], train_items[ranked]
+    del ranked
+    train_ptr, train_items = _by_user(
+        train_users.astype(np.int64, copy=False),
+        train_items.astype(np.int64, copy=False),
+        num_users,
+    )
     test_keys = np.unique(test_users * num_items + test_items)
     users = np.flatnonzero(relevant)
     k_max = max(ks)

@@ -287,12 +287,19 @@ class Trainer:
         z = self.embeddings()  # scored where it is (the GPU when training there)
         return validation_metrics(self.model, z, self.data, self.valid, self.config.objective)
 
-    def _best(self, epoch: int, score: float) -> dict:
+    def _best(self, epoch: int, score: float, latest: bool = False) -> dict:
         """The weights to keep as the best so far: the dense ones, and this rank's rows of the
-        sharded tables (no process holds a whole table)."""
+        sharded tables (no process holds a whole table), copied; with ``latest``, no copy:
+        ``None`` stands for the model's current weights, whatever they become (no table is
+        held twice before a validation has chosen one, or when there is none)."""
+        copy = not latest
         return {
-            "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
-            "tables": {name: t.shard.detach().cpu().clone() for name, t in self.tables.items()},
+            "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+            if copy
+            else None,
+            "tables": {name: t.shard.detach().cpu().clone() for name, t in self.tables.items()}
+            if copy
+            else None,
             "score": score,
             "epoch": epoch + 1,
             "bad_epochs": 0,
@@ -304,7 +311,10 @@ class Trainer:
         if not self.tables:
             return None
         tables = {
-            name: {**t.shard_state(), "best": best["tables"][name]}
+            name: {
+                **t.shard_state(),
+                "best": t.shard if best["tables"] is None else best["tables"][name],
+            }
             for name, t in self.tables.items()
         }
         return {"rank": self.shard.rank, "world": self.shard.world_size, "tables": tables}
@@ -319,7 +329,7 @@ class Trainer:
             # seed are the whole sampler and RNG state.
             "data_cursor": {"next_epoch": epoch + 1, "step": step},
             "rng": {"seed": self.config.seed, "partitions": self.shard.partitions},
-            "best_model": best["model"],
+            "best_model": self.model.state_dict() if best["model"] is None else best["model"],
             "best_score": best["score"],
             "best_epoch": best["epoch"],
             "bad_epochs": best["bad_epochs"],
@@ -356,7 +366,7 @@ class Trainer:
         """Adds validation metrics to ``row`` and returns the updated best-so-far."""
         cfg = self.config
         if len(self.data.valid[0]) == 0:
-            return self._best(epoch, score=0.0)  # no validation set: keep the latest weights
+            return self._best(epoch, score=0.0, latest=True)  # no validation set: the latest
         if (epoch + 1) % cfg.eval_every and epoch + 1 != cfg.epochs:
             return best
         for table in self.tables.values():
@@ -375,7 +385,7 @@ class Trainer:
         epoch in ``best_epoch``."""
         cfg = self.config
         history: list[dict] = []
-        best = {**self._best(0, score=-float("inf")), "epoch": -1}
+        best = {**self._best(0, score=-float("inf"), latest=True), "epoch": -1}
         start = 0
         state = self.checkpoints.load()
         if state is not None:
@@ -437,8 +447,9 @@ class Trainer:
                         k: round(v, 4) for k, v in row.items() if k.startswith(("loss", "valid"))
                     }
                     log.info("epoch %d: %s", epoch + 1, shown)
-        self.model.load_state_dict(best["model"])
-        for name, table in self.tables.items():
+        if best["model"] is not None:  # else the latest weights are the ones to keep
+            self.model.load_state_dict(best["model"])
+        for name, table in self.tables.items() if best["tables"] is not None else ():
             table.shard.copy_(best["tables"][name])
         if self.shard.world_size == 1 and self.tables:  # one process: dense tables again
             unshard_tables(self.model, self.tables)
