@@ -104,6 +104,8 @@ def train_overrides(folder: Path, args: argparse.Namespace) -> list[str]:
         f"train.steps_per_epoch={args.steps}",
         f"train.batch_size={args.batch_size}",
         "train.valid_users=1000",
+        f"train.valid_chunk_nodes={args.chunk_nodes}",
+        f"eval.chunk_nodes={args.chunk_nodes}",
         f"eval.test_users={args.test_users}",
         f"eval.recommend_users={args.recommend_users}",
         f"parallel.num_workers={args.workers}",
@@ -120,6 +122,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--test-users", type=int, default=10_000)
     parser.add_argument("--recommend-users", type=int, default=0, help="0: every user")
+    parser.add_argument(
+        "--chunk-nodes",
+        type=int,
+        default=1_000_000,
+        help="validation and final embeddings this many nodes at a time (0: the whole graph)",
+    )
     parser.add_argument("--folder", type=Path, default=Path("runs/bench-end-to-end"))
     parser.add_argument(
         "--reuse-data", action="store_true", help="the folder's log from an earlier run (no synth)"

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from gnnrec.config import RunConfig
 from gnnrec.data import Split, TextGraph, load_dataset, node_texts
+from gnnrec.data.textgraph import Interactions
 from gnnrec.encoders import encode_texts
 from gnnrec.train.model import build_model
 from gnnrec.train.recommender import Recommender
@@ -40,6 +42,16 @@ def encode_nodes(graph: TextGraph, split: Split, config: RunConfig, progress: bo
     return encoded
 
 
+INTERACTION_COLUMNS = ("user", "item", "rating", "timestamp")
+SPLIT_PARTS = ("train", "valid", "test")
+
+
+def mapped(array: np.ndarray, path: Path) -> np.ndarray:
+    """``array`` written to ``path`` (``.npy``) and memory-mapped back, read-only."""
+    np.save(path, array)
+    return np.load(path, mmap_mode="r")
+
+
 @dataclass
 class Prepared:
     """A run's dataset, its split and the training data built from them."""
@@ -52,6 +64,20 @@ class Prepared:
     def test(self):
         """The test pairs ``(users, items, ratings)``."""
         return split_pairs(self.graph, self.split.test)
+
+    def spill(self, folder: Path) -> None:
+        """Moves the interactions and the split's indices into ``.npy`` files in ``folder``,
+        mapped back read-only: the process then holds page cache, which the kernel reclaims,
+        instead of private memory (e.g. while Ray workers train beside it). ``folder`` must
+        outlive their use."""
+        inter = self.graph.interactions
+        self.graph.interactions = Interactions(
+            *(mapped(getattr(inter, k), folder / f"{k}.npy") for k in INTERACTION_COLUMNS)
+        )
+        split = self.split
+        self.split = Split(
+            split.name, *(mapped(getattr(split, k), folder / f"{k}.npy") for k in SPLIT_PARTS)
+        )
 
 
 def data_fingerprint(prepared: Prepared) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -148,7 +149,8 @@ def train_run(
     created = not run_dir.exists()
     try:
         with run_dir_lock(run_dir):
-            return _train_run(with_absolute_paths(config), on_step, allow_data_change)
+            with contextlib.ExitStack() as scratch:  # what the run holds until it ends
+                return _train_run(with_absolute_paths(config), on_step, allow_data_change, scratch)
     except BaseException:
         # A run that failed before its first checkpoint leaves no folder it created behind.
         if created and not (run_dir / "checkpoints").exists() and not (run_dir / "ray").exists():
@@ -157,7 +159,10 @@ def train_run(
 
 
 def _train_run(
-    config: RunConfig, on_step: Callable[[int], None] | None, allow_data_change: bool
+    config: RunConfig,
+    on_step: Callable[[int], None] | None,
+    allow_data_change: bool,
+    scratch: contextlib.ExitStack,
 ) -> dict:
     run_dir = Path(config.run_dir)
     check_resumable(config, run_dir)
@@ -173,7 +178,12 @@ def _train_run(
             from gnnrec.distributed.ray_train import fit_on_ray, put_training_data
 
             layout = config.parallel
-            # the driver keeps the object store's copy of the training data, not its own
+            # While the workers train, the driver's data waits on disk (page cache) and the
+            # driver keeps the object store's copy of the training data, not its own.
+            spilled = scratch.enter_context(
+                tempfile.TemporaryDirectory(prefix=".spilled-", dir=run_dir)
+            )
+            prepared.spill(Path(spilled))
             stored, prepared.data = put_training_data(prepared.data, layout)
             fit = fit_on_ray(config.model, config.train, layout, run_dir, stored)
             # built after training (the workers build their own; the driver's memory is the
