@@ -8,6 +8,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+import gnnrec.data.graph_store as graph_store
+import gnnrec.kernels.csr as csr_ops
 from gnnrec.data import CSR, DataError, GraphStore
 
 edges = st.integers(1, 12).flatmap(
@@ -57,6 +59,52 @@ def test_bipartite_store_roundtrips_through_disk_and_pyg(tmp_path):
     for back in (GraphStore.from_pyg(hetero), GraphStore.from_pyg(store.to_pyg())):
         assert torch.equal(back.csr.indptr, store.csr.indptr)
         assert torch.equal(back.csr.indices, store.csr.indices)
+
+
+@st.composite
+def bipartite_logs(draw):
+    """Users, items, their (repeating) interactions and optional same-type edges."""
+    num_users, num_items = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    pairs = draw(st.lists(st.tuples(st.integers(0, num_users - 1), st.integers(0, num_items - 1))))
+    same = {
+        kind: draw(st.none() | st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1))))
+        for kind, n in (("user", num_users), ("item", num_items))
+    }
+    return num_users, num_items, pairs, same
+
+
+@given(bipartite_logs())
+def test_bipartite_store_is_the_symmetric_adjacency(log):
+    num_users, num_items, pairs, same = log
+    n = num_users + num_items
+    expected = torch.zeros(n, n)
+    for u, i in pairs:
+        expected[u, num_users + i] = expected[num_users + i, u] = 1
+    edges = {}
+    for kind, offset in (("user", 0), ("item", num_users)):
+        if same[kind] is not None:
+            edges[kind] = np.array(same[kind], dtype=np.int64).reshape(-1, 2).T
+            for a, b in same[kind]:
+                expected[offset + a, offset + b] = expected[offset + b, offset + a] = 1
+    users = np.array([u for u, _ in pairs], dtype=np.int64)
+    items = np.array([i for _, i in pairs], dtype=np.int64)
+    store = GraphStore.bipartite(
+        users, items, num_users, num_items, edges.get("user"), edges.get("item")
+    )
+    assert store.csr.indptr.dtype == torch.int64 and store.csr.indices.dtype == torch.int32
+    assert torch.equal(_dense(store.csr), expected)  # duplicates merged, both directions
+    with pytest.MonkeyPatch.context() as patched:  # the keys turned into columns 3 at a time
+        patched.setattr(graph_store, "KEY_CHUNK", 3)
+        patched.setattr(csr_ops, "DEGREE_CHUNK", 3)
+        chunked = GraphStore.bipartite(
+            users, items, num_users, num_items, edges.get("user"), edges.get("item")
+        )
+    assert torch.equal(chunked.csr.indptr, store.csr.indptr)
+    assert torch.equal(chunked.csr.indices, store.csr.indices)
+    assert all(torch.equal(a, b) for a, b in zip(chunked.gcn_scales(), store.gcn_scales()))
+    for r in range(n):  # each row's columns sorted
+        row = store.csr.indices[store.csr.indptr[r] : store.csr.indptr[r + 1]]
+        assert torch.equal(row, row.sort().values)
 
 
 def test_load_rejects_a_tampered_store(tmp_path):

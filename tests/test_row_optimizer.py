@@ -95,3 +95,28 @@ def test_id_optimizer_is_checked():
         load_config(None, ["train.id_optimizer=sgd"])
     with pytest.raises(ValueError, match="id_lr must be > 0"):
         load_config(None, ["train.id_lr=0"])
+
+
+def test_no_table_is_held_twice_before_a_validation(planted_dir, feature_cache, tmp_path):
+    import gc
+
+    from gnnrec.pipeline import model_for, prepare
+    from gnnrec.train.trainer import Trainer
+
+    config = planted_config(
+        planted_dir, feature_cache, tmp_path / "run", *ROWWISE, *SAMPLED, "train.epochs=1"
+    )
+    prepared = prepare(config)
+    model = model_for(config, prepared.data)
+    trainer = Trainer(model, prepared.data, config.train, tmp_path / "run")
+    shape = trainer.tables["embedding"].shard.shape
+    copies = []  # tensors shaped like the table, at every step of the epoch
+
+    def count(step: int) -> None:
+        copies.append(
+            sum(isinstance(o, torch.Tensor) and o.shape == shape for o in gc.get_objects())
+        )
+
+    trainer.on_step = count
+    trainer.train()
+    assert copies and set(copies) == {1}  # the table itself, no "best" copy of it yet

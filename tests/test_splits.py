@@ -106,3 +106,40 @@ def test_latest_holdout_equals_a_loop_over_users(log, k):
         expected.extend(mine[len(mine) - min(k, len(mine) - 1) :])
     assert np.array_equal(held, np.sort(np.asarray(expected, dtype=np.int64)))
     assert np.array_equal(np.sort(np.concatenate([kept, held])), np.arange(len(user)))
+
+
+@settings(max_examples=30, deadline=None)
+@given(log=user_logs, chunk=st.integers(1, 7), seed=st.integers(0, 9))
+def test_holdouts_do_not_depend_on_the_chunk_size(log, chunk, seed):
+    import gnnrec.data.splits as splits
+
+    user, timestamp = np.asarray(log[0]), np.asarray(log[1])
+    index = np.arange(len(user))
+    whole = (
+        random_holdout(index, user, 0.3, np.random.default_rng(seed)),
+        latest_holdout(user, timestamp, 2),
+    )
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(splits, "CHUNK", chunk)
+        chunked = (
+            random_holdout(index, user, 0.3, np.random.default_rng(seed)),
+            latest_holdout(user, timestamp, 2),
+        )
+    for a, b in zip(whole, chunked, strict=True):
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pairs=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 2)), max_size=40)
+)
+def test_last_of_each_pair_keeps_the_latest_row_of_every_pair(pairs):
+    from gnnrec.data.textgraph import Interactions
+
+    user, item, time = (np.array([p[k] for p in pairs], dtype=np.int64) for k in range(3))
+    inter = Interactions(user, item, np.ones(len(pairs)), time)
+    latest = {}  # (user, item) -> row: the latest by timestamp, the later row on ties
+    for row, (u, i, t) in enumerate(pairs):
+        if (u, i) not in latest or t >= pairs[latest[u, i]][2]:
+            latest[u, i] = row
+    assert inter.last_of_each_pair().tolist() == sorted(latest.values())

@@ -10,6 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -268,3 +269,16 @@ def test_a_diverging_run_stops_and_says_so(planted_dir, feature_cache, tmp_path)
         train_run(config)
     assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_spilled_data_reads_the_same_from_disk(planted_dir, feature_cache, tmp_path):
+    from gnnrec.pipeline import data_fingerprint, prepare
+
+    prepared = prepare(planted_config(planted_dir, feature_cache, tmp_path / "run"))
+    fingerprint, test = data_fingerprint(prepared), prepared.test
+    (tmp_path / "spilled").mkdir()
+    prepared.spill(tmp_path / "spilled")
+    for array in (prepared.graph.interactions.user, prepared.split.train):
+        assert not array.flags.writeable and not array.flags.owndata  # mapped from the files
+    assert data_fingerprint(prepared) == fingerprint
+    assert all(np.array_equal(a, b) for a, b in zip(prepared.test, test, strict=True))
