@@ -159,7 +159,7 @@ def train_worker(loop_config: dict) -> None:
         data.feature_dim,
         train_config.seed,
         draw_id_table=not train_config.sharded_ids,  # else each worker draws its own rows
-    ).to(device)
+    ).to_device(device)
     counter = AllReduceCounter()
 
     def wrap(module: torch.nn.Module) -> torch.nn.Module:

@@ -193,7 +193,7 @@ def _train_run(
             history, best_epoch = fit.history, fit.best_epoch
             write_history(history, run_dir)
         else:
-            model = model_for(config, prepared.data).to(config.train.torch_device())
+            model = model_for(config, prepared.data).to_device(config.train.torch_device())
             shard = config.parallel.shard(0, 1)
             trainer = Trainer(model, prepared.data, config.train, run_dir, on_step, shard=shard)
             history, best_epoch = trainer.train(), trainer.best_epoch
@@ -238,7 +238,7 @@ def load_run(
     check_data(prepared, run_dir, allow_data_change)
     model = model_for(config, prepared.data)
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state["model"], assign=True)  # (an undrawn table: filled)
     except RuntimeError as err:
         raise ValueError(
             f"{model_file} does not fit {config.model.label} on this data ("
@@ -357,7 +357,7 @@ def recommend_for_text(
         encoder.close()
     z = embeddings(prepared, model, config)
     with torch.no_grad():
-        user = model.place_text(x.to(next(model.parameters()).device)).to(z.device)
+        user = model.place_text(x.to(model.device)).to(z.device)
     items, scores = top_k_items(user, z[prepared.data.num_users :], k)
     titles = prepared.graph.items.text_fields.get("title", prepared.graph.items.ids)
     return [

@@ -67,7 +67,7 @@ def node_embeddings(
     the model's device and returned there; with ``chunk_nodes`` (< N), computed that many
     nodes at a time and returned on the host (:meth:`Recommender.embed_in_chunks`)."""
     model.eval()
-    device = next(model.parameters()).device
+    device = model.device
     has_edges = data.graph.csr.degree() > 0
     if 0 < chunk_nodes < data.graph.num_nodes:
         host_view = view.to("cpu") if view is not None else GraphView.of(data.graph.csr)

@@ -95,8 +95,9 @@ class GCNRecommender(Recommender):
         feature_dim: int,
         draw_id_table: bool = True,
     ):
-        """``draw_id_table=False``: the ID table is allocated, not drawn (its pages untouched),
-        for a trainer that draws its own rows of it (sharded tables) or loads it."""
+        """``draw_id_table=False``: the ID table is a placeholder on the meta device (its shape,
+        no memory anywhere), for a trainer that draws its own rows of it (sharded tables) or a
+        state dict loaded with ``assign=True``; :meth:`Recommender.to_device` leaves it be."""
         super().__init__()
         self.config = config
         self.num_users, self.num_items = num_users, num_items
@@ -107,7 +108,7 @@ class GCNRecommender(Recommender):
             self.embedding = nn.Embedding(n, h)
             nn.init.normal_(self.embedding.weight, std=self.ID_STD)
         elif config.id_embeddings:
-            self.embedding = nn.Embedding(n, h, _weight=torch.empty(n, h))
+            self.embedding = nn.Embedding(n, h, _weight=torch.empty(n, h, device="meta"))
         self.convs = nn.ModuleList(
             GCNLayer(h, h, config.aggregation, weight=config.conv_weights)
             for _ in range(config.layers)

@@ -42,6 +42,16 @@ class Recommender(nn.Module, ABC):
         with features ``x`` ``[n, F]`` (or None); ``id_mask`` ``[n]``: whose ID embedding is
         used."""
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model computes: the device of its parameters (placeholders aside)."""
+        return next(p.device for p in self.parameters() if not p.is_meta)
+
+    def to_device(self, device: torch.device | str) -> Recommender:
+        """This model on ``device``, but for placeholders on the meta device (ID tables left
+        undrawn for sharded training: a table larger than the device never goes there)."""
+        return self._apply(lambda t: t if t.is_meta else t.to(device))
+
     def embed_in_chunks(
         self,
         x: torch.Tensor | None,

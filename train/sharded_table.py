@@ -193,11 +193,13 @@ class ShardedTable(nn.Module):
             mine.copy_(rows_of_rank([part[key] for part in parts], self.rank, self.world))
 
 
-def shard_tables(model: nn.Module, lr: float, seed: int) -> dict[str, ShardedTable]:
+def shard_tables(
+    model: nn.Module, lr: float, seed: int, device: torch.device | str
+) -> dict[str, ShardedTable]:
     """Replaces each trainable table of ``model.embedding_tables()`` by its
     :class:`ShardedTable`, this rank's rows drawn by :func:`drawn_rows` with the model's
-    ``table_std`` and key ``(seed, table index)`` (the model's own, dense table is not read:
-    it may be left undrawn); ``{module name: table}``."""
+    ``table_std`` and key ``(seed, table index)`` on ``device`` (the model's own, dense table
+    is not read: it may be an undrawn placeholder); ``{module name: table}``."""
     names = {id(module): name for name, module in model.named_modules()}
     rank, world = _world()
     tables = {}
@@ -206,7 +208,6 @@ def shard_tables(model: nn.Module, lr: float, seed: int) -> dict[str, ShardedTab
             name = names[id(table)]
             num_rows, dim = table.weight.shape
             std = model.table_std(table)
-            device = table.weight.device
             rows = drawn_rows(num_rows, dim, std, (seed, index), rank, world, device)
             tables[name] = ShardedTable(rows, num_rows, lr)
             model.set_submodule(name, tables[name])

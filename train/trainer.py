@@ -111,7 +111,7 @@ class Trainer:
             checkpoints = LocalCheckpoints(self.run_dir / "checkpoints" / "last.pt")
         self.checkpoints = checkpoints
         self.on_step = on_step
-        self.device = next(model.parameters()).device
+        self.device = model.device
         if self.device.type == "cuda":
             torch.set_float32_matmul_precision(config.matmul_precision)
         self.view = GraphView.of(data.graph.csr)
@@ -158,7 +158,11 @@ class Trainer:
         model.configure_objective(config.objective, float(self.ratings.mean()))
         # "rowwise_adagrad": the ID tables sharded over the processes (one shard alone),
         # outside DDP and Adam; Adam takes every parameter otherwise
-        self.tables = shard_tables(model, config.id_lr, config.seed) if config.sharded_ids else {}
+        self.tables = (
+            shard_tables(model, config.id_lr, config.seed, self.device)
+            if config.sharded_ids
+            else {}
+        )
         self.objective = LinkObjective(model, config.objective, config.l2)
         self.step_module = wrap(self.objective) if wrap is not None else self.objective
         # (Adam's parameter list as it always was for "adam": its checkpoints stay loadable)
