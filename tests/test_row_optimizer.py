@@ -95,6 +95,44 @@ def test_id_optimizer_is_checked():
         load_config(None, ["train.id_optimizer=sgd"])
     with pytest.raises(ValueError, match="id_lr must be > 0"):
         load_config(None, ["train.id_lr=0"])
+    with pytest.raises(ValueError, match="id_table_on must be one of"):
+        load_config(None, [*ROWWISE, "train.id_table_on=disk"])
+    with pytest.raises(ValueError, match='need id_optimizer = "rowwise_adagrad"'):
+        load_config(None, ["train.id_cache_rows=10"])
+
+
+def test_a_host_table_with_cached_hot_rows_trains_as_the_device_table(
+    planted_dir, feature_cache, tmp_path
+):
+    runs = {
+        "device": (),
+        "host, 40 rows cached": ("train.id_table_on=host", "train.id_cache_rows=40"),
+        "host, nothing cached": ("train.id_table_on=host",),
+    }
+    weights = {}
+    for name, options in runs.items():
+        run_dir = tmp_path / name.replace(" ", "_").replace(",", "")
+        config = planted_config(
+            planted_dir, feature_cache, run_dir, *ROWWISE, *SAMPLED, "train.epochs=2", *options
+        )
+        train_run(config)
+        weights[name] = load_run(run_dir)[2].state_dict()
+    reference = weights.pop("device")
+    for state in weights.values():  # the same updates, whichever copy of a row took them
+        assert all(torch.equal(state[k], reference[k]) for k in reference)
+
+
+def test_a_cached_row_is_read_and_updated_on_the_device_and_written_back():
+    weight = torch.arange(12.0).reshape(6, 2)
+    plain = ShardedTable(weight.clone(), 6, lr=0.5)
+    cached = ShardedTable(weight.clone(), 6, lr=0.5, hot=torch.tensor([1, 4]))
+    for table in (plain, cached):
+        table(torch.tensor([1, 2, 4])).pow(2).sum().backward()
+        table.step()
+    assert cached.cache is not None and cached.cache.dirty  # the updates of rows 1 and 4
+    assert not torch.equal(cached._rows[1], plain.shard[1])  # ... are on the device only
+    assert torch.equal(cached.shard, plain.shard) and torch.equal(cached.state, plain.state)
+    assert not cached.cache.dirty  # written back when the shard was read
 
 
 def test_no_table_is_held_twice_before_a_validation(planted_dir, feature_cache, tmp_path):

@@ -11,6 +11,7 @@ from gnnrec.common.devices import check_device_name, resolve_device
 from gnnrec.train.feature_store import PLACEMENTS
 from gnnrec.train.link_batches import SAMPLINGS
 from gnnrec.train.row_optimizer import ID_OPTIMIZERS
+from gnnrec.train.sharded_table import TABLE_PLACEMENTS
 
 
 @dataclass(kw_only=True)
@@ -49,6 +50,11 @@ class TrainConfig:
     # tables are sharded by rows over them: train/sharded_table.py).
     id_optimizer: str = "adam"
     id_lr: float = 0.05
+    # Where the rows of row-wise tables live: "device" (the training device), or "host" /
+    # "pinned" (host memory, page-locked for a GPU to read in place: a table larger than the
+    # device) with each process's id_cache_rows highest-degree rows cached on the device.
+    id_table_on: str = "device"
+    id_cache_rows: int = 0
     num_negatives: int = 1
     eval_every: int = 1
     patience: int = 5
@@ -97,6 +103,17 @@ class TrainConfig:
         if self.id_optimizer not in ID_OPTIMIZERS:
             raise ValueError(
                 f"id_optimizer must be one of {ID_OPTIMIZERS}, got {self.id_optimizer!r}"
+            )
+        if self.id_table_on not in TABLE_PLACEMENTS:
+            raise ValueError(
+                f"id_table_on must be one of {TABLE_PLACEMENTS}, got {self.id_table_on!r}"
+            )
+        if self.id_cache_rows < 0:
+            raise ValueError(f"id_cache_rows must be >= 0, got {self.id_cache_rows}")
+        if (self.id_table_on != "device" or self.id_cache_rows) and not self.sharded_ids:
+            raise ValueError(
+                "id_table_on and id_cache_rows place row-wise tables: they need "
+                'id_optimizer = "rowwise_adagrad"'
             )
         if self.id_lr <= 0:
             raise ValueError(f"id_lr must be > 0, got {self.id_lr}")

@@ -82,24 +82,134 @@ def drawn_rows(
     return out
 
 
+def _rows_on(table: torch.Tensor, index: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Rows ``index`` of ``table`` on ``device``: a pinned host table is read in place by the
+    GPU (:func:`~gnnrec.kernels.gather.gather_rows`: only the rows cross PCIe); any other is
+    indexed where it is and the rows copied."""
+    if table.device == device:
+        return table[index]
+    if device.type == "cuda" and table.is_pinned():
+        from gnnrec.kernels.gather import gather_rows
+
+        return gather_rows(table, index.to(device))
+    return table[index.to(table.device)].to(device)
+
+
+class HotRows:
+    """The hottest local rows of a host-resident shard, on the device: ``slot`` ``[rows]``
+    (cache position of each local row, -1 if not cached), ``rows`` ``[C, H]`` and their
+    row-wise state ``[C]``; updates land here and :meth:`write_back_` copies them home."""
+
+    def __init__(self, hot: torch.Tensor, num_rows: int, device: torch.device):
+        self.hot = hot.to(device)
+        self.slot = torch.full((num_rows,), -1, dtype=torch.int64, device=device)
+        self.slot[self.hot] = torch.arange(self.hot.numel(), device=device)
+        self.rows = torch.empty(0, device=device)
+        self.state = torch.empty(0, device=device)
+        self.dirty = False
+
+    def fill_(self, rows: torch.Tensor, state: torch.Tensor) -> None:
+        """Reads the cached rows and their state from the shard ``rows``, ``state``."""
+        self.rows = _rows_on(rows, self.hot, self.hot.device).clone()
+        self.state = state[self.hot.to(state.device)].to(self.hot.device)
+        self.dirty = False
+
+    def write_back_(self, rows: torch.Tensor, state: torch.Tensor) -> None:
+        """Copies updated cached rows and state back into the shard."""
+        if self.dirty:
+            home = self.hot.to(rows.device)
+            rows[home] = self.rows.to(rows.device)
+            state[home] = self.state.to(state.device)
+            self.dirty = False
+
+
 class ShardedTable(nn.Module):
     """This rank's rows of an ``[N, H]`` table: ``shard`` ``[ceil((N - rank) / W), H]`` and the
     row-wise Adagrad state ``state`` ``[rows]`` (neither is a parameter: DDP leaves them
     alone; checkpoints save them through :meth:`shard_state`)."""
 
-    def __init__(self, shard: torch.Tensor, num_rows: int, lr: float, eps: float = 1e-8):
-        """``shard`` ``[rows, H]``: this rank's rows ``rank, rank + W, ...`` of the table."""
+    def __init__(
+        self,
+        shard: torch.Tensor,
+        num_rows: int,
+        lr: float,
+        eps: float = 1e-8,
+        *,
+        device: torch.device | str | None = None,
+        hot: torch.Tensor | None = None,
+    ):
+        """``shard`` ``[rows, H]``: this rank's rows ``rank, rank + W, ...`` of the table, kept
+        where it is: on ``device`` (where lookups return their rows; default: the shard's), or
+        on the host (pinned: a table larger than the device) with the local rows ``hot``
+        cached on ``device``, their reads and updates served there."""
         super().__init__()
         self.rank, self.world = _world()
         self.num_rows, self.dim = num_rows, shard.shape[1]
         self.lr, self.eps = lr, eps
-        self.shard = shard
-        self.state = torch.zeros(self.shard.shape[0], dtype=torch.float32, device=shard.device)
+        self.device = shard.device if device is None else torch.device(device)
+        self._rows = shard
+        self._state = torch.zeros(shard.shape[0], dtype=torch.float32, device=shard.device)
+        self.cache: HotRows | None = None
+        if hot is not None and hot.numel():
+            self.cache = HotRows(hot, shard.shape[0], self.device)
+            self.cache.fill_(self._rows, self._state)
         self.full: torch.Tensor | None = None  # the gathered table, on rank 0 after gather_()
         self.bytes_sent = 0
         self._lookups: list[
             tuple[torch.Tensor, torch.Tensor, list[int], list[int], torch.Tensor]
         ] = []
+
+    @property
+    def shard(self) -> torch.Tensor:
+        """This rank's rows ``[rows, H]``, current (the cached rows written back first)."""
+        if self.cache is not None:
+            self.cache.write_back_(self._rows, self._state)
+        return self._rows
+
+    @property
+    def state(self) -> torch.Tensor:
+        """The row-wise Adagrad state ``[rows]`` of this rank's rows, current."""
+        if self.cache is not None:
+            self.cache.write_back_(self._rows, self._state)
+        return self._state
+
+    def assign_(self, weight: torch.Tensor, state: torch.Tensor | None = None) -> None:
+        """Sets this rank's rows (and their state) to ``weight`` (``state``), cache included."""
+        self.shard.copy_(weight)
+        if state is not None:
+            self.state.copy_(state)
+        if self.cache is not None:
+            self.cache.fill_(self._rows, self._state)
+
+    def _read(self, local: torch.Tensor) -> torch.Tensor:
+        """Local rows ``local`` ``[n]`` (on ``device``) -> ``[n, H]`` on ``device``."""
+        if self.cache is None:
+            return _rows_on(self._rows, local, self.device)
+        position = self.cache.slot[local]
+        hit = position >= 0
+        out = torch.empty(local.numel(), self.dim, dtype=self._rows.dtype, device=self.device)
+        out[hit] = self.cache.rows[position[hit]]
+        out[~hit] = _rows_on(self._rows, local[~hit], self.device)
+        return out
+
+    def _update(self, local: torch.Tensor, summed: torch.Tensor) -> None:
+        """One row-wise Adagrad step of the distinct local rows ``local`` with their summed
+        gradients: cached rows on the device, the others where the shard is."""
+        if self.cache is None:
+            home = self._rows.device
+            rowwise_adagrad_(
+                self._rows, self._state, local.to(home), summed.to(home), self.lr, self.eps
+            )
+            return
+        position = self.cache.slot[local]
+        hit = position >= 0
+        cache = self.cache
+        rowwise_adagrad_(cache.rows, cache.state, position[hit], summed[hit], self.lr, self.eps)
+        cache.dirty = cache.dirty or bool(hit.any())
+        home, miss = self._rows.device, ~hit
+        rowwise_adagrad_(
+            self._rows, self._state, local[miss].to(home), summed[miss].to(home), self.lr, self.eps
+        )
 
     @classmethod
     def of(cls, weight: torch.Tensor, lr: float) -> ShardedTable:
@@ -130,7 +240,7 @@ class ShardedTable(nn.Module):
         recv_counts = self._exchange(send_counts, [1] * self.world, [1] * self.world)
         send_counts, recv_counts = send_counts.tolist(), recv_counts.tolist()
         asked = self._exchange(wanted, send_counts, recv_counts)  # ids this rank owns
-        rows = self._exchange(self.shard[asked // self.world], recv_counts, send_counts)
+        rows = self._exchange(self._read(asked // self.world), recv_counts, send_counts)
         leaf = torch.empty_like(rows)
         leaf[order] = rows  # back to the order of ``distinct``
         if not torch.is_grad_enabled():
@@ -151,9 +261,9 @@ class ShardedTable(nn.Module):
         if not rows:
             return
         local, index = torch.unique(torch.cat(rows), return_inverse=True)
-        summed = torch.zeros(local.numel(), self.dim, dtype=self.shard.dtype, device=local.device)
+        summed = torch.zeros(local.numel(), self.dim, dtype=self._rows.dtype, device=local.device)
         summed.index_add_(0, index, torch.cat(grads) / self.world)
-        rowwise_adagrad_(self.shard, self.state, local, summed, self.lr, self.eps)
+        self._update(local, summed)
 
     def zero_grad(self) -> None:
         self._lookups.clear()
@@ -189,17 +299,39 @@ class ShardedTable(nn.Module):
 
     def load_(self, parts: Sequence[dict[str, torch.Tensor]]) -> None:
         """This rank's rows of the :meth:`shard_state` of every rank of a saved run (any W)."""
-        for key, mine in self.shard_state().items():
-            mine.copy_(rows_of_rank([part[key] for part in parts], self.rank, self.world))
+        weight, state = (
+            rows_of_rank([part[key] for part in parts], self.rank, self.world)
+            for key in ("weight", "state")
+        )
+        self.assign_(weight, state)
+
+
+TABLE_PLACEMENTS = ("device", "host", "pinned")
 
 
 def shard_tables(
-    model: nn.Module, lr: float, seed: int, device: torch.device | str
+    model: nn.Module,
+    lr: float,
+    seed: int,
+    device: torch.device | str,
+    placement: str = "device",
+    cache_rows: int = 0,
+    degree: torch.Tensor | None = None,
 ) -> dict[str, ShardedTable]:
     """Replaces each trainable table of ``model.embedding_tables()`` by its
     :class:`ShardedTable`, this rank's rows drawn by :func:`drawn_rows` with the model's
-    ``table_std`` and key ``(seed, table index)`` on ``device`` (the model's own, dense table
-    is not read: it may be an undrawn placeholder); ``{module name: table}``."""
+    ``table_std`` and key ``(seed, table index)`` (the model's own, dense table is not read:
+    it may be an undrawn placeholder); ``{module name: table}``.
+
+    ``placement``: the rows live on ``device``, or on the host (``pinned``: page-locked, read
+    in place by a GPU) with this rank's ``cache_rows`` highest-``degree`` rows (``[N]``, e.g.
+    the graph's: what sampling reaches most) cached on ``device``."""
+    if placement not in TABLE_PLACEMENTS:
+        raise ValueError(f"placement must be one of {TABLE_PLACEMENTS}, got {placement!r}")
+    if cache_rows and degree is None:
+        raise ValueError("a table cache chooses its rows by degree: pass degree")
+    device = torch.device(device)
+    home = device if placement == "device" else torch.device("cpu")
     names = {id(module): name for name, module in model.named_modules()}
     rank, world = _world()
     tables = {}
@@ -208,8 +340,14 @@ def shard_tables(
             name = names[id(table)]
             num_rows, dim = table.weight.shape
             std = model.table_std(table)
-            rows = drawn_rows(num_rows, dim, std, (seed, index), rank, world, device)
-            tables[name] = ShardedTable(rows, num_rows, lr)
+            rows = drawn_rows(num_rows, dim, std, (seed, index), rank, world, home)
+            if placement == "pinned" and torch.cuda.is_available():
+                rows = rows.pin_memory()
+            hot = None
+            if cache_rows and placement != "device":
+                mine = degree[rank:num_rows:world].float()
+                hot = torch.topk(mine, min(cache_rows, mine.numel())).indices
+            tables[name] = ShardedTable(rows, num_rows, lr, device=device, hot=hot)
             model.set_submodule(name, tables[name])
     return tables
 

@@ -158,11 +158,17 @@ class Trainer:
         model.configure_objective(config.objective, float(self.ratings.mean()))
         # "rowwise_adagrad": the ID tables sharded over the processes (one shard alone),
         # outside DDP and Adam; Adam takes every parameter otherwise
-        self.tables = (
-            shard_tables(model, config.id_lr, config.seed, self.device)
-            if config.sharded_ids
-            else {}
-        )
+        self.tables = {}
+        if config.sharded_ids:
+            self.tables = shard_tables(
+                model,
+                config.id_lr,
+                config.seed,
+                self.device,
+                config.id_table_on,
+                config.id_cache_rows,
+                degree,
+            )
         self.objective = LinkObjective(model, config.objective, config.l2)
         self.step_module = wrap(self.objective) if wrap is not None else self.objective
         # (Adam's parameter list as it always was for "adam": its checkpoints stay loadable)
@@ -454,7 +460,7 @@ class Trainer:
         if best["model"] is not None:  # else the latest weights are the ones to keep
             self.model.load_state_dict(best["model"])
         for name, table in self.tables.items() if best["tables"] is not None else ():
-            table.shard.copy_(best["tables"][name])
+            table.assign_(best["tables"][name])
         if self.shard.world_size == 1 and self.tables:  # one process: dense tables again
             unshard_tables(self.model, self.tables)
             self.tables = {}
