@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from gnnrec.common.atomic_files import staged_folder
+from gnnrec.common.row_ranges import row_ranges
 
 FORMAT_VERSION = 1  # GraphStore's folder format
 INDEX_DTYPE_LIMIT = 2**31
@@ -47,16 +48,6 @@ def _pieces(chunks: Iterable[np.ndarray], max_edges: int, symmetrize: bool) -> I
             if symmetrize:
                 rows, cols = np.concatenate([rows, cols]), np.concatenate([cols, rows])
             yield rows, cols
-
-
-def _row_blocks(indptr: np.ndarray, max_edges: int) -> Iterator[tuple[int, int]]:
-    """Consecutive row ranges ``[r0, r1)`` with at most ``max_edges`` edges (or one row)."""
-    n, r0 = indptr.size - 1, 0
-    while r0 < n:
-        r1 = int(np.searchsorted(indptr, indptr[r0] + max_edges, side="right")) - 1
-        r1 = min(max(r1, r0 + 1), n)
-        yield r0, r1
-        r0 = r1
 
 
 def _compress(
@@ -94,7 +85,7 @@ def _compress(
         cursor[uniq] += repeats
     del cursor
     distinct = np.zeros(num_nodes, dtype=np.int64)  # distinct columns per row
-    for r0, r1 in _row_blocks(indptr, max_edges):
+    for r0, r1 in row_ranges(indptr, max_edges):
         lo, hi = indptr[r0], indptr[r1]
         local_rows = np.repeat(np.arange(r1 - r0, dtype=np.int64), np.diff(indptr[r0 : r1 + 1]))
         keys = local_rows * num_nodes + placed[lo:hi]
@@ -110,7 +101,7 @@ def _compress(
         final = np.lib.format.open_memmap(
             indices_file, mode="w+", dtype=dtype, shape=(int(final_indptr[-1]),)
         )
-        for r0, r1 in _row_blocks(indptr, max_edges):
+        for r0, r1 in row_ranges(indptr, max_edges):
             lo, hi = indptr[r0], indptr[r1]
             local_rows = np.repeat(np.arange(r1 - r0, dtype=np.int64), np.diff(indptr[r0 : r1 + 1]))
             cols = np.asarray(placed[lo:hi], dtype=np.int64)

@@ -22,6 +22,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from gnnrec.common.row_ranges import row_ranges
 from gnnrec.data.graph_store import CSR
 from gnnrec.kernels import REDUCTIONS
 from gnnrec.kernels.csr import row_block
@@ -162,8 +163,9 @@ class GCNRecommender(Recommender):
     ) -> torch.Tensor:
         """:meth:`forward` over the whole graph ``view`` (on the host), ``chunk_nodes`` rows at a
         time on ``device``: layer 0 from a chunk of ``x`` ``[N, F]`` (host, pinned or
-        memory-mapped), then each layer from the rows of ``h^l`` the chunk reads. Device memory
-        is bounded by the chunk, not the graph; host memory holds two ``[N, H]`` float32 buffers
+        memory-mapped), then each layer over blocks of at most ``chunk_nodes`` rows and as many
+        edges, from the rows of ``h^l`` the block reads (at most one an edge). Device memory is
+        bounded by the chunk, not the graph; host memory holds two ``[N, H]`` float32 buffers
         (three for L >= 3): ``h^l``, and ``h^{l+1}`` or the running sum of the layers, which
         takes over ``h^0``'s buffer and receives the last layer chunk by chunk."""
         n = view.csr.num_rows
@@ -172,13 +174,14 @@ class GCNRecommender(Recommender):
             x_chunk = None if x is None else x[start:end].to(device).float()
             nodes = torch.arange(start, end, device=device)
             h[start:end] = self.layer0(nodes, x_chunk, id_mask[start:end].to(device)).cpu()
+        host_indptr = view.csr.indptr.cpu().numpy()  # blocks of at most chunk_nodes rows and edges
         mean = self.config.layer_combination != "last"
         total = None  # the running sum of the layers (h^0's buffer once h^1 is computed)
         for layer, conv in enumerate(self.convs):
             last = layer == len(self.convs) - 1
             into_total = last and mean and total is not None
             new = total if into_total else torch.empty_like(h)
-            for start, end in _chunks(n, chunk_nodes):
+            for start, end in row_ranges(host_indptr, chunk_nodes, chunk_nodes):
                 indptr, indices, sources = row_block(view.csr.indptr, view.csr.indices, start, end)
                 block = GraphView(
                     CSR(indptr, indices, sources.numel()),

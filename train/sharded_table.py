@@ -270,20 +270,21 @@ class ShardedTable(nn.Module):
 
     def _gather(self, local: torch.Tensor) -> torch.Tensor | None:
         """``local`` ``[rows, ...]`` of every rank interleaved back into table order, on rank 0
-        (None elsewhere)."""
+        (None elsewhere); rank 0 receives one rank's rows at a time (the whole table and one
+        part at its peak)."""
         if self.world == 1:
             return local.clone()
         per_rank = -(-self.num_rows // self.world)
         padded = local.new_zeros((per_rank, *local.shape[1:]))
         padded[: local.shape[0]] = local
-        parts = [torch.empty_like(padded) for _ in range(self.world)] if self.rank == 0 else None
-        dist.gather(padded, parts, dst=0)
         if self.rank != 0:
+            dist.send(padded, dst=0)
             return None
         whole = local.new_empty((self.num_rows, *local.shape[1:]))
-        for r, part in enumerate(parts):
-            count = len(range(r, self.num_rows, self.world))
-            whole[r :: self.world] = part[:count]
+        whole[0 :: self.world] = local
+        for r in range(1, self.world):
+            dist.recv(padded, src=r)
+            whole[r :: self.world] = padded[: len(range(r, self.num_rows, self.world))]
         return whole
 
     def gather_(self) -> None:
