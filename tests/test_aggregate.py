@@ -87,3 +87,37 @@ def test_unknown_backend_and_reduce_are_explained():
         aggregate(indptr, indices, torch.zeros(1, 2), reduce="min")
     with pytest.raises(ValueError, match="unknown aggregation backend 'cuda'"):
         aggregate(indptr, indices, torch.zeros(1, 2), backend="cuda")
+
+
+def test_the_sparse_backward_transposes_each_graph_once_and_matches_autograd(monkeypatch):
+    import gc
+    import warnings
+
+    import gnnrec.kernels.sparse_aggregate as sparse
+
+    g = torch.Generator().manual_seed(0)
+    indptr = torch.tensor([0, 2, 3, 3, 6])
+    indices = torch.tensor([0, 4, 2, 1, 2, 3], dtype=torch.int32)
+    x = torch.randn(5, 3, generator=g, requires_grad=True)
+    built = []
+    transpose = sparse.transpose_csr
+    monkeypatch.setattr(sparse, "transpose_csr", lambda *a: built.append(1) or transpose(*a))
+    h = x
+    for _ in range(3):  # three layers over one graph
+        h = aggregate(indptr, indices, h, backend="sparse", col_scale=torch.rand(5, generator=g))
+        h = torch.cat([h, h[:1]])  # back to 5 rows for the next layer
+    h.square().sum().backward()
+    assert len(built) == 1  # one transpose for the three backward products
+    with warnings.catch_warnings():  # the same products through torch.sparse.mm's autograd
+        warnings.simplefilter("ignore", UserWarning)
+        a = torch.sparse_csr_tensor(indptr, indices.long(), torch.ones(6), (4, 5))
+    y = x.detach().requires_grad_()
+    grad = torch.randn(4, 3, generator=g)
+    torch.sparse.mm(a, y).backward(grad)
+    mine = x.detach().requires_grad_()
+    aggregate(indptr, indices, mine, backend="sparse").backward(grad)
+    assert torch.equal(mine.grad, y.grad)  # bit-identical
+    key = id(indices)
+    del indices, h, mine  # the graph, and the outputs whose backward would read it
+    gc.collect()
+    assert key not in sparse._UNIT_TRANSPOSES  # dropped with its graph
