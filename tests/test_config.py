@@ -35,6 +35,7 @@ def test_toml_roundtrip_with_overrides(tmp_path):
         ("train.fanouts=[10, true]", r"train.fanouts\[1\] must be an integer"),
         ("data.options.rating_column=3", "takes no options"),
         ("train.fanouts=[-1, 0, 5]", r"each >= 1 or -1 \(all\), got \[-1, 0, 5\]"),
+        ("train.valid_chunk_nodes=-1", r"valid_chunk_nodes must be >= 0"),
     ],
 )
 def test_bad_configuration_is_explained(override, message):
