@@ -262,7 +262,8 @@ class ShardedTable(nn.Module):
             return
         local, index = torch.unique(torch.cat(rows), return_inverse=True)
         summed = torch.zeros(local.numel(), self.dim, dtype=self._rows.dtype, device=local.device)
-        summed.index_add_(0, index, torch.cat(grads) / self.world)
+        grad = torch.cat(grads)
+        summed.index_add_(0, index, grad / self.world if self.world > 1 else grad)
         self._update(local, summed)
 
     def zero_grad(self) -> None:
