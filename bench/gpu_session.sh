@@ -7,7 +7,8 @@
 #            the graph on the device and pinned in host memory, our CPU sampler, the GPU
 #            uniformity check (rows written per loader);
 #   train    `gnnrec train` on the bundled data on the GPU (full graph; sampled with the graph
-#            on the device; sampled from pinned memory): the user-facing GPU paths end to end;
+#            on the device; sampled from pinned memory; row-wise ID tables pinned in host
+#            memory with hot rows cached on the GPU): the user-facing GPU paths end to end;
 #   papers   (issue 5): gnnrec bench epoch --scale papers100m: 111M nodes, 1.6B edges drawn on
 #            the GPU, graph and 28 GB of bf16 features pinned in host memory.
 # Each part has a budget in seconds (KERNELS_S, EPOCH_S, TRAIN_S per run, PAPERS_S; defaults
@@ -69,6 +70,11 @@ train_part() {
             --set model.text_features=false --set train.epochs=3 --set train.progress=false \
             --set "train.mode=$1" ${2:+--set train.sample_on=$2}
     done
+    echo "-- gnnrec train: mode sampled, row-wise ID tables pinned in host memory, 1000 rows cached"
+    timeout "${TRAIN_S:-25}" python3 -m gnnrec.cli train --run-dir /tmp/gpu-train-4 \
+        --set model.text_features=false --set train.epochs=3 --set train.progress=false \
+        --set train.mode=sampled --set train.id_optimizer=rowwise_adagrad \
+        --set train.id_table_on=pinned --set train.id_cache_rows=1000
 }
 
 run_part() {
