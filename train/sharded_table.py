@@ -232,7 +232,7 @@ class ShardedTable(nn.Module):
         :meth:`gather_`; else a collective lookup)."""
         if self.full is not None:
             return self.full[ids]
-        distinct, inverse = torch.unique(ids, return_inverse=True)
+        distinct, inverse = self._distinct(ids)
         owner = distinct % self.world
         order = torch.argsort(owner, stable=True)
         wanted = distinct[order]  # grouped by owner
@@ -243,11 +243,21 @@ class ShardedTable(nn.Module):
         rows = self._exchange(self._read(asked // self.world), recv_counts, send_counts)
         leaf = torch.empty_like(rows)
         leaf[order] = rows  # back to the order of ``distinct``
-        if not torch.is_grad_enabled():
-            return leaf[inverse]
-        leaf.requires_grad_()
-        self._lookups.append((leaf, order, send_counts, recv_counts, asked))
-        return leaf[inverse]
+        if torch.is_grad_enabled():
+            leaf.requires_grad_()
+            self._lookups.append((leaf, order, send_counts, recv_counts, asked))
+        return leaf if inverse is None else leaf[inverse]
+
+    def _distinct(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(distinct ids, inverse)`` with ``ids = distinct[inverse]``: ``(ids, None)`` when no
+        id repeats (a sampled subgraph's nodes, a range of nodes), told by a bitmap of the
+        table's rows instead of a sort; else ``torch.unique``'s."""
+        if ids.numel() * 16 >= self.num_rows:  # the bitmap costs O(N): for large lookups
+            seen = torch.zeros(self.num_rows, dtype=torch.bool, device=ids.device)
+            seen[ids] = True
+            if int(seen.sum()) == ids.numel():
+                return ids, None
+        return torch.unique(ids, return_inverse=True)
 
     @torch.no_grad()
     def step(self) -> None:
