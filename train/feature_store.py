@@ -13,6 +13,19 @@ import torch
 PLACEMENTS = ("host", "pinned", "device")
 
 
+def rows_on(table: torch.Tensor, index: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Rows ``index`` of ``table`` on ``device``: a pinned host table is read in place by the
+    GPU (:func:`~gnnrec.kernels.gather.gather_rows`: only the rows cross PCIe, no host work);
+    any other is indexed where it is and the rows copied."""
+    if table.device == device:
+        return table[index]
+    if device.type == "cuda" and table.is_pinned():
+        from gnnrec.kernels.gather import gather_rows
+
+        return gather_rows(table, index.to(device))
+    return table[index.to(table.device)].to(device)
+
+
 class FeatureStore:
     def __init__(
         self,
@@ -43,14 +56,7 @@ class FeatureStore:
         self.hits = self.misses = 0
 
     def _from_host(self, index: torch.Tensor) -> torch.Tensor:
-        """Host rows ``index`` (on the device) on the device: a pinned table is read in place by
-        the GPU (:func:`~gnnrec.kernels.gather.gather_rows`, only the rows cross PCIe, no host
-        work); other tables are indexed on the host and copied."""
-        if self.placement == "pinned" and self.device.type == "cuda":
-            from gnnrec.kernels.gather import gather_rows
-
-            return gather_rows(self.features, index)
-        return self.features[index.cpu()].to(self.device)
+        return rows_on(self.features, index, self.device)
 
     def gather(self, n_id: torch.Tensor) -> torch.Tensor:
         """Rows ``n_id`` ``[n]`` -> ``[n, F]`` on the device, in the stored dtype."""

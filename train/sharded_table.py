@@ -27,6 +27,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from gnnrec.train.feature_store import rows_on
 from gnnrec.train.row_optimizer import rowwise_adagrad_
 
 
@@ -82,19 +83,6 @@ def drawn_rows(
     return out
 
 
-def _rows_on(table: torch.Tensor, index: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Rows ``index`` of ``table`` on ``device``: a pinned host table is read in place by the
-    GPU (:func:`~gnnrec.kernels.gather.gather_rows`: only the rows cross PCIe); any other is
-    indexed where it is and the rows copied."""
-    if table.device == device:
-        return table[index]
-    if device.type == "cuda" and table.is_pinned():
-        from gnnrec.kernels.gather import gather_rows
-
-        return gather_rows(table, index.to(device))
-    return table[index.to(table.device)].to(device)
-
-
 class HotRows:
     """The hottest local rows of a host-resident shard, on the device: ``slot`` ``[rows]``
     (cache position of each local row, -1 if not cached), ``rows`` ``[C, H]`` and their
@@ -110,7 +98,7 @@ class HotRows:
 
     def fill_(self, rows: torch.Tensor, state: torch.Tensor) -> None:
         """Reads the cached rows and their state from the shard ``rows``, ``state``."""
-        self.rows = _rows_on(rows, self.hot, self.hot.device).clone()
+        self.rows = rows_on(rows, self.hot, self.hot.device)  # a copy: rows are gathered
         self.state = state[self.hot.to(state.device)].to(self.hot.device)
         self.dirty = False
 
@@ -184,12 +172,12 @@ class ShardedTable(nn.Module):
     def _read(self, local: torch.Tensor) -> torch.Tensor:
         """Local rows ``local`` ``[n]`` (on ``device``) -> ``[n, H]`` on ``device``."""
         if self.cache is None:
-            return _rows_on(self._rows, local, self.device)
+            return rows_on(self._rows, local, self.device)
         position = self.cache.slot[local]
         hit = position >= 0
         out = torch.empty(local.numel(), self.dim, dtype=self._rows.dtype, device=self.device)
         out[hit] = self.cache.rows[position[hit]]
-        out[~hit] = _rows_on(self._rows, local[~hit], self.device)
+        out[~hit] = rows_on(self._rows, local[~hit], self.device)
         return out
 
     def _update(self, local: torch.Tensor, summed: torch.Tensor) -> None:
