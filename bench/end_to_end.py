@@ -112,6 +112,26 @@ def train_overrides(folder: Path, args: argparse.Namespace) -> list[str]:
     ]
 
 
+def plot_stages(rows: list[dict], path: Path) -> None:
+    """One bar per stage of one run's ``rows`` (seconds, labelled with the peak PSS)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    stages = [r for r in rows if r["stage"] != "train command, all"]
+    ax.barh([r["stage"] for r in stages], [r["seconds"] for r in stages], color="tab:blue")
+    for i, r in enumerate(stages):
+        ax.text(r["seconds"], i, f" {r['peak_gb']} GB", va="center", fontsize=8)
+    ax.set_xlim(0, 1.15 * max(r["seconds"] for r in stages))  # room for the labels
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds (label: peak PSS of the command's processes)")
+    first = rows[0]
+    ax.set_title(
+        f"{first['interactions']:,} interactions, {first['workers']} Ray workers, "
+        f"{first['steps']} steps",
+        fontsize=10,
+    )
+    save_figure(fig, path)
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(prog="gnnrec bench end_to_end", description=__doc__)
     parser.add_argument("--users", type=int, default=1_000_000)
@@ -194,19 +214,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = [{**facts, **row} for row in rows]
     write_results(rows, args.output)
     print(markdown_table(rows, ["stage", "seconds", "peak_gb"]))
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    stages = [r for r in rows if r["stage"] != "train command, all"]
-    ax.barh([r["stage"] for r in stages], [r["seconds"] for r in stages], color="tab:blue")
-    for i, r in enumerate(stages):
-        ax.text(r["seconds"], i, f" {r['peak_gb']} GB", va="center", fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel("seconds (label: peak PSS of the command's processes)")
-    ax.set_title(
-        f"{facts['interactions']:,} interactions, {args.workers} Ray workers, {steps} steps",
-        fontsize=10,
-    )
-    save_figure(fig, args.output.with_suffix(".png"))
+    plot_stages(rows, args.output.with_suffix(".png"))
     return rows
 
 
