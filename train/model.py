@@ -130,17 +130,29 @@ class GCNRecommender(Recommender):
             h = h + (e if id_mask is None else e * id_mask.unsqueeze(-1).to(e.dtype))
         return h
 
-    def propagate(self, h0: torch.Tensor, view: GraphView) -> torch.Tensor:
+    def propagate(
+        self, h0: torch.Tensor, view: GraphView, source_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``z = combine(h^0, ..., h^L)`` ``[n, H]`` over the graph ``view`` (rows = targets):
         ``h^L``, or the mean ``(h^0 + ... + h^L) / (L + 1)`` summed as the layers come (no
-        ``[L + 1, n, H]`` stack)."""
-        total, h = h0, h0
-        for conv in self.convs:
-            h = conv(h, view)
-            total = total + h
+        ``[L + 1, n, H]`` stack). Over a sampled view with ``hops``, ``z`` of the seeds only
+        ``[view.within(0), H]``, layer ``l`` computed for the nodes within hop ``L - l``.
+        ``source_mask`` ``[n]`` (0 or 1): ``h^0`` is ``source_mask * h0``, the mask applied
+        in layer 1's column scales and to the rows ``z`` keeps (``sum`` aggregation)."""
+        L = len(self.convs)
+        out = view.within(0)  # every row without hops
+        total, h = _first(h0, out), h0
+        if source_mask is not None:
+            total = total * _first(source_mask, out).unsqueeze(-1).to(h0.dtype)
+        for layer, conv in enumerate(self.convs, start=1):
+            layer_view = view.layer_view(layer, L)
+            if layer == 1 and source_mask is not None:
+                layer_view = layer_view.scaled_sources(source_mask)
+            h = conv(_first(h, layer_view.csr.num_cols), layer_view)
+            total = total + _first(h, out)
         if self.config.layer_combination == "last":
-            return h
-        return total / (len(self.convs) + 1)
+            return _first(h, out)
+        return total / (L + 1)
 
     def forward(
         self,
@@ -149,7 +161,13 @@ class GCNRecommender(Recommender):
         view: GraphView,
         id_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Final embeddings ``[n, H]`` of the nodes ``n_id`` of a (sub)graph ``view``."""
+        """Final embeddings ``[n, H]`` of the nodes ``n_id`` of a (sub)graph ``view`` (of its
+        seeds, its first ``view.within(0)`` nodes, for a sampled view with ``hops``)."""
+        ids_only = self.project is None and self.config.aggregation == "sum" and len(self.convs)
+        if id_mask is not None and ids_only:
+            # h^0 = m * e: the mask (0 or 1) scales layer 1's columns instead of the [n, H]
+            # rows, forward and backward (the same numbers)
+            return self.propagate(self.layer0(n_id, x, None), view, source_mask=id_mask)
         return self.propagate(self.layer0(n_id, x, id_mask), view)
 
     @torch.no_grad()
@@ -253,6 +271,12 @@ MODELS: dict[str, Callable[[ModelConfig, int, int, int, bool], Recommender]] = {
     "lightgcn": GCNRecommender,
     "mf": GCNRecommender,
 }
+
+
+def _first(t: torch.Tensor, rows: int) -> torch.Tensor:
+    """``t[:rows]``, or ``t`` itself when that is all of it (no slice for autograd to undo
+    with a zero-filled copy of ``t``)."""
+    return t if t.shape[0] == rows else t[:rows]
 
 
 def _chunks(n: int, size: int) -> list[tuple[int, int]]:

@@ -201,7 +201,8 @@ class Trainer:
         else:
             # Everything stays on the sampling device (no host round trip on a GPU).
             sub = self.sampler.sample(seeds, generator)
-            n_id, view, index = sub.n_id, GraphView.of(sub.csr).to(device), sub.seed_index
+            view = GraphView.of(sub.csr, hops=sub.hops).to(device)  # layers trimmed to the hops
+            n_id, index = sub.n_id, sub.seed_index
             keep = torch.rand(n_id.numel(), generator=generator, device=generator.device)
             keep = keep >= self.model.id_dropout
             has_edges = self.sampled_has_edges
