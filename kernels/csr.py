@@ -27,7 +27,7 @@ def transpose_csr(
     perm = torch.argsort(columns, stable=True)
     t_indptr = torch.zeros(num_cols + 1, dtype=torch.int64, device=indptr.device)
     t_indptr[1:] = torch.cumsum(torch.bincount(columns, minlength=num_cols), 0)
-    return t_indptr, edge_rows(indptr)[perm], perm
+    return t_indptr, edge_rows(indptr).index_select(0, perm), perm
 
 
 def same_structure(

@@ -2,15 +2,16 @@
 (MKL on the CPU), about 10x faster than gather + ``index_add_`` on the CPU for the same math:
 
 .. math::
-    y = r \\odot \\big(A_w (c \\odot x)\\big), \\qquad r_i \\leftarrow r_i / \\deg_i
+    y = A_v x, \\qquad v_{ij} = r_i \\, w_{ij} \\, c_j, \\qquad r_i \\leftarrow r_i / \\deg_i
     \\text{ for mean}
 
-Max, trainable edge values and dtypes that the sparse routines do not cover go to the torch
-reference, so every call gives the reference's result. The gradient for ``x`` is
-``A_w^T (grad)``, a ``torch.sparse.mm`` too, through a transpose built on the first backward
-and kept while the CSR's ``indices`` tensor lives (unit edge values): the layers aggregating
-over one (sampled) graph share it, where autograd through ``torch.sparse.mm`` would transpose
-the CSR again for each (bit-identical results).
+The scales go into the edge values (``E`` multiplies), not over ``x`` and ``y`` (``[M, F]`` and
+``[N, F]`` passes forward and backward). Max, trainable edge values and dtypes that the sparse
+routines do not cover go to the torch reference, so every call gives the reference's result (to
+rounding: the reference scales rows and columns). The gradient for ``x`` is ``A_v^T (grad)``, a
+``torch.sparse.mm`` too, through the transpose's structure built on the first backward and kept
+while the CSR's ``indices`` tensor lives: the layers aggregating over one graph share it, where
+autograd through ``torch.sparse.mm`` would transpose the CSR again for each.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import weakref
 
 import torch
 
-from gnnrec.kernels.csr import transpose_csr
+from gnnrec.kernels.csr import edge_rows, transpose_csr
 from gnnrec.kernels.reference import aggregate_reference
 
 DTYPES = (torch.float32, torch.float64)
@@ -49,28 +50,37 @@ def aggregate_sparse_mm(
             col_scale=col_scale,
         )
     num_rows = indptr.numel() - 1
-    values = (
-        torch.ones(indices.numel(), dtype=x.dtype, device=x.device)
-        if edge_values is None
-        else edge_values.to(x.dtype)
-    )
+    values = _edge_values(indptr, indices, x.dtype, edge_values, reduce, row_scale, col_scale)
     adjacency = _csr_tensor(indptr, indices, values, (num_rows, x.shape[0]))
-    source = x if col_scale is None else x * col_scale.to(x.dtype).unsqueeze(-1)
-    if not (torch.is_grad_enabled() and source.requires_grad):
-        out = torch.sparse.mm(adjacency, source)
-    elif edge_values is None:
-        out = _SparseProduct.apply(
-            adjacency, lambda: _unit_transpose(indptr, indices, x.shape[0], x.dtype), source
-        )
-    else:
-        out = _SparseProduct.apply(
-            adjacency, lambda: _transpose(indptr, indices, values, x.shape[0]), source
-        )
-    scale = None if row_scale is None else row_scale.to(x.dtype)
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        return torch.sparse.mm(adjacency, x)
+    return _SparseProduct.apply(adjacency, lambda: _transpose(indptr, indices, values, x), x)
+
+
+def _edge_values(
+    indptr: torch.Tensor,
+    indices: torch.Tensor,
+    dtype: torch.dtype,
+    edge_values: torch.Tensor | None,
+    reduce: str,
+    row_scale: torch.Tensor | None,
+    col_scale: torch.Tensor | None,
+) -> torch.Tensor:
+    """``v_ij = r_i w_ij c_j`` ``[E]`` (``r_i / deg_i`` for mean; absent factors are 1)."""
+    row = None if row_scale is None else row_scale.to(dtype)
     if reduce == "mean":
-        inverse_degree = 1.0 / (indptr[1:] - indptr[:-1]).clamp(min=1).to(x.dtype)
-        scale = inverse_degree if scale is None else scale * inverse_degree
-    return out if scale is None else out * scale.unsqueeze(-1)
+        inverse_degree = 1.0 / (indptr[1:] - indptr[:-1]).clamp(min=1).to(dtype)
+        row = inverse_degree if row is None else row * inverse_degree
+    values = (
+        torch.ones(indices.numel(), dtype=dtype, device=indices.device)
+        if edge_values is None
+        else edge_values.to(dtype)
+    )
+    if row is not None:
+        values = values * row.index_select(0, edge_rows(indptr))
+    if col_scale is not None:
+        values = values * col_scale.to(dtype).index_select(0, indices)
+    return values
 
 
 def _csr_tensor(
@@ -88,35 +98,36 @@ def _csr_tensor(
 
 
 def _transpose(
-    indptr: torch.Tensor, indices: torch.Tensor, values: torch.Tensor, num_cols: int
+    indptr: torch.Tensor, indices: torch.Tensor, values: torch.Tensor, x: torch.Tensor
 ) -> torch.Tensor:
-    """``A_w^T`` ``[M, N]`` as a sparse CSR tensor."""
-    t_indptr, t_indices, perm = transpose_csr(indptr, indices, num_cols)
-    return _csr_tensor(t_indptr, t_indices, values[perm], (num_cols, indptr.numel() - 1))
+    """``A_v^T`` ``[M, N]`` as a sparse CSR tensor (``M = x.shape[0]``)."""
+    t_indptr, t_indices, perm = _transpose_structure(indptr, indices, x.shape[0])
+    t_values = values.index_select(0, perm)
+    return _csr_tensor(t_indptr, t_indices, t_values, (x.shape[0], indptr.numel() - 1))
 
 
-# id(indices) -> (a weak reference to it, {dtype: A^T with unit values})
-_UNIT_TRANSPOSES: dict[int, tuple[weakref.ref, dict[torch.dtype, torch.Tensor]]] = {}
+# id(indices) -> (a weak reference to it, {(rows, cols): transpose_csr's result})
+_TRANSPOSES: dict[int, tuple[weakref.ref, dict[tuple[int, int], tuple[torch.Tensor, ...]]]] = {}
 
 
-def _unit_transpose(
-    indptr: torch.Tensor, indices: torch.Tensor, num_cols: int, dtype: torch.dtype
-) -> torch.Tensor:
-    """``A^T`` with unit values, built once per ``indices`` tensor and dtype while it lives."""
+def _transpose_structure(
+    indptr: torch.Tensor, indices: torch.Tensor, num_cols: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`transpose_csr`, computed once per ``indices`` tensor and shape while it lives."""
     key = id(indices)
-    entry = _UNIT_TRANSPOSES.get(key)
+    entry = _TRANSPOSES.get(key)
     if entry is None or entry[0]() is not indices:
         entry = (weakref.ref(indices), {})
-        _UNIT_TRANSPOSES[key] = entry
-        weakref.finalize(indices, _UNIT_TRANSPOSES.pop, key, None)
-    if dtype not in entry[1]:
-        ones = torch.ones(indices.numel(), dtype=dtype, device=indices.device)
-        entry[1][dtype] = _transpose(indptr, indices, ones, num_cols)
-    return entry[1][dtype]
+        _TRANSPOSES[key] = entry
+        weakref.finalize(indices, _TRANSPOSES.pop, key, None)
+    shape = (indptr.numel() - 1, num_cols)
+    if shape not in entry[1]:
+        entry[1][shape] = transpose_csr(indptr, indices, num_cols)
+    return entry[1][shape]
 
 
 class _SparseProduct(torch.autograd.Function):
-    """``y = A_w x`` (``A_w`` constant); the backward multiplies by ``transposed()``."""
+    """``y = A_v x`` (``A_v`` constant); the backward multiplies by ``transposed()``."""
 
     @staticmethod
     def forward(ctx, adjacency, transposed, source):

@@ -120,4 +120,4 @@ def test_the_sparse_backward_transposes_each_graph_once_and_matches_autograd(mon
     key = id(indices)
     del indices, h, mine  # the graph, and the outputs whose backward would read it
     gc.collect()
-    assert key not in sparse._UNIT_TRANSPOSES  # dropped with its graph
+    assert key not in sparse._TRANSPOSES  # dropped with its graph
