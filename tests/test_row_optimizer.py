@@ -28,16 +28,19 @@ def test_rowwise_adagrad_equals_the_dense_formula(rows, width, lookups, lr, seed
     weight, state = start.double(), torch.zeros(rows, dtype=torch.float64)
     for ids in lookups:  # successive steps, each with repeated ids, looked up twice
         ids = torch.tensor([i % rows for i in ids])
+        # the second lookup: a row of the first, and one that may not be there
+        more = torch.tensor([int(ids[0]), (int(ids[-1]) + 1) % rows])
         target = torch.randn(len(ids), width)
         table.zero_grad()
         ((table(ids) - target) ** 2).sum().backward()
-        (table(ids[:1]) * 3).sum().backward()
+        (table(more) * 3).sum().backward()
         table.step()
         dense = torch.zeros(rows, width, dtype=torch.float64)  # d/dw of the same losses
         dense.index_add_(0, ids, 2 * (weight[ids] - target.double()))
-        dense[ids[0]] += 3
+        dense.index_add_(0, more, torch.full((2, width), 3.0, dtype=torch.float64))
         touched = torch.zeros(rows, dtype=torch.bool)
         touched[ids] = True
+        touched[more] = True
         state[touched] += dense[touched].pow(2).mean(1)
         weight[touched] -= lr * dense[touched] / (state[touched].sqrt() + 1e-8).unsqueeze(1)
         torch.testing.assert_close(table.shard.double(), weight, rtol=1e-4, atol=1e-5)

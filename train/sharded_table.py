@@ -221,16 +221,20 @@ class ShardedTable(nn.Module):
         if self.full is not None:
             return self.full[ids]
         distinct, inverse = self._distinct(ids)
-        owner = distinct % self.world
-        order = torch.argsort(owner, stable=True)
-        wanted = distinct[order]  # grouped by owner
-        send_counts = torch.bincount(owner, minlength=self.world)
-        recv_counts = self._exchange(send_counts, [1] * self.world, [1] * self.world)
-        send_counts, recv_counts = send_counts.tolist(), recv_counts.tolist()
-        asked = self._exchange(wanted, send_counts, recv_counts)  # ids this rank owns
-        rows = self._exchange(self._read(asked // self.world), recv_counts, send_counts)
-        leaf = torch.empty_like(rows)
-        leaf[order] = rows  # back to the order of ``distinct``
+        if self.world == 1:  # every row is this rank's: no grouping, no exchange
+            order, send_counts, recv_counts, asked = None, [distinct.numel()], [], distinct
+            leaf = self._read(distinct)
+        else:
+            owner = distinct % self.world
+            order = torch.argsort(owner, stable=True)
+            wanted = distinct[order]  # grouped by owner
+            send_counts = torch.bincount(owner, minlength=self.world)
+            recv_counts = self._exchange(send_counts, [1] * self.world, [1] * self.world)
+            send_counts, recv_counts = send_counts.tolist(), recv_counts.tolist()
+            asked = self._exchange(wanted, send_counts, recv_counts)  # ids this rank owns
+            rows = self._exchange(self._read(asked // self.world), recv_counts, send_counts)
+            leaf = torch.empty_like(rows)
+            leaf[order] = rows  # back to the order of ``distinct``
         if torch.is_grad_enabled():
             leaf.requires_grad_()
             self._lookups.append((leaf, order, send_counts, recv_counts, asked))
@@ -254,15 +258,43 @@ class ShardedTable(nn.Module):
         for leaf, order, send_counts, recv_counts, asked in self._lookups:
             grad = leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)
             rows.append(asked // self.world)
-            grads.append(self._exchange(grad[order], send_counts, recv_counts))
+            grads.append(
+                grad if order is None else self._exchange(grad[order], send_counts, recv_counts)
+            )
         self._lookups.clear()
         if not rows:
             return
+        local, summed = self._summed(rows, grads)
+        self._update(local, summed / self.world if self.world > 1 else summed)
+
+    def _summed(
+        self, rows: list[torch.Tensor], grads: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The distinct local rows of the lookups ``rows`` (each ``[n_k]``) and their summed
+        gradients (``grads``, each ``[n_k, H]``). When the first lookup's rows are distinct
+        (a sampled subgraph's nodes; the others, say the batch's seeds, mostly among them),
+        the others are added into its gradient through a slot map of the shard's rows, without
+        a sort; else ``torch.unique``'s."""
+        first = rows[0]
+        if first.numel() * 16 >= self._rows.shape[0]:
+            slot = torch.full((self._rows.shape[0],), -1, dtype=torch.int64, device=first.device)
+            slot[first] = torch.arange(first.numel(), device=first.device)
+            if int((slot >= 0).sum()) == first.numel():  # the first lookup's rows are distinct
+                local, summed = first, grads[0]
+                for more, grad in zip(rows[1:], grads[1:]):
+                    new = torch.unique(more[slot[more] < 0])
+                    if new.numel():
+                        slot[new] = torch.arange(
+                            local.numel(), local.numel() + new.numel(), device=new.device
+                        )
+                        local = torch.cat([local, new])
+                        summed = torch.cat([summed, summed.new_zeros(new.numel(), self.dim)])
+                    summed.index_add_(0, slot[more], grad)  # (a gradient of this step: ours)
+                return local, summed
         local, index = torch.unique(torch.cat(rows), return_inverse=True)
         summed = torch.zeros(local.numel(), self.dim, dtype=self._rows.dtype, device=local.device)
-        grad = torch.cat(grads)
-        summed.index_add_(0, index, grad / self.world if self.world > 1 else grad)
-        self._update(local, summed)
+        summed.index_add_(0, index, torch.cat(grads))
+        return local, summed
 
     def zero_grad(self) -> None:
         self._lookups.clear()
