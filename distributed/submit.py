@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from gnnrec.common.huge_pages import SWITCH as HUGE_PAGES
+
 # The dashboard's job server of a cluster on this machine, or one forwarded to it
 # (``ray dashboard cluster.yaml``): never a public address by default.
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
@@ -54,12 +56,13 @@ def submit(
         raise ValueError(
             "give the gnnrec command to run, e.g. gnnrec submit -- train --config c.toml"
         )
-    runtime_env = None
+    # the job's processes on every node: large CPU tensors on huge pages (as here)
+    runtime_env: dict = {"env_vars": {HUGE_PAGES: os.environ.get(HUGE_PAGES, "1")}}
     if working_dir is not None:  # checked before any connection is tried
         folder = Path(working_dir)
         if not folder.is_dir():
             raise ValueError(f"--working-dir {folder}: no such folder")
-        runtime_env = {"working_dir": str(folder), "excludes": EXCLUDES}
+        runtime_env.update(working_dir=str(folder), excludes=EXCLUDES)
     address = job_address(address)
     client = JobSubmissionClient(address, headers=auth_headers())
     entrypoint = shlex.join(["gnnrec", *command])

@@ -274,6 +274,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         kernels,
         quality,
         sampling,
+        steps,
     )
 
     topics = {
@@ -286,6 +287,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         "kernels": kernels,
         "quality": quality,
         "sampling": sampling,
+        "steps": steps,
     }
     topics[args.topic].main(args.bench_args)
 
@@ -457,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
         every_command,
         "bench",
         help="benchmarks: kernels, sampling, epoch, encoders, quality, distributed, ingest, "
-        "embeddings, end_to_end",
+        "embeddings, steps, end_to_end",
         description="Runs bench/<topic>.py; arguments after the topic go to it (try -- --help).",
     )
     bench.add_argument(
@@ -472,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
             "kernels",
             "quality",
             "sampling",
+            "steps",
         ],
     )
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)

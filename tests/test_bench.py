@@ -277,3 +277,30 @@ def test_end_to_end_bench_times_every_stage_with_its_memory(tmp_path):
     assert rows[0]["steps"] == 4 and rows[0]["test_user_sample"]["users"] == 50
     assert all(0.4 < share < 0.6 for share in rows[0]["worker_table_share"])
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+@pytest.mark.slow  # six training processes
+def test_steps_bench_times_each_optimizer_and_an_earlier_tree_alike(tmp_path):
+    from gnnrec.bench import steps
+
+    out = tmp_path / "steps.jsonl"
+    args = ["--users", "3000", "--items", "300", "--steps", "2", "--warmup", "1"]
+    args += ["--data", str(tmp_path / "data"), "--run-dir", str(tmp_path / "runs" / "run")]
+    rows = steps.main([*args, "--baseline", "HEAD", "--output", str(out)])
+    assert [(r["code"], r["id_optimizer"], r["huge_pages"]) for r in rows] == [
+        (code, optimizer, pages)
+        for code, optimizer in (
+            ("HEAD", "default"),
+            ("this tree", "adam"),
+            ("this tree", "rowwise_adagrad"),
+        )
+        for pages in (False, True)
+    ]
+    for row in rows:
+        assert row["seconds_per_step"] > 0 and row["peak_rss_gb"] > 0
+        assert row["training_pairs"] > 0
+        assert row["speedup_vs_baseline"] == pytest.approx(
+            rows[0]["seconds_per_step"] / row["seconds_per_step"]
+        )
+    assert len(out.read_text().splitlines()) == 6
+    assert out.with_suffix(".png").stat().st_size > 0

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from test_training import planted_config
@@ -165,3 +167,40 @@ def test_lightgcn_recipe_trains_a_lightgcn_folder_in_one_command(tmp_path, capsy
     assert metrics["n_users_evaluated"] == 30 and metrics["epochs_run"] == 4
     saved = (tmp_path / "run" / "config.toml").read_text()
     assert 'name = "lightgcn"' in saved and "lr = 0.001" in saved and "l2 = 0.0001" in saved
+
+
+HUGE_PAGE_PROBE = """
+import sys
+import gnnrec.__main__ as entry
+sys.argv = ["gnnrec", "--version"]
+try:
+    entry.main()
+except SystemExit:  # --version exits
+    pass
+import torch
+t = torch.ones(16 << 20)  # 64 MB, touched
+print(next(l for l in open("/proc/self/smaps_rollup") if l.startswith("AnonHugePages")).split()[1])
+"""
+
+
+def test_the_command_line_puts_large_cpu_tensors_on_huge_pages():
+    mode = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    if not mode.exists() or "[never]" in mode.read_text():
+        pytest.skip("this kernel gives no transparent huge pages")
+
+    def huge_kb(**env: str) -> int:
+        """kB of the probe process's memory on huge pages, run with ``env`` over ours (the
+        switch itself left out: the entry point sets it)."""
+        base = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+        run = subprocess.run(
+            [sys.executable, "-c", HUGE_PAGE_PROBE],
+            env={**base, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return int(run.stdout.split()[-1])
+
+    assert huge_kb() > 0
+    if "[madvise]" in mode.read_text():  # only what torch asks for gets huge pages
+        assert huge_kb(THP_MEM_ALLOC_ENABLE="0") == 0
