@@ -49,6 +49,27 @@ def test_the_producer_works_while_the_consumer_does():
     assert list(items) == list(range(1, 10))
 
 
+def test_a_consumer_that_stops_early_stops_the_producer_and_waits_for_it():
+    working, finished = threading.Event(), []
+
+    def slow():
+        for i in range(100):
+            working.set()
+            time.sleep(0.05)  # an item in the making when the consumer stops
+            finished.append(i)
+            yield i
+
+    items = prefetch(slow(), depth=2)
+    assert next(items) == 0
+    working.clear()
+    assert working.wait(timeout=5.0)
+    items.close()  # the consumer is done (as when an exception leaves its loop)
+    made = len(finished)
+    time.sleep(0.2)
+    assert len(finished) == made <= 5  # nothing made after close() returned
+    assert not any(t.name == "gnnrec-prefetch" for t in threading.enumerate())
+
+
 def test_sampled_training_is_the_same_with_and_without_prefetch(
     planted_dir, feature_cache, tmp_path
 ):

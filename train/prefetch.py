@@ -42,7 +42,7 @@ def prefetch(
 ) -> Iterator[T]:
     """Yields ``items`` in order, produced up to ``depth`` ahead on a daemon thread (on a side
     CUDA stream when ``device`` is a GPU); an exception in the producer is raised in the
-    consumer."""
+    consumer, and a consumer that stops early stops the producer and waits for it."""
     if depth < 1:
         yield from items
         return
@@ -89,4 +89,11 @@ def prefetch(
                         tensor.record_stream(consumer)
             yield item
     finally:
+        # A consumer that stops early (an exception, a break) waits for the producer to finish
+        # its item and return: no thread is left inside torch while the process exits.
         stop.set()
+        while thread.is_alive():
+            try:
+                buffer.get(timeout=0.1)  # unblocks a producer waiting to hand something over
+            except queue.Empty:
+                pass
