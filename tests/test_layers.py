@@ -1,6 +1,6 @@
 """The layers import one way: common -> kernels -> data -> encoders -> train -> distributed ->
-the app (gnnrec/: config, pipeline, run, API) -> bench -> the CLI. Every import, also one
-inside a function, must point to the same layer or one below, and no modules import each other
+the app (gnnrec/: config, pipeline, run, API) -> bench -> the CLI and its executable. Every
+import, also one inside a function, must point to the same layer or one below, and no modules import each other
 in a cycle (imports under ``if TYPE_CHECKING:``, for annotations only, are not run and do
 not count)."""
 
@@ -18,8 +18,8 @@ FOLDER_OF = {"gnnrec": "gnnrec", **{name: name for name in LAYERS}}
 
 def layer_of(module: str) -> int:
     parts = module.split(".")
-    if module == "gnnrec.cli":
-        return len(LAYERS)  # the CLI sits on top of everything
+    if module in ("gnnrec.cli", "gnnrec.__main__"):
+        return len(LAYERS)  # the CLI and the executable that runs it sit on top of everything
     if len(parts) > 1 and parts[1] in LAYERS:
         return LAYERS.index(parts[1])
     return LAYERS.index("gnnrec")
