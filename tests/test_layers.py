@@ -1,8 +1,8 @@
 """The layers import one way: common -> kernels -> data -> encoders -> train -> distributed ->
 the app (gnnrec/: config, pipeline, run, API) -> bench -> the CLI and its executable. Every
-import, also one inside a function, must point to the same layer or one below, and no modules import each other
-in a cycle (imports under ``if TYPE_CHECKING:``, for annotations only, are not run and do
-not count)."""
+import, also one inside a function, must point to the same layer or one below, and no modules
+import each other in a cycle (imports under ``if TYPE_CHECKING:``, for annotations only, are
+not run and do not count)."""
 
 from __future__ import annotations
 
