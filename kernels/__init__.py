@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import torch
 
+from gnnrec.kernels.attention import EdgeAttention, aggregate_attention_torch
 from gnnrec.kernels.reference import aggregate_reference
 from gnnrec.kernels.sparse_aggregate import aggregate_sparse_mm
 
@@ -23,6 +24,11 @@ REDUCTIONS = ("sum", "mean", "max")
 BACKENDS: dict[str, Callable[..., torch.Tensor]] = {
     "torch": aggregate_reference,
     "sparse": aggregate_sparse_mm,
+}
+# reduce="attention" (:mod:`gnnrec.kernels.attention`): backend -> (indptr, indices, x, attention)
+ATTENTION_BACKENDS: dict[str, Callable[..., torch.Tensor]] = {
+    "torch": aggregate_attention_torch,
+    "sparse": aggregate_attention_torch,
 }
 
 
@@ -71,21 +77,26 @@ def aggregate(
     reduce: str = "sum",
     row_scale: torch.Tensor | None = None,
     col_scale: torch.Tensor | None = None,
+    attention: EdgeAttention | None = None,
     backend: str = "auto",
     validate: bool = True,
     **backend_options,
 ) -> torch.Tensor:
-    """``y_i = r_i * reduce_{(i,j)} (w_ij c_j x_j)``: the aggregation every GCN layer calls.
+    """``y_i = r_i * reduce_{(i,j)} (w_ij c_j x_j)``: the aggregation every GCN layer calls;
+    ``reduce="attention"``: ``y_i = sum_j alpha_ij x_j`` per head with the softmax weights
+    ``attention`` defines (:mod:`gnnrec.kernels.attention`; no ``w``, ``r``, ``c``).
 
     Shapes: ``indptr`` ``[N + 1]``, ``indices`` ``[E]``, ``x`` ``[M, F]`` -> ``[N, F]``.
     ``backend``: ``"auto"`` (triton for CUDA tensors when registered, else sparse) or a key of
     :data:`BACKENDS`; ``backend_options`` go to that backend (the triton backend's tile
     schedule and tile sizes, see :func:`gnnrec.kernels.triton_aggregate.aggregate_triton`).
     """
-    if reduce not in REDUCTIONS:
-        raise ValueError(f"unknown reduce {reduce!r}; choose one of {REDUCTIONS}")
+    if reduce not in (*REDUCTIONS, "attention"):
+        raise ValueError(f"unknown reduce {reduce!r}; choose one of {(*REDUCTIONS, 'attention')}")
     if x.dim() != 2:
         raise ValueError(f"x must be [M, F], got shape {tuple(x.shape)}")
+    if reduce == "attention":
+        return _attend(indptr, indices, x, attention, backend, validate)
     if validate:
         validate_csr(indptr, indices, x.shape[0])
         for name, t, n in (
@@ -111,4 +122,42 @@ def aggregate(
     )
 
 
-__all__ = ["BACKENDS", "REDUCTIONS", "aggregate", "aggregate_reference", "validate_csr"]
+def _attend(
+    indptr: torch.Tensor,
+    indices: torch.Tensor,
+    x: torch.Tensor,
+    attention: EdgeAttention | None,
+    backend: str,
+    validate: bool,
+) -> torch.Tensor:
+    if attention is None:
+        raise ValueError("reduce='attention' needs attention=EdgeAttention(src, dst, ...)")
+    heads = attention.src.shape[1] if attention.src.dim() == 2 else 0
+    if validate:
+        validate_csr(indptr, indices, x.shape[0])
+        for name, t, n in (("src", attention.src, x.shape[0]), ("dst", attention.dst, None)):
+            n = indptr.numel() - 1 if n is None else n
+            if t.shape != (n, heads) or heads < 1:
+                raise ValueError(
+                    f"attention.{name} must have shape ({n}, heads), got {tuple(t.shape)}"
+                )
+    if heads < 1 or x.shape[1] % heads:
+        raise ValueError(f"x has {x.shape[1]} columns: not a multiple of {heads} heads")
+    if backend == "auto":
+        backend = "triton" if x.is_cuda and "triton" in ATTENTION_BACKENDS else "sparse"
+    if backend not in ATTENTION_BACKENDS:
+        raise ValueError(
+            f"unknown attention backend {backend!r}; have {sorted(ATTENTION_BACKENDS)}"
+        )
+    return ATTENTION_BACKENDS[backend](indptr, indices, x, attention)
+
+
+__all__ = [
+    "ATTENTION_BACKENDS",
+    "BACKENDS",
+    "REDUCTIONS",
+    "EdgeAttention",
+    "aggregate",
+    "aggregate_reference",
+    "validate_csr",
+]

@@ -6,6 +6,8 @@ Shapes: ``indptr`` int64 ``[N + 1]``, ``indices`` int32/int64 ``[E]`` (columns i
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 DEGREE_CHUNK = 1 << 24  # edges counted at a time by gcn_scales
@@ -71,3 +73,15 @@ def row_block(
     lo, hi = int(indptr[start]), int(indptr[end])
     sources, local = torch.unique(indices[lo:hi].long(), return_inverse=True)
     return indptr[start : end + 1] - lo, local.to(indices.dtype), sources
+
+
+def csr_tensor(
+    indptr: torch.Tensor, indices: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]
+) -> torch.Tensor:
+    """A ``torch.sparse_csr_tensor`` of our CSR with ``values`` ``[E]`` (invariants not checked:
+    the aggregation entry point validates the CSR)."""
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": known, and tested here
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(
+            indptr, indices.to(indptr.dtype), values, shape, check_invariants=False
+        )

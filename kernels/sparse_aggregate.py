@@ -16,12 +16,11 @@ autograd through ``torch.sparse.mm`` would transpose the CSR again for each.
 
 from __future__ import annotations
 
-import warnings
 import weakref
 
 import torch
 
-from gnnrec.kernels.csr import edge_rows, transpose_csr
+from gnnrec.kernels.csr import csr_tensor, edge_rows, transpose_csr
 from gnnrec.kernels.reference import aggregate_reference
 
 DTYPES = (torch.float32, torch.float64)
@@ -51,7 +50,7 @@ def aggregate_sparse_mm(
         )
     num_rows = indptr.numel() - 1
     values = _edge_values(indptr, indices, x.dtype, edge_values, reduce, row_scale, col_scale)
-    adjacency = _csr_tensor(indptr, indices, values, (num_rows, x.shape[0]))
+    adjacency = csr_tensor(indptr, indices, values, (num_rows, x.shape[0]))
     if not (torch.is_grad_enabled() and x.requires_grad):
         return torch.sparse.mm(adjacency, x)
     return _SparseProduct.apply(adjacency, lambda: _transpose(indptr, indices, values, x), x)
@@ -83,27 +82,13 @@ def _edge_values(
     return values
 
 
-def _csr_tensor(
-    indptr: torch.Tensor, indices: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]
-) -> torch.Tensor:
-    with warnings.catch_warnings():  # "sparse CSR support is in beta": known, and tested here
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(
-            indptr,
-            indices.to(indptr.dtype),
-            values,
-            shape,
-            check_invariants=False,  # the entry point validates the CSR
-        )
-
-
 def _transpose(
     indptr: torch.Tensor, indices: torch.Tensor, values: torch.Tensor, x: torch.Tensor
 ) -> torch.Tensor:
     """``A_v^T`` ``[M, N]`` as a sparse CSR tensor (``M = x.shape[0]``)."""
     t_indptr, t_indices, perm = _transpose_structure(indptr, indices, x.shape[0])
     t_values = values.index_select(0, perm)
-    return _csr_tensor(t_indptr, t_indices, t_values, (x.shape[0], indptr.numel() - 1))
+    return csr_tensor(t_indptr, t_indices, t_values, (x.shape[0], indptr.numel() - 1))
 
 
 # id(indices) -> (a weak reference to it, {(rows, cols): transpose_csr's result})

@@ -1,0 +1,165 @@
+"""Attention aggregation: the torch backend against the fp64 oracle and PyG's ``GATConv``
+(forward and every gradient) on awkward graphs and logits, gradcheck, chunking and
+determinism."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import csr_graphs, features
+
+import gnnrec.kernels.attention as attention_module
+from gnnrec.kernels import aggregate
+from gnnrec.kernels.attention import EdgeAttention, attention_reference
+
+TOLERANCES = {torch.float64: (1e-10, 1e-10), torch.float32: (2e-5, 2e-5)}
+
+
+def _inputs(graph, heads, width, scale, seed, dtype):
+    indptr, indices, m = graph
+    n = indptr.numel() - 1
+    x = features(m, heads * width, seed, dtype).requires_grad_()
+    src = (features(m, heads, seed + 1) * scale).to(dtype).requires_grad_()
+    dst = (features(n, heads, seed + 2) * scale).to(dtype).requires_grad_()
+    return indptr, indices, x, src, dst
+
+
+def _forward_and_grads(fn, x, src, dst, seed):
+    out = fn(x, src, dst)
+    weights = features(out.shape[0], out.shape[1], seed + 3, out.dtype)
+    grads = torch.autograd.grad((out * weights).sum(), (x, src, dst), allow_unused=True)
+    return out, [torch.zeros_like(t) if g is None else g for g, t in zip(grads, (x, src, dst))]
+
+
+@given(
+    graph=csr_graphs(max_rows=12, max_cols=12, max_edges=40),
+    heads=st.integers(1, 3),
+    width=st.integers(1, 5),
+    scale=st.sampled_from([1.0, 30.0, -80.0]),  # large and very negative logits
+    slope=st.sampled_from([0.2, 0.0]),
+    seed=st.integers(0, 2**16),
+    dtype=st.sampled_from([torch.float64, torch.float32]),
+)
+def test_the_torch_backend_equals_the_fp64_oracle(graph, heads, width, scale, slope, seed, dtype):
+    indptr, indices, x, src, dst = _inputs(graph, heads, width, scale, seed, dtype)
+
+    def ours(x, src, dst):
+        attention = EdgeAttention(src, dst, negative_slope=slope)
+        return aggregate(indptr, indices, x, reduce="attention", attention=attention)
+
+    def oracle(x, src, dst):
+        attention = EdgeAttention(src.double(), dst.double(), negative_slope=slope)
+        return attention_reference(indptr, indices, x.double(), attention)
+
+    got, got_grads = _forward_and_grads(ours, x, src, dst, seed)
+    want, want_grads = _forward_and_grads(oracle, x, src, dst, seed)
+    assert got.dtype == dtype and got.shape == (indptr.numel() - 1, heads * width)
+    rtol, atol = TOLERANCES[dtype]
+    torch.testing.assert_close(got.double(), want, rtol=rtol, atol=atol)
+    for mine, theirs, t in zip(got_grads, want_grads, (x, src, dst)):
+        assert mine.dtype == t.dtype
+        torch.testing.assert_close(mine.double(), theirs.double(), rtol=rtol, atol=atol * 10)
+    empty = (indptr[1:] == indptr[:-1]).nonzero().flatten()
+    assert torch.equal(got[empty], torch.zeros_like(got[empty]))  # empty rows give 0
+
+
+def test_gradcheck_in_fp64():
+    g = torch.Generator().manual_seed(0)
+    indptr = torch.tensor([0, 3, 3, 4, 8])  # an empty row, a single edge, a repeated source
+    indices = torch.tensor([0, 2, 2, 1, 3, 0, 1, 2])
+    x = torch.randn(4, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    src = torch.randn(4, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    dst = torch.randn(4, 2, generator=g, dtype=torch.float64, requires_grad=True)
+
+    def fn(x, src, dst):
+        return aggregate(indptr, indices, x, reduce="attention", attention=EdgeAttention(src, dst))
+
+    assert torch.autograd.gradcheck(fn, (x, src, dst))
+
+
+def test_pyg_gatconv_with_the_same_weights_gives_the_same_layer():
+    from torch_geometric.nn import GATConv
+
+    torch.manual_seed(0)
+    n, in_width, heads, width = 30, 7, 3, 4
+    g = torch.Generator().manual_seed(1)
+    source, target = torch.randint(0, n, (2, 120), generator=g)
+    order = torch.argsort(target, stable=True)
+    source, target = source[order], target[order]
+    indptr = torch.zeros(n + 1, dtype=torch.int64)
+    indptr[1:] = torch.cumsum(torch.bincount(target, minlength=n), 0)
+    conv = GATConv(in_width, width, heads=heads, add_self_loops=False, bias=False).double()
+    x = torch.randn(n, in_width, generator=g, dtype=torch.float64)
+
+    def ours():
+        h = conv.lin(x)  # [n, heads * width]
+        per_head = h.view(n, heads, width)
+        src = (per_head * conv.att_src).sum(-1)
+        dst = (per_head * conv.att_dst).sum(-1)
+        attention = EdgeAttention(src, dst, negative_slope=conv.negative_slope)
+        return aggregate(indptr, source, h, reduce="attention", attention=attention)
+
+    def theirs():
+        return conv(x, torch.stack([source, target]))
+
+    results = []
+    for fn in (ours, theirs):
+        conv.zero_grad()
+        out = fn()
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+        results.append((out.detach(), [p.grad.clone() for p in conv.parameters()]))
+    (mine, mine_grads), (pyg, pyg_grads) = results
+    torch.testing.assert_close(mine, pyg, rtol=1e-10, atol=1e-12)
+    assert len(mine_grads) == 3  # lin, att_src, att_dst
+    for a, b in zip(mine_grads, pyg_grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_chunked_edge_dots_equal_unchunked_and_runs_are_bit_identical(monkeypatch):
+    graph = (torch.tensor([0, 5, 5, 9, 20]), torch.tensor([0, 1, 2, 3, 0] + [1] * 4 + [2] * 11), 4)
+    indptr, indices, x, src, dst = _inputs(graph, 2, 3, 5.0, 0, torch.float32)
+
+    def run():
+        fn = lambda x, s, d: aggregate(  # noqa: E731
+            indptr, indices, x, reduce="attention", attention=EdgeAttention(s, d)
+        )
+        return _forward_and_grads(fn, x, src, dst, 0)
+
+    whole, whole_grads = run()
+    again, again_grads = run()
+    monkeypatch.setattr(attention_module, "EDGE_CHUNK", 3)
+    chunked, chunked_grads = run()
+    for other, other_grads in ((again, again_grads), (chunked, chunked_grads)):
+        assert torch.equal(other, whole)
+        assert all(torch.equal(a, b) for a, b in zip(other_grads, whole_grads))
+
+
+def test_edge_dropout_drops_whole_edges_and_rescales_the_kept_ones():
+    indptr, indices = torch.tensor([0, 4]), torch.tensor([0, 1, 2, 3])
+    x = torch.eye(4, dtype=torch.float64)  # y's entries are the edges' weights
+    src, dst = torch.zeros(4, 1, dtype=torch.float64), torch.zeros(1, 1, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    attention = EdgeAttention(src, dst, dropout=0.5, generator=g)
+    y = aggregate(indptr, indices, x.requires_grad_(), reduce="attention", attention=attention)
+    kept = y[0] != 0
+    assert 0 < int(kept.sum()) < 4  # some edges dropped, some kept (seeded)
+    torch.testing.assert_close(y[0][kept], torch.full((int(kept.sum()),), 0.25 / 0.5).double())
+    with torch.no_grad():  # no dropout outside training (no autograd)
+        y = aggregate(indptr, indices, x, reduce="attention", attention=attention)
+    torch.testing.assert_close(y[0], torch.full((4,), 0.25).double())
+
+
+def test_attention_inputs_are_checked():
+    indptr, indices = torch.tensor([0, 2]), torch.tensor([0, 1])
+    x = torch.zeros(2, 6)
+    with pytest.raises(ValueError, match="attention=EdgeAttention"):
+        aggregate(indptr, indices, x, reduce="attention")
+    with pytest.raises(ValueError, match="src must have shape"):
+        attention = EdgeAttention(torch.zeros(3, 2), torch.zeros(1, 2))
+        aggregate(indptr, indices, x, reduce="attention", attention=attention)
+    with pytest.raises(ValueError, match="multiple of 4 heads"):
+        attention = EdgeAttention(torch.zeros(2, 4), torch.zeros(1, 4))
+        aggregate(indptr, indices, x, reduce="attention", attention=attention)
+
