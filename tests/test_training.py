@@ -79,6 +79,8 @@ def test_gcn_learns_the_planted_structure(planted_dir, feature_cache, tmp_path):
         ["model.aggregation=mean", "model.conv_weights=true", "model.layer_combination=last"],
         ["model.aggregation=max", "model.text_features=false"],
         ["model.id_embeddings=false"],
+        ["model.name=gat"],
+        ["model.name=gat", "model.conv_weights=true", "train.mode=sampled", "train.fanouts=[5, 3]"],
     ],
 )
 def test_model_variants_train_and_beat_popularity(planted_dir, feature_cache, tmp_path, extra):

@@ -1,6 +1,7 @@
-"""Layers trimmed to a sampled subgraph's hops (layer ``l`` only for the nodes within hop
-``L - l``) give the seeds the embeddings and gradients of propagating over the whole subgraph;
-the ID mask folded into layer 1's column scales gives what masking the rows gives."""
+"""Layers (convolution and attention) trimmed to a sampled subgraph's hops (layer ``l`` only
+for the nodes within hop ``L - l``) give the seeds the embeddings and gradients of propagating
+over the whole subgraph; the ID mask folded into layer 1's column scales gives what masking the
+rows gives."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from gnnrec.data import CSR
 from gnnrec.train.graph_view import GraphView
-from gnnrec.train.model import GCNRecommender, ModelConfig
+from gnnrec.train.model import GCNRecommender, ModelConfig, build_model
 from gnnrec.train.sampler import NeighborSampler
 
 
@@ -39,22 +40,23 @@ def _outputs_and_grads(model, seeds, x, *inputs) -> tuple[torch.Tensor, list[tor
     combination=st.sampled_from(["mean", "last"]),
     text=st.booleans(),
     aggregation=st.sampled_from(["sum", "mean"]),
+    attend=st.booleans(),
 )
 def test_trimmed_layers_give_the_seeds_what_the_whole_subgraph_gives(
-    seed, layers, hops, fanout, combination, text, aggregation
+    seed, layers, hops, fanout, combination, text, aggregation, attend
 ):
     n, width = 40, 4
     torch.manual_seed(seed)
     config = ModelConfig(
-        name="mf" if layers == 0 else "gcn",
+        name="mf" if layers == 0 else ("gat" if attend else "gcn"),
         hidden=width,
         layers=layers,
         layer_combination=combination,
-        aggregation=aggregation,
+        aggregation="sum" if attend else aggregation,
         text_features=text and layers > 0,
         conv_weights=text and layers > 0,
     )
-    model = GCNRecommender(config, n, 0, feature_dim=3)
+    model = build_model(config, n, 0, feature_dim=3, seed=seed)
     g = torch.Generator().manual_seed(seed)
     sub = NeighborSampler(_graph(n, 60, seed), [fanout] * hops).sample(
         torch.randint(0, n, (5,), generator=g), g

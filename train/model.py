@@ -26,6 +26,7 @@ from gnnrec.common.row_ranges import row_ranges
 from gnnrec.data.graph_store import CSR
 from gnnrec.kernels import REDUCTIONS
 from gnnrec.kernels.csr import row_block
+from gnnrec.train.gat_layer import GATLayer
 from gnnrec.train.gcn_layer import GCNLayer
 from gnnrec.train.graph_view import GraphView
 from gnnrec.train.recommender import Recommender
@@ -36,9 +37,10 @@ class ModelConfig:
     """The GCN's shape. ``text_features``/``id_embeddings``: which layer-0 inputs it uses.
 
     ``name``: ``gcn`` (any combination below), ``lightgcn`` (He et al., 2020: ID embeddings
-    only, parameter-free sum propagation with ``D^-1/2 A D^-1/2``, layer mean) or ``mf``
-    (matrix factorisation: ID embeddings, no layers). The last two are checked to be exactly
-    that.
+    only, parameter-free sum propagation with ``D^-1/2 A D^-1/2``, layer mean), ``mf``
+    (matrix factorisation: ID embeddings, no layers) or ``gat`` (graph attention layers,
+    ``heads`` of them concatenated, in place of the convolutions). ``lightgcn`` and ``mf`` are
+    checked to be exactly that.
     """
 
     RESUMABLE: ClassVar[frozenset[str]] = frozenset()
@@ -52,11 +54,12 @@ class ModelConfig:
     text_features: bool = True
     id_embeddings: bool = True
     id_dropout: float = 0.3
+    heads: int = 2
 
     @property
     def label(self) -> str:
         """What the model is, in words: ``"GCN on text features + ID embeddings"``."""
-        name = {"gcn": "GCN", "lightgcn": "LightGCN", "mf": "MF"}[self.name]
+        name = {"gcn": "GCN", "lightgcn": "LightGCN", "mf": "MF", "gat": "GAT"}[self.name]
         inputs = [w for on, w in ((self.text_features, "text"), (self.id_embeddings, "IDs")) if on]
         return f"{name} on {' + '.join(inputs)}"
 
@@ -73,6 +76,13 @@ class ModelConfig:
             )
         if self.name == "mf" and not (pure_ids and self.layers == 0):
             raise ValueError("mf means id_embeddings only and layers = 0")
+        if self.name == "gat" and (self.aggregation != "sum" or self.hidden % max(self.heads, 1)):
+            raise ValueError(
+                "gat: attention replaces the aggregation (leave aggregation = 'sum') and the "
+                f"hidden width ({self.hidden}) must split into heads ({self.heads})"
+            )
+        if self.heads < 1:
+            raise ValueError(f"heads must be >= 1, got {self.heads}")
         if self.aggregation not in REDUCTIONS:
             raise ValueError(f"aggregation must be one of {REDUCTIONS}, got {self.aggregation!r}")
         if self.layer_combination not in ("mean", "last"):
@@ -87,6 +97,9 @@ class GCNRecommender(Recommender):
     """Users ``0..U-1`` and items ``U..U+I-1`` in one node space (see module docstring)."""
 
     ID_STD = 0.1  # the ID embeddings start as N(0, ID_STD^2)
+    # IDs only, sum aggregation: the ID mask rides on layer 1's column scales (see forward)
+    FOLDS_ID_MASK: ClassVar[bool] = True
+    ATTENDS: ClassVar[bool] = False  # layers that read their targets' rows (attention)
 
     def __init__(
         self,
@@ -110,13 +123,14 @@ class GCNRecommender(Recommender):
             nn.init.normal_(self.embedding.weight, std=self.ID_STD)
         elif config.id_embeddings:
             self.embedding = nn.Embedding(n, h, _weight=torch.empty(n, h, device="meta"))
-        self.convs = nn.ModuleList(
-            GCNLayer(h, h, config.aggregation, weight=config.conv_weights)
-            for _ in range(config.layers)
-        )
+        self.convs = nn.ModuleList(self.make_layer(h) for _ in range(config.layers))
         self.bias = nn.Embedding(n, 1)
         nn.init.zeros_(self.bias.weight)
         self.register_buffer("global_mean", torch.zeros(()))
+
+    def make_layer(self, width: int) -> nn.Module:
+        """One propagation layer of ``width`` in and out: a graph convolution."""
+        return GCNLayer(width, width, self.config.aggregation, weight=self.config.conv_weights)
 
     def layer0(
         self, n_id: torch.Tensor, x: torch.Tensor | None, id_mask: torch.Tensor | None
@@ -164,6 +178,7 @@ class GCNRecommender(Recommender):
         """Final embeddings ``[n, H]`` of the nodes ``n_id`` of a (sub)graph ``view`` (of its
         seeds, its first ``view.within(0)`` nodes, for a sampled view with ``hops``)."""
         ids_only = self.project is None and self.config.aggregation == "sum" and len(self.convs)
+        ids_only = ids_only and self.FOLDS_ID_MASK
         if id_mask is not None and ids_only:
             # h^0 = m * e: the mask (0 or 1) scales layer 1's columns instead of the [n, H]
             # rows, forward and backward (the same numbers)
@@ -206,7 +221,9 @@ class GCNRecommender(Recommender):
                     view.row_scale[start:end],
                     view.col_scale[sources],
                 ).to(device)
-                out = conv(h[sources].to(device), block).cpu()
+                # attention also reads the block's own rows (its targets)
+                targets = {"targets": h[start:end].to(device)} if self.ATTENDS else {}
+                out = conv(h[sources].to(device), block, **targets).cpu()
                 if into_total:
                     new[start:end] += out  # the last layer goes straight into the sum
                 else:
@@ -264,12 +281,25 @@ class GCNRecommender(Recommender):
             self.global_mean.fill_(mean_rating)
 
 
+class GATRecommender(GCNRecommender):
+    """The same model with graph-attention layers (:class:`~gnnrec.train.gat_layer.GATLayer`,
+    ``config.heads`` heads, the projection on with ``conv_weights``) in place of the
+    convolutions."""
+
+    FOLDS_ID_MASK: ClassVar[bool] = False
+    ATTENDS: ClassVar[bool] = True
+
+    def make_layer(self, width: int) -> nn.Module:
+        return GATLayer(width, width, self.config.heads, weight=self.config.conv_weights)
+
+
 # name -> constructor(config, num_users, num_items, feature_dim, draw_id_table). LightGCN and
 # MF are restrictions of the GCN (checked in ModelConfig); other models register their own class.
 MODELS: dict[str, Callable[[ModelConfig, int, int, int, bool], Recommender]] = {
     "gcn": GCNRecommender,
     "lightgcn": GCNRecommender,
     "mf": GCNRecommender,
+    "gat": GATRecommender,
 }
 
 
