@@ -8,6 +8,7 @@ import os
 import platform
 import statistics
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -109,3 +110,35 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+class PeakResident:
+    """The peak rise of this process's resident memory over its level at entry, sampled every
+    ``interval`` seconds on a thread (``/proc/self/statm``): what a block of work holds at its
+    peak, where ``ru_maxrss`` would also count any earlier high-water mark. ``peak_mb`` after
+    the block."""
+
+    def __init__(self, interval: float = 0.0005):
+        self.interval, self.peak_mb = interval, 0.0
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self._stop = threading.Event()
+
+    def _resident(self) -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * self._page
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._top = max(self._top, self._resident())
+
+    def __enter__(self) -> PeakResident:
+        self._base = self._top = self._resident()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._top = max(self._top, self._resident())
+        self.peak_mb = (self._top - self._base) / 2**20

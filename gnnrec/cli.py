@@ -265,6 +265,7 @@ def cmd_synth(args: argparse.Namespace) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> None:
     from gnnrec.bench import (
+        attention,
         distributed,
         embeddings,
         encoders,
@@ -278,6 +279,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     )
 
     topics = {
+        "attention": attention,
         "distributed": distributed,
         "epoch": epoch,
         "embeddings": embeddings,
@@ -458,13 +460,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         every_command,
         "bench",
-        help="benchmarks: kernels, sampling, epoch, encoders, quality, distributed, ingest, "
-        "embeddings, steps, end_to_end",
+        help="benchmarks: kernels, attention, sampling, epoch, encoders, quality, distributed, "
+        "ingest, embeddings, steps, end_to_end",
         description="Runs bench/<topic>.py; arguments after the topic go to it (try -- --help).",
     )
     bench.add_argument(
         "topic",
         choices=[
+            "attention",
             "distributed",
             "embeddings",
             "encoders",

@@ -163,3 +163,39 @@ def test_attention_inputs_are_checked():
         attention = EdgeAttention(torch.zeros(2, 4), torch.zeros(1, 4))
         aggregate(indptr, indices, x, reduce="attention", attention=attention)
 
+
+@pytest.mark.parametrize("dense_targets", [False, True])
+def test_the_gat_layer_with_gatconv_s_weights_is_gatconv(dense_targets):
+    from torch_geometric.nn import GATConv
+
+    from gnnrec.data import CSR
+    from gnnrec.train.gat_layer import GATLayer
+    from gnnrec.train.graph_view import GraphView
+
+    torch.manual_seed(0)
+    n, m, in_width, heads, width = 9, 14, 5, 2, 3  # 9 targets, the first 9 of 14 sources
+    g = torch.Generator().manual_seed(2)
+    source = torch.randint(0, m, (40,), generator=g)
+    target = torch.sort(torch.randint(0, n, (40,), generator=g)).values
+    indptr = torch.zeros(n + 1, dtype=torch.int64)
+    indptr[1:] = torch.cumsum(torch.bincount(target, minlength=n), 0)
+    conv = GATConv(in_width, width, heads=heads, add_self_loops=False, bias=False).double()
+    layer = GATLayer(in_width, heads * width, heads).double()
+    with torch.no_grad():
+        layer.weight.copy_(conv.lin.weight)
+        layer.att_src.copy_(conv.att_src[0])
+        layer.att_dst.copy_(conv.att_dst[0])
+    x = torch.randn(m, in_width, generator=g, dtype=torch.float64, requires_grad=True)
+    view = GraphView.of(CSR(indptr, source, m))
+    targets = x[:n].detach().clone().requires_grad_() if dense_targets else None
+    ours = layer(x, view, targets=targets)
+    theirs = conv((x, x[:n] if targets is None else targets), torch.stack([source, target]))
+    torch.testing.assert_close(ours, theirs[:n], rtol=1e-10, atol=1e-12)
+    weights = torch.randn(ours.shape, generator=g, dtype=torch.float64)
+    inputs = [x, *([] if targets is None else [targets])]
+    mine = [layer.weight, layer.att_src, layer.att_dst, *inputs]
+    pyg = [conv.lin.weight, conv.att_src, conv.att_dst, *inputs]
+    mine = torch.autograd.grad((ours * weights).sum(), mine)
+    pyg = torch.autograd.grad((theirs[:n] * weights).sum(), pyg)
+    for a, b in zip(mine, pyg):
+        torch.testing.assert_close(a, b.view_as(a), rtol=1e-10, atol=1e-12)

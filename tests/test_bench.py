@@ -304,3 +304,19 @@ def test_steps_bench_times_each_optimizer_and_an_earlier_tree_alike(tmp_path):
         )
     assert len(out.read_text().splitlines()) == 6
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_attention_bench_compares_our_gat_layer_with_gatconv(tmp_path):
+    from gnnrec.bench import attention
+
+    out = tmp_path / "attention.jsonl"
+    small = ["--scale", "0.0005", "--batches", "1", "--fanouts", "4", "3", "--output", str(out)]
+    for extra in ([], ["--batch-size", "0"]):
+        ours, pyg = attention.main([*small, *extra])
+        assert (ours["implementation"], pyg["implementation"]) == ("gnnrec", "pyg")
+        assert ours["same_losses"] and ours["edges_per_batch"] > 0
+        assert ours["peak_mb"] >= 0 and pyg["seconds_per_batch"] > 0
+        if pyg["peak_mb"] > 0:  # a tiny batch may not move resident memory at all
+            assert ours["memory_vs_pyg"] == pytest.approx(ours["peak_mb"] / pyg["peak_mb"])
+    assert len(out.read_text().splitlines()) == 4
+    assert out.with_suffix(".png").stat().st_size > 0

@@ -65,14 +65,19 @@ class GATLayer(nn.Module):
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         num_rows = view.csr.num_rows
-        g = h if self.weight is None else nn.functional.linear(h, self.weight)
-        if targets is None:  # the targets are the first rows of the sources
-            g_dst = g[:num_rows]
+        targets = h[:num_rows] if targets is None else targets
+        heads, width = self.heads, self.att_src.shape[1]
+        if self.weight is None:
+            g = h
+            src = (h.view(-1, heads, width) * self.att_src).sum(-1)
+            dst = (targets.view(-1, heads, width) * self.att_dst).sum(-1)
         else:
-            g_dst = targets if self.weight is None else nn.functional.linear(targets, self.weight)
-        width = g.shape[1] // self.heads
-        src = (g.view(g.shape[0], self.heads, width) * self.att_src).sum(-1)
-        dst = (g_dst.view(num_rows, self.heads, width) * self.att_dst).sum(-1)
+            g = nn.functional.linear(h, self.weight)
+            # a . (W h) = (a^T W) h: [n, H] logit terms from the inputs, without [n, H, F]
+            # products forward or backward
+            w = self.weight.view(heads, width, -1)
+            src = nn.functional.linear(h, torch.einsum("hf,hfi->hi", self.att_src, w))
+            dst = nn.functional.linear(targets, torch.einsum("hf,hfi->hi", self.att_dst, w))
         attention = EdgeAttention(
             src,
             dst,

@@ -1,0 +1,236 @@
+"""Attention layers: our GAT layer (:class:`~gnnrec.train.gat_layer.GATLayer`, per-edge memory
+``[E, H]``) against PyG's ``GATConv`` with the same weights (``[E, H, F]`` messages), forward and
+backward on the same sampled batches of a products-shaped graph.
+
+    gnnrec bench attention [--fanouts 15 10 5] [--batch-size 1024] [--heads 4] [--width 64]
+
+The graph is :mod:`gnnrec.bench.graphs`' products-like power-law graph (2.45M nodes, 61.9M
+edges; ``--scale`` shrinks it); ``--batches`` batches are sampled with our sampler and saved, and
+each implementation runs in a process of its own on them (``--batch-size 0``: on the whole
+graph instead, where edges outnumber nodes ~25 to 1): one layer over each batch's whole
+subgraph (``--in-width`` features in, ``--heads`` x ``--width`` out), a loss, backward. Peak
+memory is the largest rise of the process's resident memory during one batch's forward and
+backward (:class:`~gnnrec.bench.harness.PeakResident`); both, like time, over the batches after
+the first. JSON rows, a markdown table and a
+bar plot (memory and time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from gnnrec.bench.graphs import FULL_SIZE, GraphSpec, synthetic_csr
+from gnnrec.bench.harness import (
+    PeakResident,
+    markdown_table,
+    provenance,
+    pyplot,
+    save_figure,
+    write_results,
+)
+
+IMPLEMENTATIONS = ("gnnrec", "pyg")
+
+
+def sample_batches(args: argparse.Namespace, path: Path) -> dict:
+    """Samples ``args.batches`` subgraphs and saves them with features; their sizes."""
+    from gnnrec.data.graph_store import CSR
+    from gnnrec.train.sampler import NeighborSampler
+
+    base = FULL_SIZE[0]
+    spec = GraphSpec(
+        base.name,
+        int(base.num_nodes * args.scale),
+        int(base.num_edges * args.scale),
+        base.row_alpha,
+        base.col_alpha,
+    )
+    indptr, indices = synthetic_csr(spec, torch.device("cpu"), seed=args.seed)
+    sampler = NeighborSampler(CSR(indptr, indices, spec.num_nodes), args.fanouts)
+    g = torch.Generator().manual_seed(args.seed)
+    batches = []
+    for _ in range(args.batches + 1):  # one more: the first, not counted
+        if args.batch_size:
+            seeds = torch.randint(0, spec.num_nodes, (args.batch_size,), generator=g)
+            csr = sampler.sample(seeds, g).csr
+        else:  # the whole graph
+            csr = CSR(indptr, indices, spec.num_nodes)
+        x = torch.randn(csr.num_rows, args.in_width, generator=g)
+        batches.append({"indptr": csr.indptr, "indices": csr.indices, "x": x})
+    torch.save(batches, path)
+    edges = [b["indices"].numel() for b in batches[1:]]
+    nodes = [b["x"].shape[0] for b in batches[1:]]
+    return {
+        "graph": spec.name,
+        "graph_nodes": spec.num_nodes,
+        "graph_edges": spec.num_edges,
+        "edges_per_batch": statistics.mean(edges),
+        "nodes_per_batch": statistics.mean(nodes),
+    }
+
+
+def _layers(args: argparse.Namespace):
+    """PyG's ``GATConv`` and our layer holding the same weights."""
+    from torch_geometric.nn import GATConv
+
+    from gnnrec.train.gat_layer import GATLayer
+
+    torch.manual_seed(args.seed)
+    conv = GATConv(args.in_width, args.width, heads=args.heads, add_self_loops=False, bias=False)
+    ours = GATLayer(args.in_width, args.heads * args.width, args.heads)
+    with torch.no_grad():
+        ours.weight.copy_(conv.lin.weight)
+        ours.att_src.copy_(conv.att_src[0])
+        ours.att_dst.copy_(conv.att_dst[0])
+    return conv, ours
+
+
+def child(args: argparse.Namespace, implementation: str, path: Path) -> dict:
+    """Runs one implementation over the saved batches in this process."""
+    from gnnrec.data.graph_store import CSR
+    from gnnrec.kernels.csr import edge_rows
+    from gnnrec.train.graph_view import GraphView
+
+    batches = torch.load(path, weights_only=True)
+    conv, ours = _layers(args)
+    layer = conv if implementation == "pyg" else ours
+
+    def graph_of(indptr: torch.Tensor, indices: torch.Tensor, n: int):
+        if implementation == "pyg":
+            return torch.stack([indices.long(), edge_rows(indptr)])
+        return GraphView.of(CSR(indptr, indices, n))
+
+    def step(x: torch.Tensor, graph) -> float:
+        loss = layer(x, graph).square().mean()
+        loss.backward()
+        layer.zero_grad(set_to_none=True)
+        return float(loss)
+
+    inputs = [(b["x"], graph_of(b["indptr"], b["indices"], b["x"].shape[0])) for b in batches]
+    # the libraries' one-off setup on a ring of 64 nodes, so that the peak below is the
+    # batches' own
+    ring = torch.arange(64)
+    step(torch.randn(64, args.in_width), graph_of(torch.arange(65), (ring + 1) % 64, 64))
+    seconds, peaks, checksum = [], [], 0.0
+    for x, graph in inputs:
+        gc.collect()
+        with PeakResident() as memory:
+            began = time.perf_counter()
+            checksum += step(x, graph)
+            seconds.append(time.perf_counter() - began)
+        peaks.append(memory.peak_mb)
+    return {
+        "seconds_per_batch": statistics.median(seconds[1:]),
+        "peak_mb": max(peaks[1:]),
+        "loss_sum": checksum,
+    }
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "batches.pt"
+        shape = sample_batches(args, path)
+        for implementation in IMPLEMENTATIONS:
+            command = [sys.executable, "-m", "gnnrec.bench.attention", *args.argv]
+            command += ["--child", implementation, str(path)]
+            out = subprocess.run(command, capture_output=True, text=True, check=False)
+            if out.returncode:
+                raise RuntimeError(f"{implementation} failed:\n{out.stderr[-3000:]}")
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            rows.append(
+                {
+                    "bench": "attention",
+                    "implementation": implementation,
+                    **shape,
+                    "fanouts": args.fanouts,
+                    "batch_size": args.batch_size,
+                    "heads": args.heads,
+                    "width": args.width,
+                    "in_width": args.in_width,
+                    "batches": args.batches,
+                    **result,
+                    **provenance(),
+                }
+            )
+    ours, pyg = rows
+    ours["memory_vs_pyg"] = ours["peak_mb"] / pyg["peak_mb"] if pyg["peak_mb"] > 0 else None
+    ours["speed_vs_pyg"] = pyg["seconds_per_batch"] / ours["seconds_per_batch"]
+    ours["same_losses"] = abs(ours["loss_sum"] - pyg["loss_sum"]) <= 1e-4 * abs(pyg["loss_sum"])
+    return rows
+
+
+def _case(row: dict) -> str:
+    if row["batch_size"] == 0:
+        return f"whole graph\n{row['graph_nodes']:,} nodes"
+    return f"sampled, batch {row['batch_size']}\nfanouts {row['fanouts']}"
+
+
+def plot(rows: list[dict], path: Path) -> Path:
+    """Memory and time of each implementation, for every case in ``rows``."""
+    plt = pyplot()
+    cases = list(dict.fromkeys(_case(r) for r in rows))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, key, label in (
+        (axes[0], "peak_mb", "peak memory, forward + backward (MB)"),
+        (axes[1], "seconds_per_batch", "seconds per batch"),
+    ):
+        for offset, name, color in ((-0.2, "gnnrec", "tab:orange"), (0.2, "pyg", "tab:gray")):
+            mine = {_case(r): r[key] for r in rows if r["implementation"] == name}
+            x = [i + offset for i, case in enumerate(cases) if case in mine]
+            bars = ax.bar(x, [mine[c] for c in cases if c in mine], 0.4, color=color, label=name)
+            ax.bar_label(bars, fmt="%.3g", fontsize=8)
+        ax.set_xticks(range(len(cases)), cases, fontsize=8)
+        ax.set_ylabel(label, fontsize=9)
+    axes[0].legend(fontsize=8, labels=["gnnrec GATLayer", "PyG GATConv"])
+    r = rows[0]
+    fig.suptitle(
+        f"GAT layer, {r['heads']} heads x {r['width']}, products-like graph ({r['device']})",
+        fontsize=9,
+    )
+    return save_figure(fig, path)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(
+        prog="gnnrec bench attention", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of products' size")
+    parser.add_argument("--fanouts", type=int, nargs="+", default=[15, 10, 5])
+    parser.add_argument("--batch-size", type=int, default=1024, help="0: the whole graph")
+    parser.add_argument("--batches", type=int, default=5)
+    parser.add_argument("--in-width", type=int, default=100)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", default="bench/results/attention.jsonl")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args, args.child[0], Path(args.child[1]))))
+        return []
+    args.argv = [a for a in (argv if argv is not None else sys.argv[1:]) if a]
+    rows = run(args)
+    out = write_results(rows, args.output)
+    columns = ["implementation", "edges_per_batch", "peak_mb", "seconds_per_batch"]
+    columns += ["memory_vs_pyg", "speed_vs_pyg", "same_losses"]
+    print(markdown_table(rows, columns))
+    sha = rows[0]["git_sha"]  # the picture: every case measured at this commit
+    measured = [json.loads(line) for line in out.read_text().splitlines()]
+    same = [r for r in measured if r.get("bench") == "attention" and r["git_sha"] == sha]
+    print(f"written: {out}, {plot(same, out.with_suffix('.png'))}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
