@@ -74,7 +74,8 @@ def recommend(
     chosen_pairs = local[train_users] >= 0
     exclude = (local[train_users[chosen_pairs]], train_items[chosen_pairs])
     z = embeddings(prepared, model, config)
-    items, scores = top_k_items(z[torch.from_numpy(rows)], z[data.num_users :], k, exclude)
+    users_z = z[torch.from_numpy(rows)]
+    items, scores = top_k_items(users_z, z[data.num_users :], k, exclude, score=model.scores)
     return {
         user: [(graph.items.ids[int(i)], float(s)) for i, s in zip(items[n], scores[n])]
         for n, user in enumerate(chosen)

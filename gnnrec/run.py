@@ -295,7 +295,12 @@ def write_recommendations(
         exclude = (position[exclude[0][mine]], exclude[1][mine])
     path = Path(path)
     batches = top_k_batches(
-        z[torch.as_tensor(users)], z[U:], config.eval.top_k, exclude=exclude, batch_size=8192
+        z[torch.as_tensor(users)],
+        z[U:],
+        config.eval.top_k,
+        exclude=exclude,
+        batch_size=8192,
+        score=model.scores,
     )
     with atomic_path(path) as tmp, _table_writer(tmp, path.suffix) as write:
         for start, items, scores in batches:
@@ -358,7 +363,7 @@ def recommend_for_text(
     z = embeddings(prepared, model, config)
     with torch.no_grad():
         user = model.place_text(x.to(model.device)).to(z.device)
-    items, scores = top_k_items(user, z[prepared.data.num_users :], k)
+    items, scores = top_k_items(user, z[prepared.data.num_users :], k, score=model.scores)
     titles = prepared.graph.items.text_fields.get("title", prepared.graph.items.ids)
     return [
         (prepared.graph.items.ids[int(i)], titles[int(i)], float(s))

@@ -30,6 +30,7 @@ SHAPES = {
     "gcn 3 layers, last": dict(name="gcn", layers=3, layer_combination="last"),
     "gat text+ids, weights": dict(name="gat", conv_weights=True, heads=2),
     "gat ids, 4 heads": dict(name="gat", text_features=False, heads=4, id_dropout=0.0),
+    "ncf text+ids": dict(name="ncf"),
 }
 
 

@@ -81,6 +81,8 @@ def test_gcn_learns_the_planted_structure(planted_dir, feature_cache, tmp_path):
         ["model.id_embeddings=false"],
         ["model.name=gat"],
         ["model.name=gat", "model.conv_weights=true", "train.mode=sampled", "train.fanouts=[5, 3]"],
+        ["model.name=ncf"],
+        ["model.name=ncf", "model.text_features=false", "model.id_dropout=0.0"],
     ],
 )
 def test_model_variants_train_and_beat_popularity(planted_dir, feature_cache, tmp_path, extra):

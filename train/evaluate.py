@@ -87,9 +87,14 @@ def predicted_ratings(model: Recommender, z: torch.Tensor, pairs: Pairs) -> torc
         return model.rating(z[u], z[i], u, i).cpu()
 
 
-def item_scores(z: torch.Tensor, num_users: int) -> UserScores:
-    """Dot-product scores ``z_u . z_{U+i}`` of final embeddings ``z`` ``[U + I, H]``."""
-    return lambda users, items: z[users.to(z.device)] @ z[num_users + items.to(z.device)].T
+def item_scores(model: Recommender, z: torch.Tensor, num_users: int) -> UserScores:
+    """The model's scores (:meth:`Recommender.scores`) of final embeddings ``z`` ``[U + I, H]``."""
+
+    def scores(users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model.scores(z[users.to(z.device)], z[num_users + items.to(z.device)])
+
+    return scores
 
 
 def validation_metrics(
@@ -102,7 +107,7 @@ def validation_metrics(
         return {**metrics, "score": -metrics["rmse"]}
     U = data.num_users
     metrics = full_ranking_metrics(
-        item_scores(z, U), data.train[:2], valid[:2], U, data.num_items, ks=(20,)
+        item_scores(model, z, U), data.train[:2], valid[:2], U, data.num_items, ks=(20,)
     )
     return {
         "recall@20": metrics["recall@20"],
@@ -142,7 +147,7 @@ def evaluation_report(
     def ranking(score, candidates=None):
         return full_ranking_metrics(score, data.train[:2], (users, items), U, I, ks, candidates)
 
-    model_scores = item_scores(z, U)
+    model_scores = item_scores(model, z, U)
     popularity = popularity_scores(data.train[1], I)
     metrics = {**ranking(model_scores), "baselines": {"popularity": ranking(popularity)}}
     if sample is not None:

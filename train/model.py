@@ -29,6 +29,7 @@ from gnnrec.kernels.csr import row_block
 from gnnrec.train.gat_layer import GATLayer
 from gnnrec.train.gcn_layer import GCNLayer
 from gnnrec.train.graph_view import GraphView
+from gnnrec.train.ncf import NCFRecommender
 from gnnrec.train.recommender import Recommender
 
 
@@ -38,9 +39,10 @@ class ModelConfig:
 
     ``name``: ``gcn`` (any combination below), ``lightgcn`` (He et al., 2020: ID embeddings
     only, parameter-free sum propagation with ``D^-1/2 A D^-1/2``, layer mean), ``mf``
-    (matrix factorisation: ID embeddings, no layers) or ``gat`` (graph attention layers,
-    ``heads`` of them concatenated, in place of the convolutions). ``lightgcn`` and ``mf`` are
-    checked to be exactly that.
+    (matrix factorisation: ID embeddings, no layers), ``gat`` (graph attention layers,
+    ``heads`` of them concatenated, in place of the convolutions) or ``ncf`` (NeuMF over the
+    layer-0 embeddings, :mod:`gnnrec.train.ncf`: no graph; ``layers``, ``aggregation`` and
+    ``conv_weights`` unused). ``lightgcn`` and ``mf`` are checked to be exactly that.
     """
 
     RESUMABLE: ClassVar[frozenset[str]] = frozenset()
@@ -59,7 +61,8 @@ class ModelConfig:
     @property
     def label(self) -> str:
         """What the model is, in words: ``"GCN on text features + ID embeddings"``."""
-        name = {"gcn": "GCN", "lightgcn": "LightGCN", "mf": "MF", "gat": "GAT"}[self.name]
+        names = {"gcn": "GCN", "lightgcn": "LightGCN", "mf": "MF", "gat": "GAT", "ncf": "NCF"}
+        name = names[self.name]
         inputs = [w for on, w in ((self.text_features, "text"), (self.id_embeddings, "IDs")) if on]
         return f"{name} on {' + '.join(inputs)}"
 
@@ -300,6 +303,7 @@ MODELS: dict[str, Callable[[ModelConfig, int, int, int, bool], Recommender]] = {
     "lightgcn": GCNRecommender,
     "mf": GCNRecommender,
     "gat": GATRecommender,
+    "ncf": NCFRecommender,
 }
 
 

@@ -2,9 +2,9 @@
 inside ``forward``.
 
 For seeds ``S`` (the batch's users, positive and negative items) in a (sub)graph:
-BPR ``-mean_b log sigma(z_u . z_i+ - z_u . z_i-)`` over ``[B, K]`` negatives, or MSE
-``mean_b (mu + b_u + b_i + z_u . z_i - r_ui)^2``; plus LightGCN's
-``lambda/2 * ||E^0_S||^2 / B`` on the seeds' ID embeddings.
+BPR ``-mean_b log sigma(s(u, i+) - s(u, i-))`` over ``[B, K]`` negatives with the model's pair
+scores (``z_u . z_i`` for most), or MSE ``mean_b (mu + b_u + b_i + s(u, i) - r_ui)^2``; plus
+LightGCN's ``lambda/2 * ||E^0_S||^2 / B`` on the seeds' ID embeddings.
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ class LinkObjective(nn.Module):
         B, U = len(batch), self.model.num_users
         z_user, z_pos, z_neg = z[seed_index[:B]], z[seed_index[B : 2 * B]], z[seed_index[2 * B :]]
         if self.objective == "bpr":
-            pos = (z_user * z_pos).sum(-1)
-            neg = (z_user.unsqueeze(1) * z_neg.view(B, -1, z.shape[-1])).sum(-1)
+            pos = self.model.pair_scores(z_user, z_pos)
+            z_neg = z_neg.view(B, -1, z.shape[-1])
+            neg = self.model.pair_scores(z_user.unsqueeze(1).expand_as(z_neg), z_neg)
             loss = bpr_loss(pos, neg)
         else:
             predicted = self.model.rating(z_user, z_pos, batch.users, batch.pos_items + U)

@@ -8,12 +8,17 @@ is bounded by the block, not by ``U x I``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 
 MAX_SCORES = 1 << 24  # scores held at once: 64 MiB of fp32
+Scores = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # [B, H], [C, H] -> [B, C]
+
+
+def dot_scores(users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    return users @ items.T
 
 
 def top_k_batches(
@@ -23,12 +28,15 @@ def top_k_batches(
     exclude: tuple[np.ndarray, np.ndarray] | None = None,
     batch_size: int = 1024,
     max_scores: int = MAX_SCORES,
+    score: Scores = dot_scores,
 ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-    """Yields ``(start, items [B, k], scores [B, k])`` for users ``start .. start + B`` by dot
-    product ``user_emb [U, H] . item_emb [I, H]``, best first, with ``exclude = (users, items)``
-    pairs (training positives) never recommended; scored on the embeddings' device, yielded
-    on the CPU. Items are scored ``max_scores // B`` at a time and merged into the running
-    top K; with one block (``I <= max_scores // B``) this is one ``topk`` over all items."""
+    """Yields ``(start, items [B, k], scores [B, k])`` for users ``start .. start + B`` by
+    ``score(user_emb [U, H], item_emb [I, H])`` (dot products unless given; a model's
+    :meth:`~gnnrec.train.recommender.Recommender.scores`), best first, with
+    ``exclude = (users, items)`` pairs (training positives) never recommended; scored on the
+    embeddings' device, yielded on the CPU. Items are scored ``max_scores // B`` at a time and
+    merged into the running top K; with one block (``I <= max_scores // B``) this is one
+    ``topk`` over all items."""
     k = min(k, item_emb.shape[0])
     if exclude is not None:
         order = np.argsort(exclude[0], kind="stable")
@@ -43,7 +51,8 @@ def top_k_batches(
             rows, cols = ex_users[lo:hi] - start, ex_items[lo:hi]
         best_items = best_scores = None
         for first in range(0, num_items, width):
-            s = users @ item_emb[first : first + width].T
+            with torch.no_grad():  # ranking: no gradients
+                s = score(users, item_emb[first : first + width])
             if exclude is not None:
                 inside = (cols >= first) & (cols < first + s.shape[1])
                 s[rows[inside], cols[inside] - first] = -torch.inf
@@ -65,9 +74,10 @@ def top_k_items(
     exclude: tuple[np.ndarray, np.ndarray] | None = None,
     batch_size: int = 1024,
     max_scores: int = MAX_SCORES,
+    score: Scores = dot_scores,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(items [U, k], scores [U, k])``: :func:`top_k_batches` gathered."""
-    batches = list(top_k_batches(user_emb, item_emb, k, exclude, batch_size, max_scores))
+    batches = list(top_k_batches(user_emb, item_emb, k, exclude, batch_size, max_scores, score))
     if not batches:
         k = min(k, item_emb.shape[0])
         return torch.zeros(0, k, dtype=torch.int64), torch.zeros(0, k)

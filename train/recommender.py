@@ -3,7 +3,8 @@ serves it (the trainer, the loss, evaluation, recommendation, Ray workers). A ne
 implements this class and registers a constructor in :data:`gnnrec.train.model.MODELS`.
 
 Node space: users ``0..U-1``, items ``U..U+I-1``. Embeddings ``z`` ``[n, H]`` score pairs by
-dot products ``s(u, i) = z_u . z_i``.
+dot products ``s(u, i) = z_u . z_i`` unless the model says otherwise (:meth:`Recommender.scores`,
+:meth:`Recommender.pair_scores`: NCF scores through an MLP).
 """
 
 from __future__ import annotations
@@ -41,6 +42,15 @@ class Recommender(nn.Module, ABC):
         """Final embeddings ``[n, H]`` of the nodes ``n_id`` ``[n]`` of a (sub)graph ``view``
         with features ``x`` ``[n, F]`` (or None); ``id_mask`` ``[n]``: whose ID embedding is
         used."""
+
+    def scores(self, z_users: torch.Tensor, z_items: torch.Tensor) -> torch.Tensor:
+        """Scores ``[B, C]`` of every user ``z_users`` ``[B, H]`` with every item ``z_items``
+        ``[C, H]``: dot products by default."""
+        return z_users @ z_items.T
+
+    def pair_scores(self, z_users: torch.Tensor, z_items: torch.Tensor) -> torch.Tensor:
+        """Scores ``[...]`` of aligned pairs ``[..., H]``: the diagonal of :meth:`scores`."""
+        return (z_users * z_items).sum(-1)
 
     @property
     def device(self) -> torch.device:

@@ -1,0 +1,163 @@
+"""Neural Collaborative Filtering (He et al., 2017), NeuMF: a baseline that scores pairs through
+a network instead of a graph.
+
+Every node has ``z_v = W x_v + b + m_v e_v`` ``[2H]`` (text features and/or an ID embedding,
+``m_v`` the ID mask as in the GCN's layer 0), split into a GMF half ``g_v`` and an MLP half
+``p_v`` ``[H]`` each. A pair scores
+
+.. math::
+    s(u, i) = w_g \\cdot (g_u \\odot g_i) + w_m \\cdot \\text{MLP}([p_u; p_i]),
+    \\quad \\text{MLP} = \\text{ReLU}(W_2\\, \\text{ReLU}(W_1 [p_u; p_i] + b_1) + b_2)
+
+(``2H -> H -> H/2``). Ranking every item for a user (:meth:`NCFRecommender.scores`) runs the
+MLP on every pair: ``W_1 [p_u; p_i] = A p_u + B p_i`` is computed once per user and per item,
+and the rest in blocks of at most :data:`PAIR_BLOCK` pairs. The graph is not used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from gnnrec.train.graph_view import GraphView
+from gnnrec.train.recommender import Recommender
+
+if TYPE_CHECKING:
+    from gnnrec.train.model import ModelConfig
+
+PAIR_BLOCK = 1 << 16  # user-item pairs whose hidden layers scores() holds at once
+
+
+class NCFRecommender(Recommender):
+    ID_STD = 0.1
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        num_users: int,
+        num_items: int,
+        feature_dim: int,
+        draw_id_table: bool = True,
+    ):
+        """As :class:`~gnnrec.train.model.GCNRecommender`'s (``draw_id_table=False``: the ID
+        table a placeholder on the meta device)."""
+        super().__init__()
+        self.config = config
+        self.num_users, self.num_items = num_users, num_items
+        n, h = num_users + num_items, config.hidden
+        self.project = nn.Linear(feature_dim, 2 * h) if config.text_features else None
+        self.embedding = None
+        if config.id_embeddings and draw_id_table:
+            self.embedding = nn.Embedding(n, 2 * h)
+            nn.init.normal_(self.embedding.weight, std=self.ID_STD)
+        elif config.id_embeddings:
+            self.embedding = nn.Embedding(n, 2 * h, _weight=torch.empty(n, 2 * h, device="meta"))
+        self.hidden1 = nn.Linear(2 * h, h)
+        self.hidden2 = nn.Linear(h, max(h // 2, 1))
+        self.gmf_weight = nn.Parameter(torch.full((h,), 1.0 / h**0.5))
+        self.mlp_weight = nn.Parameter(torch.full((max(h // 2, 1),), 1.0 / h**0.5))
+        self.bias = nn.Embedding(n, 1)
+        nn.init.zeros_(self.bias.weight)
+        self.register_buffer("global_mean", torch.zeros(()))
+
+    @property
+    def label(self) -> str:
+        return self.config.label
+
+    @property
+    def id_dropout(self) -> float:
+        return self.config.id_dropout
+
+    def forward(
+        self,
+        n_id: torch.Tensor,
+        x: torch.Tensor | None,
+        view: GraphView,
+        id_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``z`` ``[n, 2H]`` of the nodes ``n_id`` (``view`` unused)."""
+        z = 0
+        if self.project is not None:
+            z = self.project(x)
+        if self.embedding is not None:
+            e = self.embedding(n_id)
+            z = z + (e if id_mask is None else e * id_mask.unsqueeze(-1).to(e.dtype))
+        return z
+
+    def embed_in_chunks(
+        self,
+        x: torch.Tensor | None,
+        view: GraphView,
+        id_mask: torch.Tensor,
+        chunk_nodes: int,
+        device: torch.device,
+    ) -> torch.Tensor:
+        n = id_mask.numel()
+        out = torch.empty(n, 2 * self.config.hidden)
+        with torch.no_grad():
+            for start in range(0, n, chunk_nodes):
+                end = min(start + chunk_nodes, n)
+                x_chunk = None if x is None else x[start:end].to(device).float()
+                nodes = torch.arange(start, end, device=device)
+                out[start:end] = self(nodes, x_chunk, view, id_mask[start:end].to(device)).cpu()
+        return out
+
+    def _halves(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.config.hidden
+        return z[..., :h], z[..., h:]
+
+    def _mlp_out(self, first: torch.Tensor) -> torch.Tensor:
+        """``w_m . ReLU(W_2 ReLU(first) + b_2)`` for the first layer's pre-activations."""
+        return torch.relu(self.hidden2(torch.relu(first))) @ self.mlp_weight
+
+    def pair_scores(self, z_users: torch.Tensor, z_items: torch.Tensor) -> torch.Tensor:
+        (g_u, p_u), (g_i, p_i) = self._halves(z_users), self._halves(z_items)
+        gmf = (g_u * g_i) @ self.gmf_weight
+        return gmf + self._mlp_out(self.hidden1(torch.cat([p_u, p_i], -1)))
+
+    def scores(self, z_users: torch.Tensor, z_items: torch.Tensor) -> torch.Tensor:
+        (g_u, p_u), (g_i, p_i) = self._halves(z_users), self._halves(z_items)
+        h = self.config.hidden
+        out = (g_u * self.gmf_weight) @ g_i.T
+        w = self.hidden1.weight  # [H, 2H]: A = w[:, :H] for the user, B = w[:, H:] the item
+        user_part = p_u @ w[:, :h].T + self.hidden1.bias  # [B, H]
+        item_part = p_i @ w[:, h:].T  # [C, H]
+        step = max(1, PAIR_BLOCK // max(user_part.shape[0], 1))
+        for first in range(0, item_part.shape[0], step):
+            block = user_part[:, None, :] + item_part[None, first : first + step, :]
+            out[:, first : first + step] += self._mlp_out(block)
+        return out
+
+    def rating(
+        self,
+        z_user: torch.Tensor,
+        z_item: torch.Tensor,
+        user: torch.Tensor,
+        item_node: torch.Tensor,
+    ) -> torch.Tensor:
+        biases = self.bias(user).squeeze(-1) + self.bias(item_node).squeeze(-1)
+        return self.global_mean + biases + self.pair_scores(z_user, z_item)
+
+    def id_embeddings(self, nodes: torch.Tensor) -> torch.Tensor | None:
+        return None if self.embedding is None else self.embedding(nodes)
+
+    def embedding_tables(self) -> list[nn.Embedding]:
+        return [t for t in (self.embedding, self.bias) if t is not None]
+
+    def table_std(self, table: nn.Embedding) -> float:
+        return self.ID_STD if table is self.embedding else 0.0
+
+    def place_text(self, x: torch.Tensor) -> torch.Tensor:
+        if self.project is None:
+            raise ValueError(
+                "this model uses no text features, so it cannot place a text-only node"
+            )
+        return self.project(x)
+
+    def configure_objective(self, objective: str, mean_rating: float) -> None:
+        if objective == "bpr":
+            self.bias.weight.requires_grad_(False)
+        else:
+            self.global_mean.fill_(mean_rating)
