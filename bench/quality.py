@@ -1,11 +1,13 @@
 """Recommendation quality: every model on a warm and a cold-start item split, several seeds,
 mean and std, as JSON rows, a markdown table and a plot.
 
-Models: the text-feature GCN (``ml_latest_small_cpu``), LightGCN and MF with BPR (ID
-embeddings only, same budget and optimiser), and popularity; plus, on the warm split, the
-GCN's rating head (MSE) against ``μ + b_u + b_i`` biases and the global mean. Splits:
-``random`` (per user 80/20) and ``cold_items`` (20% of the items held out with all their
-ratings; ranked among the held-out items, where ID-only models can only guess).
+Models: the text-feature GCN (``ml_latest_small_cpu``), the same model with graph attention
+(GAT, ``model.name = "gat"``) and NCF (NeuMF over the same text features and IDs, no graph),
+LightGCN and MF with BPR (ID embeddings only, same budget and optimiser), and popularity;
+plus, on the warm split, the GCN's rating head (MSE) against ``μ + b_u + b_i`` biases and
+the global mean. Splits: ``random`` (per user 80/20) and ``cold_items`` (20% of the items held
+out with all their ratings; ranked among the held-out items, where ID-only models can only
+guess).
 
     gnnrec bench quality [--seeds 0 1 2] [--set train.epochs=30 ...]
 """
@@ -20,10 +22,13 @@ from pathlib import Path
 from gnnrec.bench.harness import markdown_table, provenance, pyplot, save_figure, write_results
 from gnnrec.config import add_override_argument
 
+# name -> (recipe, overrides)
 MODELS = {
-    "text GCN": "ml_latest_small_cpu",
-    "LightGCN": "lightgcn_ml_latest_small",
-    "MF (BPR)": "mf_ml_latest_small",
+    "text GCN": ("ml_latest_small_cpu", []),
+    "text GAT": ("ml_latest_small_cpu", ["model.name=gat"]),
+    "text NCF": ("ml_latest_small_cpu", ["model.name=ncf"]),
+    "LightGCN": ("lightgcn_ml_latest_small", []),
+    "MF (BPR)": ("mf_ml_latest_small", []),
 }
 SPLITS = {"warm": "random", "cold": "cold_items"}
 
@@ -50,10 +55,10 @@ def run(args: argparse.Namespace) -> list[dict]:
                     "train.progress=false",
                     *args.overrides,
                 ]
-                for model, recipe in MODELS.items():
+                for model, (recipe, extra) in MODELS.items():
                     run_dir = Path(tmp) / f"{model}-{split_name}-{seed}".replace(" ", "_")
                     config = load_config(
-                        None, [f'run_dir="{run_dir}"', *common], base=RECIPES[recipe]()
+                        None, [f'run_dir="{run_dir}"', *extra, *common], base=RECIPES[recipe]()
                     )
                     metrics = train_run(config)
                     results.append(
