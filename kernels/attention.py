@@ -102,7 +102,7 @@ def attention_reference(
     s = attention.dst[rows] + attention.src[cols]
     logits = torch.nn.functional.leaky_relu(s, attention.negative_slope)
     index = rows.unsqueeze(1).expand_as(logits)
-    top = torch.full((indptr.numel() - 1, heads), float("-inf"), dtype=x.dtype)
+    top = torch.full((indptr.numel() - 1, heads), float("-inf"), dtype=x.dtype, device=x.device)
     top = top.scatter_reduce(0, index, logits.detach(), "amax", include_self=True)
     p = torch.exp(logits - top[rows])
     alpha = p / torch.zeros_like(top).index_add(0, rows, p)[rows]
@@ -144,7 +144,7 @@ def _edge_dots(
     :data:`EDGE_CHUNK` values of each side at a time."""
     dtype = torch.float64 if a.dtype == torch.float64 else torch.float32
     width = a.shape[1] // heads
-    out = torch.empty((rows.numel(), heads), dtype=dtype)
+    out = torch.empty((rows.numel(), heads), dtype=dtype, device=a.device)
     step = max(1, EDGE_CHUNK // max(a.shape[1], 1))
     for start in range(0, rows.numel(), step):
         end = min(start + step, rows.numel())
