@@ -30,6 +30,7 @@ from gnnrec.train.gat_layer import GATLayer
 from gnnrec.train.gcn_layer import GCNLayer
 from gnnrec.train.graph_view import GraphView
 from gnnrec.train.ncf import NCFRecommender
+from gnnrec.train.node_inputs import TextAndIDRecommender
 from gnnrec.train.recommender import Recommender
 
 
@@ -96,10 +97,9 @@ class ModelConfig:
             raise ValueError("hidden >= 1, layers >= 0 and id_dropout in [0, 1) are required")
 
 
-class GCNRecommender(Recommender):
+class GCNRecommender(TextAndIDRecommender):
     """Users ``0..U-1`` and items ``U..U+I-1`` in one node space (see module docstring)."""
 
-    ID_STD = 0.1  # the ID embeddings start as N(0, ID_STD^2)
     # IDs only, sum aggregation: the ID mask rides on layer 1's column scales (see forward)
     FOLDS_ID_MASK: ClassVar[bool] = True
     ATTENDS: ClassVar[bool] = False  # layers that read their targets' rows (attention)
@@ -112,40 +112,15 @@ class GCNRecommender(Recommender):
         feature_dim: int,
         draw_id_table: bool = True,
     ):
-        """``draw_id_table=False``: the ID table is a placeholder on the meta device (its shape,
-        no memory anywhere), for a trainer that draws its own rows of it (sharded tables) or a
-        state dict loaded with ``assign=True``; :meth:`Recommender.to_device` leaves it be."""
+        """``draw_id_table``: see :meth:`TextAndIDRecommender._init_inputs`."""
         super().__init__()
-        self.config = config
-        self.num_users, self.num_items = num_users, num_items
-        n, h = num_users + num_items, config.hidden
-        self.project = nn.Linear(feature_dim, h) if config.text_features else None
-        self.embedding = None
-        if config.id_embeddings and draw_id_table:
-            self.embedding = nn.Embedding(n, h)
-            nn.init.normal_(self.embedding.weight, std=self.ID_STD)
-        elif config.id_embeddings:
-            self.embedding = nn.Embedding(n, h, _weight=torch.empty(n, h, device="meta"))
-        self.convs = nn.ModuleList(self.make_layer(h) for _ in range(config.layers))
-        self.bias = nn.Embedding(n, 1)
-        nn.init.zeros_(self.bias.weight)
-        self.register_buffer("global_mean", torch.zeros(()))
+        self._init_inputs(config, num_users, num_items, feature_dim, config.hidden, draw_id_table)
+        self.convs = nn.ModuleList(self.make_layer(config.hidden) for _ in range(config.layers))
+        self._init_rating_head()
 
     def make_layer(self, width: int) -> nn.Module:
         """One propagation layer of ``width`` in and out: a graph convolution."""
         return GCNLayer(width, width, self.config.aggregation, weight=self.config.conv_weights)
-
-    def layer0(
-        self, n_id: torch.Tensor, x: torch.Tensor | None, id_mask: torch.Tensor | None
-    ) -> torch.Tensor:
-        """``h^0`` ``[n, H]`` of nodes ``n_id`` ``[n]``; ``x`` ``[n, F]``; ``id_mask`` ``[n]``."""
-        h = 0
-        if self.project is not None:
-            h = self.project(x)
-        if self.embedding is not None:
-            e = self.embedding(n_id)
-            h = h + (e if id_mask is None else e * id_mask.unsqueeze(-1).to(e.dtype))
-        return h
 
     def propagate(
         self, h0: torch.Tensor, view: GraphView, source_mask: torch.Tensor | None = None
@@ -239,49 +214,6 @@ class GCNRecommender(Recommender):
         if not mean:
             return h
         return (h if total is None else total).div_(len(self.convs) + 1)
-
-    def rating(
-        self,
-        z_user: torch.Tensor,
-        z_item: torch.Tensor,
-        user: torch.Tensor,
-        item_node: torch.Tensor,
-    ) -> torch.Tensor:
-        """Predicted ratings ``mu + b_u + b_i + z_u . z_i`` for aligned ``[B, H]`` pairs."""
-        dot = (z_user * z_item).sum(-1)
-        return (
-            self.global_mean + self.bias(user).squeeze(-1) + self.bias(item_node).squeeze(-1) + dot
-        )
-
-    @property
-    def label(self) -> str:
-        return self.config.label
-
-    @property
-    def id_dropout(self) -> float:
-        return self.config.id_dropout
-
-    def id_embeddings(self, nodes: torch.Tensor) -> torch.Tensor | None:
-        return None if self.embedding is None else self.embedding(nodes)
-
-    def embedding_tables(self) -> list[nn.Embedding]:
-        return [t for t in (self.embedding, self.bias) if t is not None]
-
-    def table_std(self, table: nn.Embedding) -> float:
-        return self.ID_STD if table is self.embedding else 0.0  # the biases start at 0
-
-    def place_text(self, x: torch.Tensor) -> torch.Tensor:
-        if self.project is None:
-            raise ValueError(
-                "this model uses no text features, so it cannot place a text-only node"
-            )
-        return self.project(x)
-
-    def configure_objective(self, objective: str, mean_rating: float) -> None:
-        if objective == "bpr":
-            self.bias.weight.requires_grad_(False)  # the rating head's biases: unused by BPR
-        else:
-            self.global_mean.fill_(mean_rating)
 
 
 class GATRecommender(GCNRecommender):

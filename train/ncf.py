@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from gnnrec.train.graph_view import GraphView
-from gnnrec.train.recommender import Recommender
+from gnnrec.train.node_inputs import TextAndIDRecommender
 
 if TYPE_CHECKING:
     from gnnrec.train.model import ModelConfig
@@ -30,9 +30,7 @@ if TYPE_CHECKING:
 PAIR_BLOCK = 1 << 16  # user-item pairs whose hidden layers scores() holds at once
 
 
-class NCFRecommender(Recommender):
-    ID_STD = 0.1
-
+class NCFRecommender(TextAndIDRecommender):
     def __init__(
         self,
         config: ModelConfig,
@@ -41,34 +39,15 @@ class NCFRecommender(Recommender):
         feature_dim: int,
         draw_id_table: bool = True,
     ):
-        """As :class:`~gnnrec.train.model.GCNRecommender`'s (``draw_id_table=False``: the ID
-        table a placeholder on the meta device)."""
+        """``draw_id_table``: see :meth:`TextAndIDRecommender._init_inputs`."""
         super().__init__()
-        self.config = config
-        self.num_users, self.num_items = num_users, num_items
-        n, h = num_users + num_items, config.hidden
-        self.project = nn.Linear(feature_dim, 2 * h) if config.text_features else None
-        self.embedding = None
-        if config.id_embeddings and draw_id_table:
-            self.embedding = nn.Embedding(n, 2 * h)
-            nn.init.normal_(self.embedding.weight, std=self.ID_STD)
-        elif config.id_embeddings:
-            self.embedding = nn.Embedding(n, 2 * h, _weight=torch.empty(n, 2 * h, device="meta"))
+        h = config.hidden
+        self._init_inputs(config, num_users, num_items, feature_dim, 2 * h, draw_id_table)
         self.hidden1 = nn.Linear(2 * h, h)
         self.hidden2 = nn.Linear(h, max(h // 2, 1))
         self.gmf_weight = nn.Parameter(torch.full((h,), 1.0 / h**0.5))
         self.mlp_weight = nn.Parameter(torch.full((max(h // 2, 1),), 1.0 / h**0.5))
-        self.bias = nn.Embedding(n, 1)
-        nn.init.zeros_(self.bias.weight)
-        self.register_buffer("global_mean", torch.zeros(()))
-
-    @property
-    def label(self) -> str:
-        return self.config.label
-
-    @property
-    def id_dropout(self) -> float:
-        return self.config.id_dropout
+        self._init_rating_head()
 
     def forward(
         self,
@@ -77,14 +56,8 @@ class NCFRecommender(Recommender):
         view: GraphView,
         id_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``z`` ``[n, 2H]`` of the nodes ``n_id`` (``view`` unused)."""
-        z = 0
-        if self.project is not None:
-            z = self.project(x)
-        if self.embedding is not None:
-            e = self.embedding(n_id)
-            z = z + (e if id_mask is None else e * id_mask.unsqueeze(-1).to(e.dtype))
-        return z
+        """``z = h^0`` ``[n, 2H]`` of the nodes ``n_id`` (``view`` unused)."""
+        return self.layer0(n_id, x, id_mask)
 
     def embed_in_chunks(
         self,
@@ -129,35 +102,3 @@ class NCFRecommender(Recommender):
             block = user_part[:, None, :] + item_part[None, first : first + step, :]
             out[:, first : first + step] += self._mlp_out(block)
         return out
-
-    def rating(
-        self,
-        z_user: torch.Tensor,
-        z_item: torch.Tensor,
-        user: torch.Tensor,
-        item_node: torch.Tensor,
-    ) -> torch.Tensor:
-        biases = self.bias(user).squeeze(-1) + self.bias(item_node).squeeze(-1)
-        return self.global_mean + biases + self.pair_scores(z_user, z_item)
-
-    def id_embeddings(self, nodes: torch.Tensor) -> torch.Tensor | None:
-        return None if self.embedding is None else self.embedding(nodes)
-
-    def embedding_tables(self) -> list[nn.Embedding]:
-        return [t for t in (self.embedding, self.bias) if t is not None]
-
-    def table_std(self, table: nn.Embedding) -> float:
-        return self.ID_STD if table is self.embedding else 0.0
-
-    def place_text(self, x: torch.Tensor) -> torch.Tensor:
-        if self.project is None:
-            raise ValueError(
-                "this model uses no text features, so it cannot place a text-only node"
-            )
-        return self.project(x)
-
-    def configure_objective(self, objective: str, mean_rating: float) -> None:
-        if objective == "bpr":
-            self.bias.weight.requires_grad_(False)
-        else:
-            self.global_mean.fill_(mean_rating)
