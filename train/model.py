@@ -36,7 +36,7 @@ from gnnrec.train.recommender import Recommender
 
 @dataclass(kw_only=True)
 class ModelConfig:
-    """The GCN's shape. ``text_features``/``id_embeddings``: which layer-0 inputs it uses.
+    """The model's shape. ``text_features``/``id_embeddings``: which layer-0 inputs it uses.
 
     ``name``: ``gcn`` (any combination below), ``lightgcn`` (He et al., 2020: ID embeddings
     only, parameter-free sum propagation with ``D^-1/2 A D^-1/2``, layer mean), ``mf``
