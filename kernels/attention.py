@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gnnrec.kernels.csr import csr_tensor, edge_rows, transpose_csr
+from gnnrec.kernels.csr import cached_transpose, csr_tensor, edge_rows
 
 EDGE_CHUNK = 1 << 20  # values of [chunk, H F] rows the backward gathers at once (4 MB in fp32)
 
@@ -173,7 +173,7 @@ class _Attention(torch.autograd.Function):
         grad = grad.contiguous()
         grad_x = None
         if ctx.needs_input_grad[2]:
-            t_indptr, t_indices, perm = transpose_csr(indptr, indices, x.shape[0])
+            t_indptr, t_indices, perm = cached_transpose(indptr, indices, x.shape[0])
             grad_x = _weighted_sum(t_indptr, t_indices, weights[perm], grad, x.shape[0])
         grad_src = grad_dst = None
         if ctx.needs_input_grad[3] or ctx.needs_input_grad[4]:

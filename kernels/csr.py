@@ -7,6 +7,7 @@ Shapes: ``indptr`` int64 ``[N + 1]``, ``indices`` int32/int64 ``[E]`` (columns i
 from __future__ import annotations
 
 import warnings
+import weakref
 
 import torch
 
@@ -85,3 +86,24 @@ def csr_tensor(
         return torch.sparse_csr_tensor(
             indptr, indices.to(indptr.dtype), values, shape, check_invariants=False
         )
+
+
+# id(indices) -> (a weak reference to it, {(rows, cols): transpose_csr's result})
+_TRANSPOSES: dict[int, tuple[weakref.ref, dict[tuple[int, int], tuple[torch.Tensor, ...]]]] = {}
+
+
+def cached_transpose(
+    indptr: torch.Tensor, indices: torch.Tensor, num_cols: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`transpose_csr`, computed once per ``indices`` tensor and shape while it lives
+    (the layers aggregating over one graph share it)."""
+    key = id(indices)
+    entry = _TRANSPOSES.get(key)
+    if entry is None or entry[0]() is not indices:
+        entry = (weakref.ref(indices), {})
+        _TRANSPOSES[key] = entry
+        weakref.finalize(indices, _TRANSPOSES.pop, key, None)
+    shape = (indptr.numel() - 1, num_cols)
+    if shape not in entry[1]:
+        entry[1][shape] = transpose_csr(indptr, indices, num_cols)
+    return entry[1][shape]

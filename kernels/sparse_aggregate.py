@@ -16,11 +16,9 @@ autograd through ``torch.sparse.mm`` would transpose the CSR again for each.
 
 from __future__ import annotations
 
-import weakref
-
 import torch
 
-from gnnrec.kernels.csr import csr_tensor, edge_rows, transpose_csr
+from gnnrec.kernels.csr import cached_transpose, csr_tensor, edge_rows
 from gnnrec.kernels.reference import aggregate_reference
 
 DTYPES = (torch.float32, torch.float64)
@@ -86,29 +84,9 @@ def _transpose(
     indptr: torch.Tensor, indices: torch.Tensor, values: torch.Tensor, x: torch.Tensor
 ) -> torch.Tensor:
     """``A_v^T`` ``[M, N]`` as a sparse CSR tensor (``M = x.shape[0]``)."""
-    t_indptr, t_indices, perm = _transpose_structure(indptr, indices, x.shape[0])
+    t_indptr, t_indices, perm = cached_transpose(indptr, indices, x.shape[0])
     t_values = values.index_select(0, perm)
     return csr_tensor(t_indptr, t_indices, t_values, (x.shape[0], indptr.numel() - 1))
-
-
-# id(indices) -> (a weak reference to it, {(rows, cols): transpose_csr's result})
-_TRANSPOSES: dict[int, tuple[weakref.ref, dict[tuple[int, int], tuple[torch.Tensor, ...]]]] = {}
-
-
-def _transpose_structure(
-    indptr: torch.Tensor, indices: torch.Tensor, num_cols: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """:func:`transpose_csr`, computed once per ``indices`` tensor and shape while it lives."""
-    key = id(indices)
-    entry = _TRANSPOSES.get(key)
-    if entry is None or entry[0]() is not indices:
-        entry = (weakref.ref(indices), {})
-        _TRANSPOSES[key] = entry
-        weakref.finalize(indices, _TRANSPOSES.pop, key, None)
-    shape = (indptr.numel() - 1, num_cols)
-    if shape not in entry[1]:
-        entry[1][shape] = transpose_csr(indptr, indices, num_cols)
-    return entry[1][shape]
 
 
 class _SparseProduct(torch.autograd.Function):

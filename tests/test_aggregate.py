@@ -93,15 +93,15 @@ def test_the_sparse_backward_transposes_each_graph_once_and_matches_autograd(mon
     import gc
     import warnings
 
-    import gnnrec.kernels.sparse_aggregate as sparse
+    import gnnrec.kernels.csr as csr
 
     g = torch.Generator().manual_seed(0)
     indptr = torch.tensor([0, 2, 3, 3, 6])
     indices = torch.tensor([0, 4, 2, 1, 2, 3], dtype=torch.int32)
     x = torch.randn(5, 3, generator=g, requires_grad=True)
     built = []
-    transpose = sparse.transpose_csr
-    monkeypatch.setattr(sparse, "transpose_csr", lambda *a: built.append(1) or transpose(*a))
+    transpose = csr.transpose_csr
+    monkeypatch.setattr(csr, "transpose_csr", lambda *a: built.append(1) or transpose(*a))
     h = x
     for _ in range(3):  # three layers over one graph
         h = aggregate(indptr, indices, h, backend="sparse", col_scale=torch.rand(5, generator=g))
@@ -120,4 +120,4 @@ def test_the_sparse_backward_transposes_each_graph_once_and_matches_autograd(mon
     key = id(indices)
     del indices, h, mine  # the graph, and the outputs whose backward would read it
     gc.collect()
-    assert key not in sparse._TRANSPOSES  # dropped with its graph
+    assert key not in csr._TRANSPOSES  # dropped with its graph
