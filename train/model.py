@@ -100,9 +100,8 @@ class ModelConfig:
 class GCNRecommender(TextAndIDRecommender):
     """Users ``0..U-1`` and items ``U..U+I-1`` in one node space (see module docstring)."""
 
-    # IDs only, sum aggregation: the ID mask rides on layer 1's column scales (see forward)
-    FOLDS_ID_MASK: ClassVar[bool] = True
-    ATTENDS: ClassVar[bool] = False  # layers that read their targets' rows (attention)
+    # layers that read their targets' rows and have no column scales (attention)
+    ATTENDS: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -155,11 +154,10 @@ class GCNRecommender(TextAndIDRecommender):
     ) -> torch.Tensor:
         """Final embeddings ``[n, H]`` of the nodes ``n_id`` of a (sub)graph ``view`` (of its
         seeds, its first ``view.within(0)`` nodes, for a sampled view with ``hops``)."""
-        ids_only = self.project is None and self.config.aggregation == "sum" and len(self.convs)
-        ids_only = ids_only and self.FOLDS_ID_MASK
-        if id_mask is not None and ids_only:
-            # h^0 = m * e: the mask (0 or 1) scales layer 1's columns instead of the [n, H]
-            # rows, forward and backward (the same numbers)
+        scaled = self.config.aggregation == "sum" and len(self.convs) and not self.ATTENDS
+        if id_mask is not None and self.project is None and scaled:
+            # IDs only, h^0 = m * e: the mask (0 or 1) scales layer 1's columns instead of the
+            # [n, H] rows, forward and backward (the same numbers)
             return self.propagate(self.layer0(n_id, x, None), view, source_mask=id_mask)
         return self.propagate(self.layer0(n_id, x, id_mask), view)
 
@@ -221,7 +219,6 @@ class GATRecommender(GCNRecommender):
     ``config.heads`` heads, the projection on with ``conv_weights``) in place of the
     convolutions."""
 
-    FOLDS_ID_MASK: ClassVar[bool] = False
     ATTENDS: ClassVar[bool] = True
 
     def make_layer(self, width: int) -> nn.Module:
