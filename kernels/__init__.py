@@ -5,8 +5,10 @@ The ``torch`` backend (:mod:`gnnrec.kernels.reference`) runs anywhere and is the
 default; a ``triton`` backend (:mod:`gnnrec.kernels.triton_aggregate`) registers itself in
 :data:`BACKENDS` when Triton imports, and ``backend="auto"`` picks it for CUDA inputs. On the
 CPU it runs only under the Triton interpreter (``TRITON_INTERPRET=1`` set before Triton is
-imported), as the tests do. CSR structure helpers (transpose, GCN scales) are in
-:mod:`gnnrec.kernels.csr`.
+imported), as the tests do. ``reduce="attention"`` has backends of its own
+(:data:`ATTENTION_BACKENDS`: :mod:`gnnrec.kernels.attention` on the CPU,
+:mod:`gnnrec.kernels.triton_attention` for CUDA). CSR structure helpers (transpose, GCN
+scales) are in :mod:`gnnrec.kernels.csr`.
 """
 
 from __future__ import annotations
@@ -39,8 +41,15 @@ def _aggregate_triton(*args, **kwargs) -> torch.Tensor:
     return aggregate_triton(*args, **kwargs)
 
 
+def _attention_triton(*args, **kwargs) -> torch.Tensor:
+    from gnnrec.kernels.triton_attention import aggregate_attention_triton
+
+    return aggregate_attention_triton(*args, **kwargs)
+
+
 if importlib.util.find_spec("triton") is not None:
     BACKENDS["triton"] = _aggregate_triton
+    ATTENTION_BACKENDS["triton"] = _attention_triton
 
 
 def validate_csr(indptr: torch.Tensor, indices: torch.Tensor, num_cols: int) -> None:
@@ -88,15 +97,16 @@ def aggregate(
 
     Shapes: ``indptr`` ``[N + 1]``, ``indices`` ``[E]``, ``x`` ``[M, F]`` -> ``[N, F]``.
     ``backend``: ``"auto"`` (triton for CUDA tensors when registered, else sparse) or a key of
-    :data:`BACKENDS`; ``backend_options`` go to that backend (the triton backend's tile
-    schedule and tile sizes, see :func:`gnnrec.kernels.triton_aggregate.aggregate_triton`).
+    :data:`BACKENDS` (:data:`ATTENTION_BACKENDS` for attention); ``backend_options`` go to
+    that backend (the triton backends' tile schedule and tile sizes, see
+    :func:`gnnrec.kernels.triton_aggregate.aggregate_triton`).
     """
     if reduce not in (*REDUCTIONS, "attention"):
         raise ValueError(f"unknown reduce {reduce!r}; choose one of {(*REDUCTIONS, 'attention')}")
     if x.dim() != 2:
         raise ValueError(f"x must be [M, F], got shape {tuple(x.shape)}")
     if reduce == "attention":
-        return _attend(indptr, indices, x, attention, backend, validate)
+        return _attend(indptr, indices, x, attention, backend, validate, backend_options)
     if validate:
         validate_csr(indptr, indices, x.shape[0])
         for name, t, n in (
@@ -129,6 +139,7 @@ def _attend(
     attention: EdgeAttention | None,
     backend: str,
     validate: bool,
+    backend_options: dict,
 ) -> torch.Tensor:
     if attention is None:
         raise ValueError("reduce='attention' needs attention=EdgeAttention(src, dst, ...)")
@@ -149,7 +160,7 @@ def _attend(
         raise ValueError(
             f"unknown attention backend {backend!r}; have {sorted(ATTENTION_BACKENDS)}"
         )
-    return ATTENTION_BACKENDS[backend](indptr, indices, x, attention)
+    return ATTENTION_BACKENDS[backend](indptr, indices, x, attention, **backend_options)
 
 
 __all__ = [

@@ -128,6 +128,7 @@ class GraphPlan:
     num_cols: int
     schedules: dict[ScheduleParams, TileSchedule] = field(default_factory=dict)
     row_ids: torch.Tensor | None = None
+    edge_ids: torch.Tensor | None = None
     transposed: TransposedCSR | None = None
     symmetric: bool | None = None
 
@@ -141,6 +142,15 @@ class GraphPlan:
         if self.row_ids is None:
             self.row_ids = edge_rows(indptr)
         return self.row_ids
+
+    def edges(self, indices: torch.Tensor) -> torch.Tensor:
+        """``arange(E)`` in ``indices``' dtype: as the column indices of a CSR over the edges,
+        it makes the aggregation kernels sum per-edge values over each row."""
+        if self.edge_ids is None:
+            self.edge_ids = torch.arange(
+                indices.numel(), dtype=indices.dtype, device=indices.device
+            )
+        return self.edge_ids
 
     def transpose(self, indptr: torch.Tensor, indices: torch.Tensor) -> TransposedCSR:
         """``A^T`` as a CSR, with ``perm``: edge ``k`` of ``A^T`` is edge ``perm[k]`` of ``A``."""

@@ -86,11 +86,14 @@ def _spmm_items_kernel(
     program_ptr, item_row, item_start, item_end, item_slot,
     indptr, indices, x, values, col_scale, row_scale,
     out, out_arg, partial, partial_arg,
-    num_features, stride_xn, stride_xf, stride_on, stride_pn,
+    num_features, stride_xn, stride_xf, stride_on, stride_pn, stride_ve,
     REDUCE: tl.constexpr, HAS_VALUES: tl.constexpr, HAS_COL_SCALE: tl.constexpr,
     HAS_ROW_SCALE: tl.constexpr, ACC_FP64: tl.constexpr,
     BLOCK_E: tl.constexpr, BLOCK_F: tl.constexpr, REDUCE_ONCE: tl.constexpr = False,
+    HEAD_WIDTH: tl.constexpr = 0,
 ):  # fmt: skip
+    # HEAD_WIDTH > 0: values are [E, H] (row stride stride_ve), one per edge and head, and
+    # feature f belongs to head f // HEAD_WIDTH (attention's weighted sums).
     # REDUCE_ONCE (sum/mean): accumulate whole [BLOCK_E, BLOCK_F] tiles and reduce over the
     # edges once per row, instead of once per tile (fewer instructions and barriers per edge,
     # more registers); a launch choice for the sweep, same math up to summation order.
@@ -119,7 +122,15 @@ def _spmm_items_kernel(
                 x + col[:, None] * stride_xn + f[None, :] * stride_xf, mask=tile_mask, other=0.0
             ).to(acc_dtype)
             if HAS_VALUES:
-                tile = tile * tl.load(values + e, mask=e_mask, other=0.0).to(acc_dtype)[:, None]
+                if HEAD_WIDTH > 0:
+                    head = f // HEAD_WIDTH
+                    weights = tl.load(
+                        values + e[:, None] * stride_ve + head[None, :], mask=tile_mask, other=0.0
+                    )
+                    tile = tile * weights.to(acc_dtype)
+                else:
+                    weight = tl.load(values + e, mask=e_mask, other=0.0)
+                    tile = tile * weight.to(acc_dtype)[:, None]
             if HAS_COL_SCALE:
                 tile = (
                     tile * tl.load(col_scale + col, mask=e_mask, other=0.0).to(acc_dtype)[:, None]
@@ -203,7 +214,9 @@ def spmm_forward(
     col_scale: torch.Tensor | None,
     launch: Launch = Launch(),
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(y [N, F], argmax [N, F] int64 or None)``; launches the item and combine kernels."""
+    """``(y [N, F], argmax [N, F] int64 or None)``; launches the item and combine kernels.
+    ``values``: ``[E]``, or ``[E, H]`` (contiguous rows) weighting each head's ``F / H``
+    features separately."""
     num_rows, num_features = indptr.numel() - 1, x.shape[1]
     block_f = launch.block_f or min(triton.next_power_of_2(max(num_features, 1)), 128)
     out = torch.zeros(num_rows, num_features, dtype=x.dtype, device=x.device)
@@ -215,6 +228,11 @@ def spmm_forward(
     )
     partial_arg = torch.empty_like(partial, dtype=torch.int64) if is_max else partial
     dummy = out  # stands in for absent optional tensors; never read
+    head_width = head_stride = 0
+    if values is not None and values.dim() == 2:
+        if values.stride(1) != 1 or num_features % values.shape[1]:
+            raise ValueError("[E, H] values need contiguous rows and F a multiple of H")
+        head_width, head_stride = num_features // values.shape[1], values.stride(0)
     common = dict(
         REDUCE=REDUCE_CODES[reduce],
         HAS_ROW_SCALE=row_scale is not None,
@@ -232,8 +250,9 @@ def spmm_forward(
             dummy if row_scale is None else row_scale,
             out, out_arg, partial, partial_arg,
             num_features, x.stride(0), x.stride(1), out.stride(0), partial.stride(0),
-            HAS_VALUES=values is not None, HAS_COL_SCALE=col_scale is not None,
-            BLOCK_E=launch.block_e, REDUCE_ONCE=launch.reduce_once, **common, **options,
+            head_stride, HAS_VALUES=values is not None, HAS_COL_SCALE=col_scale is not None,
+            BLOCK_E=launch.block_e, REDUCE_ONCE=launch.reduce_once, HEAD_WIDTH=head_width,
+            **common, **options,
         )  # fmt: skip
     if schedule.heavy_row.numel() > 0 and num_features > 0:
         _combine_heavy_kernel[(schedule.heavy_row.numel(), feature_blocks)](

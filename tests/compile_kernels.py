@@ -14,6 +14,11 @@ from triton.compiler import ASTSource
 from gnnrec.kernels.gather import _gather_rows_kernel
 from gnnrec.kernels.sddmm import _sddmm_kernel
 from gnnrec.kernels.triton_aggregate import _combine_heavy_kernel, _spmm_items_kernel
+from gnnrec.kernels.triton_attention import (
+    _combine_softmax_kernel,
+    _edge_softmax_kernel,
+    _softmax_backward_kernel,
+)
 
 TARGETS = [GPUTarget("cuda", 90, 32), GPUTarget("cuda", 80, 32)]
 DTYPES = ["fp32", "bf16", "fp16", "fp64"]
@@ -22,16 +27,18 @@ DTYPES = ["fp32", "bf16", "fp16", "fp64"]
 def _compile(
     kernel, pointers: dict[str, str], constexprs: dict[str, object], target, options=None
 ) -> None:
-    """Compiles ``kernel`` with pointer element types ``pointers``, i64 for every other
-    runtime argument, the given constexpr values and launch ``options`` (``num_warps``,
-    ``num_stages``); returns nothing, raises on failure."""
+    """Compiles ``kernel`` with pointer element types ``pointers``, fp32 for a ``slope``, i64
+    for every other runtime argument, the given constexpr values and launch ``options``
+    (``num_warps``, ``num_stages``); returns nothing, raises on failure."""
     signature, constants = {}, {}
     for i, name in enumerate(kernel.arg_names):
         if name in constexprs:
             signature[name] = "constexpr"
             constants[(i,)] = constexprs[name]
+        elif name in pointers:
+            signature[name] = f"*{pointers[name]}"
         else:
-            signature[name] = f"*{pointers[name]}" if name in pointers else "i64"
+            signature[name] = "fp32" if name == "slope" else "i64"
     source = ASTSource(kernel, signature, constants)
     compiled = triton.compile(source, target=target, options=options or {})
     assert compiled.asm["cubin"]
@@ -64,6 +71,34 @@ def _spmm_pointers(dtype: str) -> dict[str, str]:
         "out": dtype,
         "partial": acc,
     }
+
+
+def _compile_attention(target) -> int:
+    """The attention kernels: edge softmax (both passes) and its combine and backward for
+    fp32/bf16/fp64 logit terms, and the aggregation with per-head edge weights."""
+    count = 0
+    for dtype in ("fp32", "bf16", "fp64"):
+        acc = "fp64" if dtype == "fp64" else "fp32"
+        schedule = dict.fromkeys(
+            ["program_ptr", "item_row", "item_start", "item_end", "item_slot"], "i64"
+        )
+        pointers = {**schedule, "indices": "i32", "src": dtype, "dst": dtype}
+        pointers |= dict.fromkeys(["alpha", "part_max", "part_sum"], acc)
+        flags = {"ACC_FP64": dtype == "fp64", "BLOCK_H": 4}
+        for chunks_only in (False, True):
+            constexprs = {**flags, "CHUNKS_ONLY": chunks_only, "BLOCK_E": 32}
+            _compile(_edge_softmax_kernel, pointers, constexprs, target)
+        _compile(_combine_softmax_kernel, {**pointers, "chunk_ptr": "i64"}, flags, target)
+        pointers = {"rows": "i64", "cols": "i32", "src": dtype, "dst": dtype}
+        pointers |= dict.fromkeys(["alpha", "d_alpha", "row_dot", "d_logit_sum"], acc)
+        _compile(_softmax_backward_kernel, pointers, {**flags, "BLOCK_E": 64}, target)
+        spmm = {**_spmm_pointers(dtype), "values": acc}
+        constexprs = {"REDUCE": 0, "HAS_ROW_SCALE": False, "HAS_VALUES": True}
+        constexprs |= {"HAS_COL_SCALE": False, "ACC_FP64": dtype == "fp64", "BLOCK_E": 32}
+        constexprs |= {"BLOCK_F": 128, "REDUCE_ONCE": False, "HEAD_WIDTH": 64}
+        _compile(_spmm_items_kernel, spmm, constexprs, target)
+        count += 5
+    return count
 
 
 CASES = [(d, r, True) for d in DTYPES for r in (0, 1, 2)] + [("fp32", 0, False), ("bf16", 2, False)]
@@ -118,6 +153,7 @@ def compile_all() -> int:
             flags = {"HAS_ROW_SCALE": True, "HAS_COL_SCALE": True, "ACC_FP64": dtype == "fp64"}
             _compile(_sddmm_kernel, pointers, {**flags, "BLOCK_E": 64, "BLOCK_F": 64}, target)
             count += 1
+        count += _compile_attention(target)
         for src, index in [("i64", "i64"), ("i32", "i64"), ("fp32", "i64"), ("bf16", "i32")]:
             pointers = {"src": src, "index": index, "out": src}
             _compile(_gather_rows_kernel, pointers, {"BLOCK_N": 64, "BLOCK_F": 64}, target)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 from hypothesis import strategies as st
 
+from gnnrec.kernels.schedule import ScheduleParams
+
 
 @st.composite
 def csr_graphs(
@@ -32,3 +34,20 @@ def csr_graphs(
 def features(num_rows: int, width: int, seed: int, dtype=torch.float64) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.randn(num_rows, width, generator=g, dtype=torch.float64).to(dtype)
+
+
+@st.composite
+def tile_settings(draw, reduce_once: bool = True):
+    """Tile schedule and tile sizes small enough that tiny graphs reach every path."""
+    params = ScheduleParams(
+        heavy_threshold=draw(st.integers(1, 12)),
+        chunk_edges=draw(st.integers(1, 6)),
+        pack_edges=draw(st.integers(1, 10)),
+        max_chunks=draw(st.integers(1, 8)),
+    )
+    return {
+        "params": params,
+        "block_e": draw(st.sampled_from([1, 2, 4, 16])),
+        "block_f": draw(st.sampled_from([None, 2, 8, 16])),
+        **({"reduce_once": draw(st.booleans())} if reduce_once else {}),
+    }

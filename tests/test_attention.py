@@ -1,5 +1,5 @@
-"""Attention aggregation: the torch backend against the fp64 oracle and PyG's ``GATConv``
-(forward and every gradient) on awkward graphs and logits, gradcheck, chunking and
+"""Attention aggregation: the torch backend against the fp64 oracle and every backend against
+PyG's ``GATConv`` (forward and every gradient) on awkward graphs and logits, gradcheck, chunking and
 determinism."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from strategies import csr_graphs, features
 
 import gnnrec.kernels.attention as attention_module
-from gnnrec.kernels import aggregate
+from gnnrec.kernels import ATTENTION_BACKENDS, aggregate
 from gnnrec.kernels.attention import EdgeAttention, attention_reference
 
 TOLERANCES = {torch.float64: (1e-10, 1e-10), torch.float32: (2e-5, 2e-5)}
@@ -79,7 +79,8 @@ def test_gradcheck_in_fp64():
     assert torch.autograd.gradcheck(fn, (x, src, dst))
 
 
-def test_pyg_gatconv_with_the_same_weights_gives_the_same_layer():
+@pytest.mark.parametrize("backend", sorted(set(ATTENTION_BACKENDS) - {"torch"}))
+def test_pyg_gatconv_with_the_same_weights_gives_the_same_layer(backend):
     from torch_geometric.nn import GATConv
 
     torch.manual_seed(0)
@@ -99,7 +100,9 @@ def test_pyg_gatconv_with_the_same_weights_gives_the_same_layer():
         src = (per_head * conv.att_src).sum(-1)
         dst = (per_head * conv.att_dst).sum(-1)
         attention = EdgeAttention(src, dst, negative_slope=conv.negative_slope)
-        return aggregate(indptr, source, h, reduce="attention", attention=attention)
+        return aggregate(
+            indptr, source, h, reduce="attention", attention=attention, backend=backend
+        )
 
     def theirs():
         return conv(x, torch.stack([source, target]))

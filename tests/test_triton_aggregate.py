@@ -7,7 +7,7 @@ import pytest
 import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from strategies import csr_graphs, features
+from strategies import csr_graphs, features, tile_settings
 from tolerances import assert_close
 
 from gnnrec.kernels import BACKENDS, aggregate, aggregate_reference
@@ -18,23 +18,6 @@ pytestmark = pytest.mark.skipif("triton" not in BACKENDS, reason="triton is not 
 DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
 # gradcheck runs two forward passes per input element: a quarter of the profile's examples.
 GRADCHECK_EXAMPLES = max(5, settings.default.max_examples // 4)
-
-
-@st.composite
-def tile_settings(draw):
-    """Tile schedule and tile sizes small enough that tiny graphs reach every path."""
-    params = ScheduleParams(
-        heavy_threshold=draw(st.integers(1, 12)),
-        chunk_edges=draw(st.integers(1, 6)),
-        pack_edges=draw(st.integers(1, 10)),
-        max_chunks=draw(st.integers(1, 8)),
-    )
-    return {
-        "params": params,
-        "block_e": draw(st.sampled_from([1, 2, 4, 16])),
-        "block_f": draw(st.sampled_from([None, 2, 8, 16])),
-        "reduce_once": draw(st.booleans()),
-    }
 
 
 def _inputs(graph, width, seed, dtype, weighted, scaled, strided):

@@ -1,0 +1,156 @@
+"""The Triton attention kernels (run by the interpreter on the CPU) against the fp64 oracle,
+forward and every gradient, in every dtype, with heavy rows split into chunks; gradcheck,
+chunked against unchunked, bit-identical reruns, dropout against the torch backend."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from strategies import csr_graphs, features, tile_settings
+from tolerances import TOLERANCES
+
+from gnnrec.kernels import ATTENTION_BACKENDS, aggregate
+from gnnrec.kernels.attention import EdgeAttention, attention_reference
+from gnnrec.kernels.schedule import ScheduleParams
+
+pytestmark = pytest.mark.skipif(
+    "triton" not in ATTENTION_BACKENDS, reason="triton is not installed"
+)
+
+DTYPES = [torch.float64, torch.float32, torch.bfloat16, torch.float16]
+HUB = (torch.tensor([0, 0, 11, 12, 12]), torch.tensor([0, 1, 2, 3, 0, 0, 1, 2, 3, 1, 2, 3]), 4)
+
+
+def _inputs(graph, heads, width, scale, seed, dtype):
+    """Leaf tensors already rounded to ``dtype``; the oracle sees the same values."""
+    indptr, indices, m = graph
+    n = indptr.numel() - 1
+    x = features(m, heads * width, seed, dtype).requires_grad_()
+    src = (features(m, heads, seed + 1) * scale).to(dtype).requires_grad_()
+    dst = (features(n, heads, seed + 2) * scale).to(dtype).requires_grad_()
+    return x, src, dst
+
+
+def _run(indptr, indices, x, src, dst, seed, backend="triton", slope=0.2, attention=None, **tiles):
+    """The output and the gradients of ``<y, w>`` for fixed weights ``w`` (rounded to y's
+    dtype), for ``x``, ``src`` and ``dst``."""
+    attention = attention or EdgeAttention(src, dst, negative_slope=slope)
+    out = aggregate(
+        indptr, indices, x, reduce="attention", attention=attention, backend=backend, **tiles
+    )
+    weights = features(out.shape[0], out.shape[1], seed + 3, out.dtype)
+    grads = torch.autograd.grad((out * weights).sum(), (x, src, dst), allow_unused=True)
+    return out, [torch.zeros_like(t) if g is None else g for g, t in zip(grads, (x, src, dst))]
+
+
+def _oracle(indptr, indices, x, src, dst, seed, slope=0.2):
+    """fp64 autograd through ``[E, H, F]`` messages, on the same (rounded) inputs and weights."""
+    x, src, dst = (t.detach().double().requires_grad_() for t in (x, src, dst))
+    attention = EdgeAttention(src, dst, negative_slope=slope)
+    out = attention_reference(indptr, indices, x, attention)
+    weights = features(out.shape[0], out.shape[1], seed + 3, x.dtype)
+    return out, torch.autograd.grad((out * weights).sum(), (x, src, dst), allow_unused=True)
+
+
+@given(
+    graph=csr_graphs(max_rows=10, max_cols=10, max_edges=30),
+    heads=st.integers(1, 3),
+    width=st.integers(1, 5),
+    scale=st.sampled_from([1.0, 30.0, -80.0]),  # large and very negative logits
+    slope=st.sampled_from([0.2, 0.0]),
+    seed=st.integers(0, 2**16),
+    dtype=st.sampled_from(DTYPES),
+    tiles=tile_settings(reduce_once=False),
+)
+@example(  # a hub row of 11 edges split into chunks of 2, with repeated sources
+    graph=HUB,
+    heads=2,
+    width=3,
+    scale=30.0,
+    slope=0.2,
+    seed=0,
+    dtype=torch.float32,
+    tiles={"params": ScheduleParams(4, 2, 3), "block_e": 2, "block_f": 2},
+)
+def test_forward_and_gradients_match_the_fp64_oracle(
+    graph, heads, width, scale, slope, seed, dtype, tiles
+):
+    indptr, indices, _ = graph
+    x, src, dst = _inputs(graph, heads, width, scale, seed, dtype)
+    got, got_grads = _run(indptr, indices, x, src, dst, seed, slope=slope, **tiles)
+    want, want_grads = _oracle(indptr, indices, x, src, dst, seed, slope=slope)
+    assert got.dtype == dtype and got.shape == (indptr.numel() - 1, heads * width)
+    tol = TOLERANCES[dtype]
+    torch.testing.assert_close(got.double(), want, **tol)
+    # gradients of src/dst go through dalpha = <g, x> over F features and the softmax's row
+    # sums: a few roundings more than the output
+    grad_tol = {key: value * 10 for key, value in tol.items()}
+    for mine, theirs, t in zip(got_grads, want_grads, (x, src, dst)):
+        assert mine.dtype == t.dtype and mine.shape == t.shape
+        theirs = torch.zeros_like(mine, dtype=torch.float64) if theirs is None else theirs
+        torch.testing.assert_close(mine.double(), theirs, **grad_tol)
+    empty = (indptr[1:] == indptr[:-1]).nonzero().flatten()
+    assert torch.equal(got[empty], torch.zeros_like(got[empty]))  # empty rows give 0
+
+
+@settings(max_examples=max(5, settings.default.max_examples // 4))
+@given(graph=csr_graphs(max_rows=6, max_cols=6, max_edges=14), tiles=tile_settings(False))
+@example(graph=HUB, tiles={"params": ScheduleParams(4, 2, 3), "block_e": 2, "block_f": 2})
+def test_gradcheck_in_fp64(graph, tiles):
+    indptr, indices, _ = graph
+    x, src, dst = _inputs(graph, 2, 2, 1.0, 0, torch.float64)
+
+    def fn(x, src, dst):
+        attention = EdgeAttention(src, dst)
+        return aggregate(
+            indptr, indices, x, reduce="attention", attention=attention, backend="triton", **tiles
+        )
+
+    # fast mode: the Jacobian checked along random directions (two forward passes each, not two
+    # per input element), which the interpreter can afford for every example
+    assert torch.autograd.gradcheck(fn, (x, src, dst), fast_mode=True)
+
+
+@given(graph=csr_graphs(max_edges=40), seed=st.integers(0, 2**16), tiles=tile_settings(False))
+def test_split_rows_equal_whole_rows_and_reruns_are_bit_identical(graph, seed, tiles):
+    indptr, indices, _ = graph
+    x, src, dst = _inputs(graph, 2, 3, 10.0, seed, torch.float32)
+    split, split_grads = _run(indptr, indices, x, src, dst, seed, **tiles)
+    again, again_grads = _run(indptr, indices, x, src, dst, seed, **tiles)
+    assert torch.equal(split, again)
+    assert all(torch.equal(a, b) for a, b in zip(split_grads, again_grads))
+    whole_tiles = {**tiles, "params": ScheduleParams(heavy_threshold=10**6)}
+    whole, whole_grads = _run(indptr, indices, x, src, dst, seed, **whole_tiles)
+    torch.testing.assert_close(split, whole, **TOLERANCES[torch.float32])
+    for a, b in zip(split_grads, whole_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_dropout_keeps_the_same_edges_as_the_torch_backend():
+    indptr, indices, m = HUB
+    x, src, dst = _inputs(HUB, 2, 3, 1.0, 0, torch.float64)
+    results = {}
+    for backend in ("triton", "torch"):
+        generator = torch.Generator().manual_seed(5)
+        attention = EdgeAttention(src, dst, dropout=0.4, generator=generator)
+        results[backend] = _run(indptr, indices, x, src, dst, 0, backend, attention=attention)
+    (mine, mine_grads), (theirs, theirs_grads) = results["triton"], results["torch"]
+    undropped, _ = _run(indptr, indices, x, src, dst, 0)
+    assert not torch.allclose(mine, undropped)  # the draw dropped something
+    torch.testing.assert_close(mine, theirs, rtol=1e-10, atol=1e-12)
+    for a, b in zip(mine_grads, theirs_grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_no_edges_and_wrong_devices():
+    indptr, indices = torch.zeros(4, dtype=torch.int64), torch.zeros(0, dtype=torch.int64)
+    x, src, dst = _inputs((indptr, indices, 2), 2, 2, 1.0, 0, torch.float32)
+    out, grads = _run(indptr, indices, x, src, dst, 0)
+    assert torch.equal(out, torch.zeros(3, 4))
+    assert all(torch.equal(g, torch.zeros_like(g)) for g in grads)
+    with pytest.raises(ValueError, match="floating-point"):
+        attention = EdgeAttention(src, dst)
+        aggregate(indptr, indices, x.long(), reduce="attention", attention=attention,
+                  backend="triton")  # fmt: skip
