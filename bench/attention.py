@@ -3,16 +3,19 @@
 backward on the same sampled batches of a products-shaped graph.
 
     gnnrec bench attention [--fanouts 15 10 5] [--batch-size 1024] [--heads 4] [--width 64]
+                           [--device auto|cpu|cuda]
 
 The graph is :mod:`gnnrec.bench.graphs`' products-like power-law graph (2.45M nodes, 61.9M
 edges; ``--scale`` shrinks it); ``--batches`` batches are sampled with our sampler and saved, and
 each implementation runs in a process of its own on them (``--batch-size 0``: on the whole
 graph instead, where edges outnumber nodes ~25 to 1): one layer over each batch's whole
-subgraph (``--in-width`` features in, ``--heads`` x ``--width`` out), a loss, backward. Peak
-memory is the largest rise of the process's resident memory during one batch's forward and
-backward (:class:`~gnnrec.bench.harness.PeakResident`); both, like time, over the batches after
-the first. JSON rows, a markdown table and a
-bar plot (memory and time).
+subgraph (``--in-width`` features in, ``--heads`` x ``--width`` out), a loss, backward. On the
+CPU, peak memory is the largest rise of the process's resident memory during one batch's
+forward and backward (:class:`~gnnrec.bench.harness.PeakResident`); on a GPU (``--device
+cuda``, the default where there is one; our layer then runs the Triton kernels) the rise of
+allocated device memory (:class:`~gnnrec.bench.harness.PeakDeviceMemory`), the batches moved
+to the device first. Both, like time, over the batches after the first. JSON rows, a markdown
+table and a bar plot (memory and time).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import torch
 
 from gnnrec.bench.graphs import FULL_SIZE, GraphSpec, synthetic_csr
 from gnnrec.bench.harness import (
+    PeakDeviceMemory,
     PeakResident,
     markdown_table,
     provenance,
@@ -101,33 +105,42 @@ def child(args: argparse.Namespace, implementation: str, path: Path) -> dict:
     from gnnrec.kernels.csr import edge_rows
     from gnnrec.train.graph_view import GraphView
 
+    device = torch.device(args.device)
     batches = torch.load(path, weights_only=True)
     conv, ours = _layers(args)
-    layer = conv if implementation == "pyg" else ours
+    layer = (conv if implementation == "pyg" else ours).to(device)
 
     def graph_of(indptr: torch.Tensor, indices: torch.Tensor, n: int):
         if implementation == "pyg":
             return torch.stack([indices.long(), edge_rows(indptr)])
         return GraphView.of(CSR(indptr, indices, n))
 
-    def step(x: torch.Tensor, graph) -> float:
+    def step(x: torch.Tensor, graph) -> torch.Tensor:
         loss = layer(x, graph).square().mean()
         loss.backward()
         layer.zero_grad(set_to_none=True)
-        return float(loss)
+        return loss.detach()
 
-    inputs = [(b["x"], graph_of(b["indptr"], b["indices"], b["x"].shape[0])) for b in batches]
+    inputs = []
+    for b in batches:
+        indptr, indices, x = (b[key].to(device) for key in ("indptr", "indices", "x"))
+        inputs.append((x, graph_of(indptr, indices, x.shape[0])))
     # the libraries' one-off setup on a ring of 64 nodes, so that the peak below is the
     # batches' own
-    ring = torch.arange(64)
-    step(torch.randn(64, args.in_width), graph_of(torch.arange(65), (ring + 1) % 64, 64))
+    ring = torch.arange(64, device=device)
+    ring_graph = graph_of(torch.arange(65, device=device), (ring + 1) % 64, 64)
+    step(torch.randn(64, args.in_width, device=device), ring_graph)
     seconds, peaks, checksum = [], [], 0.0
     for x, graph in inputs:
         gc.collect()
-        with PeakResident() as memory:
+        peak = PeakDeviceMemory(device) if device.type == "cuda" else PeakResident()
+        with peak as memory:
             began = time.perf_counter()
-            checksum += step(x, graph)
+            loss = step(x, graph)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
             seconds.append(time.perf_counter() - began)
+        checksum += float(loss)
         peaks.append(memory.peak_mb)
     return {
         "seconds_per_batch": statistics.median(seconds[1:]),
@@ -213,9 +226,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto: cuda where there is one")
     parser.add_argument("--output", default="bench/results/attention.jsonl")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.child:
         print(json.dumps(child(args, args.child[0], Path(args.child[1]))))
         return []

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import tempfile
 import time
@@ -403,16 +404,18 @@ def run(args: argparse.Namespace, emit: Callable[[list[dict]], None]) -> list[di
 
 
 def plot(rows: list[dict], path: Path) -> Path:
+    """Epoch seconds per loader, a panel per graph (the latest row of each loader)."""
     plt = pyplot()
-
-    rows = [r for r in rows if r["bench"] == "epoch"]
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    ax.barh([r["loader"] for r in rows], [r["epoch_seconds"] for r in rows])
-    config = rows[0]["config"]
-    ax.set(
-        xlabel="epoch seconds",
-        title=f"{config['nodes']:,} nodes, {config['edges']:,} edges ({rows[0]['device']})",
-    )
+    graphs: dict[tuple, dict[str, dict]] = {}
+    for r in rows:
+        if r["bench"] == "epoch":
+            graphs.setdefault((r["config"]["nodes"], r["config"]["edges"]), {})[r["loader"]] = r
+    fig, axes = plt.subplots(len(graphs), 1, figsize=(8, 3.2 * len(graphs)), squeeze=False)
+    for ax, ((nodes, edges), loaders) in zip(axes[:, 0], graphs.items()):
+        ax.barh(list(loaders), [r["epoch_seconds"] for r in loaders.values()])
+        device = next(iter(loaders.values()))["device"]
+        ax.set(xlabel="epoch seconds", title=f"{nodes:,} nodes, {edges:,} edges ({device})")
+    fig.tight_layout()
     return save_figure(fig, path)
 
 
@@ -469,7 +472,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     checks = [r for r in rows if r["bench"] == "sampler-uniformity"]
     if checks:
         print(markdown_table(checks, ["loader", "chi2", "uniform_at_p_0.001"]))
-    print(f"written: {out}, {plot(rows, out.with_suffix('.png'))}")
+    sha = rows[0]["git_sha"]  # the picture: every graph measured at this commit
+    measured = [json.loads(line) for line in out.read_text().splitlines()]
+    same = [r for r in measured if r.get("git_sha") == sha]
+    print(f"written: {out}, {plot(same, out.with_suffix('.png'))}")
     return rows
 
 

@@ -6,15 +6,20 @@
 #   epoch    (issue 5): gnnrec bench epoch: products-scale sampled epochs, our GPU sampler with
 #            the graph on the device and pinned in host memory, our CPU sampler, the GPU
 #            uniformity check (rows written per loader);
+#   attention (issue 16): gnnrec bench attention: our GAT layer (Triton kernels) against PyG's
+#            GATConv with the same weights, forward + backward, time and peak device memory, on
+#            products-shaped sampled batches and on a quarter of the products-like graph whole;
 #   train    `gnnrec train` on the bundled data on the GPU (full graph; sampled with the graph
 #            on the device; sampled from pinned memory; row-wise ID tables pinned in host
 #            memory with hot rows cached on the GPU): the user-facing GPU paths end to end;
-#   papers   (issue 5): gnnrec bench epoch --scale papers100m: 111M nodes, 1.6B edges drawn on
-#            the GPU, graph and 28 GB of bf16 features pinned in host memory.
-# Each part has a budget in seconds (KERNELS_S, EPOCH_S, TRAIN_S per run, PAPERS_S; defaults
-# fit one 600 s call) and keeps what it measured when cut short; KERNELS_ARGS, EPOCH_ARGS,
-# PAPERS_ARGS add flags. Results go to $OUT (the device tool's folder, at most 8 files:
-# session.log, and per bench part .jsonl + .png), else bench/results/gpu.
+#   papers   (issue 5): gnnrec bench epoch --scale papers100m (rows into epoch.jsonl): 111M
+#            nodes, 1.6B edges drawn on the GPU, graph and 28 GB of bf16 features pinned in
+#            host memory.
+# Each part has a budget in seconds (KERNELS_S, ATTENTION_S per case, EPOCH_S, TRAIN_S per run,
+# PAPERS_S; defaults sum to 570 s, to fit one 600 s call) and keeps what it measured when cut
+# short; KERNELS_ARGS, EPOCH_ARGS, PAPERS_ARGS add flags. Results go to $OUT (the device
+# tool's folder, at most 8 files: session.log, and per bench a .jsonl + .png: kernels,
+# attention, and epoch with papers' rows), else bench/results/gpu.
 # `train` writes config.toml, which needs tomli_w (not in the GPU image): first, here,
 # `pip download --no-deps -d .whl tomli-w` (.whl/ is git-ignored), then name `.whl` in the
 # device call's carry.
@@ -80,22 +85,27 @@ train_part() {
 run_part() {
     case $1 in
     kernels)
-        timeout "${KERNELS_S:-180}" python3 -m gnnrec.bench.kernels \
+        timeout "${KERNELS_S:-150}" python3 -m gnnrec.bench.kernels \
             --output "$OUT/kernels.jsonl" ${KERNELS_ARGS:-} ;;
+    attention)
+        timeout "${ATTENTION_S:-40}" python3 -m gnnrec.bench.attention --batches 3 \
+            --output "$OUT/attention.jsonl"
+        timeout "${ATTENTION_S:-40}" python3 -m gnnrec.bench.attention --batches 2 \
+            --scale 0.25 --batch-size 0 --output "$OUT/attention.jsonl" ;;
     epoch)
-        timeout "${EPOCH_S:-150}" python3 -m gnnrec.bench.epoch --build memory --full-epoch \
+        timeout "${EPOCH_S:-120}" python3 -m gnnrec.bench.epoch --build memory --full-epoch \
             --max-seconds 25 --output "$OUT/epoch.jsonl" ${EPOCH_ARGS:-} ;;
     train)
         train_part ;;
     papers)
-        timeout "${PAPERS_S:-160}" python3 -m gnnrec.bench.epoch --scale papers100m \
-            --full-epoch --max-seconds 80 --output "$OUT/papers.jsonl" ${PAPERS_ARGS:-} ;;
+        timeout "${PAPERS_S:-140}" python3 -m gnnrec.bench.epoch --scale papers100m \
+            --full-epoch --max-seconds 80 --output "$OUT/epoch.jsonl" ${PAPERS_ARGS:-} ;;
     *)
-        echo "unknown part $1 (kernels, epoch, train, papers)" ;;
+        echo "unknown part $1 (kernels, attention, epoch, train, papers)" ;;
     esac
 }
 
-for part in ${*:-kernels epoch train papers}; do
+for part in ${*:-kernels attention epoch train papers}; do
     echo "== $part $(date -u +%T)" | tee -a "$LOG"
     run_part "$part" 2>&1 | tee -a "$LOG"
 done

@@ -142,3 +142,22 @@ class PeakResident:
         self._thread.join()
         self._top = max(self._top, self._resident())
         self.peak_mb = (self._top - self._base) / 2**20
+
+
+class PeakDeviceMemory:
+    """:class:`PeakResident` for a CUDA device: the peak of allocated device memory during a
+    block of work over the level at entry (``torch.cuda.max_memory_allocated``, the caching
+    allocator's view), ``peak_mb`` after the block, which synchronises first."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.peak_mb = device, 0.0
+
+    def __enter__(self) -> PeakDeviceMemory:
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        self._base = torch.cuda.memory_allocated(self.device)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        torch.cuda.synchronize(self.device)
+        self.peak_mb = (torch.cuda.max_memory_allocated(self.device) - self._base) / 2**20
