@@ -209,19 +209,20 @@ def edge_softmax(
     return alpha
 
 
-def _edge_sums(
+def _weighted_sums(
     indptr: torch.Tensor,
-    edge_ids: torch.Tensor,
-    per_edge: torch.Tensor,
+    cols: torch.Tensor,
+    x: torch.Tensor,
     schedule: TileSchedule,
     launch: Launch,
     weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``out_ih = sum_k w[k, h] v[edge_ids_k, h]`` over row ``i``'s positions ``k`` ``[N, H]``:
-    per-edge values ``v`` ``[E, H]`` summed per row of a CSR whose columns are edge ids."""
+    """``y_ih = sum_k w_kh x[cols_k, h]`` over row ``i``'s positions ``k``: ``[N, H F]`` for
+    ``x`` ``[M, H F]`` and ``w`` ``[E, H]`` (None: 1). With edge ids as ``cols`` it sums
+    per-edge values ``[E, H]`` per row."""
     out, _ = spmm_forward(
-        indptr, edge_ids, per_edge, schedule, values=weights, reduce="sum", row_scale=None,
-        col_scale=None, launch=launch,
+        indptr, cols, x, schedule, values=weights, reduce="sum", row_scale=None, col_scale=None,
+        launch=launch,
     )  # fmt: skip
     return out
 
@@ -235,10 +236,7 @@ class TritonAttention(torch.autograd.Function):
         schedule = plan.schedule(indptr, params)
         alpha = edge_softmax(indptr, indices, src, dst, slope, schedule, launch.block_e)
         weights = alpha if keep is None else alpha * keep.to(alpha.dtype)
-        out, _ = spmm_forward(
-            indptr, indices, x, schedule, values=weights, reduce="sum", row_scale=None,
-            col_scale=None, launch=launch,
-        )  # fmt: skip
+        out = _weighted_sums(indptr, indices, x, schedule, launch, weights)
         ctx.save_for_backward(x, src, dst, indptr, indices, alpha, keep)
         ctx.slope, ctx.plan, ctx.params, ctx.launch = slope, plan, params, launch
         return out
@@ -255,10 +253,7 @@ class TritonAttention(torch.autograd.Function):
         t_schedule = t.plan.schedule(t.indptr, ctx.params)
         grad_x = grad_src = grad_dst = None
         if ctx.needs_input_grad[0]:
-            grad_x, _ = spmm_forward(
-                t.indptr, t.indices, grad, t_schedule, values=weights[t.perm], reduce="sum",
-                row_scale=None, col_scale=None, launch=launch,
-            )  # fmt: skip
+            grad_x = _weighted_sums(t.indptr, t.indices, grad, t_schedule, launch, weights[t.perm])
             grad_x = grad_x.to(x.dtype)
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
             rows = plan.edge_rows(indptr)
@@ -267,7 +262,7 @@ class TritonAttention(torch.autograd.Function):
                 d_alpha.mul_(keep.to(d_alpha.dtype))
             schedule = plan.schedule(indptr, ctx.params)
             edge_ids = plan.edges(indices)
-            row_dot = _edge_sums(indptr, edge_ids, d_alpha, schedule, launch, weights=alpha)
+            row_dot = _weighted_sums(indptr, edge_ids, d_alpha, schedule, launch, alpha)
             d_s = torch.empty_like(alpha)
             block_e = 64
             _softmax_backward_kernel[(triton.cdiv(max(alpha.shape[0], 1), block_e),)](
@@ -277,9 +272,9 @@ class TritonAttention(torch.autograd.Function):
                 BLOCK_H=triton.next_power_of_2(heads),
             )  # fmt: skip
             if ctx.needs_input_grad[1]:
-                grad_src = _edge_sums(t.indptr, t.perm, d_s, t_schedule, launch).to(src.dtype)
+                grad_src = _weighted_sums(t.indptr, t.perm, d_s, t_schedule, launch).to(src.dtype)
             if ctx.needs_input_grad[2]:
-                grad_dst = _edge_sums(indptr, edge_ids, d_s, schedule, launch).to(dst.dtype)
+                grad_dst = _weighted_sums(indptr, edge_ids, d_s, schedule, launch).to(dst.dtype)
         return grad_x, grad_src, grad_dst, *([None] * 7)
 
 

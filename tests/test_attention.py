@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from attention_cases import attention_cases, attention_inputs, forward_and_grads
 from hypothesis import given
-from hypothesis import strategies as st
-from strategies import csr_graphs, features
 
 import gnnrec.kernels.attention as attention_module
 from gnnrec.kernels import ATTENTION_BACKENDS, aggregate
@@ -17,33 +16,10 @@ from gnnrec.kernels.attention import EdgeAttention, attention_reference
 TOLERANCES = {torch.float64: (1e-10, 1e-10), torch.float32: (2e-5, 2e-5)}
 
 
-def _inputs(graph, heads, width, scale, seed, dtype):
-    indptr, indices, m = graph
-    n = indptr.numel() - 1
-    x = features(m, heads * width, seed, dtype).requires_grad_()
-    src = (features(m, heads, seed + 1) * scale).to(dtype).requires_grad_()
-    dst = (features(n, heads, seed + 2) * scale).to(dtype).requires_grad_()
-    return indptr, indices, x, src, dst
-
-
-def _forward_and_grads(fn, x, src, dst, seed):
-    out = fn(x, src, dst)
-    weights = features(out.shape[0], out.shape[1], seed + 3, out.dtype)
-    grads = torch.autograd.grad((out * weights).sum(), (x, src, dst), allow_unused=True)
-    return out, [torch.zeros_like(t) if g is None else g for g, t in zip(grads, (x, src, dst))]
-
-
-@given(
-    graph=csr_graphs(max_rows=12, max_cols=12, max_edges=40),
-    heads=st.integers(1, 3),
-    width=st.integers(1, 5),
-    scale=st.sampled_from([1.0, 30.0, -80.0]),  # large and very negative logits
-    slope=st.sampled_from([0.2, 0.0]),
-    seed=st.integers(0, 2**16),
-    dtype=st.sampled_from([torch.float64, torch.float32]),
-)
-def test_the_torch_backend_equals_the_fp64_oracle(graph, heads, width, scale, slope, seed, dtype):
-    indptr, indices, x, src, dst = _inputs(graph, heads, width, scale, seed, dtype)
+@given(case=attention_cases([torch.float64, torch.float32], max_nodes=12, max_edges=40))
+def test_the_torch_backend_equals_the_fp64_oracle(case):
+    (indptr, indices, _), slope, dtype = case.graph, case.slope, case.dtype
+    x, src, dst = case.inputs()
 
     def ours(x, src, dst):
         attention = EdgeAttention(src, dst, negative_slope=slope)
@@ -53,9 +29,9 @@ def test_the_torch_backend_equals_the_fp64_oracle(graph, heads, width, scale, sl
         attention = EdgeAttention(src.double(), dst.double(), negative_slope=slope)
         return attention_reference(indptr, indices, x.double(), attention)
 
-    got, got_grads = _forward_and_grads(ours, x, src, dst, seed)
-    want, want_grads = _forward_and_grads(oracle, x, src, dst, seed)
-    assert got.dtype == dtype and got.shape == (indptr.numel() - 1, heads * width)
+    got, got_grads = forward_and_grads(ours, x, src, dst, case.seed)
+    want, want_grads = forward_and_grads(oracle, x, src, dst, case.seed)
+    assert got.dtype == dtype and got.shape == (indptr.numel() - 1, case.heads * case.width)
     rtol, atol = TOLERANCES[dtype]
     torch.testing.assert_close(got.double(), want, rtol=rtol, atol=atol)
     for mine, theirs, t in zip(got_grads, want_grads, (x, src, dst)):
@@ -122,13 +98,14 @@ def test_pyg_gatconv_with_the_same_weights_gives_the_same_layer(backend):
 
 def test_chunked_edge_dots_equal_unchunked_and_runs_are_bit_identical(monkeypatch):
     graph = (torch.tensor([0, 5, 5, 9, 20]), torch.tensor([0, 1, 2, 3, 0] + [1] * 4 + [2] * 11), 4)
-    indptr, indices, x, src, dst = _inputs(graph, 2, 3, 5.0, 0, torch.float32)
+    indptr, indices, _ = graph
+    x, src, dst = attention_inputs(graph, 2, 3, 5.0, 0, torch.float32)
 
     def run():
         fn = lambda x, s, d: aggregate(  # noqa: E731
             indptr, indices, x, reduce="attention", attention=EdgeAttention(s, d)
         )
-        return _forward_and_grads(fn, x, src, dst, 0)
+        return forward_and_grads(fn, x, src, dst, 0)
 
     whole, whole_grads = run()
     again, again_grads = run()

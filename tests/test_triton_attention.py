@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from attention_cases import AttentionCase, attention_cases, attention_inputs, forward_and_grads
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from strategies import csr_graphs, features, tile_settings
+from strategies import csr_graphs, tile_settings
 from tolerances import TOLERANCES
 
 from gnnrec.kernels import ATTENTION_BACKENDS, aggregate
@@ -23,65 +24,40 @@ DTYPES = [torch.float64, torch.float32, torch.bfloat16, torch.float16]
 HUB = (torch.tensor([0, 0, 11, 12, 12]), torch.tensor([0, 1, 2, 3, 0, 0, 1, 2, 3, 1, 2, 3]), 4)
 
 
-def _inputs(graph, heads, width, scale, seed, dtype):
-    """Leaf tensors already rounded to ``dtype``; the oracle sees the same values."""
-    indptr, indices, m = graph
-    n = indptr.numel() - 1
-    x = features(m, heads * width, seed, dtype).requires_grad_()
-    src = (features(m, heads, seed + 1) * scale).to(dtype).requires_grad_()
-    dst = (features(n, heads, seed + 2) * scale).to(dtype).requires_grad_()
-    return x, src, dst
-
-
 def _run(indptr, indices, x, src, dst, seed, backend="triton", slope=0.2, attention=None, **tiles):
-    """The output and the gradients of ``<y, w>`` for fixed weights ``w`` (rounded to y's
-    dtype), for ``x``, ``src`` and ``dst``."""
-    attention = attention or EdgeAttention(src, dst, negative_slope=slope)
-    out = aggregate(
-        indptr, indices, x, reduce="attention", attention=attention, backend=backend, **tiles
-    )
-    weights = features(out.shape[0], out.shape[1], seed + 3, out.dtype)
-    grads = torch.autograd.grad((out * weights).sum(), (x, src, dst), allow_unused=True)
-    return out, [torch.zeros_like(t) if g is None else g for g, t in zip(grads, (x, src, dst))]
+    """The output and the gradients of ``<y, w>`` (:func:`forward_and_grads`)."""
+
+    def fn(x, src, dst):
+        edges = attention or EdgeAttention(src, dst, negative_slope=slope)
+        return aggregate(
+            indptr, indices, x, reduce="attention", attention=edges, backend=backend, **tiles
+        )
+
+    return forward_and_grads(fn, x, src, dst, seed)
 
 
 def _oracle(indptr, indices, x, src, dst, seed, slope=0.2):
     """fp64 autograd through ``[E, H, F]`` messages, on the same (rounded) inputs and weights."""
+
+    def fn(x, src, dst):
+        attention = EdgeAttention(src, dst, negative_slope=slope)
+        return attention_reference(indptr, indices, x, attention)
+
     x, src, dst = (t.detach().double().requires_grad_() for t in (x, src, dst))
-    attention = EdgeAttention(src, dst, negative_slope=slope)
-    out = attention_reference(indptr, indices, x, attention)
-    weights = features(out.shape[0], out.shape[1], seed + 3, x.dtype)
-    return out, torch.autograd.grad((out * weights).sum(), (x, src, dst), allow_unused=True)
+    return forward_and_grads(fn, x, src, dst, seed)
 
 
-@given(
-    graph=csr_graphs(max_rows=10, max_cols=10, max_edges=30),
-    heads=st.integers(1, 3),
-    width=st.integers(1, 5),
-    scale=st.sampled_from([1.0, 30.0, -80.0]),  # large and very negative logits
-    slope=st.sampled_from([0.2, 0.0]),
-    seed=st.integers(0, 2**16),
-    dtype=st.sampled_from(DTYPES),
-    tiles=tile_settings(reduce_once=False),
-)
+@given(case=attention_cases(DTYPES, max_nodes=10, max_edges=30), tiles=tile_settings(False))
 @example(  # a hub row of 11 edges split into chunks of 2, with repeated sources
-    graph=HUB,
-    heads=2,
-    width=3,
-    scale=30.0,
-    slope=0.2,
-    seed=0,
-    dtype=torch.float32,
+    case=AttentionCase(HUB, heads=2, width=3, scale=30.0, slope=0.2, seed=0, dtype=torch.float32),
     tiles={"params": ScheduleParams(4, 2, 3), "block_e": 2, "block_f": 2},
 )
-def test_forward_and_gradients_match_the_fp64_oracle(
-    graph, heads, width, scale, slope, seed, dtype, tiles
-):
-    indptr, indices, _ = graph
-    x, src, dst = _inputs(graph, heads, width, scale, seed, dtype)
+def test_forward_and_gradients_match_the_fp64_oracle(case, tiles):
+    (indptr, indices, _), slope, seed, dtype = case.graph, case.slope, case.seed, case.dtype
+    x, src, dst = case.inputs()
     got, got_grads = _run(indptr, indices, x, src, dst, seed, slope=slope, **tiles)
     want, want_grads = _oracle(indptr, indices, x, src, dst, seed, slope=slope)
-    assert got.dtype == dtype and got.shape == (indptr.numel() - 1, heads * width)
+    assert got.dtype == dtype and got.shape == (indptr.numel() - 1, case.heads * case.width)
     tol = TOLERANCES[dtype]
     torch.testing.assert_close(got.double(), want, **tol)
     # gradients of src/dst go through dalpha = <g, x> over F features and the softmax's row
@@ -89,7 +65,6 @@ def test_forward_and_gradients_match_the_fp64_oracle(
     grad_tol = {key: value * 10 for key, value in tol.items()}
     for mine, theirs, t in zip(got_grads, want_grads, (x, src, dst)):
         assert mine.dtype == t.dtype and mine.shape == t.shape
-        theirs = torch.zeros_like(mine, dtype=torch.float64) if theirs is None else theirs
         torch.testing.assert_close(mine.double(), theirs, **grad_tol)
     empty = (indptr[1:] == indptr[:-1]).nonzero().flatten()
     assert torch.equal(got[empty], torch.zeros_like(got[empty]))  # empty rows give 0
@@ -100,7 +75,7 @@ def test_forward_and_gradients_match_the_fp64_oracle(
 @example(graph=HUB, tiles={"params": ScheduleParams(4, 2, 3), "block_e": 2, "block_f": 2})
 def test_gradcheck_in_fp64(graph, tiles):
     indptr, indices, _ = graph
-    x, src, dst = _inputs(graph, 2, 2, 1.0, 0, torch.float64)
+    x, src, dst = attention_inputs(graph, 2, 2, 1.0, 0, torch.float64)
 
     def fn(x, src, dst):
         attention = EdgeAttention(src, dst)
@@ -116,7 +91,7 @@ def test_gradcheck_in_fp64(graph, tiles):
 @given(graph=csr_graphs(max_edges=40), seed=st.integers(0, 2**16), tiles=tile_settings(False))
 def test_split_rows_equal_whole_rows_and_reruns_are_bit_identical(graph, seed, tiles):
     indptr, indices, _ = graph
-    x, src, dst = _inputs(graph, 2, 3, 10.0, seed, torch.float32)
+    x, src, dst = attention_inputs(graph, 2, 3, 10.0, seed, torch.float32)
     split, split_grads = _run(indptr, indices, x, src, dst, seed, **tiles)
     again, again_grads = _run(indptr, indices, x, src, dst, seed, **tiles)
     assert torch.equal(split, again)
@@ -130,7 +105,7 @@ def test_split_rows_equal_whole_rows_and_reruns_are_bit_identical(graph, seed, t
 
 def test_dropout_keeps_the_same_edges_as_the_torch_backend():
     indptr, indices, m = HUB
-    x, src, dst = _inputs(HUB, 2, 3, 1.0, 0, torch.float64)
+    x, src, dst = attention_inputs(HUB, 2, 3, 1.0, 0, torch.float64)
     results = {}
     for backend in ("triton", "torch"):
         generator = torch.Generator().manual_seed(5)
@@ -146,7 +121,7 @@ def test_dropout_keeps_the_same_edges_as_the_torch_backend():
 
 def test_no_edges_and_wrong_devices():
     indptr, indices = torch.zeros(4, dtype=torch.int64), torch.zeros(0, dtype=torch.int64)
-    x, src, dst = _inputs((indptr, indices, 2), 2, 2, 1.0, 0, torch.float32)
+    x, src, dst = attention_inputs((indptr, indices, 2), 2, 2, 1.0, 0, torch.float32)
     out, grads = _run(indptr, indices, x, src, dst, 0)
     assert torch.equal(out, torch.zeros(3, 4))
     assert all(torch.equal(g, torch.zeros_like(g)) for g in grads)
