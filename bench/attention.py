@@ -14,8 +14,11 @@ CPU, peak memory is the largest rise of the process's resident memory during one
 forward and backward (:class:`~gnnrec.bench.harness.PeakResident`); on a GPU (``--device
 cuda``, the default where there is one; our layer then runs the Triton kernels) the rise of
 allocated device memory (:class:`~gnnrec.bench.harness.PeakDeviceMemory`), the batches moved
-to the device first. Both, like time, over the batches after the first. JSON rows, a markdown
-table and a bar plot (memory and time).
+to the device first. Both, like time, over the batches after the first. A third run, the
+projection ``W x`` alone under the same loss, is the floor of any GAT layer with a projection:
+``memory_above_projection_vs_pyg`` compares what each attention adds to it. An implementation
+that runs out of memory (the OOM killer, CUDA's error) gives a row with ``error`` instead of
+numbers. JSON rows, a markdown table and a bar plot (memory and time).
 """
 
 from __future__ import annotations
@@ -43,7 +46,10 @@ from gnnrec.bench.harness import (
     write_results,
 )
 
-IMPLEMENTATIONS = ("gnnrec", "pyg")
+# "projection": the layer's projection W x alone, with the same loss: what any GAT layer with
+# a projection holds, whatever its attention; the rest of a peak is the attention's own.
+IMPLEMENTATIONS = ("gnnrec", "pyg", "projection")
+LABELS = {"gnnrec": "gnnrec GATLayer", "pyg": "PyG GATConv", "projection": "projection alone"}
 
 
 def sample_batches(args: argparse.Namespace, path: Path) -> dict:
@@ -59,7 +65,9 @@ def sample_batches(args: argparse.Namespace, path: Path) -> dict:
         base.row_alpha,
         base.col_alpha,
     )
-    indptr, indices = synthetic_csr(spec, torch.device("cpu"), seed=args.seed)
+    # drawn on the bench's device (fast on a GPU), sampled on the CPU
+    indptr, indices = synthetic_csr(spec, torch.device(args.device), seed=args.seed)
+    indptr, indices = indptr.cpu(), indices.cpu()
     sampler = NeighborSampler(CSR(indptr, indices, spec.num_nodes), args.fanouts)
     g = torch.Generator().manual_seed(args.seed)
     batches = []
@@ -108,7 +116,11 @@ def child(args: argparse.Namespace, implementation: str, path: Path) -> dict:
     device = torch.device(args.device)
     batches = torch.load(path, weights_only=True)
     conv, ours = _layers(args)
-    layer = (conv if implementation == "pyg" else ours).to(device)
+    module = (conv if implementation == "pyg" else ours).to(device)
+    if implementation == "projection":
+        layer = lambda x, graph: torch.nn.functional.linear(x, ours.weight)  # noqa: E731
+    else:
+        layer = module
 
     def graph_of(indptr: torch.Tensor, indices: torch.Tensor, n: int):
         if implementation == "pyg":
@@ -118,7 +130,7 @@ def child(args: argparse.Namespace, implementation: str, path: Path) -> dict:
     def step(x: torch.Tensor, graph) -> torch.Tensor:
         loss = layer(x, graph).square().mean()
         loss.backward()
-        layer.zero_grad(set_to_none=True)
+        module.zero_grad(set_to_none=True)
         return loss.detach()
 
     inputs = []
@@ -158,9 +170,12 @@ def run(args: argparse.Namespace) -> list[dict]:
             command = [sys.executable, "-m", "gnnrec.bench.attention", *args.argv]
             command += ["--child", implementation, str(path)]
             out = subprocess.run(command, capture_output=True, text=True, check=False)
-            if out.returncode:
+            if out.returncode == 0:
+                result = json.loads(out.stdout.strip().splitlines()[-1])
+            elif _out_of_memory(out):
+                result = {"error": "out of memory", "peak_mb": None, "seconds_per_batch": None}
+            else:
                 raise RuntimeError(f"{implementation} failed:\n{out.stderr[-3000:]}")
-            result = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append(
                 {
                     "bench": "attention",
@@ -176,11 +191,23 @@ def run(args: argparse.Namespace) -> list[dict]:
                     **provenance(),
                 }
             )
-    ours, pyg = rows
+    ours, pyg, floor = rows
+    if ours.get("error") or pyg.get("error"):
+        return rows
     ours["memory_vs_pyg"] = ours["peak_mb"] / pyg["peak_mb"] if pyg["peak_mb"] > 0 else None
+    if not floor.get("error") and pyg["peak_mb"] > floor["peak_mb"]:
+        above = ours["peak_mb"] - floor["peak_mb"], pyg["peak_mb"] - floor["peak_mb"]
+        ours["memory_above_projection_vs_pyg"] = max(above[0], 0.0) / above[1]
     ours["speed_vs_pyg"] = pyg["seconds_per_batch"] / ours["seconds_per_batch"]
     ours["same_losses"] = abs(ours["loss_sum"] - pyg["loss_sum"]) <= 1e-4 * abs(pyg["loss_sum"])
     return rows
+
+
+def _out_of_memory(process: subprocess.CompletedProcess) -> bool:
+    """A child killed by the kernel's OOM killer, or stopped by an allocation that failed
+    (CUDA's out-of-memory error, torch's CPU allocator)."""
+    failed = ("OutOfMemoryError", "DefaultCPUAllocator: can't allocate memory")
+    return process.returncode == -9 or any(text in process.stderr for text in failed)
 
 
 def _case(row: dict) -> str:
@@ -198,14 +225,22 @@ def plot(rows: list[dict], path: Path) -> Path:
         (axes[0], "peak_mb", "peak memory, forward + backward (MB)"),
         (axes[1], "seconds_per_batch", "seconds per batch"),
     ):
-        for offset, name, color in ((-0.2, "gnnrec", "tab:orange"), (0.2, "pyg", "tab:gray")):
-            mine = {_case(r): r[key] for r in rows if r["implementation"] == name}
-            x = [i + offset for i, case in enumerate(cases) if case in mine]
-            bars = ax.bar(x, [mine[c] for c in cases if c in mine], 0.4, color=color, label=name)
-            ax.bar_label(bars, fmt="%.3g", fontsize=8)
+        bars = zip((-0.27, 0, 0.27), IMPLEMENTATIONS, ("tab:orange", "tab:gray", "tab:olive"))
+        for offset, name, color in bars:
+            mine = {_case(r): r for r in rows if r["implementation"] == name}
+            for i, case in enumerate(cases):
+                if case not in mine:
+                    continue
+                value = mine[case][key]
+                if value is None:  # out of memory
+                    ax.text(i + offset, 0, "OOM", ha="center", va="bottom", fontsize=8)
+                    continue
+                bar = ax.bar(i + offset, value, 0.27, color=color, label=LABELS[name])
+                ax.bar_label(bar, fmt="%.3g", fontsize=7)
         ax.set_xticks(range(len(cases)), cases, fontsize=8)
         ax.set_ylabel(label, fontsize=9)
-    axes[0].legend(fontsize=8, labels=["gnnrec GATLayer", "PyG GATConv"])
+    handles = {h.get_label(): h for h in axes[0].patches}
+    axes[0].legend(handles.values(), handles.keys(), fontsize=8)
     r = rows[0]
     fig.suptitle(
         f"GAT layer, {r['heads']} heads x {r['width']}, products-like graph ({r['device']})",
@@ -239,7 +274,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = run(args)
     out = write_results(rows, args.output)
     columns = ["implementation", "edges_per_batch", "peak_mb", "seconds_per_batch"]
-    columns += ["memory_vs_pyg", "speed_vs_pyg", "same_losses"]
+    columns += ["memory_vs_pyg", "memory_above_projection_vs_pyg", "speed_vs_pyg", "same_losses"]
+    columns += ["error"]
     print(markdown_table(rows, columns))
     sha = rows[0]["git_sha"]  # the picture: every case measured at this commit
     measured = [json.loads(line) for line in out.read_text().splitlines()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 import torch
@@ -312,11 +313,31 @@ def test_attention_bench_compares_our_gat_layer_with_gatconv(tmp_path):
     out = tmp_path / "attention.jsonl"
     small = ["--scale", "0.0005", "--batches", "1", "--fanouts", "4", "3", "--output", str(out)]
     for extra in ([], ["--batch-size", "0"]):
-        ours, pyg = attention.main([*small, *extra])
-        assert (ours["implementation"], pyg["implementation"]) == ("gnnrec", "pyg")
+        ours, pyg, floor = attention.main([*small, *extra])
+        assert [r["implementation"] for r in (ours, pyg, floor)] == ["gnnrec", "pyg", "projection"]
         assert ours["same_losses"] and ours["edges_per_batch"] > 0
         assert ours["peak_mb"] >= 0 and pyg["seconds_per_batch"] > 0
+        assert floor["seconds_per_batch"] > 0
         if pyg["peak_mb"] > 0:  # a tiny batch may not move resident memory at all
             assert ours["memory_vs_pyg"] == pytest.approx(ours["peak_mb"] / pyg["peak_mb"])
-    assert len(out.read_text().splitlines()) == 4
+    assert len(out.read_text().splitlines()) == 6
+    assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_attention_bench_records_an_implementation_that_runs_out_of_memory(tmp_path, monkeypatch):
+    from gnnrec.bench import attention
+
+    real_run = subprocess.run
+
+    def pyg_killed(command, **kwargs):
+        if "pyg" in command:  # as the kernel's OOM killer would end it
+            return subprocess.CompletedProcess(command, -9, "", "")
+        return real_run(command, **kwargs)
+
+    monkeypatch.setattr(attention.subprocess, "run", pyg_killed)
+    out = tmp_path / "attention.jsonl"
+    args = ["--scale", "0.0005", "--batches", "1", "--batch-size", "0", "--output", str(out)]
+    ours, pyg, _ = attention.main(args)
+    assert pyg["error"] == "out of memory" and pyg["peak_mb"] is None
+    assert ours["seconds_per_batch"] > 0 and "memory_vs_pyg" not in ours
     assert out.with_suffix(".png").stat().st_size > 0
