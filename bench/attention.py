@@ -239,8 +239,9 @@ def plot(rows: list[dict], path: Path) -> Path:
                 ax.bar_label(bar, fmt="%.3g", fontsize=7)
         ax.set_xticks(range(len(cases)), cases, fontsize=8)
         ax.set_ylabel(label, fontsize=9)
-    handles = {h.get_label(): h for h in axes[0].patches}
-    axes[0].legend(handles.values(), handles.keys(), fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    legend = dict(zip(labels, handles))  # one entry per implementation
+    axes[0].legend(legend.values(), legend.keys(), fontsize=8)
     r = rows[0]
     fig.suptitle(
         f"GAT layer, {r['heads']} heads x {r['width']}, products-like graph ({r['device']})",

@@ -16,7 +16,7 @@
 #            nodes, 1.6B edges drawn on the GPU, graph and 28 GB of bf16 features pinned in
 #            host memory.
 # Each part has a budget in seconds (KERNELS_S, ATTENTION_S per case, EPOCH_S, TRAIN_S per run,
-# PAPERS_S; defaults sum to 570 s, to fit one 600 s call) and keeps what it measured when cut
+# PAPERS_S; defaults sum to 540 s, to fit one 600 s call with the setup) and keeps what it measured when cut
 # short; KERNELS_ARGS, EPOCH_ARGS, PAPERS_ARGS add flags. Results go to $OUT (the device
 # tool's folder, at most 8 files: session.log, and per bench a .jsonl + .png: kernels,
 # attention, and epoch with papers' rows), else bench/results/gpu.
@@ -71,12 +71,12 @@ train_part() {
         set -- $mode
         k=$((k + 1))
         echo "-- gnnrec train: mode $1 ${2:+sample_on $2}"
-        timeout "${TRAIN_S:-25}" python3 -m gnnrec.cli train --run-dir "/tmp/gpu-train-$k" \
+        timeout "${TRAIN_S:-20}" python3 -m gnnrec.cli train --run-dir "/tmp/gpu-train-$k" \
             --set model.text_features=false --set train.epochs=3 --set train.progress=false \
             --set "train.mode=$1" ${2:+--set train.sample_on=$2}
     done
     echo "-- gnnrec train: mode sampled, row-wise ID tables pinned in host memory, 1000 rows cached"
-    timeout "${TRAIN_S:-25}" python3 -m gnnrec.cli train --run-dir /tmp/gpu-train-4 \
+    timeout "${TRAIN_S:-20}" python3 -m gnnrec.cli train --run-dir /tmp/gpu-train-4 \
         --set model.text_features=false --set train.epochs=3 --set train.progress=false \
         --set train.mode=sampled --set train.id_optimizer=rowwise_adagrad \
         --set train.id_table_on=pinned --set train.id_cache_rows=1000
@@ -85,21 +85,21 @@ train_part() {
 run_part() {
     case $1 in
     kernels)
-        timeout "${KERNELS_S:-150}" python3 -m gnnrec.bench.kernels \
+        timeout "${KERNELS_S:-130}" python3 -m gnnrec.bench.kernels \
             --output "$OUT/kernels.jsonl" ${KERNELS_ARGS:-} ;;
     attention)
-        timeout "${ATTENTION_S:-40}" python3 -m gnnrec.bench.attention --batches 3 \
+        timeout "${ATTENTION_S:-60}" python3 -m gnnrec.bench.attention --batches 2 \
             --output "$OUT/attention.jsonl"
-        timeout "${ATTENTION_S:-40}" python3 -m gnnrec.bench.attention --batches 2 \
+        timeout "${ATTENTION_S:-60}" python3 -m gnnrec.bench.attention --batches 2 \
             --scale 0.25 --batch-size 0 --output "$OUT/attention.jsonl" ;;
     epoch)
-        timeout "${EPOCH_S:-120}" python3 -m gnnrec.bench.epoch --build memory --full-epoch \
+        timeout "${EPOCH_S:-90}" python3 -m gnnrec.bench.epoch --build memory --full-epoch \
             --max-seconds 25 --output "$OUT/epoch.jsonl" ${EPOCH_ARGS:-} ;;
     train)
         train_part ;;
     papers)
-        timeout "${PAPERS_S:-140}" python3 -m gnnrec.bench.epoch --scale papers100m \
-            --full-epoch --max-seconds 80 --output "$OUT/epoch.jsonl" ${PAPERS_ARGS:-} ;;
+        timeout "${PAPERS_S:-120}" python3 -m gnnrec.bench.epoch --scale papers100m \
+            --full-epoch --max-seconds 50 --output "$OUT/epoch.jsonl" ${PAPERS_ARGS:-} ;;
     *)
         echo "unknown part $1 (kernels, attention, epoch, train, papers)" ;;
     esac
