@@ -18,7 +18,8 @@ to the device first. Both, like time, over the batches after the first. A third 
 projection ``W x`` alone under the same loss, is the floor of any GAT layer with a projection:
 ``memory_above_projection_vs_pyg`` compares what each attention adds to it. An implementation
 that runs out of memory (the OOM killer, CUDA's error) gives a row with ``error`` instead of
-numbers. JSON rows, a markdown table and a bar plot (memory and time).
+numbers. First, :func:`check_on_device` holds our aggregation on the device to the fp64 oracle
+(``attention-check`` rows). JSON rows, a markdown table and a bar plot (memory and time).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from gnnrec.bench.graphs import FULL_SIZE, GraphSpec, synthetic_csr
+from gnnrec.bench.graphs import FULL_SIZE, TINY, GraphSpec, synthetic_csr
 from gnnrec.bench.harness import (
     PeakDeviceMemory,
     PeakResident,
@@ -161,6 +162,69 @@ def child(args: argparse.Namespace, implementation: str, path: Path) -> dict:
     }
 
 
+def check_on_device(device: torch.device, backend: str | None = None) -> list[dict]:
+    """Our attention aggregation on this device (Triton on a GPU) against the fp64 oracle
+    there (``[E, H, F]`` messages, autograd): fp32, bf16 and fp16, whole and split heavy rows,
+    the output and the gradients for ``x``, ``src`` and ``dst``. The interpreter is not the
+    GPU: this is the GPU check. ``backend``: the attention backend (default: ``triton`` on a
+    GPU, else ``sparse``)."""
+    from gnnrec.kernels import aggregate
+    from gnnrec.kernels.attention import EdgeAttention, attention_reference
+    from gnnrec.kernels.schedule import ScheduleParams
+
+    spec = GraphSpec("check", 3000, 60_000, 1.1, 0.5) if device.type == "cuda" else TINY[0]
+    indptr, indices = synthetic_csr(spec, device, seed=1)
+    backend = backend or ("triton" if device.type == "cuda" else "sparse")
+    g = torch.Generator(device=device).manual_seed(0)
+    tolerance = {torch.float32: 1e-5, torch.bfloat16: 1.6e-2, torch.float16: 2e-3}
+    heads, width, rows = 4, 16, []
+    for dtype in tolerance:
+        for split in (False, True):
+            params = ScheduleParams(heavy_threshold=64, chunk_edges=32) if split else None
+            options = {"params": params} if backend == "triton" else {}
+            leaves = [
+                torch.randn(spec.num_nodes, heads * width, generator=g, device=device),
+                torch.randn(spec.num_nodes, heads, generator=g, device=device) * 4,
+                torch.randn(spec.num_nodes, heads, generator=g, device=device) * 4,
+            ]
+            leaves = [t.to(dtype).requires_grad_() for t in leaves]
+            upstream = torch.randn(spec.num_nodes, heads * width, generator=g, device=device)
+            upstream = upstream.to(dtype)
+            outputs = []
+            for precise in (False, True):
+                inputs = (
+                    [t.detach().double().requires_grad_() for t in leaves] if precise else leaves
+                )
+                x, src, dst = inputs
+                attention = EdgeAttention(src, dst)
+                if precise:
+                    out = attention_reference(indptr, indices, x, attention)
+                else:
+                    out = aggregate(
+                        indptr, indices, x, reduce="attention", attention=attention,
+                        backend=backend, **options,
+                    )  # fmt: skip
+                grads = torch.autograd.grad(out, inputs, upstream.to(out.dtype))
+                outputs.append([out.detach().double(), *(t.double() for t in grads)])
+            errors = [
+                ((a - b) / b.abs().max().clamp(min=1)).abs().max().item() for a, b in zip(*outputs)
+            ]
+            rows.append(
+                {
+                    "bench": "attention-check",
+                    "backend": backend,
+                    "dtype": str(dtype).split(".")[-1],
+                    "split_heavy_rows": split,
+                    "max_rel_err_out": errors[0],
+                    "max_rel_err_dx": errors[1],
+                    "max_rel_err_dsrc": errors[2],
+                    "max_rel_err_ddst": errors[3],
+                    "ok": max(errors) <= 10 * tolerance[dtype],
+                }
+            )
+    return rows
+
+
 def run(args: argparse.Namespace) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
@@ -192,15 +256,16 @@ def run(args: argparse.Namespace) -> list[dict]:
                 }
             )
     ours, pyg, floor = rows
+    checks = [{**r, **provenance()} for r in check_on_device(torch.device(args.device))]
     if ours.get("error") or pyg.get("error"):
-        return rows
+        return rows + checks
     ours["memory_vs_pyg"] = ours["peak_mb"] / pyg["peak_mb"] if pyg["peak_mb"] > 0 else None
     if not floor.get("error") and pyg["peak_mb"] > floor["peak_mb"]:
         above = ours["peak_mb"] - floor["peak_mb"], pyg["peak_mb"] - floor["peak_mb"]
         ours["memory_above_projection_vs_pyg"] = max(above[0], 0.0) / above[1]
     ours["speed_vs_pyg"] = pyg["seconds_per_batch"] / ours["seconds_per_batch"]
     ours["same_losses"] = abs(ours["loss_sum"] - pyg["loss_sum"]) <= 1e-4 * abs(pyg["loss_sum"])
-    return rows
+    return rows + checks
 
 
 def _out_of_memory(process: subprocess.CompletedProcess) -> bool:
@@ -277,7 +342,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     columns = ["implementation", "edges_per_batch", "peak_mb", "seconds_per_batch"]
     columns += ["memory_vs_pyg", "memory_above_projection_vs_pyg", "speed_vs_pyg", "same_losses"]
     columns += ["error"]
-    print(markdown_table(rows, columns))
+    print(markdown_table([r for r in rows if r["bench"] == "attention"], columns))
+    checks = [r for r in rows if r["bench"] == "attention-check"]
+    print(
+        f"device check ({checks[0]['backend']} against fp64): "
+        f"{sum(r['ok'] for r in checks)}/{len(checks)} configurations within tolerance"
+    )
     sha = rows[0]["git_sha"]  # the picture: every case measured at this commit
     measured = [json.loads(line) for line in out.read_text().splitlines()]
     same = [r for r in measured if r.get("bench") == "attention" and r["git_sha"] == sha]

@@ -313,15 +313,25 @@ def test_attention_bench_compares_our_gat_layer_with_gatconv(tmp_path):
     out = tmp_path / "attention.jsonl"
     small = ["--scale", "0.0005", "--batches", "1", "--fanouts", "4", "3", "--output", str(out)]
     for extra in ([], ["--batch-size", "0"]):
-        ours, pyg, floor = attention.main([*small, *extra])
+        ours, pyg, floor, *checks = attention.main([*small, *extra])
+        assert len(checks) == 6 and all(c["ok"] for c in checks)  # 3 dtypes, split or not
         assert [r["implementation"] for r in (ours, pyg, floor)] == ["gnnrec", "pyg", "projection"]
         assert ours["same_losses"] and ours["edges_per_batch"] > 0
         assert ours["peak_mb"] >= 0 and pyg["seconds_per_batch"] > 0
         assert floor["seconds_per_batch"] > 0
         if pyg["peak_mb"] > 0:  # a tiny batch may not move resident memory at all
             assert ours["memory_vs_pyg"] == pytest.approx(ours["peak_mb"] / pyg["peak_mb"])
-    assert len(out.read_text().splitlines()) == 6
+    assert len(out.read_text().splitlines()) == 2 * (3 + 6)
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_the_attention_device_check_holds_the_triton_kernels_to_fp64():
+    from gnnrec.bench.attention import check_on_device
+
+    checks = check_on_device(torch.device("cpu"), backend="triton")  # the interpreter
+    assert len(checks) == 6 and all(c["ok"] for c in checks)
+    assert {c["backend"] for c in checks} == {"triton"}
+    assert max(c["max_rel_err_dsrc"] for c in checks if c["dtype"] == "float32") < 1e-4
 
 
 def test_attention_bench_records_an_implementation_that_runs_out_of_memory(tmp_path, monkeypatch):
@@ -337,7 +347,7 @@ def test_attention_bench_records_an_implementation_that_runs_out_of_memory(tmp_p
     monkeypatch.setattr(attention.subprocess, "run", pyg_killed)
     out = tmp_path / "attention.jsonl"
     args = ["--scale", "0.0005", "--batches", "1", "--batch-size", "0", "--output", str(out)]
-    ours, pyg, _ = attention.main(args)
+    ours, pyg, *_ = attention.main(args)
     assert pyg["error"] == "out of memory" and pyg["peak_mb"] is None
     assert ours["seconds_per_batch"] > 0 and "memory_vs_pyg" not in ours
     assert out.with_suffix(".png").stat().st_size > 0
