@@ -3,12 +3,14 @@ backward, with per-edge memory ``[E, H]`` and no atomics.
 
 Forward:
 
-1. *Edge softmax* over the tile schedule of :mod:`gnnrec.kernels.schedule`: a light row's
-   program computes its logits ``LeakyReLU(dst_i + src_j)`` block by block with an online
-   max and sum (``m' = max(m, max_e l_e)``, ``s' = s e^{m - m'} + sum_e e^{l_e - m'}``) and then
-   writes ``alpha_e = e^{l_e - m} / s``; a heavy row's chunks each write a partial ``(m, s)``,
-   a combine kernel merges a row's partials in slot order, and the chunks then write their
-   ``alpha``. fp32 throughout (fp64 for fp64 logit terms); empty rows write nothing.
+1. *Edge softmax* over the tile schedule of :mod:`gnnrec.kernels.schedule`: a row that fits
+   in one ``BLOCK_E`` tile gets its logits ``LeakyReLU(dst_i + src_j)``, max, sum and
+   ``alpha_e = e^{l_e - m} / s`` in one pass; a longer light row's program takes its tiles
+   with an online max and sum (``m' = max(m, max_e l_e)``,
+   ``s' = s e^{m - m'} + sum_e e^{l_e - m'}``), then writes ``alpha``; a heavy row's chunks
+   each write a partial ``(m, s)``, a combine kernel merges a row's partials in slot order,
+   and the chunks then write their ``alpha``. fp32 throughout (fp64 for fp64 logit terms);
+   empty rows write nothing.
 2. ``y = A_alpha x`` per head: the aggregation kernel with ``[E, H]`` edge values, where
    feature ``f`` takes the weight of head ``f // F``.
 
@@ -98,7 +100,23 @@ def _edge_softmax_kernel(
                 indices, src, stride_s, alpha, dst_row, top, total, start, end, h, h_mask,
                 num_heads, slope, acc_dtype, BLOCK_E,
             )  # fmt: skip
-        else:
+        elif end - start <= BLOCK_E:  # the row (or chunk) in one tile: one pass over it
+            e = start + tl.arange(0, BLOCK_E)
+            e_mask = e < end
+            col = tl.load(indices + e, mask=e_mask, other=0).to(tl.int64)
+            logit = _logits(src, stride_s, dst_row, col, e_mask, h, h_mask, slope, acc_dtype)
+            top = tl.max(logit, axis=0)
+            weight = tl.exp(logit - top[None, :])
+            total = tl.sum(weight, axis=0)
+            if slot >= 0:
+                tl.store(part_max + slot * num_heads + h, top, mask=h_mask)
+                tl.store(part_sum + slot * num_heads + h, total, mask=h_mask)
+            else:
+                mask = e_mask[:, None] & h_mask[None, :]
+                tl.store(
+                    alpha + e[:, None] * num_heads + h[None, :], weight / total[None, :], mask=mask
+                )
+        else:  # an online max and sum over the tiles, then a second pass writes alpha
             top = tl.full([BLOCK_H], float("-inf"), acc_dtype)
             total = tl.zeros([BLOCK_H], acc_dtype)
             for e0 in range(start, end, BLOCK_E):
