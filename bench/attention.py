@@ -19,7 +19,8 @@ projection ``W x`` alone under the same loss, is the floor of any GAT layer with
 ``memory_above_projection_vs_pyg`` compares what each attention adds to it. An implementation
 that runs out of memory (the OOM killer, CUDA's error) gives a row with ``error`` instead of
 numbers. First, :func:`check_on_device` holds our aggregation on the device to the fp64 oracle
-(``attention-check`` rows). JSON rows, a markdown table and a bar plot (memory and time).
+(``attention-check`` rows); last, an ``attention-comparison`` row gives the ratios. JSON rows
+(each written as soon as it is measured), markdown tables and a bar plot (memory and time).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -225,11 +227,19 @@ def check_on_device(device: torch.device, backend: str | None = None) -> list[di
     return rows
 
 
-def run(args: argparse.Namespace) -> list[dict]:
+def run(args: argparse.Namespace, emit: Callable[[list[dict]], object]) -> list[dict]:
+    """The device check, then each implementation in a process of its own, then their
+    comparison (``attention-comparison``: ours against PyG); every row is also handed to
+    ``emit`` as soon as it is measured, so a run cut short keeps what it got."""
+    checks = [{**r, **provenance()} for r in check_on_device(torch.device(args.device))]
+    emit(checks)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "batches.pt"
         shape = sample_batches(args, path)
+        case = {**shape, "fanouts": args.fanouts, "batch_size": args.batch_size}
+        case |= {"heads": args.heads, "width": args.width, "in_width": args.in_width}
+        case["batches"] = args.batches
         for implementation in IMPLEMENTATIONS:
             command = [sys.executable, "-m", "gnnrec.bench.attention", *args.argv]
             command += ["--child", implementation, str(path)]
@@ -240,32 +250,30 @@ def run(args: argparse.Namespace) -> list[dict]:
                 result = {"error": "out of memory", "peak_mb": None, "seconds_per_batch": None}
             else:
                 raise RuntimeError(f"{implementation} failed:\n{out.stderr[-3000:]}")
-            rows.append(
-                {
-                    "bench": "attention",
-                    "implementation": implementation,
-                    **shape,
-                    "fanouts": args.fanouts,
-                    "batch_size": args.batch_size,
-                    "heads": args.heads,
-                    "width": args.width,
-                    "in_width": args.in_width,
-                    "batches": args.batches,
-                    **result,
-                    **provenance(),
-                }
-            )
-    ours, pyg, floor = rows
-    checks = [{**r, **provenance()} for r in check_on_device(torch.device(args.device))]
+            row = {"bench": "attention", "implementation": implementation, **case, **result}
+            rows.append({**row, **provenance()})
+            emit(rows[-1:])
+    comparison = compare(*rows)
+    if comparison:
+        comparison = {"bench": "attention-comparison", **case, **comparison, **provenance()}
+        emit([comparison])
+    return checks + rows + ([comparison] if comparison else [])
+
+
+def compare(ours: dict, pyg: dict, floor: dict) -> dict:
+    """Ours against PyG: peak memory (in all, and above the projection's), speed, and whether
+    the losses agree; empty when either side has no numbers."""
     if ours.get("error") or pyg.get("error"):
-        return rows + checks
-    ours["memory_vs_pyg"] = ours["peak_mb"] / pyg["peak_mb"] if pyg["peak_mb"] > 0 else None
+        return {}
+    comparison = {
+        "memory_vs_pyg": ours["peak_mb"] / pyg["peak_mb"] if pyg["peak_mb"] > 0 else None,
+        "speed_vs_pyg": pyg["seconds_per_batch"] / ours["seconds_per_batch"],
+        "same_losses": abs(ours["loss_sum"] - pyg["loss_sum"]) <= 1e-4 * abs(pyg["loss_sum"]),
+    }
     if not floor.get("error") and pyg["peak_mb"] > floor["peak_mb"]:
         above = ours["peak_mb"] - floor["peak_mb"], pyg["peak_mb"] - floor["peak_mb"]
-        ours["memory_above_projection_vs_pyg"] = max(above[0], 0.0) / above[1]
-    ours["speed_vs_pyg"] = pyg["seconds_per_batch"] / ours["seconds_per_batch"]
-    ours["same_losses"] = abs(ours["loss_sum"] - pyg["loss_sum"]) <= 1e-4 * abs(pyg["loss_sum"])
-    return rows + checks
+        comparison["memory_above_projection_vs_pyg"] = max(above[0], 0.0) / above[1]
+    return comparison
 
 
 def _out_of_memory(process: subprocess.CompletedProcess) -> bool:
@@ -337,12 +345,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(json.dumps(child(args, args.child[0], Path(args.child[1]))))
         return []
     args.argv = [a for a in (argv if argv is not None else sys.argv[1:]) if a]
-    rows = run(args)
-    out = write_results(rows, args.output)
-    columns = ["implementation", "edges_per_batch", "peak_mb", "seconds_per_batch"]
-    columns += ["memory_vs_pyg", "memory_above_projection_vs_pyg", "speed_vs_pyg", "same_losses"]
-    columns += ["error"]
+    out = Path(args.output)
+    rows = run(args, lambda part: write_results(part, out))
+    columns = ["implementation", "edges_per_batch", "peak_mb", "seconds_per_batch", "error"]
     print(markdown_table([r for r in rows if r["bench"] == "attention"], columns))
+    columns = ["memory_vs_pyg", "memory_above_projection_vs_pyg", "speed_vs_pyg", "same_losses"]
+    print(markdown_table([r for r in rows if r["bench"] == "attention-comparison"], columns))
     checks = [r for r in rows if r["bench"] == "attention-check"]
     print(
         f"device check ({checks[0]['backend']} against fp64): "

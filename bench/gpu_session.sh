@@ -16,10 +16,10 @@
 #            nodes, 1.6B edges drawn on the GPU, graph and 28 GB of bf16 features pinned in
 #            host memory.
 # Each part has a budget in seconds (KERNELS_S, ATTENTION_S per case, EPOCH_S, TRAIN_S per run,
-# PAPERS_S; defaults sum to 540 s, to fit one 600 s call with the setup) and keeps what it measured when cut
-# short; KERNELS_ARGS, EPOCH_ARGS, PAPERS_ARGS add flags. Results go to $OUT (the device
-# tool's folder, at most 8 files: session.log, and per bench a .jsonl + .png: kernels,
-# attention, and epoch with papers' rows), else bench/results/gpu.
+# PAPERS_S; defaults sum to 540 s, to fit one 600 s call with the setup) and keeps what it
+# measured when cut short; KERNELS_ARGS, EPOCH_ARGS, PAPERS_ARGS add flags. Results go to $OUT
+# (the device tool's folder, at most 8 files: session.log, and per bench a .jsonl + .png:
+# kernels, attention, and epoch with papers' rows), else bench/results/gpu.
 # `train` writes config.toml, which needs tomli_w (not in the GPU image): first, here,
 # `pip download --no-deps -d .whl tomli-w` (.whl/ is git-ignored), then name `.whl` in the
 # device call's carry.
@@ -85,12 +85,12 @@ train_part() {
 run_part() {
     case $1 in
     kernels)
-        timeout "${KERNELS_S:-130}" python3 -m gnnrec.bench.kernels \
+        timeout "${KERNELS_S:-120}" python3 -m gnnrec.bench.kernels \
             --output "$OUT/kernels.jsonl" ${KERNELS_ARGS:-} ;;
     attention)
-        timeout "${ATTENTION_S:-60}" python3 -m gnnrec.bench.attention --batches 2 \
+        timeout "${ATTENTION_S:-70}" python3 -m gnnrec.bench.attention --batches 2 \
             --output "$OUT/attention.jsonl"
-        timeout "${ATTENTION_S:-60}" python3 -m gnnrec.bench.attention --batches 2 \
+        timeout "${ATTENTION_S:-70}" python3 -m gnnrec.bench.attention --batches 1 \
             --scale 0.25 --batch-size 0 --output "$OUT/attention.jsonl" ;;
     epoch)
         timeout "${EPOCH_S:-90}" python3 -m gnnrec.bench.epoch --build memory --full-epoch \
@@ -98,7 +98,7 @@ run_part() {
     train)
         train_part ;;
     papers)
-        timeout "${PAPERS_S:-120}" python3 -m gnnrec.bench.epoch --scale papers100m \
+        timeout "${PAPERS_S:-110}" python3 -m gnnrec.bench.epoch --scale papers100m \
             --full-epoch --max-seconds 50 --output "$OUT/epoch.jsonl" ${PAPERS_ARGS:-} ;;
     *)
         echo "unknown part $1 (kernels, attention, epoch, train, papers)" ;;

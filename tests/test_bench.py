@@ -313,15 +313,25 @@ def test_attention_bench_compares_our_gat_layer_with_gatconv(tmp_path):
     out = tmp_path / "attention.jsonl"
     small = ["--scale", "0.0005", "--batches", "1", "--fanouts", "4", "3", "--output", str(out)]
     for extra in ([], ["--batch-size", "0"]):
-        ours, pyg, floor, *checks = attention.main([*small, *extra])
+        rows = attention.main([*small, *extra])
+        checks = [r for r in rows if r["bench"] == "attention-check"]
         assert len(checks) == 6 and all(c["ok"] for c in checks)  # 3 dtypes, split or not
+        ours, pyg, floor = [r for r in rows if r["bench"] == "attention"]
         assert [r["implementation"] for r in (ours, pyg, floor)] == ["gnnrec", "pyg", "projection"]
-        assert ours["same_losses"] and ours["edges_per_batch"] > 0
-        assert ours["peak_mb"] >= 0 and pyg["seconds_per_batch"] > 0
-        assert floor["seconds_per_batch"] > 0
+        assert ours["edges_per_batch"] > 0 and ours["peak_mb"] >= 0
+        assert pyg["seconds_per_batch"] > 0 and floor["seconds_per_batch"] > 0
+        (comparison,) = [r for r in rows if r["bench"] == "attention-comparison"]
+        assert comparison["same_losses"]
+        assert comparison["speed_vs_pyg"] == pytest.approx(
+            pyg["seconds_per_batch"] / ours["seconds_per_batch"]
+        )
         if pyg["peak_mb"] > 0:  # a tiny batch may not move resident memory at all
-            assert ours["memory_vs_pyg"] == pytest.approx(ours["peak_mb"] / pyg["peak_mb"])
-    assert len(out.read_text().splitlines()) == 2 * (3 + 6)
+            assert comparison["memory_vs_pyg"] == pytest.approx(ours["peak_mb"] / pyg["peak_mb"])
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["bench"] for r in written[:10]] == ["attention-check"] * 6 + ["attention"] * 3 + [
+        "attention-comparison"
+    ]  # in the order measured
+    assert len(written) == 2 * 10
     assert out.with_suffix(".png").stat().st_size > 0
 
 
@@ -347,7 +357,9 @@ def test_attention_bench_records_an_implementation_that_runs_out_of_memory(tmp_p
     monkeypatch.setattr(attention.subprocess, "run", pyg_killed)
     out = tmp_path / "attention.jsonl"
     args = ["--scale", "0.0005", "--batches", "1", "--batch-size", "0", "--output", str(out)]
-    ours, pyg, *_ = attention.main(args)
+    rows = attention.main(args)
+    ours, pyg, _ = [r for r in rows if r["bench"] == "attention"]
     assert pyg["error"] == "out of memory" and pyg["peak_mb"] is None
-    assert ours["seconds_per_batch"] > 0 and "memory_vs_pyg" not in ours
+    assert ours["seconds_per_batch"] > 0
+    assert not [r for r in rows if r["bench"] == "attention-comparison"]  # nothing to compare
     assert out.with_suffix(".png").stat().st_size > 0
