@@ -23,7 +23,7 @@ def _sddmm_kernel(
     BLOCK_E: tl.constexpr, BLOCK_F: tl.constexpr,
 ):  # fmt: skip
     acc_dtype: tl.constexpr = tl.float64 if ACC_FP64 else tl.float32
-    e = tl.program_id(0) * BLOCK_E + tl.arange(0, BLOCK_E)
+    e = tl.program_id(0).to(tl.int64) * BLOCK_E + tl.arange(0, BLOCK_E)
     e_mask = e < num_edges
     row = tl.load(rows + e, mask=e_mask, other=0).to(tl.int64)
     col = tl.load(cols + e, mask=e_mask, other=0).to(tl.int64)

@@ -170,7 +170,7 @@ def _softmax_backward_kernel(
 ):  # fmt: skip
     """``ds = alpha (dalpha - t_i)``, times the slope where ``dst_i + src_j <= 0``."""
     acc_dtype: tl.constexpr = tl.float64 if ACC_FP64 else tl.float32
-    e = tl.program_id(0) * BLOCK_E + tl.arange(0, BLOCK_E)
+    e = tl.program_id(0).to(tl.int64) * BLOCK_E + tl.arange(0, BLOCK_E)
     h = tl.arange(0, BLOCK_H)
     e_mask = e < num_edges
     mask = e_mask[:, None] & (h < num_heads)[None, :]

@@ -8,6 +8,8 @@ import pytest
 import torch
 from attention_cases import attention_cases, attention_inputs, forward_and_grads
 from hypothesis import given
+from hypothesis import strategies as st
+from strategies import csr_graphs, features
 
 import gnnrec.kernels.attention as attention_module
 from gnnrec.kernels import ATTENTION_BACKENDS, aggregate
@@ -56,44 +58,56 @@ def test_gradcheck_in_fp64():
 
 
 @pytest.mark.parametrize("backend", sorted(set(ATTENTION_BACKENDS) - {"torch"}))
-def test_pyg_gatconv_with_the_same_weights_gives_the_same_layer(backend):
+@given(
+    graph=csr_graphs(max_rows=10, max_cols=10, max_edges=30),
+    heads=st.integers(1, 3),
+    width=st.integers(1, 4),
+    scale=st.sampled_from([1.0, 30.0, -80.0]),  # attention vectors scaled: extreme logits
+    dtype=st.sampled_from([torch.float64, torch.float32]),
+    seed=st.integers(0, 2**16),
+)
+def test_pyg_gatconv_with_the_same_weights_gives_the_same_layer(
+    backend, graph, heads, width, scale, dtype, seed
+):
+    """Bipartite, as a sampled layer is: sources ``x_src`` ``[M, 5]``, targets ``[N, 5]``."""
     from torch_geometric.nn import GATConv
 
-    torch.manual_seed(0)
-    n, in_width, heads, width = 30, 7, 3, 4
-    g = torch.Generator().manual_seed(1)
-    source, target = torch.randint(0, n, (2, 120), generator=g)
-    order = torch.argsort(target, stable=True)
-    source, target = source[order], target[order]
-    indptr = torch.zeros(n + 1, dtype=torch.int64)
-    indptr[1:] = torch.cumsum(torch.bincount(target, minlength=n), 0)
-    conv = GATConv(in_width, width, heads=heads, add_self_loops=False, bias=False).double()
-    x = torch.randn(n, in_width, generator=g, dtype=torch.float64)
+    from gnnrec.kernels.csr import edge_rows
+
+    indptr, indices, m = graph
+    n = indptr.numel() - 1
+    torch.manual_seed(seed)
+    conv = GATConv(5, width, heads=heads, add_self_loops=False, bias=False).to(dtype)
+    with torch.no_grad():
+        conv.att_src.mul_(scale)
+        conv.att_dst.mul_(scale)
+    x_src, x_dst = features(m, 5, seed, dtype), features(n, 5, seed + 1, dtype)
 
     def ours():
-        h = conv.lin(x)  # [n, heads * width]
-        per_head = h.view(n, heads, width)
-        src = (per_head * conv.att_src).sum(-1)
-        dst = (per_head * conv.att_dst).sum(-1)
+        h_src, h_dst = conv.lin(x_src), conv.lin(x_dst)  # [m | n, heads * width]
+        src = (h_src.view(m, heads, width) * conv.att_src).sum(-1)
+        dst = (h_dst.view(n, heads, width) * conv.att_dst).sum(-1)
         attention = EdgeAttention(src, dst, negative_slope=conv.negative_slope)
         return aggregate(
-            indptr, source, h, reduce="attention", attention=attention, backend=backend
+            indptr, indices, h_src, reduce="attention", attention=attention, backend=backend
         )
 
     def theirs():
-        return conv(x, torch.stack([source, target]))
+        edges = torch.stack([indices.long(), edge_rows(indptr)])
+        return conv((x_src, x_dst), edges, size=(m, n))
 
     results = []
     for fn in (ours, theirs):
         conv.zero_grad()
         out = fn()
-        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+        (out * features(n, heads * width, seed + 2, dtype)).sum().backward()
         results.append((out.detach(), [p.grad.clone() for p in conv.parameters()]))
     (mine, mine_grads), (pyg, pyg_grads) = results
-    torch.testing.assert_close(mine, pyg, rtol=1e-10, atol=1e-12)
+    tol = {"rtol": 1e-10, "atol": 1e-12} if dtype == torch.float64 else {"rtol": 1e-4, "atol": 1e-4}
+    torch.testing.assert_close(mine, pyg, **tol)
     assert len(mine_grads) == 3  # lin, att_src, att_dst
     for a, b in zip(mine_grads, pyg_grads):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(a, b, **tol)
 
 
 def test_chunked_edge_dots_equal_unchunked_and_runs_are_bit_identical(monkeypatch):
