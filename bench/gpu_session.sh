@@ -11,12 +11,13 @@
 #            products-shaped sampled batches and on a quarter of the products-like graph whole;
 #   train    `gnnrec train` on the bundled data on the GPU (full graph; sampled with the graph
 #            on the device; sampled from pinned memory; row-wise ID tables pinned in host
-#            memory with hot rows cached on the GPU): the user-facing GPU paths end to end;
+#            memory with hot rows cached on the GPU; a GAT model on the Triton attention
+#            kernels, sampled on the device): the user-facing GPU paths end to end;
 #   papers   (issue 5): gnnrec bench epoch --scale papers100m (rows into epoch.jsonl): 111M
 #            nodes, 1.6B edges drawn on the GPU, graph and 28 GB of bf16 features pinned in
 #            host memory.
 # Each part has a budget in seconds (KERNELS_S, ATTENTION_S per case, EPOCH_S, TRAIN_S per run,
-# PAPERS_S; defaults sum to 540 s, to fit one 600 s call with the setup) and keeps what it
+# PAPERS_S; defaults sum to 550 s, to fit one 600 s call with the setup) and keeps what it
 # measured when cut short; KERNELS_ARGS, EPOCH_ARGS, PAPERS_ARGS add flags. Results go to $OUT
 # (the device tool's folder, at most 8 files: session.log, and per bench a .jsonl + .png:
 # kernels, attention, and epoch with papers' rows), else bench/results/gpu.
@@ -80,12 +81,16 @@ train_part() {
         --set model.text_features=false --set train.epochs=3 --set train.progress=false \
         --set train.mode=sampled --set train.id_optimizer=rowwise_adagrad \
         --set train.id_table_on=pinned --set train.id_cache_rows=1000
+    echo "-- gnnrec train: a GAT model (the Triton attention kernels), mode sampled on the device"
+    timeout "${TRAIN_S:-20}" python3 -m gnnrec.cli train --run-dir /tmp/gpu-train-5 \
+        --set model.text_features=false --set train.epochs=3 --set train.progress=false \
+        --set model.name=gat --set train.mode=sampled --set train.sample_on=device
 }
 
 run_part() {
     case $1 in
     kernels)
-        timeout "${KERNELS_S:-120}" python3 -m gnnrec.bench.kernels \
+        timeout "${KERNELS_S:-110}" python3 -m gnnrec.bench.kernels \
             --output "$OUT/kernels.jsonl" ${KERNELS_ARGS:-} ;;
     attention)
         timeout "${ATTENTION_S:-70}" python3 -m gnnrec.bench.attention --batches 2 \

@@ -75,8 +75,9 @@ def _print_metrics(metrics: dict) -> None:
     print(f"{'popularity baseline':<28}{pop['recall@20']:>10.4f}{pop['ndcg@20']:>10.4f}")
     if "cold" in metrics:
         cold = metrics["cold"]
+        label = f"{metrics['model_label'].split(' on ')[0]}, cold items only"  # "GAT, cold ..."
         print(
-            f"{'GCN, cold items only':<28}{cold['recall@20']:>10.4f}{cold['ndcg@20']:>10.4f}"
+            f"{label:<28}{cold['recall@20']:>10.4f}{cold['ndcg@20']:>10.4f}"
             f"   ({cold['n_cold_items']} items with no training interactions)"
         )
     sample = metrics.get("test_user_sample")

@@ -169,6 +169,24 @@ def test_lightgcn_recipe_trains_a_lightgcn_folder_in_one_command(tmp_path, capsy
     assert 'name = "lightgcn"' in saved and "lr = 0.001" in saved and "l2 = 0.0001" in saved
 
 
+def test_the_cold_start_line_names_the_model_trained(capsys):
+    from gnnrec.cli import _print_metrics
+
+    row = {"recall@20": 0.1, "ndcg@20": 0.05}
+    metrics = {
+        "model_label": "GAT on IDs",
+        **row,
+        "baselines": {"popularity": row},
+        "cold": {**row, "n_cold_items": 7},
+        "n_users_evaluated": 3,
+        "dataset": "toy",
+        "split": "random",
+    }
+    _print_metrics(metrics)
+    out = capsys.readouterr().out
+    assert "GAT, cold items only" in out and "GCN" not in out
+
+
 HUGE_PAGE_PROBE = """
 import sys
 import gnnrec.__main__ as entry
