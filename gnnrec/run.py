@@ -375,13 +375,21 @@ def export_embeddings(run_dir: str | Path, output: str | Path | None = None) -> 
     """Writes a finished run's final embeddings for serving into ``output`` (default
     ``<run_dir>/export``): ``user_embeddings.npy`` ``[U, H]``, ``item_embeddings.npy``
     ``[I, H]`` (float32; score = dot product), ``user_ids.parquet`` and ``item_ids.parquet``
-    (column ``id``, in row order) and ``export.json`` (model, dims, dataset)."""
+    (column ``id``, in row order) and ``export.json`` (model, dims, dataset). A model whose
+    score is not a dot product (NCF) is refused with ``ValueError``: its embeddings alone do not
+    rank."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from gnnrec.common.atomic_files import staged_folder
 
     config, prepared, model = load_run(run_dir)
+    if not model.scores_are_dot_products:
+        raise ValueError(
+            f"{model.label} scores a user and an item with more than a dot product of their "
+            f"embeddings, so exported embeddings would rank items wrongly; rank with "
+            f"`gnnrec recommend --run-dir {run_dir}` instead"
+        )
     z = embeddings(prepared, model, config).cpu().numpy().astype(np.float32)
     U = prepared.data.num_users
     output = Path(output) if output is not None else Path(run_dir) / "export"

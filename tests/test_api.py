@@ -65,3 +65,14 @@ def test_recommend_and_export_match_the_run(planted_dir, feature_cache, tmp_path
     row = users[user_ids.index("u3")]
     for item, score in top["u3"]:  # the exported rows give the scores the run ranked by
         assert float(row @ items[item_ids.index(item)]) == pytest.approx(score, rel=1e-5)
+
+
+def test_export_refuses_a_model_whose_score_is_not_a_dot_product(
+    planted_dir, feature_cache, tmp_path
+):
+    run_dir = tmp_path / "run"
+    extra = ("model.name=ncf", "model.text_features=false", "train.epochs=1")
+    train_run(planted_config(planted_dir, feature_cache, run_dir, *extra))
+    with pytest.raises(ValueError, match="more than a dot product.*gnnrec recommend"):
+        gnnrec.export(run_dir)
+    assert not (run_dir / "export").exists()  # nothing half-written

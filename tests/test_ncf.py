@@ -47,3 +47,10 @@ def test_a_pair_scores_the_neumf_formula():
     mlp = torch.relu(model.hidden2(hidden)) @ model.mlp_weight
     assert float(model.pair_scores(u, i)) == pytest.approx(float(gmf + mlp), rel=1e-6)
     assert model.label == "NCF on IDs"
+
+
+@pytest.mark.parametrize("name", ["gcn", "lightgcn", "mf", "gat", "ncf"])
+def test_only_models_that_rank_by_dot_products_say_so(name):
+    config = ModelConfig(name=name, hidden=4, text_features=False, layers=0 if name == "mf" else 2)
+    model = build_model(config, 3, 4, feature_dim=0, seed=0)
+    assert model.scores_are_dot_products == (name != "ncf")

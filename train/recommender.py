@@ -53,6 +53,13 @@ class Recommender(nn.Module, ABC):
         return (z_users * z_items).sum(-1)
 
     @property
+    def scores_are_dot_products(self) -> bool:
+        """Whether :meth:`scores` is ``z_u . z_i`` (it is unless the model overrides it), so that
+        the embeddings alone serve the model's rankings."""
+        cls = type(self)
+        return cls.scores is Recommender.scores and cls.pair_scores is Recommender.pair_scores
+
+    @property
     def device(self) -> torch.device:
         """Where the model computes: the device of its parameters (placeholders aside)."""
         return next(p.device for p in self.parameters() if not p.is_meta)
