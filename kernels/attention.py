@@ -53,6 +53,10 @@ class EdgeAttention:
     dropout: float = 0.0
     generator: torch.Generator | None = None
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"attention dropout must be in [0, 1), got {self.dropout}")
+
     @property
     def heads(self) -> int:
         return self.src.shape[1]

@@ -153,6 +153,8 @@ def test_attention_inputs_are_checked():
     with pytest.raises(ValueError, match="src must have shape"):
         attention = EdgeAttention(torch.zeros(3, 2), torch.zeros(1, 2))
         aggregate(indptr, indices, x, reduce="attention", attention=attention)
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\), got 1.0"):
+        EdgeAttention(torch.zeros(2, 1), torch.zeros(1, 1), dropout=1.0)  # 0 / 0 weights
     with pytest.raises(ValueError, match="multiple of 4 heads"):
         attention = EdgeAttention(torch.zeros(2, 4), torch.zeros(1, 4))
         aggregate(indptr, indices, x, reduce="attention", attention=attention)
