@@ -15,7 +15,6 @@ import json
 import os
 import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +23,10 @@ from typing import Any
 
 def _temporary_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+
+
+def _is_temporary(path: Path) -> bool:
+    return path.name.startswith(".") and path.name.endswith(".tmp")
 
 
 @contextmanager
@@ -59,18 +62,95 @@ def write_json_atomic(path: str | Path, data: Any, indent: int | None = 2) -> Pa
     return write_text_atomic(path, json.dumps(data, indent=indent, allow_nan=False))
 
 
-@contextmanager
-def staged_folder(folder: str | Path) -> Iterator[Path]:
-    """Yields a temporary sibling folder to write into; on a clean exit it replaces ``folder``
-    by a rename, on an error it is removed. A crash leaves the previous folder or none."""
+OUTPUT_MARKER = ".gnnrec-output.json"
+"""The file in every folder written through :func:`staged_folder`: the kind of output and the
+names written at its top level. Only a folder holding this marker with the same kind, and no
+name beside those, is ever replaced."""
+
+
+def check_replaceable(folder: str | Path, kind: str) -> None:
+    """``ValueError`` naming ``folder`` unless writing the output ``kind`` there deletes nothing
+    but a previous output of the same kind: it is missing, an empty folder, or a folder holding
+    this module's marker for ``kind`` and nothing the marker does not name (a run directory made
+    inside an old export is kept). The current folder and its ancestors are refused whatever
+    they hold."""
     folder = Path(folder)
+    resolved = folder.resolve()
+    if resolved == Path.cwd().resolve() or resolved in Path.cwd().resolve().parents:
+        raise ValueError(
+            f"{folder}: refusing to replace the current folder or one above it; give a new "
+            f"folder for the {kind}"
+        )
+    if not folder.exists() and not folder.is_symlink():
+        return
+    if folder.is_symlink() or not folder.is_dir():
+        raise ValueError(f"{folder}: exists and is not a folder; give a new folder for the {kind}")
+    if not any(folder.iterdir()):
+        return
+    written = _marker_of(folder)
+    if written.get("kind") != kind:
+        what = f"a {written['kind']}" if written.get("kind") else "files gnnrec did not write"
+        raise ValueError(
+            f"{folder}: not empty and holds {what}, so replacing it would delete them; give a "
+            f"new or empty folder for the {kind}, or remove this one yourself"
+        )
+    left = {p.name for p in folder.iterdir() if not _is_temporary(p)}  # crashes leave these
+    foreign = sorted(left - set(written["entries"]))
+    if foreign:
+        raise ValueError(
+            f"{folder}: holds {', '.join(foreign[:5])}, which the {kind} written there did not "
+            "write, so replacing it would delete them; give a new folder, or move them out"
+        )
+
+
+def _marker_of(folder: Path) -> dict:
+    """The marker's content (``kind`` and the top-level ``entries`` written), ``{}`` when there
+    is none or it is not one."""
+    try:
+        marker = json.loads((folder / OUTPUT_MARKER).read_text())
+    except (OSError, ValueError):
+        return {}
+    valid = isinstance(marker, dict) and isinstance(marker.get("kind"), str)
+    valid = valid and isinstance(marker.get("entries"), list)
+    return marker if valid else {}
+
+
+def claim_folder(folder: str | Path, kind: str, entries: list[str]) -> Path:
+    """A folder that the output ``kind`` fills in place over several runs (resumable shards):
+    created with the marker naming its top-level ``entries``, or taken over when it is empty or
+    already holds that output (:func:`check_replaceable`); anything else is refused."""
+    folder = Path(folder)
+    check_replaceable(folder, kind)
+    folder.mkdir(parents=True, exist_ok=True)
+    if _marker_of(folder).get("kind") != kind:
+        names = sorted({*entries, OUTPUT_MARKER})
+        write_json_atomic(folder / OUTPUT_MARKER, {"kind": kind, "entries": names})
+    return folder
+
+
+@contextmanager
+def staged_folder(folder: str | Path, kind: str) -> Iterator[Path]:
+    """Yields a temporary sibling folder to write the output ``kind`` into (``"export"``,
+    ``"graph store"``, ...); on a clean exit it replaces ``folder`` by a rename, on an error it
+    is removed. Nothing but a previous output of the same kind is ever replaced
+    (:func:`check_replaceable`, checked on entry and again before the swap). A crash leaves the
+    previous folder or the new one (or, between the two renames, the previous one under a
+    hidden sibling name). The folder gets the umask's mode, as any folder the user makes."""
+    folder = Path(folder)
+    check_replaceable(folder, kind)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+    tmp = _temporary_sibling(folder)
+    tmp.mkdir()
     try:
         yield tmp
+        entries = sorted([p.name for p in tmp.iterdir()] + [OUTPUT_MARKER])
+        write_json_atomic(tmp / OUTPUT_MARKER, {"kind": kind, "entries": entries})
+        check_replaceable(folder, kind)
+        previous = _temporary_sibling(folder)
         if folder.exists():
-            shutil.rmtree(folder)
+            os.replace(folder, previous)
         os.replace(tmp, folder)
+        shutil.rmtree(previous, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

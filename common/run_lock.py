@@ -15,20 +15,30 @@ LOCK_FILE = ".gnnrec.lock"
 
 
 @contextmanager
-def run_dir_lock(run_dir: str | Path, create: bool = True) -> Iterator[Path]:
-    """Holds ``run_dir``'s lock (creating the folder when ``create``, else requiring it);
-    ``ValueError`` naming the folder when it is missing, not writable or held by another
-    process."""
+def run_dir_lock(run_dir: str | Path, create: bool = True) -> Iterator[bool]:
+    """Holds ``run_dir``'s lock (creating the folder when ``create``, else requiring it) and
+    yields whether this call created the folder: only its creator may remove it, and only while
+    holding the lock (a process that lost the race for a fresh folder never deletes the
+    winner's run). ``ValueError`` naming the folder when it is missing, not writable or held by
+    another process."""
     run_dir = Path(run_dir)
     if not create and not run_dir.is_dir():
         raise ValueError(f"{run_dir}: no such run directory (train the run first)")
+    created = False
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        if create and not run_dir.is_dir():
+            try:
+                run_dir.mkdir(parents=True)
+                created = True
+            except FileExistsError:
+                pass  # another process made it first, or it is a file (os.open says which)
         fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     except PermissionError:
         raise ValueError(f"{run_dir}: the run directory is not writable") from None
-    except FileExistsError:
+    except (FileExistsError, NotADirectoryError):
         raise ValueError(f"{run_dir}: exists and is not a folder") from None
+    except FileNotFoundError:
+        raise ValueError(f"{run_dir}: removed by another process while opening it") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -40,6 +50,6 @@ def run_dir_lock(run_dir: str | Path, create: bool = True) -> Iterator[Path]:
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield run_dir
+        yield created
     finally:
         os.close(fd)  # releases the lock

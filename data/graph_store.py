@@ -238,7 +238,7 @@ class GraphStore:
                 for k, v in arrays.items()
             },
         }
-        with staged_folder(folder) as tmp:
+        with staged_folder(folder, "graph store") as tmp:
             for name, tensor in arrays.items():
                 np.save(tmp / f"{name}.npy", tensor.numpy())
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))

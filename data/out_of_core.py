@@ -148,7 +148,7 @@ def build_csr_out_of_core(
     ``coalesce``: merge duplicate edges."""
     folder = Path(folder)
     max_edges = max(memory_budget // BYTES_PER_EDGE, 2)
-    with staged_folder(folder) as tmp:
+    with staged_folder(folder, "graph store") as tmp:
 
         def forward():
             return _pieces(chunks(), max_edges, symmetrize)

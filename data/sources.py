@@ -9,7 +9,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from gnnrec.common.atomic_files import atomic_path, staged_folder
+from gnnrec.common.atomic_files import OUTPUT_MARKER, atomic_path, staged_folder
 from gnnrec.data.errors import DataError
 
 DEFAULT_CACHE = Path(os.environ.get("GNNREC_CACHE", Path.home() / ".cache" / "gnnrec"))
@@ -57,7 +57,10 @@ def resolve_source(
         return target
     extracted = target.with_suffix("")
     if not extracted.exists():
-        with staged_folder(extracted) as tmp_dir, zipfile.ZipFile(target) as archive:
+        with (
+            staged_folder(extracted, "extracted download") as tmp_dir,
+            zipfile.ZipFile(target) as archive,
+        ):
             archive.extractall(tmp_dir)
-    entries = list(extracted.iterdir())
+    entries = [p for p in extracted.iterdir() if p.name != OUTPUT_MARKER]
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else extracted

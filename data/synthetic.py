@@ -231,7 +231,7 @@ def write_synthetic(
     ``users.csv`` and ``items.csv`` (graph-only benchmarks); ``workers`` processes generate
     blocks in parallel (the files do not depend on it)."""
     folder = Path(folder)
-    with staged_folder(folder) as tmp:
+    with staged_folder(folder, "synthetic dataset") as tmp:
         (tmp / "interactions").mkdir()
         if write_parquet:
             (tmp / "table").mkdir()

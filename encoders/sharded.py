@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from gnnrec.common.atomic_files import atomic_path, write_json_atomic
+from gnnrec.common.atomic_files import atomic_path, claim_folder, write_json_atomic
 from gnnrec.common.ray_cluster import connect
 from gnnrec.data.errors import DataError
 from gnnrec.encoders.base import encoder_key
@@ -131,8 +131,8 @@ def encode_sharded(
     :func:`gnnrec.encoders.cache.from_storage`)."""
     import ray
 
-    folder = Path(folder)
-    (folder / "shards").mkdir(parents=True, exist_ok=True)
+    folder = claim_folder(folder, "encoding", ["shards", "features.npy", "manifest.json"])
+    (folder / "shards").mkdir(exist_ok=True)
     size = config.shard_size
     num_shards = (len(texts) + size - 1) // size
     todo = [s for s in range(num_shards) if shard_status(folder, s, texts, size) == "todo"]

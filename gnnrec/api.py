@@ -54,7 +54,8 @@ def recommend(
     import pyarrow.compute as pc
 
     from gnnrec.data.columns import arrow_strings
-    from gnnrec.run import embeddings, load_run
+    from gnnrec.outputs import embeddings
+    from gnnrec.run import load_run
     from gnnrec.train.recommend import top_k_items
 
     if k < 1:

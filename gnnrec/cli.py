@@ -182,11 +182,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_recommend(args: argparse.Namespace) -> None:
-    from gnnrec.run import load_run, recommend_for_text, write_recommendations
+    from gnnrec.outputs import check_recommendations_target, write_recommendations
+    from gnnrec.run import load_run, recommend_for_text
 
     if args.k < 1:
         raise ValueError(f"-k must be at least 1, got {args.k}")
     _check_output_folder(args.output)
+    if args.output is not None:
+        check_recommendations_target(args.output)  # before the minutes of loading
     if args.text is not None and not args.text.strip():
         raise ValueError("--text is empty: describe the new user in a few words")
     overrides = [f"eval.top_k={args.k}"]
@@ -454,7 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     synth.add_argument("--workers", type=int, default=1, help="generating processes")
     synth.add_argument(
-        "--overwrite", action="store_true", help="replace a non-empty --output folder"
+        "--overwrite",
+        action="store_true",
+        help="replace a previous gnnrec synth output (never any other non-empty folder)",
     )
     synth.set_defaults(func=cmd_synth)
     bench = _command(

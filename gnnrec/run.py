@@ -17,10 +17,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from gnnrec.common.atomic_files import atomic_path, write_json_atomic
+from gnnrec.common.atomic_files import write_json_atomic
 from gnnrec.common.devices import resolve_device
 from gnnrec.common.run_lock import run_dir_lock
 from gnnrec.config import (
@@ -30,13 +29,13 @@ from gnnrec.config import (
     save_config,
     with_absolute_paths,
 )
-from gnnrec.data.columns import arrow_strings
 from gnnrec.encoders import make_encoder
+from gnnrec.outputs import embeddings, write_export, write_recommendations
 from gnnrec.pipeline import Prepared, data_fingerprint, model_for, prepare
 from gnnrec.plots import plot_training_curve
 from gnnrec.train.checkpoint import load_checkpoint, save_checkpoint
-from gnnrec.train.evaluate import evaluation_report, node_embeddings
-from gnnrec.train.recommend import top_k_batches, top_k_items
+from gnnrec.train.evaluate import evaluation_report
+from gnnrec.train.recommend import top_k_items
 from gnnrec.train.recommender import Recommender
 from gnnrec.train.trainer import Trainer, write_history
 
@@ -55,11 +54,6 @@ class StageClock:
         start = time.time()
         yield
         self.rows.append({"stage": stage, "start": start, "seconds": time.time() - start})
-
-
-def embeddings(prepared: Prepared, model: Recommender, config: RunConfig) -> torch.Tensor:
-    """The model's final embeddings ``[U + I, H]`` (in chunks when ``eval.chunk_nodes``)."""
-    return node_embeddings(model, prepared.data, chunk_nodes=config.eval.chunk_nodes)
 
 
 def evaluate(
@@ -146,16 +140,17 @@ def train_run(
     if config.model.text_features and config.encoder.backend == "hf":
         resolve_device(config.encoder.device, "encoder.device")
     run_dir = Path(config.run_dir)
-    created = not run_dir.exists()
-    try:
-        with run_dir_lock(run_dir):
+    with run_dir_lock(run_dir) as created:
+        try:
             with contextlib.ExitStack() as scratch:  # what the run holds until it ends
                 return _train_run(with_absolute_paths(config), on_step, allow_data_change, scratch)
-    except BaseException:
-        # A run that failed before its first checkpoint leaves no folder it created behind.
-        if created and not (run_dir / "checkpoints").exists() and not (run_dir / "ray").exists():
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
+        except BaseException:
+            # A run that failed before its first checkpoint leaves no folder it created behind
+            # (removed while the lock is held: no other process can be writing into it).
+            unsaved = not (run_dir / "checkpoints").exists() and not (run_dir / "ray").exists()
+            if created and unsaved:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
 
 
 def _train_run(
@@ -266,88 +261,6 @@ def _evaluate_run(run_dir: str | Path, allow_data_change: bool) -> dict:
     return metrics
 
 
-def write_recommendations(
-    prepared: Prepared,
-    model: Recommender,
-    config: RunConfig,
-    path: str | Path,
-    z: torch.Tensor | None = None,
-) -> Path:
-    """Top-K items per user (every user, or the seeded sample ``eval.recommend_users``, in id
-    order) with training positives excluded: CSV or Parquet by suffix (``z``: the final
-    embeddings, when already computed). Columns ``user_id, rank, item_id, title, score``;
-    written a batch of users at a time from the top-K tensors (Arrow takes, no row loop), to a
-    temporary name renamed at the end."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    data, graph, U = prepared.data, prepared.graph, prepared.data.num_users
-    z = embeddings(prepared, model, config) if z is None else z
-    user_ids, item_ids = arrow_strings(graph.users.ids), arrow_strings(graph.items.ids)
-    titles = arrow_strings(graph.items.text_fields.get("title", graph.items.ids))
-    users, exclude = np.arange(U), data.train[:2]
-    if 0 < config.eval.recommend_users < U:
-        rng = np.random.default_rng(config.eval.test_user_seed)
-        users = np.sort(rng.choice(U, config.eval.recommend_users, replace=False))
-        position = np.full(U, -1)
-        position[users] = np.arange(len(users))
-        mine = position[exclude[0]] >= 0
-        exclude = (position[exclude[0][mine]], exclude[1][mine])
-    path = Path(path)
-    batches = top_k_batches(
-        z[torch.as_tensor(users)],
-        z[U:],
-        config.eval.top_k,
-        exclude=exclude,
-        batch_size=8192,
-        score=model.scores,
-    )
-    with atomic_path(path) as tmp, _table_writer(tmp, path.suffix) as write:
-        for start, items, scores in batches:
-            count, k = items.shape
-            flat = pa.array(items.reshape(-1).numpy())
-            write(
-                pa.table(
-                    {
-                        "user_id": pc.take(
-                            user_ids, pa.array(np.repeat(users[start : start + count], k))
-                        ),
-                        "rank": pa.array(np.tile(np.arange(1, k + 1), count)),
-                        "item_id": pc.take(item_ids, flat),
-                        "title": pc.take(titles, flat),
-                        "score": pa.array(np.round(scores.reshape(-1).double().numpy(), 6)),
-                    }
-                )
-            )
-    return path
-
-
-@contextlib.contextmanager
-def _table_writer(path: Path, suffix: str) -> Iterator[Callable]:
-    """A function that appends Arrow tables to ``path``: Parquet for ``.parquet``, else CSV
-    (one header, strings quoted)."""
-    writer = None
-
-    def write(table):
-        nonlocal writer
-        if writer is None:
-            if suffix == ".parquet":
-                import pyarrow.parquet as pq
-
-                writer = pq.ParquetWriter(path, table.schema)
-            else:
-                import pyarrow.csv as pacsv
-
-                writer = pacsv.CSVWriter(path, table.schema)
-        writer.write_table(table)
-
-    try:
-        yield write
-    finally:
-        if writer is not None:
-            writer.close()
-
-
 def recommend_for_text(
     prepared: Prepared, model: Recommender, config: RunConfig, text: str, k: int = 10
 ) -> list[tuple[str, str, float]]:
@@ -373,16 +286,12 @@ def recommend_for_text(
 
 def export_embeddings(run_dir: str | Path, output: str | Path | None = None) -> Path:
     """Writes a finished run's final embeddings for serving into ``output`` (default
-    ``<run_dir>/export``): ``user_embeddings.npy`` ``[U, H]``, ``item_embeddings.npy``
-    ``[I, H]`` (float32; score = dot product), ``user_ids.parquet`` and ``item_ids.parquet``
-    (column ``id``, in row order) and ``export.json`` (model, dims, dataset). A model whose
-    score is not a dot product (NCF) is refused with ``ValueError``: its embeddings alone do not
-    rank."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    ``<run_dir>/export``; see :func:`~gnnrec.outputs.write_export`). A model whose score is not a
+    dot product (NCF) is refused with ``ValueError``: its embeddings alone do not rank."""
+    from gnnrec.common.atomic_files import check_replaceable
 
-    from gnnrec.common.atomic_files import staged_folder
-
+    output = Path(output) if output is not None else Path(run_dir) / "export"
+    check_replaceable(output, "export")  # before the minutes of loading
     config, prepared, model = load_run(run_dir)
     if not model.scores_are_dot_products:
         raise ValueError(
@@ -390,22 +299,4 @@ def export_embeddings(run_dir: str | Path, output: str | Path | None = None) -> 
             f"embeddings, so exported embeddings would rank items wrongly; rank with "
             f"`gnnrec recommend --run-dir {run_dir}` instead"
         )
-    z = embeddings(prepared, model, config).cpu().numpy().astype(np.float32)
-    U = prepared.data.num_users
-    output = Path(output) if output is not None else Path(run_dir) / "export"
-    with staged_folder(output) as tmp:
-        np.save(tmp / "user_embeddings.npy", z[:U])
-        np.save(tmp / "item_embeddings.npy", z[U:])
-        for kind, ids in (("user", prepared.graph.users.ids), ("item", prepared.graph.items.ids)):
-            pq.write_table(pa.table({"id": arrow_strings(ids)}), tmp / f"{kind}_ids.parquet")
-        meta = {
-            "model": config.model.name,
-            "model_label": model.label,
-            "dataset": prepared.graph.name,
-            "num_users": U,
-            "num_items": prepared.data.num_items,
-            "dim": int(z.shape[1]),
-            "score": "dot product of a user row and an item row",
-        }
-        (tmp / "export.json").write_text(json.dumps(meta, indent=2))
-    return output
+    return write_export(prepared, model, config, output)

@@ -10,10 +10,11 @@ import sys
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from test_training import planted_config
+from helpers import planted_config
 
 import gnnrec
-from gnnrec.run import load_run, train_run, write_recommendations
+from gnnrec.outputs import write_recommendations
+from gnnrec.run import load_run, train_run
 
 
 def test_every_exported_name_resolves():

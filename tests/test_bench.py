@@ -96,7 +96,7 @@ def test_encoder_bench_reports_throughput(tmp_path):
 
 
 def test_quality_bench_compares_every_model_on_both_splits(planted_dir, feature_cache, tmp_path):
-    from test_training import planted_overrides
+    from helpers import planted_overrides
 
     from gnnrec.bench import quality
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 import torch
-from test_training import planted_config
+from helpers import planted_config
 
 from gnnrec.data import CSR, GraphStore
 from gnnrec.run import train_run
@@ -94,7 +94,7 @@ def test_row_block_reads_only_the_columns_of_its_rows():
 def test_a_sampled_evaluation_ranks_the_users_drawn_and_says_so(
     planted_dir, feature_cache, tmp_path
 ):
-    from test_training import planted_config
+    from helpers import planted_config
 
     from gnnrec.run import train_run
 

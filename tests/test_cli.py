@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_training import planted_config
+from helpers import planted_config
 
 from gnnrec.cli import main
 from gnnrec.config import save_config

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import planted_overrides
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from test_training import planted_overrides
 
 from gnnrec.cli import main
 from gnnrec.common.run_lock import run_dir_lock

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import planted_config
 from hypothesis import given
 from hypothesis import strategies as st
-from test_training import planted_config
 
 from gnnrec.data.graph_store import CSR
 from gnnrec.pipeline import model_for, prepare

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import write_planted_dataset
-from test_training import planted_config
+from helpers import planted_config
 
 from gnnrec.cli import main
 from gnnrec.config import load_config, save_config

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import planted_config
 from test_distributed import SHARDED, _assert_same_model, _model
-from test_training import planted_config
 
 from gnnrec.common.ray_cluster import SINGLE_NODE_SWITCH
 from gnnrec.run import train_run

@@ -8,7 +8,7 @@ import time
 
 import pytest
 import torch
-from test_training import planted_config
+from helpers import planted_config
 
 from gnnrec.run import train_run
 from gnnrec.train.prefetch import prefetch

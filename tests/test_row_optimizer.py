@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import planted_config
 from hypothesis import given
 from hypothesis import strategies as st
-from test_training import planted_config
 
 from gnnrec.config import load_config
 from gnnrec.run import load_run, train_run

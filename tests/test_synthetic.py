@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_training import planted_overrides
+from helpers import planted_overrides
 
+from gnnrec.common.atomic_files import OUTPUT_MARKER
 from gnnrec.config import load_config
 from gnnrec.data import ColumnMapping, DataError, load_table
 from gnnrec.data.graph_store import GraphStore
@@ -43,7 +44,11 @@ def test_same_seed_same_files_other_seed_other_graph(tmp_path):
     assert _digest(a) == _digest(b) == _digest(parallel) != _digest(c)
     assert len(list((a / "interactions").glob("part-*.npy"))) == 3  # 600 users, blocks of 250
     bare = write_synthetic(SMALL, tmp_path / "bare", write_csv=False, write_text=False)
-    assert sorted(p.name for p in bare.iterdir()) == ["interactions", "manifest.json"]
+    assert sorted(p.name for p in bare.iterdir()) == [
+        OUTPUT_MARKER,
+        "interactions",
+        "manifest.json",
+    ]
 
 
 def test_planted_communities_power_law_and_text():

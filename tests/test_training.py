@@ -8,40 +8,14 @@ import signal
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import planted_config
 
 from gnnrec.config import load_config, save_config
 from gnnrec.run import train_run
-
-
-def planted_overrides(planted_dir: Path, cache: Path) -> list[str]:
-    """Config overrides that point a run at the planted dataset, small and fast."""
-    return [
-        "data.dataset=table",
-        f'data.path="{planted_dir / "interactions.csv"}"',
-        f'data.options.items_path="{planted_dir / "items.csv"}"',
-        'data.options.rating_column="rating"',
-        'data.options.timestamp_column="ts"',
-        'data.options.item_text_columns=["title", "genre"]',
-        f'encoder.cache_dir="{cache}"',
-        "model.hidden=16",
-        "model.layers=2",
-        "train.epochs=8",
-        "train.batch_size=64",
-        "train.lr=0.02",
-        "train.progress=false",
-        "train.patience=8",
-    ]
-
-
-def planted_config(planted_dir: Path, cache: Path, run_dir: Path, *extra: str):
-    return load_config(
-        None, [f'run_dir="{run_dir}"', *planted_overrides(planted_dir, cache), *extra]
-    )
 
 
 def test_gcn_learns_the_planted_structure(planted_dir, feature_cache, tmp_path):

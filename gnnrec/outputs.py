@@ -1,0 +1,181 @@
+"""What a trained run writes for people and services: top-K recommendation tables and the
+exported embeddings. Neither ever replaces a file or folder it did not write: a table replaces
+only an earlier recommendation table, an export only an earlier export
+(:mod:`gnnrec.common.atomic_files`)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gnnrec.common.atomic_files import atomic_path, staged_folder
+from gnnrec.config import RunConfig
+from gnnrec.data.columns import arrow_strings
+from gnnrec.pipeline import Prepared
+from gnnrec.train.evaluate import node_embeddings
+from gnnrec.train.recommend import top_k_batches
+from gnnrec.train.recommender import Recommender
+
+RECOMMENDATION_COLUMNS = ("user_id", "rank", "item_id", "title", "score")
+TABLE_FORMATS = (".csv", ".parquet")
+
+
+def embeddings(prepared: Prepared, model: Recommender, config: RunConfig) -> torch.Tensor:
+    """The model's final embeddings ``[U + I, H]`` (in chunks when ``eval.chunk_nodes``)."""
+    return node_embeddings(model, prepared.data, chunk_nodes=config.eval.chunk_nodes)
+
+
+def check_recommendations_target(path: str | Path) -> None:
+    """``ValueError`` naming ``path`` unless a recommendation table may be written there: a
+    ``.csv`` or ``.parquet`` name (the format follows it) that is free or holds an earlier
+    recommendation table (its columns are :data:`RECOMMENDATION_COLUMNS`)."""
+    path = Path(path)
+    if path.suffix.lower() not in TABLE_FORMATS:
+        raise ValueError(
+            f"{path}: recommendations are written as .csv or .parquet, chosen by the name's "
+            "suffix; give a name ending in one of them"
+        )
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; give a file name ending in .csv or .parquet")
+    if path.exists() and _table_columns(path) != RECOMMENDATION_COLUMNS:
+        raise ValueError(
+            f"{path}: exists and is not a gnnrec recommendation table, so writing there would "
+            "replace it; give a new name, or remove it yourself"
+        )
+
+
+def _table_columns(path: Path) -> tuple[str, ...]:
+    """The column names of a CSV or Parquet file (empty when it is neither)."""
+    try:
+        if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            return tuple(pq.read_schema(path).names)
+        with open(path, encoding="utf-8") as f:
+            header = f.readline().strip()
+        return tuple(name.strip('"') for name in header.split(","))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return ()
+    except Exception as err:  # pyarrow's own errors for a file that is no Parquet
+        if type(err).__module__.startswith("pyarrow"):
+            return ()
+        raise
+
+
+def write_recommendations(
+    prepared: Prepared,
+    model: Recommender,
+    config: RunConfig,
+    path: str | Path,
+    z: torch.Tensor | None = None,
+) -> Path:
+    """Top-K items per user (every user, or the seeded sample ``eval.recommend_users``, in id
+    order) with training positives excluded: CSV or Parquet by suffix (``z``: the final
+    embeddings, when already computed). Columns ``user_id, rank, item_id, title, score``;
+    written a batch of users at a time from the top-K tensors (Arrow takes, no row loop), to a
+    temporary name renamed at the end."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    data, graph, U = prepared.data, prepared.graph, prepared.data.num_users
+    z = embeddings(prepared, model, config) if z is None else z
+    user_ids, item_ids = arrow_strings(graph.users.ids), arrow_strings(graph.items.ids)
+    titles = arrow_strings(graph.items.text_fields.get("title", graph.items.ids))
+    users, exclude = np.arange(U), data.train[:2]
+    if 0 < config.eval.recommend_users < U:
+        rng = np.random.default_rng(config.eval.test_user_seed)
+        users = np.sort(rng.choice(U, config.eval.recommend_users, replace=False))
+        position = np.full(U, -1)
+        position[users] = np.arange(len(users))
+        mine = position[exclude[0]] >= 0
+        exclude = (position[exclude[0][mine]], exclude[1][mine])
+    path = Path(path)
+    check_recommendations_target(path)
+    batches = top_k_batches(
+        z[torch.as_tensor(users)],
+        z[U:],
+        config.eval.top_k,
+        exclude=exclude,
+        batch_size=8192,
+        score=model.scores,
+    )
+    with atomic_path(path) as tmp, _table_writer(tmp, path.suffix) as write:
+        for start, items, scores in batches:
+            count, k = items.shape
+            flat = pa.array(items.reshape(-1).numpy())
+            write(
+                pa.table(
+                    {
+                        "user_id": pc.take(
+                            user_ids, pa.array(np.repeat(users[start : start + count], k))
+                        ),
+                        "rank": pa.array(np.tile(np.arange(1, k + 1), count)),
+                        "item_id": pc.take(item_ids, flat),
+                        "title": pc.take(titles, flat),
+                        "score": pa.array(np.round(scores.reshape(-1).double().numpy(), 6)),
+                    }
+                )
+            )
+    return path
+
+
+@contextlib.contextmanager
+def _table_writer(path: Path, suffix: str) -> Iterator[Callable]:
+    """A function that appends Arrow tables to ``path``: Parquet for ``.parquet``, CSV for
+    ``.csv`` (one header, strings quoted)."""
+    writer = None
+
+    def write(table):
+        nonlocal writer
+        if writer is None:
+            if suffix == ".parquet":
+                import pyarrow.parquet as pq
+
+                writer = pq.ParquetWriter(path, table.schema)
+            else:
+                import pyarrow.csv as pacsv
+
+                writer = pacsv.CSVWriter(path, table.schema)
+        writer.write_table(table)
+
+    try:
+        yield write
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def write_export(
+    prepared: Prepared, model: Recommender, config: RunConfig, output: str | Path
+) -> Path:
+    """Writes the run's final embeddings for serving into the folder ``output`` (replacing only
+    an earlier export): ``user_embeddings.npy`` ``[U, H]``, ``item_embeddings.npy`` ``[I, H]``
+    (float32; score = dot product), ``user_ids.parquet`` and ``item_ids.parquet`` (column
+    ``id``, in row order) and ``export.json`` (model, dims, dataset)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    z = embeddings(prepared, model, config).cpu().numpy().astype(np.float32)
+    U = prepared.data.num_users
+    output = Path(output)
+    with staged_folder(output, "export") as tmp:
+        np.save(tmp / "user_embeddings.npy", z[:U])
+        np.save(tmp / "item_embeddings.npy", z[U:])
+        for kind, ids in (("user", prepared.graph.users.ids), ("item", prepared.graph.items.ids)):
+            pq.write_table(pa.table({"id": arrow_strings(ids)}), tmp / f"{kind}_ids.parquet")
+        meta = {
+            "model": config.model.name,
+            "model_label": model.label,
+            "dataset": prepared.graph.name,
+            "num_users": U,
+            "num_items": prepared.data.num_items,
+            "dim": int(z.shape[1]),
+            "score": "dot product of a user row and an item row",
+        }
+        (tmp / "export.json").write_text(json.dumps(meta, indent=2))
+    return output
