@@ -12,6 +12,7 @@ cache intact.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -89,6 +90,19 @@ class FeatureCache:
             # The two files were written by different runs; rebuild rather than trust them.
             log.warning("%s: inconsistent feature cache; it is rebuilt from the texts", self.folder)
             return empty
+        try:
+            recorded = json.loads((self.folder / "meta.json").read_text()).get("dim")
+        except (OSError, ValueError, AttributeError):
+            recorded = None
+        if features.ndim != 2 or recorded not in (None, features.shape[1]):
+            log.warning(
+                "%s: features.npy is %s wide but meta.json records %s (a matrix of another "
+                "encoder); it is rebuilt from the texts",
+                self.folder,
+                features.shape[1:],
+                recorded,
+            )
+            return empty
         return hashes, features
 
     def get_or_encode(
@@ -111,6 +125,12 @@ class FeatureCache:
             if len(new) != len(missing_texts):
                 raise RuntimeError(
                     f"the encoder returned {len(new)} rows for {len(missing_texts)} texts"
+                )
+            if features is not None and new.shape[1] != features.shape[1]:
+                raise ValueError(
+                    f"{self.folder}: the cached features are {features.shape[1]} wide, the "
+                    f"encoder gives {new.shape[1]}: the cache holds another encoder's features "
+                    "under this one's key; remove that folder to rebuild it"
                 )
             added = np.frombuffer(b"".join(missing_keys), dtype=np.uint8).reshape(-1, 32)
             hashes = np.concatenate([hashes, added])

@@ -16,7 +16,8 @@ import torch
 from gnnrec.common.atomic_files import atomic_path, staged_folder
 from gnnrec.config import RunConfig
 from gnnrec.data.columns import arrow_strings
-from gnnrec.pipeline import Prepared
+from gnnrec.pipeline import Prepared, data_fingerprint
+from gnnrec.provenance import PROVENANCE, run_provenance
 from gnnrec.train.evaluate import node_embeddings
 from gnnrec.train.recommend import top_k_batches
 from gnnrec.train.recommender import Recommender
@@ -156,7 +157,8 @@ def write_export(
     """Writes the run's final embeddings for serving into the folder ``output`` (replacing only
     an earlier export): ``user_embeddings.npy`` ``[U, H]``, ``item_embeddings.npy`` ``[I, H]``
     (float32; score = dot product), ``user_ids.parquet`` and ``item_ids.parquet`` (column
-    ``id``, in row order) and ``export.json`` (model, dims, dataset)."""
+    ``id``, in row order) and ``export.json`` (model, dims, dataset and the run's provenance:
+    whoever loads the export can tell which run, settings and data it holds)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -176,6 +178,7 @@ def write_export(
             "num_items": prepared.data.num_items,
             "dim": int(z.shape[1]),
             "score": "dot product of a user row and an item row",
+            PROVENANCE: run_provenance(config, data_fingerprint(prepared)),
         }
         (tmp / "export.json").write_text(json.dumps(meta, indent=2))
     return output

@@ -81,8 +81,9 @@ class Prepared:
 
 
 def data_fingerprint(prepared: Prepared) -> dict:
-    """What a run trained on, in a few numbers and one sha256 over the interactions (users,
-    items, ratings, timestamps), the node ids and the split: a run refuses data that differs."""
+    """What a run trained on, in a few numbers, one sha256 over the interactions (users, items,
+    ratings, timestamps), the node ids and the split, and one over the user and item text: a
+    run refuses data that differs (text only when its model reads text)."""
     digest = hashlib.sha256()
     inter, split = prepared.graph.interactions, prepared.split
     for array in (inter.user, inter.item, inter.rating, inter.timestamp):
@@ -91,8 +92,14 @@ def data_fingerprint(prepared: Prepared) -> dict:
         digest.update("\n".join(ids).encode())
     for index in (split.train, split.valid, split.test):
         digest.update(np.asarray(index, dtype=np.int64).tobytes())
+    text = hashlib.sha256()
+    for nodes in (prepared.graph.users, prepared.graph.items):
+        for name, values in sorted(nodes.text_fields.items()):
+            text.update(f"\0{name}\0".encode())
+            text.update("\n".join(map(str, values)).encode())
     return {
         "sha256": digest.hexdigest(),
+        "text_sha256": text.hexdigest(),
         "dataset": prepared.graph.name,
         "users": prepared.graph.num_users,
         "items": prepared.graph.num_items,

@@ -33,6 +33,7 @@ from gnnrec.encoders import make_encoder
 from gnnrec.outputs import embeddings, write_export, write_recommendations
 from gnnrec.pipeline import Prepared, data_fingerprint, model_for, prepare
 from gnnrec.plots import plot_training_curve
+from gnnrec.provenance import PROVENANCE, check_provenance, run_provenance, unchecked_data
 from gnnrec.train.checkpoint import load_checkpoint, save_checkpoint
 from gnnrec.train.evaluate import evaluation_report
 from gnnrec.train.recommend import top_k_items
@@ -86,13 +87,21 @@ def evaluate(
 DATA_FILE = "data.json"
 
 
-def check_data(prepared: Prepared, run_dir: Path, allow_change: bool = False) -> dict:
+def check_data(prepared: Prepared, run_dir: Path, allow_change: bool, config: RunConfig) -> dict:
     """The fingerprint of ``prepared``; ``ValueError`` when ``run_dir`` recorded another one
-    (the data changed since the run trained) unless ``allow_change``."""
+    (the data, or the text of a text model, changed since the run trained) unless
+    ``allow_change``."""
     now = data_fingerprint(prepared)
     saved_file = run_dir / DATA_FILE
     if saved_file.exists() and not allow_change:
         saved = json.loads(saved_file.read_text())
+        text = saved.get("text_sha256")
+        if config.model.text_features and text is not None and text != now["text_sha256"]:
+            raise ValueError(
+                f"the user or item text changed since {run_dir} was trained ({saved_file}: "
+                f"the text fingerprints differ), and {config.model.label} reads it: use the "
+                "text it trained on, or pass --allow-data-change to go ahead anyway"
+            )
         if saved.get("sha256") != now["sha256"]:
             counts = ", ".join(
                 f"{k} {saved.get(k)} -> {now[k]}" for k in ("users", "items", "interactions")
@@ -165,7 +174,13 @@ def _train_run(
     with clock("prepare"):
         prepared = prepare(config, progress=config.train.progress)
     resuming = (run_dir / "checkpoints" / "last.pt").exists() or (run_dir / "ray").exists()
-    fingerprint = check_data(prepared, run_dir, allow_data_change or not resuming)
+    fingerprint = check_data(prepared, run_dir, allow_data_change or not resuming, config)
+    provenance = run_provenance(config, fingerprint)
+    last = run_dir / "checkpoints" / "last.pt"
+    if last.exists():
+        check_provenance(
+            load_checkpoint(last, mmap=True), unchecked_data(provenance, allow_data_change), last
+        )
     save_config(config, run_dir / "config.toml")  # what this run trains with, once checked
     write_json_atomic(run_dir / DATA_FILE, fingerprint)
     with clock("train"):
@@ -180,7 +195,7 @@ def _train_run(
             )
             prepared.spill(Path(spilled))
             stored, prepared.data = put_training_data(prepared.data, layout)
-            fit = fit_on_ray(config.model, config.train, layout, run_dir, stored)
+            fit = fit_on_ray(config.model, config.train, layout, run_dir, stored, provenance)
             # built after training (the workers build their own; the driver's memory is the
             # data's meanwhile), then given the result's tensors rather than copies of them
             model = model_for(config, prepared.data)
@@ -190,9 +205,17 @@ def _train_run(
         else:
             model = model_for(config, prepared.data).to_device(config.train.torch_device())
             shard = config.parallel.shard(0, 1)
-            trainer = Trainer(model, prepared.data, config.train, run_dir, on_step, shard=shard)
+            trainer = Trainer(
+                model,
+                prepared.data,
+                config.train,
+                run_dir,
+                on_step,
+                shard=shard,
+                provenance=provenance,
+            )
             history, best_epoch = trainer.train(), trainer.best_epoch
-    save_checkpoint({"model": model.state_dict()}, run_dir / "model.pt")
+    save_checkpoint({"model": model.state_dict(), PROVENANCE: provenance}, run_dir / "model.pt")
     plot_training_curve(history, run_dir / "training_curve.png")
     with clock("embeddings"):
         z = embeddings(prepared, model, config)  # once, for the metrics and recommendations
@@ -230,7 +253,9 @@ def load_run(
     if "model" not in state:
         raise ValueError(f"{model_file}: holds no model weights (not a gnnrec model.pt)")
     prepared = prepare(config, progress=progress)
-    check_data(prepared, run_dir, allow_data_change)
+    fingerprint = check_data(prepared, run_dir, allow_data_change, config)
+    provenance = run_provenance(config, fingerprint)
+    check_provenance(state, unchecked_data(provenance, allow_data_change), model_file)
     model = model_for(config, prepared.data)
     try:
         model.load_state_dict(state["model"], assign=True)  # (an undrawn table: filled)

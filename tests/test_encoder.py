@@ -143,3 +143,18 @@ def test_a_damaged_cache_is_named_and_rebuilt(tmp_path, caplog):
     assert encoded == 2 and torch.equal(features, torch.zeros(2, 2, dtype=torch.float16))
     _, encoded = cache.get_or_encode(["x", "y"], lambda t: 1 / 0)
     assert encoded == 0  # the rebuilt cache is whole again
+
+
+def test_a_cached_matrix_of_another_width_is_never_used(tmp_path, caplog):
+    """features.npy swapped for another encoder's (other width) under this key: rebuilt, not
+    handed to training; new texts of another width than the cache are an error naming it."""
+    cache = FeatureCache(tmp_path, "k")
+    cache.get_or_encode(["x", "y"], lambda t: torch.ones(len(t), 4))
+    np.save(cache.folder / "features.npy", np.zeros((2, 3), dtype=np.float16))
+    with caplog.at_level("WARNING", logger="gnnrec"):
+        features, encoded = cache.get_or_encode(["x", "y"], lambda t: torch.ones(len(t), 4))
+    assert "3,) wide but meta.json records 4" in caplog.text
+    assert encoded == 2 and features.shape == (2, 4)
+    with pytest.raises(ValueError, match="4 wide, the encoder gives 5"):
+        cache.get_or_encode(["z"], lambda t: torch.ones(len(t), 5))
+    assert cache.get_or_encode(["x"], lambda t: 1 / 0)[0].shape == (1, 4)  # left as it was

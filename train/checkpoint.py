@@ -14,8 +14,12 @@ from typing import Any, Protocol
 import torch
 
 from gnnrec.common.atomic_files import atomic_path
+from gnnrec.common.log import get_logger
 
 DIGEST = "sha256"  # the key of the checksum inside a saved state
+PROVENANCE = "provenance"  # the key of what produced a checkpoint (gnnrec.provenance)
+
+log = get_logger(__name__)
 
 
 def _digest(value: Any, h: Any = None) -> Any:
@@ -69,6 +73,43 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
             "restore it, or remove it to start over"
         )
     return state
+
+
+def differences(saved: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+    """What differs between two provenances, in words (empty when they agree); a fingerprint
+    that ``expected`` gives as ``None`` is not compared (no text model, or data allowed to
+    change)."""
+    found = []
+    if saved.get("model") != expected["model"]:
+        found.append(f"model {saved.get('model')} != {expected['model']}")
+    if expected.get("data_sha256") and saved.get("data_sha256") != expected["data_sha256"]:
+        found.append("other data (interactions, ids or split)")
+    if expected.get("text_sha256") and saved.get("text_sha256") != expected["text_sha256"]:
+        found.append("other user or item text")
+    old, new = saved.get("settings", {}), expected["settings"]
+    for key in sorted(set(old) | set(new)):
+        if key.split(".")[0] == "model" and saved.get("model") != expected["model"]:
+            continue  # named above
+        if old.get(key) != new.get(key):
+            found.append(f"{key} {old.get(key)!r} != {new.get(key)!r}")
+    return found
+
+
+def check_provenance(state: dict[str, Any], expected: dict[str, Any], path: str | Path) -> None:
+    """``ValueError`` naming ``path`` and what differs when the artifact ``state`` (a loaded
+    checkpoint or ``export.json``) was produced by another run than ``expected`` describes. An
+    artifact written before provenance was recorded is accepted with a warning."""
+    saved = state.get(PROVENANCE)
+    if saved is None:
+        log.warning("%s records no provenance (written by an older gnnrec); trusting it", path)
+        return
+    found = differences(saved, expected)
+    if found:
+        shown = "; ".join(found[:4]) + (f"; and {len(found) - 4} more" if len(found) > 4 else "")
+        raise ValueError(
+            f"{path} belongs to another run ({shown}): restore this run's own file, or train "
+            "anew in a new --run-dir"
+        )
 
 
 TABLE_SHARDS = "table_shards"  # a loaded state's list of every rank's table shard, by rank

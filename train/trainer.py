@@ -29,7 +29,12 @@ from tqdm.auto import tqdm
 
 from gnnrec.common.atomic_files import write_text_atomic
 from gnnrec.common.log import get_logger
-from gnnrec.train.checkpoint import TABLE_SHARDS, CheckpointStore, LocalCheckpoints
+from gnnrec.train.checkpoint import (
+    PROVENANCE,
+    TABLE_SHARDS,
+    CheckpointStore,
+    LocalCheckpoints,
+)
 from gnnrec.train.config import TrainConfig
 from gnnrec.train.data_shard import DataShard, slice_generator
 from gnnrec.train.evaluate import node_embeddings, validation_metrics
@@ -88,7 +93,8 @@ class Trainer:
     """Trains ``model`` on ``data``. ``run_dir``: where ``metrics.jsonl`` goes (None on ranks
     other than 0); ``checkpoints``: where resumable state goes (default
     ``run_dir/checkpoints/last.pt``); ``shard``: this process's slices of every batch;
-    ``wrap``: wraps the loss module for data parallelism (e.g. in DDP)."""
+    ``wrap``: wraps the loss module for data parallelism (e.g. in DDP); ``provenance``: what
+    produced the run (:mod:`gnnrec.provenance`), saved in every checkpoint."""
 
     def __init__(
         self,
@@ -101,8 +107,10 @@ class Trainer:
         shard: DataShard | None = None,
         checkpoints: CheckpointStore | None = None,
         wrap: Callable[[nn.Module], nn.Module] | None = None,
+        provenance: dict | None = None,
     ):
         self.model, self.data, self.config = model, data, config
+        self.provenance = provenance
         self.shard = shard or DataShard()
         self.run_dir = None if run_dir is None else Path(run_dir)
         if checkpoints is None:
@@ -345,6 +353,7 @@ class Trainer:
             "best_epoch": best["epoch"],
             "bad_epochs": best["bad_epochs"],
             "history": history,
+            PROVENANCE: self.provenance,
         }
 
     def _resume(self, state: dict) -> tuple[list[dict], int, dict]:
