@@ -35,7 +35,8 @@ def _read_lists(path: Path) -> list[tuple[int, int, list[int]]]:
 def load_lightgcn_split(
     path: str | Path, valid_fraction: float = 0.0, seed: int = 0
 ) -> tuple[TextGraph, Split]:
-    """A TextGraph over ids ``0..max`` and the split the files define.
+    """A TextGraph over the ids the files name (``0..max`` when none is missing) and the split
+    the files define.
 
     A ``valid_fraction`` > 0 carves a per-user validation set out of ``train.txt``.
     """
@@ -47,14 +48,15 @@ def load_lightgcn_split(
             users.extend([user] * len(item_list))
             items.extend(item_list)
             source.extend([name == "test"] * len(item_list))
-    n_users, n_items = max(users) + 1, max(items) + 1
-    inter = Interactions(
-        np.asarray(users), np.asarray(items), np.ones(len(users)), np.zeros(len(users))
-    )
+    # Nodes are the ids present (in increasing order: 0..n-1 when none is missing), so an id
+    # far beyond the others allocates nothing and adds no phantom node.
+    user_ids, user_index = np.unique(np.asarray(users, dtype=np.int64), return_inverse=True)
+    item_ids, item_index = np.unique(np.asarray(items, dtype=np.int64), return_inverse=True)
+    inter = Interactions(user_index, item_index, np.ones(len(users)), np.zeros(len(users)))
     graph = TextGraph(
         folder.name,
-        NodeTable([str(u) for u in range(n_users)]),
-        NodeTable([str(i) for i in range(n_items)]),
+        NodeTable([str(u) for u in user_ids.tolist()]),
+        NodeTable([str(i) for i in item_ids.tolist()]),
         inter,
     )
     is_test = np.asarray(source, dtype=bool)

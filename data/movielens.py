@@ -100,6 +100,23 @@ def _with_profiles(
     return NodeTable(user_ids, {"profile": [profiles.get(u, "") for u in user_ids]})
 
 
+class _Catalogue:
+    """Movie ids in file order; a repeated id is an error naming its line (two rows for one
+    movie would leave one of them a phantom item that no rating reaches)."""
+
+    def __init__(self, path: Path, column: str) -> None:
+        self.path, self.column = path, column
+        self.ids: list[str] = []
+        self._seen: set[str] = set()
+
+    def add(self, movie: str, line: int) -> None:
+        parse_int(movie, self.column, self.path, line)
+        if movie in self._seen:
+            raise DataError(f"{self.column} {movie!r} appears twice", self.path, line)
+        self._seen.add(movie)
+        self.ids.append(movie)
+
+
 def load_ml_latest_small(path: str | Path | None = None) -> TextGraph:
     """ml-latest-small (or any ml-latest folder): ``movies.csv``, ``ratings.csv``, ``tags.csv``.
 
@@ -107,16 +124,14 @@ def load_ml_latest_small(path: str | Path | None = None) -> TextGraph:
     """
     folder = Path(path) if path is not None else bundled_ml_latest_small()
     movies = folder / "movies.csv"
-    ids, titles, genres = [], [], []
+    catalogue, titles, genres = _Catalogue(movies, "movieId"), [], []
     for line, row in iter_rows(movies, ["movieId", "title", "genres"]):
-        parse_int(row["movieId"], "movieId", movies, line)
-        ids.append(row["movieId"].strip())
+        catalogue.add(row["movieId"].strip(), line)
         titles.append(row["title"].strip())
         genre = row["genres"].strip()
         genres.append("" if genre == "(no genres listed)" else genre.replace("|", ", "))
+    ids = catalogue.ids
     item_index = {m: i for i, m in enumerate(ids)}
-    if len(item_index) != len(ids):
-        raise DataError("movieId values are not unique", movies)
     tags: dict[int, dict[str, None]] = defaultdict(dict)
     tag_file = folder / "tags.csv"
     if tag_file.exists():
@@ -144,14 +159,14 @@ def load_ml_100k(path: str | Path) -> TextGraph:
     folder = Path(path)
     item_file = folder / "u.item"
     item_cols = ["movie_id", "title", "release", "video_release", "url", *ML_100K_GENRES]
-    ids, titles, genres = [], [], []
+    catalogue, titles, genres = _Catalogue(item_file, "movie_id"), [], []
     for line, row in iter_rows(
         item_file, item_cols, delimiter="|", header=False, encoding="latin-1"
     ):
-        parse_int(row["movie_id"], "movie_id", item_file, line)
-        ids.append(row["movie_id"].strip())
+        catalogue.add(row["movie_id"].strip(), line)
         titles.append(row["title"].strip())
         genres.append(", ".join(g for g in ML_100K_GENRES[1:] if row[g].strip() == "1"))
+    ids = catalogue.ids
     user_ids, inter = _headerless_ratings(folder / "u.data", "\t", ids)
     users = _with_profiles(
         user_ids,
@@ -167,14 +182,14 @@ def load_ml_1m(path: str | Path) -> TextGraph:
     """MovieLens 1M: ``ratings.dat``, ``movies.dat``, ``users.dat`` (``::``-separated, latin-1)."""
     folder = Path(path)
     movies = folder / "movies.dat"
-    ids, titles, genres = [], [], []
+    catalogue, titles, genres = _Catalogue(movies, "movie_id"), [], []
     for line, row in iter_rows(
         movies, ["movie_id", "title", "genres"], delimiter="::", header=False, encoding="latin-1"
     ):
-        parse_int(row["movie_id"], "movie_id", movies, line)
-        ids.append(row["movie_id"].strip())
+        catalogue.add(row["movie_id"].strip(), line)
         titles.append(row["title"].strip())
         genres.append(row["genres"].strip().replace("|", ", "))
+    ids = catalogue.ids
     user_ids, inter = _headerless_ratings(folder / "ratings.dat", "::", ids)
     users = _with_profiles(
         user_ids,

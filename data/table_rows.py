@@ -14,11 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
+from gnnrec.common.log import get_logger
 from gnnrec.data.csv_rows import iter_rows, parse_float, parse_int
 from gnnrec.data.errors import DataError
 from gnnrec.data.textgraph import Interactions, NodeTable, TextGraph
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
+
+log = get_logger(__name__)
 
 
 @dataclass(kw_only=True)
@@ -36,21 +39,91 @@ class ColumnMapping:
 
 def table_files(path: str | Path) -> list[Path]:
     """``path`` itself, or for a folder its parts: every ``.csv``/``.tsv``/``.parquet`` file
-    in it, sorted by name (read in that order)."""
+    in it or in its sub-folders (Hive-style ``key=value/`` partitions), sorted by path (read in
+    that order). Names starting with ``.`` or ``_`` (``_SUCCESS``, checksums) are not parts;
+    a part with no data rows adds nothing (a warning names it)."""
     path = Path(path)
     if path.is_dir():
-        parts = sorted(p for p in path.iterdir() if p.suffix in TABLE_SUFFIXES and p.is_file())
+        parts = sorted(
+            p
+            for p in path.rglob("*")
+            if p.suffix in TABLE_SUFFIXES
+            and p.is_file()
+            and not any(n[:1] in "._" for n in p.relative_to(path).parts)
+        )
         if not parts:
             raise DataError("folder holds no .csv, .tsv or .parquet parts", path)
-        return parts
+        empty = [p for p in parts if not _has_rows(p)]
+        for part in empty:
+            log.warning("%s: no data rows; the part adds nothing", part)
+        if len(empty) == len(parts):
+            raise DataError("every part of the folder is empty (no data rows)", path)
+        return [p for p in parts if p not in empty]
     if not path.exists():
         raise DataError("file not found", path)
     return [path]
 
 
-def rows(path: Path, columns: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
+def _has_rows(part: Path) -> bool:
+    """Whether a table part holds a data row: Parquet by its metadata, CSV/TSV by a non-blank
+    line after the header."""
+    if part.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.ParquetFile(part).metadata.num_rows > 0
+        except (OSError, ValueError):  # not Parquet: the reader names the file
+            return True
+    with open(part, "rb") as f:
+        f.readline()
+        return any(line.strip() for line in f)
+
+
+def canonical_parquet_column(column, name: str, role: str, path: Path):
+    """A Parquet column in the one form the CSV reader's text would give: ``role`` ``"id"``:
+    strings, or int64 for integers and for floats that are all whole (``0.0`` is the id
+    ``0``); ``"timestamp"``: int64 Unix seconds from a timestamp type; anything else as it is.
+    An id column of NaN or fractional floats, bytes, lists or any other type is a
+    :class:`DataError` naming the file, the column and (for a value) its line."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = column.type
+    if pa.types.is_dictionary(t):
+        return canonical_parquet_column(column.cast(t.value_type), name, role, path)
+    if role == "timestamp" and pa.types.is_timestamp(t):
+        return column.cast(pa.timestamp("s"), safe=False).cast(pa.int64())
+    if role != "id" or pa.types.is_integer(t) or pa.types.is_string(t):
+        return column
+    if pa.types.is_large_string(t):
+        return column.cast(pa.string())
+    if pa.types.is_floating(t):
+        whole = pc.and_(pc.is_finite(column), pc.equal(pc.floor(column), column))
+        bad = pc.invert(whole.fill_null(True))
+        if pc.any(bad).as_py():
+            row = pc.index(bad, True).as_py()
+            raise DataError(
+                f"{name} {column[row].as_py()!r} is not a whole number: ids are strings or "
+                "integers",
+                path,
+                row + 2,
+            )
+        return column.cast(pa.int64())
+    if pa.types.is_null(t):
+        return column.cast(pa.string())  # every value missing: "empty id" at its first line
+    raise DataError(
+        f"column {name} holds {t} values; ids are strings or integers (cast the column "
+        "before writing the file)",
+        path,
+    )
+
+
+def rows(
+    path: Path, columns: list[str], roles: Mapping[str, str] | None = None
+) -> Iterator[tuple[int, dict[str, str]]]:
     """Rows of a ``.csv``/``.tsv`` or ``.parquet`` file as strings; for Parquet, "line" is
-    row + 2 so the numbers match the same table written as CSV with a header."""
+    row + 2 so the numbers match the same table written as CSV with a header, and the columns
+    of ``roles`` (``"id"``, ``"timestamp"``) take :func:`canonical_parquet_column`'s form."""
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -62,7 +135,11 @@ def rows(path: Path, columns: list[str]) -> Iterator[tuple[int, dict[str, str]]]
             raise DataError(f"missing column(s) {missing}; it has {table.column_names}", path)
         if table.num_rows == 0:
             raise DataError("file has no data rows", path)
-        data = {c: table.column(c).to_pylist() for c in columns}
+        roles = roles or {}
+        data = {
+            c: canonical_parquet_column(table.column(c), c, roles.get(c, ""), path).to_pylist()
+            for c in columns
+        }
         for i in range(table.num_rows):
             yield i + 2, {c: "" if data[c][i] is None else str(data[c][i]) for c in columns}
     else:
@@ -73,7 +150,7 @@ def read_node_rows(path: Path, id_col: str, text_cols: list[str]) -> NodeTable:
     """A node table with text columns (ids stripped); a duplicate id is an error."""
     ids, texts = [], {c: [] for c in text_cols}
     seen: set[str] = set()
-    for line, row in rows(path, [id_col, *text_cols]):
+    for line, row in rows(path, [id_col, *text_cols], {id_col: "id"}):
         node = row[id_col].strip()
         if node in seen:
             raise DataError(f"{id_col} {node!r} appears twice", path, line)
@@ -93,8 +170,9 @@ def read_interaction_rows(
     """One file's ``(users, items, ratings, timestamps)``, ids stripped; the first bad row
     (empty id, id missing from a given node table, bad rating or timestamp) is an error."""
     cols = [m.user, m.item] + [c for c in (m.rating, m.timestamp) if c]
+    roles = {m.user: "id", m.item: "id", **({m.timestamp: "timestamp"} if m.timestamp else {})}
     users, items, ratings, times = [], [], [], []
-    for line, row in rows(path, cols):
+    for line, row in rows(path, cols, roles):
         for kind, col, known, out in (
             ("user", m.user, known_users, users),
             ("item", m.item, known_items, items),
@@ -113,7 +191,7 @@ def read_interaction_rows(
 def read_edge_rows(path: Path, index: Mapping[str, int], kind: str) -> np.ndarray:
     """``[2, E']`` internal ids from a ``src,dst`` table; unknown ids are errors with line."""
     pairs = []
-    for line, row in rows(path, ["src", "dst"]):
+    for line, row in rows(path, ["src", "dst"], {"src": "id", "dst": "id"}):
         ends = [row["src"].strip(), row["dst"].strip()]
         for node in ends:
             if node not in index:

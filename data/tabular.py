@@ -25,6 +25,7 @@ from gnnrec.data.columns import TextColumn, as_numpy, may_need_strip, strip
 from gnnrec.data.datasets import register_dataset
 from gnnrec.data.table_rows import (
     ColumnMapping,
+    canonical_parquet_column,
     read_edge_rows,
     read_interaction_rows,
     read_node_rows,
@@ -53,9 +54,14 @@ def _batches(path: Path, ids: list[str], numbers: dict[str, pa.DataType], texts:
             schema = source.schema_arrow
             if any(c not in schema.names for c in columns):
                 raise _RowByRow
-            if not all(_parquet_exact(schema.field(c).type, numbers.get(c)) for c in columns):
-                raise _RowByRow
+            roles = {c: "id" for c in ids}
+            roles |= {c: "timestamp" for c, t in numbers.items() if t == pa.int64()}
             table = source.read(columns=columns)
+            for c, role in roles.items():
+                column = canonical_parquet_column(table.column(c), c, role, path)
+                table = table.set_column(table.schema.get_field_index(c), c, column)
+            if not all(_parquet_exact(table.schema.field(c).type, numbers.get(c)) for c in columns):
+                raise _RowByRow
         else:
             import pyarrow.csv as pacsv
 
