@@ -4,11 +4,43 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
+from urllib.parse import urlsplit
 
 # Ray's switch for single-machine instances (its default on macOS and Windows): with "0" the
 # node's address is the loopback address, so every Ray service of the instance binds 127.0.0.1.
 SINGLE_NODE_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+PROBE_SECONDS = 5.0  # how long a cluster address may take to accept a connection
+
+
+def check_reachable(address: str, what: str = "a Ray cluster", timeout: float = PROBE_SECONDS):
+    """``ValueError`` naming ``address`` unless a TCP connection to its host and port opens
+    within ``timeout`` seconds (``host:port``, ``ray://host:port`` or ``http(s)://host:port``;
+    ``auto`` is Ray's own look-up and is not probed). Ray itself retries a silent address
+    for minutes; this answers in seconds."""
+    if address == "auto":
+        return
+    split = urlsplit(address if "://" in address else f"//{address}")
+    try:
+        host, port = split.hostname, split.port
+    except ValueError:  # a port that is no number
+        host, port = None, None
+    if not host or port is None:
+        raise ValueError(
+            f"address {address!r} names no host and port (e.g. 127.0.0.1:6379, "
+            "ray://head:10001, http://127.0.0.1:8265)"
+        )
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        reason = "no answer" if isinstance(err, TimeoutError) else err.strerror or str(err)
+        raise ValueError(
+            f"nothing answers at {address} ({reason} within {timeout:g} s): is {what} running "
+            "there? Start one (ray start --head) or give its address"
+        ) from None
 
 
 def connect(address: str = "", log_to_driver: bool = True) -> None:
@@ -29,6 +61,7 @@ def connect(address: str = "", log_to_driver: bool = True) -> None:
     if not target:  # our own instance: its token-auth notice is about a cluster we just made
         logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
     if target:
+        check_reachable(target)
         ray.init(address=target, log_to_driver=log_to_driver, logging_level=quiet)
     else:
         ray.init(

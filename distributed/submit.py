@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from gnnrec.common.huge_pages import SWITCH as HUGE_PAGES
+from gnnrec.common.ray_cluster import check_reachable
 
 # The dashboard's job server of a cluster on this machine, or one forwarded to it
 # (``ray dashboard cluster.yaml``): never a public address by default.
@@ -64,6 +65,12 @@ def submit(
             raise ValueError(f"--working-dir {folder}: no such folder")
         runtime_env.update(working_dir=str(folder), excludes=EXCLUDES)
     address = job_address(address)
+    if not address.startswith(("http://", "https://")):
+        raise ValueError(
+            f"--address {address}: a Ray job server is an http:// or https:// URL (e.g. "
+            f"http://{address.split('://')[-1]})"
+        )
+    check_reachable(address, "a Ray job server (the dashboard)")
     client = JobSubmissionClient(address, headers=auth_headers())
     entrypoint = shlex.join(["gnnrec", *command])
     deadline = time.monotonic() + agent_wait_seconds

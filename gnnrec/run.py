@@ -129,7 +129,17 @@ def check_resumable(config: RunConfig, run_dir: Path) -> None:
             f"{run_dir} was trained {'on Ray' if on_ray else 'in one process'}; resume it the "
             "same way (parallel.num_workers = 0 trains in one process) or choose a new --run-dir"
         )
-    changed = changed_on_resume(saved, config)
+    slices = saved.parallel.num_partitions
+    if slices != config.parallel.num_partitions:
+        counts = ", ".join(str(w) for w in range(1, slices + 1) if slices % w == 0)
+        raise ValueError(
+            f"{run_dir} was trained with every batch cut into {slices} slices "
+            f"(parallel.partitions), and its results depend on them: resume with --set "
+            f"parallel.partitions={slices} on a number of workers that divides {slices} "
+            f"({counts})"
+        )
+    # the same slices, however they were asked for (0: one per worker)
+    changed = [c for c in changed_on_resume(saved, config) if c != "parallel.partitions"]
     if changed:
         raise ValueError(
             f"{run_dir} holds a checkpoint trained with different {', '.join(changed)}; "

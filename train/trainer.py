@@ -361,7 +361,8 @@ class Trainer:
         if saved != self.shard.partitions:
             raise ValueError(
                 f"the checkpoint was trained with {saved} batch partitions, this run has "
-                f"{self.shard.partitions}: resume with parallel.partitions = {saved}"
+                f"{self.shard.partitions}: resume with parallel.partitions = {saved} on a "
+                f"number of workers that divides {saved}"
             )
         shards = state.get(TABLE_SHARDS, [])
         self.model.load_state_dict(state["model"])
