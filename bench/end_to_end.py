@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ import time
 from pathlib import Path
 
 from gnnrec.bench.harness import markdown_table, provenance, pyplot, save_figure, write_results
+from gnnrec.common.run_lock import remove_run_dir
 
 GNNREC = [sys.executable, "-m", "gnnrec.cli"]
 
@@ -155,8 +155,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--output", type=Path, default=Path("bench/results/end_to_end.jsonl"))
     args = parser.parse_args(argv)
     folder, run_dir = args.folder / "data", args.folder / "run"
-    if run_dir.exists():  # a fresh run, not a resume of an earlier one
-        shutil.rmtree(run_dir)
+    remove_run_dir(run_dir)  # a fresh run, not a resume of an earlier one
     args.folder.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
 

@@ -36,6 +36,7 @@ def child(args: argparse.Namespace) -> dict:
     import statistics
     import time
 
+    from gnnrec.common.run_lock import LOCK_FILE, remove_run_dir
     from gnnrec.config import load_config
     from gnnrec.pipeline import model_for, prepare
     from gnnrec.train.trainer import Trainer
@@ -64,7 +65,9 @@ def child(args: argparse.Namespace) -> dict:
         if len(stamps) > args.warmup + args.steps:
             raise Enough
 
-    shutil.rmtree(run_dir, ignore_errors=True)
+    remove_run_dir(run_dir)
+    run_dir.mkdir(parents=True)
+    (run_dir / LOCK_FILE).touch()  # a run directory, which the next measurement may remove
     trainer = Trainer(model_for(config, data), data, config.train, run_dir, on_step=on_step)
     try:
         trainer.train()

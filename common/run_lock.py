@@ -7,11 +7,28 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 LOCK_FILE = ".gnnrec.lock"
+
+
+def is_run_dir(folder: str | Path) -> bool:
+    """Whether ``folder`` is a gnnrec run directory (it has the lock file every run takes)."""
+    return (Path(folder) / LOCK_FILE).is_file()
+
+
+def remove_run_dir(folder: str | Path) -> None:
+    """Removes an earlier run directory (benchmarks start fresh runs); ``ValueError`` for a
+    folder that is no gnnrec run, which is never removed."""
+    folder = Path(folder)
+    if not folder.exists():
+        return
+    if not is_run_dir(folder):
+        raise ValueError(f"{folder}: exists and is no gnnrec run directory; give another folder")
+    shutil.rmtree(folder)
 
 
 @contextmanager

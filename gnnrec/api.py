@@ -77,8 +77,12 @@ def recommend(
     z = embeddings(prepared, model, config)
     users_z = z[torch.from_numpy(rows)]
     items, scores = top_k_items(users_z, z[data.num_users :], k, exclude, score=model.scores)
-    return {
-        user: [(graph.items.ids[int(i)], float(s)) for i, s in zip(items[n], scores[n])]
+    return {  # a user with fewer than k unseen items gets those (seen ones score -inf)
+        user: [
+            (graph.items.ids[int(i)], float(s))
+            for i, s in zip(items[n], scores[n])
+            if s != -torch.inf
+        ]
         for n, user in enumerate(chosen)
     }
 

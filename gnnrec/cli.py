@@ -60,7 +60,7 @@ def _config(args: argparse.Namespace):
     run directory's own ``config.toml`` is the file, so ``--run-dir`` alone resumes a run."""
     overrides = list(args.overrides)
     config_file = args.config
-    if args.run_dir:
+    if args.run_dir is not None:  # an empty one is an error (RunConfig), never the default
         overrides.append(f"run_dir={json.dumps(args.run_dir)}")
         saved = Path(args.run_dir) / "config.toml"
         if config_file is None and saved.exists():

@@ -37,11 +37,24 @@ class RunConfig:
     parallel: ParallelLayout = field(default_factory=ParallelLayout)
 
     def __post_init__(self) -> None:
+        check_run_dir(self.run_dir)
         if self.train.mode == "sampled" and len(self.train.fanouts) != self.model.layers:
             raise ValueError(
                 f"train.fanouts has {len(self.train.fanouts)} hops but model.layers is "
                 f"{self.model.layers}: sampled training needs one fanout per layer"
             )
+
+
+def check_run_dir(run_dir: str) -> None:
+    """``ValueError`` for a run directory name that is empty, blank, padded with spaces or holds
+    control characters: an error, never a fallback to the default folder."""
+    if not isinstance(run_dir, str) or not run_dir.strip():
+        raise ValueError(f"run_dir must name a folder, got {run_dir!r}")
+    if run_dir != run_dir.strip() or any(ord(c) < 32 or c == "\x7f" for c in run_dir):
+        raise ValueError(
+            f"run_dir {run_dir!r} starts or ends with spaces or holds control characters; "
+            "give a plain folder name"
+        )
 
 
 def _key(where: str, name: str) -> str:

@@ -108,17 +108,18 @@ def write_recommendations(
     with atomic_path(path) as tmp, _table_writer(tmp, path.suffix) as write:
         for start, items, scores in batches:
             count, k = items.shape
-            flat = pa.array(items.reshape(-1).numpy())
+            # a user with fewer than k unseen items: the seen ones came last at -inf; drop them
+            kept = (scores != -torch.inf).reshape(-1).numpy()
+            flat = pa.array(items.reshape(-1).numpy()[kept])
+            user_rows = np.repeat(users[start : start + count], k)[kept]
             write(
                 pa.table(
                     {
-                        "user_id": pc.take(
-                            user_ids, pa.array(np.repeat(users[start : start + count], k))
-                        ),
-                        "rank": pa.array(np.tile(np.arange(1, k + 1), count)),
+                        "user_id": pc.take(user_ids, pa.array(user_rows)),
+                        "rank": pa.array(np.tile(np.arange(1, k + 1), count)[kept]),
                         "item_id": pc.take(item_ids, flat),
                         "title": pc.take(titles, flat),
-                        "score": pa.array(np.round(scores.reshape(-1).double().numpy(), 6)),
+                        "score": pa.array(np.round(scores.reshape(-1).double().numpy()[kept], 6)),
                     }
                 )
             )

@@ -21,7 +21,7 @@ import torch
 
 from gnnrec.common.atomic_files import write_json_atomic
 from gnnrec.common.devices import resolve_device
-from gnnrec.common.run_lock import run_dir_lock
+from gnnrec.common.run_lock import is_run_dir, run_dir_lock
 from gnnrec.config import (
     RunConfig,
     changed_on_resume,
@@ -147,6 +147,26 @@ def check_resumable(config: RunConfig, run_dir: Path) -> None:
         )
 
 
+def check_trainable_folder(run_dir: Path) -> None:
+    """``ValueError`` unless ``run_dir`` may hold a run's files: a new or empty folder, or a
+    run directory (it has a lock or ``config.toml``); never the current folder, one above it,
+    or a non-empty folder of other files (a run writes ``model.pt``, ``metrics.json``, ...)."""
+    here = Path.cwd().resolve()
+    resolved = run_dir.resolve()
+    if resolved == here or resolved in here.parents:
+        raise ValueError(
+            f"--run-dir {run_dir}: the current folder or one above it; give a folder for the run"
+        )
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--run-dir {run_dir}: exists and is not a folder")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        if not (is_run_dir(run_dir) or (run_dir / "config.toml").exists()):
+            raise ValueError(
+                f"--run-dir {run_dir}: a non-empty folder that is no gnnrec run, whose files a "
+                "run could replace; give a new or empty folder"
+            )
+
+
 def train_run(
     config: RunConfig,
     on_step: Callable[[int], None] | None = None,
@@ -159,6 +179,7 @@ def train_run(
     if config.model.text_features and config.encoder.backend == "hf":
         resolve_device(config.encoder.device, "encoder.device")
     run_dir = Path(config.run_dir)
+    check_trainable_folder(run_dir)
     with run_dir_lock(run_dir) as created:
         try:
             with contextlib.ExitStack() as scratch:  # what the run holds until it ends

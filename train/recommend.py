@@ -34,9 +34,10 @@ def top_k_batches(
     ``score(user_emb [U, H], item_emb [I, H])`` (dot products unless given; a model's
     :meth:`~gnnrec.train.recommender.Recommender.scores`), best first, with
     ``exclude = (users, items)`` pairs (training positives) never recommended; scored on the
-    embeddings' device, yielded on the CPU. Items are scored ``max_scores // B`` at a time and
-    merged into the running top K; with one block (``I <= max_scores // B``) this is one
-    ``topk`` over all items."""
+    embeddings' device, yielded on the CPU. A user with fewer than ``k`` items left gets the
+    excluded ones last, scored ``-inf``: callers that show items drop those. Items are scored
+    ``max_scores // B`` at a time and merged into the running top K; with one block
+    (``I <= max_scores // B``) this is one ``topk`` over all items."""
     k = min(k, item_emb.shape[0])
     if exclude is not None:
         order = np.argsort(exclude[0], kind="stable")
