@@ -4,6 +4,8 @@ a batch size of 1 or a crash minutes later."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import typing
 from typing import Any
 
@@ -30,6 +32,8 @@ def check_value(value: Any, hint: Any, key: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{key} must be a number, got {_describe(value)}")
+        if not math.isfinite(value):
+            raise ValueError(f"{key} must be a finite number, got {value}")
         return float(value)
     if origin is list:
         if not isinstance(value, list):
@@ -54,3 +58,26 @@ def checked_fields(cls: type, values: dict[str, Any], where: str) -> dict[str, A
         else value
         for name, value in values.items()
     }
+
+
+def check_numbers(config: Any) -> None:
+    """``ValueError`` naming the field for any number field of the dataclass ``config`` (``int``,
+    ``float``, lists of them) holding NaN, an infinity, a boolean or a non-number: the one check
+    every configuration dataclass runs first in ``__post_init__``, however it was built (a
+    TOML file, ``--set``, a CLI flag, Python, or a loaded config changed in place)."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        hint = hints.get(f.name)
+        if hint in (int, float):
+            _check_number(getattr(config, f.name), hint, f.name)
+        elif typing.get_origin(hint) is list and typing.get_args(hint)[:1] in ((int,), (float,)):
+            for i, v in enumerate(getattr(config, f.name)):
+                _check_number(v, typing.get_args(hint)[0], f"{f.name}[{i}]")
+
+
+def _check_number(value: Any, hint: type, name: str) -> None:
+    wanted = int if hint is int else int | float
+    if isinstance(value, bool) or not isinstance(value, wanted):
+        raise ValueError(f"{name} must be {_NAMES[hint]}, got {_describe(value)}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from gnnrec.common.typed_fields import check_numbers
 from gnnrec.data.datasets import build_options, dataset_spec
 from gnnrec.data.splits import SPLITS
 from gnnrec.data.templates import template_fields
@@ -37,6 +38,7 @@ class DataConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         spec = dataset_spec(self.dataset)
         if self.split not in SPLITS[:-1]:
             raise ValueError(f"split must be one of {SPLITS[:-1]}, got {self.split!r}")

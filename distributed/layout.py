@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
+from gnnrec.common.typed_fields import check_numbers
 from gnnrec.train.data_shard import DataShard
 
 BACKENDS = ("auto", "gloo", "nccl")
@@ -51,6 +52,7 @@ class ParallelLayout:
     worker_logs: bool = False  # stream the workers' and Ray Train's own output to this console
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         problems = []
         if self.num_workers < 0:
             problems.append(

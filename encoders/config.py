@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from gnnrec.common.devices import check_device_name
+from gnnrec.common.typed_fields import check_numbers
 
 BACKENDS = ("hf", "vllm")
 POOLINGS = ("mean", "cls", "last")
@@ -42,6 +43,7 @@ class EncoderConfig:
     engine_args: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         if self.backend not in BACKENDS:
             raise ValueError(f"encoder backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.pooling not in POOLINGS:

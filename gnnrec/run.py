@@ -100,7 +100,8 @@ def check_data(prepared: Prepared, run_dir: Path, allow_change: bool, config: Ru
             raise ValueError(
                 f"the user or item text changed since {run_dir} was trained ({saved_file}: "
                 f"the text fingerprints differ), and {config.model.label} reads it: use the "
-                "text it trained on, or pass --allow-data-change to go ahead anyway"
+                "text it trained on, or pass --allow-data-change (allow_data_change=True in "
+                "Python) to go ahead anyway"
             )
         if saved.get("sha256") != now["sha256"]:
             counts = ", ".join(
@@ -109,7 +110,7 @@ def check_data(prepared: Prepared, run_dir: Path, allow_change: bool, config: Ru
             raise ValueError(
                 f"the data changed since {run_dir} was trained ({saved_file}: {counts}; the "
                 "fingerprints differ): use the data it trained on, or pass "
-                "--allow-data-change to go ahead anyway"
+                "--allow-data-change (allow_data_change=True in Python) to go ahead anyway"
             )
     return now
 

@@ -8,6 +8,7 @@ from typing import ClassVar
 import torch
 
 from gnnrec.common.devices import check_device_name, resolve_device
+from gnnrec.common.typed_fields import check_numbers
 from gnnrec.train.feature_store import PLACEMENTS
 from gnnrec.train.link_batches import SAMPLINGS
 from gnnrec.train.row_optimizer import ID_OPTIMIZERS
@@ -70,6 +71,7 @@ class TrainConfig:
     matmul_precision: str = "high"
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         check_device_name(self.device, "train.device")
         if self.objective not in ("bpr", "mse"):
             raise ValueError(f"objective must be 'bpr' or 'mse', got {self.objective!r}")
@@ -117,6 +119,8 @@ class TrainConfig:
             )
         if self.id_lr <= 0:
             raise ValueError(f"id_lr must be > 0, got {self.id_lr}")
+        if self.l2 < 0:
+            raise ValueError(f"l2 must be >= 0 (0: no L2 penalty), got {self.l2}")
         if self.valid_users < 0:
             raise ValueError("valid_users must be >= 0 (0: every validation user)")
         if self.valid_chunk_nodes < 0:

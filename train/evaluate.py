@@ -10,6 +10,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from gnnrec.common.typed_fields import check_numbers
 from gnnrec.train.baselines import fit_rating_biases
 from gnnrec.train.graph_view import GraphView
 from gnnrec.train.metrics import (
@@ -45,6 +46,7 @@ class EvalConfig:
     recommend_users: int = 0
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         if 20 not in self.ks or min(self.ks) < 1:
             raise ValueError("eval.ks must be positive and include 20")
         if self.top_k < 1:

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from gnnrec.common.row_ranges import row_ranges
+from gnnrec.common.typed_fields import check_numbers
 from gnnrec.data.graph_store import CSR
 from gnnrec.kernels import REDUCTIONS
 from gnnrec.kernels.csr import row_block
@@ -68,6 +69,7 @@ class ModelConfig:
         return f"{name} on {' + '.join(inputs)}"
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         if self.name not in MODELS:
             raise ValueError(f"unknown model {self.name!r}; available: {sorted(MODELS)}")
         pure_ids = self.id_embeddings and not self.text_features and not self.conv_weights
