@@ -11,6 +11,7 @@ torch.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -29,22 +30,72 @@ def _is_temporary(path: Path) -> bool:
     return path.name.startswith(".") and path.name.endswith(".tmp")
 
 
+def _make_folder(folder: Path) -> list[Path]:
+    """Creates ``folder`` and its missing parents; returns the ones it created, deepest first."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for made in reversed(missing):
+        made.mkdir(exist_ok=True)
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:  # deepest first
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty (someone else's file landed there), or gone
+
+
+def _no_space_left(err: BaseException, folder: Path) -> bool:
+    """Whether ``err`` is a write that failed because ``folder``'s file system is full: ENOSPC,
+    or torch's and numpy's own words for it ("enforce fail at inline_container.cc", "19200
+    requested and 14304 written") on a file system with less than 1 MiB left."""
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return True
+    text = str(err)
+    if not any(w in text for w in ("inline_container", "requested and", "failed writing")):
+        return False
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < 1 << 20
+
+
+def _as_seen_by_user(err: BaseException, tmp: Path, target: Path) -> BaseException | None:
+    """The error to raise instead of ``err``, naming ``target`` where it names the temporary
+    ``tmp`` or where the disk was full; None to raise ``err`` as it is."""
+    if _no_space_left(err, target.parent):
+        return OSError(errno.ENOSPC, "no space left on device", str(target))
+    if isinstance(err, OSError) and err.filename is not None and str(tmp) in str(err.filename):
+        return type(err)(err.errno, err.strerror, str(err.filename).replace(str(tmp), str(target)))
+    return None
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yields a temporary path beside ``path`` to write to (a name ending in ``.tmp``: pass an
     open file to writers that add suffixes, such as ``np.save``); on a clean exit the file is
-    synced and renamed to ``path``, on an error it is removed."""
+    synced and renamed to ``path``, on an error it is removed with any folder made for it, and
+    the error names ``path`` (a full disk: ``OSError`` ENOSPC, "no space left on device")."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    made = _make_folder(path.parent)
     tmp = _temporary_sibling(path)
     try:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    except BaseException as err:
+        seen = _as_seen_by_user(err, tmp, path)  # while the partial file still holds the disk
+        tmp.unlink(missing_ok=True)
+        _remove_empty(made)
+        if seen is None:
+            raise
+        raise seen from None
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
@@ -138,7 +189,7 @@ def staged_folder(folder: str | Path, kind: str) -> Iterator[Path]:
     hidden sibling name). The folder gets the umask's mode, as any folder the user makes."""
     folder = Path(folder)
     check_replaceable(folder, kind)
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    made = _make_folder(folder.parent)
     tmp = _temporary_sibling(folder)
     tmp.mkdir()
     try:
@@ -151,6 +202,10 @@ def staged_folder(folder: str | Path, kind: str) -> Iterator[Path]:
             os.replace(folder, previous)
         os.replace(tmp, folder)
         shutil.rmtree(previous, ignore_errors=True)
-    except BaseException:
+    except BaseException as err:
+        seen = _as_seen_by_user(err, tmp, folder)  # while the partial files still hold the disk
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        _remove_empty(made)
+        if seen is None:
+            raise
+        raise seen from None

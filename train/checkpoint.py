@@ -60,6 +60,9 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
         raise
     except Exception as err:  # torch/pickle/zip internals: say which file and what to do
         reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        if "weights_only" in str(err) or "Weights only load failed" in str(err):
+            # never pass on torch's advice to unpickle it: that runs code from the file
+            reason = "it holds Python objects besides tensors and plain values"
         raise ValueError(
             f"{path}: not a readable gnnrec checkpoint ({reason}); restore it, or remove it "
             "to start over"

@@ -411,6 +411,8 @@ class Trainer:
         state = self.checkpoints.load()
         if state is not None:
             history, start, best = self._resume(state)
+            if self.is_main:
+                log.info("resuming from epoch %d of %d (%d done)", start + 1, cfg.epochs, start)
         self.start_epoch = start
         for epoch in range(start, cfg.epochs):
             if best["bad_epochs"] >= cfg.patience:
