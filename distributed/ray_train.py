@@ -33,6 +33,7 @@ from gnnrec.distributed.memory import process_memory
 from gnnrec.distributed.shared_data import share, touch_pages, unshare
 from gnnrec.train.checkpoint import TABLE_SHARDS, load_checkpoint, save_checkpoint
 from gnnrec.train.config import TrainConfig
+from gnnrec.train.determinism import deterministic_algorithms
 from gnnrec.train.model import ModelConfig, build_model
 from gnnrec.train.sharded_table import rows_of_rank
 from gnnrec.train.trainer import Trainer
@@ -201,7 +202,8 @@ def train_worker(loop_config: dict) -> None:
             t.num_rows * (t.dim * t.shard.element_size() + 4) for t in tables.values()
         ),
     )
-    trainer.train()
+    with deterministic_algorithms(train_config.deterministic):
+        trainer.train()
     facts.update(
         table_bytes_sent=sum(t.bytes_sent for t in tables.values()),
         memory_end=process_memory(),

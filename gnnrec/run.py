@@ -35,6 +35,7 @@ from gnnrec.pipeline import Prepared, data_fingerprint, model_for, prepare
 from gnnrec.plots import plot_training_curve
 from gnnrec.provenance import PROVENANCE, check_provenance, run_provenance, unchecked_data
 from gnnrec.train.checkpoint import load_checkpoint, save_checkpoint
+from gnnrec.train.determinism import deterministic_algorithms
 from gnnrec.train.evaluate import evaluation_report
 from gnnrec.train.recommend import top_k_items
 from gnnrec.train.recommender import Recommender
@@ -183,7 +184,10 @@ def train_run(
     check_trainable_folder(run_dir)
     with run_dir_lock(run_dir) as created:
         try:
-            with contextlib.ExitStack() as scratch:  # what the run holds until it ends
+            with (
+                contextlib.ExitStack() as scratch,  # what the run holds until it ends
+                deterministic_algorithms(config.train.deterministic),
+            ):
                 return _train_run(with_absolute_paths(config), on_step, allow_data_change, scratch)
         except BaseException:
             # A run that failed before its first checkpoint leaves no folder it created behind

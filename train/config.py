@@ -27,7 +27,15 @@ class TrainConfig:
 
     # What may change when a run resumes (anything else must match its checkpoint).
     RESUMABLE: ClassVar[frozenset[str]] = frozenset(
-        {"epochs", "patience", "progress", "device", "matmul_precision", "valid_chunk_nodes"}
+        {
+            "epochs",
+            "patience",
+            "progress",
+            "device",
+            "matmul_precision",
+            "valid_chunk_nodes",
+            "deterministic",
+        }
     )
 
     objective: str = "bpr"
@@ -69,6 +77,9 @@ class TrainConfig:
     # fp32 matmuls on a GPU: "high" lets them use TF32 tensor cores, "highest" keeps full fp32
     # (torch.set_float32_matmul_precision); the CPU always computes in full fp32.
     matmul_precision: str = "high"
+    # torch's deterministic algorithms while training and evaluating: bit-identical reruns on
+    # any thread count (train/determinism.py says what is and is not promised)
+    deterministic: bool = False
 
     def __post_init__(self) -> None:
         check_numbers(self)
