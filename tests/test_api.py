@@ -54,7 +54,7 @@ def test_recommend_and_export_match_the_run(planted_dir, feature_cache, tmp_path
         gnnrec.recommend(run_dir, users=["nobody"])
     with pytest.raises(ValueError, match="k must be at least 1"):
         gnnrec.recommend(run_dir, k=0)
-    with pytest.raises(ValueError, match="non-empty text"):
+    with pytest.raises(ValueError, match="text is empty"):
         gnnrec.recommend_for_text(run_dir, "  ")
     folder = gnnrec.export(run_dir)
 
