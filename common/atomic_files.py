@@ -134,13 +134,20 @@ def check_replaceable(folder: str | Path, kind: str) -> None:
         )
     if not folder.exists() and not folder.is_symlink():
         return
-    if folder.is_symlink() or not folder.is_dir():
+    if folder.is_symlink():
+        raise ValueError(
+            f"{folder}: a symbolic link (to {os.readlink(folder)}); give a new folder for the "
+            f"{kind}, not a link to one"
+        )
+    if not folder.is_dir():
         raise ValueError(f"{folder}: exists and is not a folder; give a new folder for the {kind}")
     if not any(folder.iterdir()):
         return
     written = _marker_of(folder)
     if written.get("kind") != kind:
-        what = f"a {written['kind']}" if written.get("kind") else "files gnnrec did not write"
+        other = written.get("kind")
+        article = "an" if other and other[0] in "aeiou" else "a"
+        what = f"{article} {other} (not {kind})" if other else "files gnnrec did not write"
         raise ValueError(
             f"{folder}: not empty and holds {what}, so replacing it would delete them; give a "
             f"new or empty folder for the {kind}, or remove this one yourself"

@@ -211,8 +211,10 @@ def cmd_recommend(args: argparse.Namespace) -> None:
 
 def _check_output_folder(output: Path | None) -> None:
     """An output path's folder must exist: a typo is an error, not a new folder tree."""
-    if output is not None and not output.absolute().parent.is_dir():
-        raise ValueError(f"{output}: the folder {output.absolute().parent} does not exist")
+    parent = None if output is None else output.absolute().parent
+    if parent is not None and not parent.is_dir():
+        what = "is a file, not a folder" if parent.exists() else "does not exist"
+        raise ValueError(f"{output}: {parent} {what}")
 
 
 def cmd_config_show(args: argparse.Namespace) -> None:

@@ -105,7 +105,7 @@ def write_recommendations(
         batch_size=8192,
         score=model.scores,
     )
-    with atomic_path(path) as tmp, _table_writer(tmp, path.suffix) as write:
+    with atomic_path(path) as tmp, _table_writer(tmp, path.suffix.lower()) as write:
         for start, items, scores in batches:
             count, k = items.shape
             # a user with fewer than k unseen items: the seen ones came last at -inf; drop them
