@@ -42,7 +42,7 @@ def run_dir_lock(run_dir: str | Path, create: bool = True) -> Iterator[bool]:
     if not create and not run_dir.is_dir():
         raise ValueError(f"{run_dir}: no such run directory (train the run first)")
     if not create and not (is_run_dir(run_dir) or (run_dir / "config.toml").is_file()):
-        raise ValueError(f"{run_dir}: a folder, but no gnnrec run directory (train a run there)")
+        raise ValueError(f"{run_dir}: a folder, but no gnnrec run directory (train the run first)")
     created = False
     try:
         if create and not run_dir.is_dir():
