@@ -188,6 +188,10 @@ def cmd_recommend(args: argparse.Namespace) -> None:
     if args.k < 1:
         raise ValueError(f"-k must be at least 1, got {args.k}")
     _check_output_folder(args.output)
+    if args.output is not None and args.text is not None:
+        raise ValueError(
+            "--output writes the known users' table; a --text user's list is printed (give one)"
+        )
     if args.output is not None:
         check_recommendations_target(args.output)  # before the minutes of loading
     if args.text is not None and not args.text.strip():
@@ -218,7 +222,11 @@ def _check_output_folder(output: Path | None) -> None:
 
 
 def cmd_config_show(args: argparse.Namespace) -> None:
-    print(tomli_w.dumps(dataclasses.asdict(_config(args))), end="")
+    from gnnrec.run import check_can_train
+
+    config = _config(args)
+    check_can_train(config)  # what train accepts, not only what parses
+    print(tomli_w.dumps(dataclasses.asdict(config)), end="")
 
 
 def cmd_export(args: argparse.Namespace) -> None:

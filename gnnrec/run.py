@@ -169,6 +169,19 @@ def check_trainable_folder(run_dir: Path) -> None:
             )
 
 
+def check_can_train(config: RunConfig) -> None:
+    """What ``train`` checks before any work, beyond the configuration's own validation; ``gnnrec
+    config show`` runs it too, so a configuration it shows is one ``train`` accepts: the devices
+    exist on this machine, a local data path exists, the run directory may hold a run."""
+    config.train.torch_device()
+    if config.model.text_features and config.encoder.backend == "hf":
+        resolve_device(config.encoder.device, "encoder.device")
+    path = config.data.path
+    if path and "://" not in path and not Path(path).expanduser().exists():
+        raise ValueError(f"data.path {path}: no such file or folder")
+    check_trainable_folder(Path(config.run_dir))
+
+
 def train_run(
     config: RunConfig,
     on_step: Callable[[int], None] | None = None,
@@ -177,11 +190,8 @@ def train_run(
     """Trains (resuming when ``run_dir`` has a checkpoint, on the same data unless
     ``allow_data_change``), evaluates, writes every artifact; returns the test metrics
     (``metrics.json``). Holds the run directory's lock throughout."""
-    config.train.torch_device()  # a device this machine lacks is an error before any work
-    if config.model.text_features and config.encoder.backend == "hf":
-        resolve_device(config.encoder.device, "encoder.device")
+    check_can_train(config)
     run_dir = Path(config.run_dir)
-    check_trainable_folder(run_dir)
     with run_dir_lock(run_dir) as created:
         try:
             with (

@@ -8,6 +8,7 @@ import csv
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import planted_overrides
 
 import gnnrec
@@ -92,3 +93,27 @@ def test_recommendations_never_hold_a_seen_item_whatever_k(planted_dir, feature_
     top = gnnrec.recommend(run, k=k, users=[user])[user]
     assert len(top) == graph.num_items - count
     assert not any((user, item) in seen for item, _ in top)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ('data.path="/nonexistent/ratings.csv"', "no such file or folder"),
+        ('train.device="cuda:7"', "cuda"),
+    ],
+)
+def test_config_show_refuses_what_train_refuses(override, message, capsys, tmp_path):
+    if "cuda" in override and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    run = ["--run-dir", str(tmp_path / "run")]
+    shown = error_line(capsys, main(["config", "show", *run, "--set", override]))
+    trained = error_line(capsys, main(["train", *run, "--set", override]))
+    assert message in shown and shown.split("error: ")[1] == trained.split("error: ")[1]
+
+
+def test_recommend_refuses_an_output_it_would_ignore(tmp_path, capsys):
+    line = error_line(
+        capsys,
+        main(["recommend", "--run-dir", str(tmp_path), "--text", "x", "--output", "a.csv"]),
+    )
+    assert "--output" in line and "--text" in line
