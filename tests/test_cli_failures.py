@@ -96,7 +96,7 @@ def test_recommend_refuses_empty_text_and_k_0(trained_run, capsys):
     missing = trained_run.parent / "no-such-folder"
     out = ["--run-dir", str(trained_run), "--output", str(missing / "top.csv")]
     err = failed(capsys, main(["recommend", *out]))
-    assert f"the folder {missing} does not exist" in err and not missing.exists()
+    assert f"{missing} does not exist" in err and not missing.exists()
     assert snapshot(trained_run) == before
 
 
