@@ -14,9 +14,10 @@ x86-64 CPU. Two kinds of pin, because CPUs round differently:
   of what is computed (another draw, another formula) moves them by 1e-3 or more.
 
 A refactor that claims bit-identical runs checks it on one machine: ``python
-tests/test_golden_losses.py`` prints every run's exact losses and stream digest; compare the
-output before and after. Values were recorded anew when the seeded random split was vectorised
-(other draws); a change that alters the draws or the losses must say so and update them."""
+tests/test_golden_losses.py`` prints the exact losses and stream digest of these runs and of
+three more (GAT, NCF, row-wise ID tables); compare the output before and after. Values were
+recorded anew when the seeded random split was vectorised (other draws); a change that alters
+the draws or the losses must say so and update them."""
 
 from __future__ import annotations
 
@@ -56,6 +57,13 @@ GOLDEN = {
     ),
 }
 UNIT_ROUNDOFF = 2.0**-24
+# Printed (not pinned) with the golden runs for a refactor's before/after comparison: with them,
+# every model and ID optimizer is covered.
+VARIANTS = {
+    "gat": ["model.name=gat", "model.heads=2"],
+    "ncf": ["model.name=ncf"],
+    "rowwise": ["train.id_optimizer=rowwise_adagrad", "train.mode=sampled", "train.fanouts=[5, 3]"],
+}
 
 
 def golden_run(planted_dir: Path, feature_cache: Path, run_dir: Path, extra: list[str]):
@@ -104,7 +112,8 @@ if __name__ == "__main__":
 
     root = Path(tempfile.mkdtemp())
     planted = write_planted_dataset(root / "planted")
-    for name, (extra, _, _) in sorted(GOLDEN.items()):
+    runs = {name: extra for name, (extra, _, _) in GOLDEN.items()} | VARIANTS
+    for name, extra in sorted(runs.items()):
         got, digest, longest = golden_run(planted, root / "cache", root / name, extra)
         json.dump({"run": name, "losses": got, "stream": digest, "K": longest}, sys.stdout)
         print()
