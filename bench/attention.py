@@ -1,4 +1,4 @@
-"""Attention layers: our GAT layer (:class:`~gnnrec.train.gat_layer.GATLayer`, per-edge memory
+"""Attention layers: our GAT layer (:class:`~gnnrec.models.gat_layer.GATLayer`, per-edge memory
 ``[E, H]``) against PyG's ``GATConv`` with the same weights (``[E, H, F]`` messages), forward and
 backward on the same sampled batches of a products-shaped graph.
 
@@ -98,7 +98,7 @@ def _layers(args: argparse.Namespace):
     """PyG's ``GATConv`` and our layer holding the same weights."""
     from torch_geometric.nn import GATConv
 
-    from gnnrec.train.gat_layer import GATLayer
+    from gnnrec.models.gat_layer import GATLayer
 
     torch.manual_seed(args.seed)
     conv = GATConv(args.in_width, args.width, heads=args.heads, add_self_loops=False, bias=False)
@@ -114,7 +114,7 @@ def child(args: argparse.Namespace, implementation: str, path: Path) -> dict:
     """Runs one implementation over the saved batches in this process."""
     from gnnrec.data.graph_store import CSR
     from gnnrec.kernels.csr import edge_rows
-    from gnnrec.train.graph_view import GraphView
+    from gnnrec.models.graph_view import GraphView
 
     device = torch.device(args.device)
     batches = torch.load(path, weights_only=True)

@@ -43,15 +43,15 @@ from gnnrec.data.synthetic import (
     synthetic_graph,
     write_synthetic,
 )
+from gnnrec.models.gcn_layer import GCNLayer
+from gnnrec.models.graph_view import GraphView
 from gnnrec.train.feature_store import FeatureStore
-from gnnrec.train.gcn_layer import GCNLayer
-from gnnrec.train.graph_view import GraphView
 from gnnrec.train.prefetch import prefetch
 from gnnrec.train.sampler import NeighborSampler
 
 
 class SampledGCN(nn.Module):
-    """The library's :class:`~gnnrec.train.gcn_layer.GCNLayer` stacked with ReLU, then a linear
+    """The library's :class:`~gnnrec.models.gcn_layer.GCNLayer` stacked with ReLU, then a linear
     classifier."""
 
     def __init__(self, features: int, hidden: int, classes: int, layers: int):

@@ -31,10 +31,10 @@ from gnnrec.common.ray_cluster import connect
 from gnnrec.distributed.layout import ParallelLayout
 from gnnrec.distributed.memory import process_memory
 from gnnrec.distributed.shared_data import share, touch_pages, unshare
+from gnnrec.models.config import ModelConfig, build_model
 from gnnrec.train.checkpoint import TABLE_SHARDS, load_checkpoint, save_checkpoint
 from gnnrec.train.config import TrainConfig
 from gnnrec.train.determinism import deterministic_algorithms
-from gnnrec.train.model import ModelConfig, build_model
 from gnnrec.train.sharded_table import rows_of_rank
 from gnnrec.train.trainer import Trainer
 from gnnrec.train.training_data import TrainingData

@@ -35,7 +35,7 @@ _EXPORTS = {
     # configuration of the components
     "DataConfig": "gnnrec.data.config",
     "EncoderConfig": "gnnrec.encoders.config",
-    "ModelConfig": "gnnrec.train.model",
+    "ModelConfig": "gnnrec.models.config",
     "TrainConfig": "gnnrec.train.config",
     "EvalConfig": "gnnrec.train.evaluate",
     "ParallelLayout": "gnnrec.distributed.layout",
@@ -48,11 +48,12 @@ _EXPORTS = {
     "load_dataset": "gnnrec.data.datasets",
     "NeighborSampler": "gnnrec.train.sampler",
     "FeatureStore": "gnnrec.train.feature_store",
-    "GraphView": "gnnrec.train.graph_view",
-    "GCNLayer": "gnnrec.train.gcn_layer",
-    "GCNRecommender": "gnnrec.train.model",
-    "Recommender": "gnnrec.train.recommender",
-    "build_model": "gnnrec.train.model",
+    "GraphView": "gnnrec.models.graph_view",
+    "GCNLayer": "gnnrec.models.gcn_layer",
+    "GCNRecommender": "gnnrec.models.gcn",
+    "register_model": "gnnrec.models.config",
+    "Recommender": "gnnrec.models.recommender",
+    "build_model": "gnnrec.models.config",
     "Trainer": "gnnrec.train.trainer",
     "TrainingData": "gnnrec.train.training_data",
     "full_ranking_metrics": "gnnrec.train.metrics",
@@ -62,8 +63,8 @@ _EXPORTS = {
     "PyGGraphStore": "gnnrec.data.pyg_stores",
     "PyGFeatureStore": "gnnrec.data.pyg_stores",
     "as_csr": "gnnrec.data.pyg_stores",
-    "KernelGCNConv": "gnnrec.train.pyg_conv",
-    "KernelLGConv": "gnnrec.train.pyg_conv",
+    "KernelGCNConv": "gnnrec.models.pyg_conv",
+    "KernelLGConv": "gnnrec.models.pyg_conv",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -19,9 +19,9 @@ from gnnrec.common.typed_fields import checked_fields
 from gnnrec.data import DataConfig
 from gnnrec.distributed.layout import ParallelLayout
 from gnnrec.encoders.config import EncoderConfig
+from gnnrec.models.config import ModelConfig
 from gnnrec.train.config import TrainConfig
 from gnnrec.train.evaluate import EvalConfig
-from gnnrec.train.model import ModelConfig
 
 
 @dataclass(kw_only=True)

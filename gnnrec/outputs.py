@@ -16,11 +16,11 @@ import torch
 from gnnrec.common.atomic_files import atomic_path, staged_folder
 from gnnrec.config import RunConfig
 from gnnrec.data.columns import arrow_strings
+from gnnrec.models.recommender import Recommender
 from gnnrec.pipeline import Prepared, data_fingerprint
 from gnnrec.provenance import PROVENANCE, run_provenance
 from gnnrec.train.evaluate import node_embeddings
 from gnnrec.train.recommend import top_k_batches
-from gnnrec.train.recommender import Recommender
 
 RECOMMENDATION_COLUMNS = ("user_id", "rank", "item_id", "title", "score")
 TABLE_FORMATS = (".csv", ".parquet")

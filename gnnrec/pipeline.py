@@ -16,8 +16,8 @@ from gnnrec.config import RunConfig
 from gnnrec.data import Split, TextGraph, load_dataset, node_texts
 from gnnrec.data.textgraph import Interactions
 from gnnrec.encoders import encode_texts
-from gnnrec.train.model import build_model
-from gnnrec.train.recommender import Recommender
+from gnnrec.models.config import build_model
+from gnnrec.models.recommender import Recommender
 from gnnrec.train.training_data import TrainingData, split_pairs, training_data
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from gnnrec.config import RunConfig
 from gnnrec.data import DataConfig
+from gnnrec.models.config import ModelConfig
 from gnnrec.train.config import TrainConfig
-from gnnrec.train.model import ModelConfig
 
 
 def ml_latest_small_cpu() -> RunConfig:

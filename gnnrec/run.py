@@ -30,6 +30,7 @@ from gnnrec.config import (
     with_absolute_paths,
 )
 from gnnrec.encoders import make_encoder
+from gnnrec.models.recommender import Recommender
 from gnnrec.outputs import embeddings, write_export, write_recommendations
 from gnnrec.pipeline import Prepared, data_fingerprint, model_for, prepare
 from gnnrec.plots import plot_training_curve
@@ -38,7 +39,6 @@ from gnnrec.train.checkpoint import load_checkpoint, save_checkpoint
 from gnnrec.train.determinism import deterministic_algorithms
 from gnnrec.train.evaluate import evaluation_report
 from gnnrec.train.recommend import top_k_items
-from gnnrec.train.recommender import Recommender
 from gnnrec.train.trainer import Trainer, write_history
 
 STAGES_FILE = "stages.json"

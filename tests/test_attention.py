@@ -165,8 +165,8 @@ def test_the_gat_layer_with_gatconv_s_weights_is_gatconv(dense_targets):
     from torch_geometric.nn import GATConv
 
     from gnnrec.data import CSR
-    from gnnrec.train.gat_layer import GATLayer
-    from gnnrec.train.graph_view import GraphView
+    from gnnrec.models.gat_layer import GATLayer
+    from gnnrec.models.graph_view import GraphView
 
     torch.manual_seed(0)
     n, m, in_width, heads, width = 9, 14, 5, 2, 3  # 9 targets, the first 9 of 14 sources

@@ -11,9 +11,9 @@ import torch
 from helpers import planted_config
 
 from gnnrec.data import CSR, GraphStore
+from gnnrec.models.config import ModelConfig, build_model
 from gnnrec.run import train_run
 from gnnrec.train.evaluate import node_embeddings
-from gnnrec.train.model import ModelConfig, build_model
 from gnnrec.train.training_data import TrainingData
 
 SHAPES = {

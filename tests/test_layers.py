@@ -1,4 +1,5 @@
-"""The layers import one way: common -> kernels -> data -> encoders -> train -> distributed ->
+"""The layers import one way: common -> kernels -> data -> encoders -> models -> train ->
+distributed ->
 the app (gnnrec/: config, pipeline, run, API) -> bench -> the CLI and its executable. Every
 import, also one inside a function, must point to the same layer or one below, and no modules
 import each other in a cycle (imports under ``if TYPE_CHECKING:``, for annotations only, are
@@ -12,7 +13,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ["common", "kernels", "data", "encoders", "train", "distributed", "gnnrec", "bench"]
+LAYERS = [
+    "common",
+    "kernels",
+    "data",
+    "encoders",
+    "models",
+    "train",
+    "distributed",
+    "gnnrec",
+    "bench",
+]
 FOLDER_OF = {"gnnrec": "gnnrec", **{name: name for name in LAYERS}}
 
 

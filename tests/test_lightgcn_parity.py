@@ -9,9 +9,10 @@ import torch
 
 from gnnrec.config import load_config
 from gnnrec.data import GraphStore
+from gnnrec.models.config import ModelConfig
+from gnnrec.models.gcn import GCNRecommender
+from gnnrec.models.graph_view import GraphView
 from gnnrec.recipes import lightgcn_paper
-from gnnrec.train.graph_view import GraphView
-from gnnrec.train.model import GCNRecommender, ModelConfig
 
 
 def test_propagation_and_scores_match_pyg_lightgcn():

@@ -8,8 +8,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-import gnnrec.train.ncf as ncf
-from gnnrec.train.model import ModelConfig, build_model
+import gnnrec.models.ncf as ncf
+from gnnrec.models.config import ModelConfig, build_model
 
 
 @given(

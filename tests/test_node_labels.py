@@ -6,9 +6,10 @@ from __future__ import annotations
 import torch
 
 from gnnrec.data import CSR
-from gnnrec.train.graph_view import GraphView
+from gnnrec.models.config import ModelConfig
+from gnnrec.models.gcn import GCNRecommender
+from gnnrec.models.graph_view import GraphView
 from gnnrec.train.losses import node_label_loss
-from gnnrec.train.model import GCNRecommender, ModelConfig
 from gnnrec.train.sampler import NeighborSampler
 
 

@@ -16,11 +16,11 @@ from torch_geometric.loader import LinkLoader, NeighborLoader, NodeLoader
 from torch_geometric.metrics import LinkPredNDCG, LinkPredRecall
 from torch_geometric.nn import GCN, GCNConv, LGConv
 
-import gnnrec.train.pyg_conv as pyg_conv
+import gnnrec.models.pyg_conv as pyg_conv
 from gnnrec.data import CSR, GraphStore
 from gnnrec.data.pyg_stores import PyGFeatureStore, PyGGraphStore, as_csr
+from gnnrec.models.pyg_conv import KernelGCNConv, KernelLGConv
 from gnnrec.train.metrics import full_ranking_metrics
-from gnnrec.train.pyg_conv import KernelGCNConv, KernelLGConv
 from gnnrec.train.pyg_sampler import PyGNeighborSampler
 
 PYG_CAN_SAMPLE = torch_geometric.typing.WITH_PYG_LIB or torch_geometric.typing.WITH_TORCH_SPARSE

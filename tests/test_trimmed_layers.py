@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gnnrec.data import CSR
-from gnnrec.train.graph_view import GraphView
-from gnnrec.train.model import GCNRecommender, ModelConfig, build_model
+from gnnrec.models.config import ModelConfig, build_model
+from gnnrec.models.gcn import GCNRecommender
+from gnnrec.models.graph_view import GraphView
 from gnnrec.train.sampler import NeighborSampler
 
 

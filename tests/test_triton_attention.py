@@ -138,8 +138,8 @@ def test_a_gat_model_on_the_triton_kernels_equals_it_on_the_cpu_backend(monkeypa
     sampled step of a 2-layer GAT model, embeddings and every gradient."""
     import gnnrec.kernels as kernels
     from gnnrec.data import CSR
-    from gnnrec.train.graph_view import GraphView
-    from gnnrec.train.model import ModelConfig, build_model
+    from gnnrec.models.config import ModelConfig, build_model
+    from gnnrec.models.graph_view import GraphView
     from gnnrec.train.sampler import NeighborSampler
 
     n, g = 40, torch.Generator().manual_seed(0)

@@ -11,15 +11,15 @@ import numpy as np
 import torch
 
 from gnnrec.common.typed_fields import check_numbers
+from gnnrec.models.graph_view import GraphView
+from gnnrec.models.recommender import Recommender
 from gnnrec.train.baselines import fit_rating_biases
-from gnnrec.train.graph_view import GraphView
 from gnnrec.train.metrics import (
     UserScores,
     full_ranking_metrics,
     popularity_scores,
     rating_metrics,
 )
-from gnnrec.train.recommender import Recommender
 from gnnrec.train.training_data import Pairs, TrainingData
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gnnrec.train.graph_view import GraphView
+from gnnrec.models.graph_view import GraphView
+from gnnrec.models.recommender import Recommender
 from gnnrec.train.link_batches import LinkBatch
 from gnnrec.train.losses import bpr_loss, l2_penalty, mse_loss
-from gnnrec.train.recommender import Recommender
 
 
 class LinkObjective(nn.Module):

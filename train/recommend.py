@@ -32,7 +32,7 @@ def top_k_batches(
 ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
     """Yields ``(start, items [B, k], scores [B, k])`` for users ``start .. start + B`` by
     ``score(user_emb [U, H], item_emb [I, H])`` (dot products unless given; a model's
-    :meth:`~gnnrec.train.recommender.Recommender.scores`), best first, with
+    :meth:`~gnnrec.models.recommender.Recommender.scores`), best first, with
     ``exclude = (users, items)`` pairs (training positives) never recommended; scored on the
     embeddings' device, yielded on the CPU. A user with fewer than ``k`` items left gets the
     excluded ones last, scored ``-inf``: callers that show items drop those. Items are scored

@@ -29,6 +29,8 @@ from tqdm.auto import tqdm
 
 from gnnrec.common.atomic_files import write_text_atomic
 from gnnrec.common.log import get_logger
+from gnnrec.models.graph_view import GraphView
+from gnnrec.models.recommender import Recommender
 from gnnrec.train.checkpoint import (
     PROVENANCE,
     TABLE_SHARDS,
@@ -39,11 +41,9 @@ from gnnrec.train.config import TrainConfig
 from gnnrec.train.data_shard import DataShard, slice_generator
 from gnnrec.train.evaluate import node_embeddings, validation_metrics
 from gnnrec.train.feature_store import FeatureStore
-from gnnrec.train.graph_view import GraphView
 from gnnrec.train.link_batches import LinkBatch, LinkBatcher
 from gnnrec.train.objective import LinkObjective
 from gnnrec.train.prefetch import prefetch
-from gnnrec.train.recommender import Recommender
 from gnnrec.train.sampler import NeighborSampler
 from gnnrec.train.sharded_table import rows_of_rank, shard_tables, unshard_tables
 from gnnrec.train.training_data import TrainingData

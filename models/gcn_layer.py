@@ -1,4 +1,4 @@
-"""One graph-convolution layer over a :class:`~gnnrec.train.graph_view.GraphView`: the layer
+"""One graph-convolution layer over a :class:`~gnnrec.models.graph_view.GraphView`: the layer
 the recommender stacks and the benchmarks train.
 
 .. math::
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from gnnrec.kernels import aggregate
-from gnnrec.train.graph_view import GraphView
+from gnnrec.models.graph_view import GraphView
 
 
 class GCNLayer(nn.Module):

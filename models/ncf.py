@@ -16,20 +16,17 @@ and the rest in blocks of at most :data:`PAIR_BLOCK` pairs. The graph is not use
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
-from gnnrec.train.graph_view import GraphView
-from gnnrec.train.node_inputs import TextAndIDRecommender
-
-if TYPE_CHECKING:
-    from gnnrec.train.model import ModelConfig
+from gnnrec.models.config import ModelConfig, register_model
+from gnnrec.models.graph_view import GraphView
+from gnnrec.models.node_inputs import TextAndIDRecommender
 
 PAIR_BLOCK = 1 << 16  # user-item pairs whose hidden layers scores() holds at once
 
 
+@register_model("ncf", label="NCF")
 class NCFRecommender(TextAndIDRecommender):
     def __init__(
         self,

@@ -11,94 +11,41 @@ to place a node (cold start). ``L`` layers of graph convolution follow,
 (sum aggregation; ``mean`` and ``max`` use no degree scaling; ``\\Theta_l`` is the identity
 unless ``conv_weights``), combined LightGCN-style as the mean of ``h^0..h^L`` or as ``h^L``.
 Scores are dot products ``s(u, i) = z_u . z_i``; the rating head adds ``mu + b_u + b_i``.
+LightGCN and MF are this model restricted (each checks that it is exactly that).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import nn
 
 from gnnrec.common.row_ranges import row_ranges
-from gnnrec.common.typed_fields import check_numbers
 from gnnrec.data.graph_store import CSR
-from gnnrec.kernels import REDUCTIONS
 from gnnrec.kernels.csr import row_block
-from gnnrec.train.gat_layer import GATLayer
-from gnnrec.train.gcn_layer import GCNLayer
-from gnnrec.train.graph_view import GraphView
-from gnnrec.train.ncf import NCFRecommender
-from gnnrec.train.node_inputs import TextAndIDRecommender
-from gnnrec.train.recommender import Recommender
+from gnnrec.models.config import ModelConfig, register_model
+from gnnrec.models.gcn_layer import GCNLayer
+from gnnrec.models.graph_view import GraphView
+from gnnrec.models.node_inputs import TextAndIDRecommender
 
 
-@dataclass(kw_only=True)
-class ModelConfig:
-    """The model's shape. ``text_features``/``id_embeddings``: which layer-0 inputs it uses.
-
-    ``name``: ``gcn`` (any combination below), ``lightgcn`` (He et al., 2020: ID embeddings
-    only, parameter-free sum propagation with ``D^-1/2 A D^-1/2``, layer mean), ``mf``
-    (matrix factorisation: ID embeddings, no layers), ``gat`` (graph attention layers,
-    ``heads`` of them concatenated, in place of the convolutions) or ``ncf`` (NeuMF over the
-    layer-0 embeddings, :mod:`gnnrec.train.ncf`: no graph; ``layers``, ``aggregation`` and
-    ``conv_weights`` unused). ``lightgcn`` and ``mf`` are checked to be exactly that.
-    """
-
-    RESUMABLE: ClassVar[frozenset[str]] = frozenset()
-
-    name: str = "gcn"
-    hidden: int = 64
-    layers: int = 3
-    aggregation: str = "sum"
-    layer_combination: str = "mean"
-    conv_weights: bool = False
-    text_features: bool = True
-    id_embeddings: bool = True
-    id_dropout: float = 0.3
-    heads: int = 2
-
-    @property
-    def label(self) -> str:
-        """What the model is, in words: ``"GCN on text features + ID embeddings"``."""
-        names = {"gcn": "GCN", "lightgcn": "LightGCN", "mf": "MF", "gat": "GAT", "ncf": "NCF"}
-        name = names[self.name]
-        inputs = [w for on, w in ((self.text_features, "text"), (self.id_embeddings, "IDs")) if on]
-        return f"{name} on {' + '.join(inputs)}"
-
-    def __post_init__(self) -> None:
-        check_numbers(self)
-        if self.name not in MODELS:
-            raise ValueError(f"unknown model {self.name!r}; available: {sorted(MODELS)}")
-        pure_ids = self.id_embeddings and not self.text_features and not self.conv_weights
-        if self.name == "lightgcn" and not (
-            pure_ids and self.aggregation == "sum" and self.layer_combination == "mean"
-        ):
-            raise ValueError(
-                "lightgcn means id_embeddings only, sum aggregation, layer mean "
-                "and no conv_weights; use name = 'gcn' for variations"
-            )
-        if self.name == "mf" and not (pure_ids and self.layers == 0):
-            raise ValueError("mf means id_embeddings only and layers = 0")
-        if self.name == "gat" and (self.aggregation != "sum" or self.hidden % max(self.heads, 1)):
-            raise ValueError(
-                "gat: attention replaces the aggregation (leave aggregation = 'sum') and the "
-                f"hidden width ({self.hidden}) must split into heads ({self.heads})"
-            )
-        if self.heads < 1:
-            raise ValueError(f"heads must be >= 1, got {self.heads}")
-        if self.aggregation not in REDUCTIONS:
-            raise ValueError(f"aggregation must be one of {REDUCTIONS}, got {self.aggregation!r}")
-        if self.layer_combination not in ("mean", "last"):
-            raise ValueError("layer_combination must be 'mean' or 'last'")
-        if not (self.text_features or self.id_embeddings):
-            raise ValueError("the model needs text_features, id_embeddings or both")
-        if self.hidden < 1 or self.layers < 0 or not 0.0 <= self.id_dropout < 1.0:
-            raise ValueError("hidden >= 1, layers >= 0 and id_dropout in [0, 1) are required")
+def _lightgcn_only(config: ModelConfig) -> None:
+    if not (config.pure_ids and config.aggregation == "sum" and config.layer_combination == "mean"):
+        raise ValueError(
+            "lightgcn means id_embeddings only, sum aggregation, layer mean "
+            "and no conv_weights; use name = 'gcn' for variations"
+        )
 
 
+def _mf_only(config: ModelConfig) -> None:
+    if not (config.pure_ids and config.layers == 0):
+        raise ValueError("mf means id_embeddings only and layers = 0")
+
+
+@register_model("mf", label="MF", check=_mf_only)
+@register_model("lightgcn", label="LightGCN", check=_lightgcn_only)
+@register_model("gcn", label="GCN")
 class GCNRecommender(TextAndIDRecommender):
     """Users ``0..U-1`` and items ``U..U+I-1`` in one node space (see module docstring)."""
 
@@ -216,28 +163,6 @@ class GCNRecommender(TextAndIDRecommender):
         return (h if total is None else total).div_(len(self.convs) + 1)
 
 
-class GATRecommender(GCNRecommender):
-    """The same model with graph-attention layers (:class:`~gnnrec.train.gat_layer.GATLayer`,
-    ``config.heads`` heads, the projection on with ``conv_weights``) in place of the
-    convolutions."""
-
-    ATTENDS: ClassVar[bool] = True
-
-    def make_layer(self, width: int) -> nn.Module:
-        return GATLayer(width, width, self.config.heads, weight=self.config.conv_weights)
-
-
-# name -> constructor(config, num_users, num_items, feature_dim, draw_id_table). LightGCN and
-# MF are restrictions of the GCN (checked in ModelConfig); other models register their own class.
-MODELS: dict[str, Callable[[ModelConfig, int, int, int, bool], Recommender]] = {
-    "gcn": GCNRecommender,
-    "lightgcn": GCNRecommender,
-    "mf": GCNRecommender,
-    "gat": GATRecommender,
-    "ncf": NCFRecommender,
-}
-
-
 def _first(t: torch.Tensor, rows: int) -> torch.Tensor:
     """``t[:rows]``, or ``t`` itself when that is all of it (no slice for autograd to undo
     with a zero-filled copy of ``t``)."""
@@ -247,17 +172,3 @@ def _first(t: torch.Tensor, rows: int) -> torch.Tensor:
 def _chunks(n: int, size: int) -> list[tuple[int, int]]:
     """``[start, end)`` ranges of ``size`` covering ``range(n)``."""
     return [(start, min(start + size, n)) for start in range(0, n, size)]
-
-
-def build_model(
-    config: ModelConfig,
-    num_users: int,
-    num_items: int,
-    feature_dim: int,
-    seed: int,
-    draw_id_table: bool = True,
-) -> Recommender:
-    """The model ``config.name`` names, its parameters drawn from ``torch.manual_seed(seed)``
-    (the ID table left undrawn with ``draw_id_table=False``: sharded tables draw their own)."""
-    torch.manual_seed(seed)
-    return MODELS[config.name](config, num_users, num_items, feature_dim, draw_id_table)

@@ -7,20 +7,16 @@ embeddings, and the rating head.
 
 ``m_v`` is 0 for nodes without training edges (their ID rows never get a gradient) and for
 ID-dropped nodes during training, so that text alone learns to place a node (cold start);
-``s`` is the model's pair score (:meth:`~gnnrec.train.recommender.Recommender.pair_scores`).
+``s`` is the model's pair score (:meth:`~gnnrec.models.recommender.Recommender.pair_scores`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
-from gnnrec.train.recommender import Recommender
-
-if TYPE_CHECKING:
-    from gnnrec.train.model import ModelConfig
+from gnnrec.models.config import ModelConfig
+from gnnrec.models.recommender import Recommender
 
 
 class TextAndIDRecommender(Recommender):

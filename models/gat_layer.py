@@ -1,5 +1,5 @@
 """One graph-attention layer (GAT, Velickovic et al. 2018) over a
-:class:`~gnnrec.train.graph_view.GraphView`, ``H`` heads concatenated:
+:class:`~gnnrec.models.graph_view.GraphView`, ``H`` heads concatenated:
 
 .. math::
     \\mathbf{g} = \\Theta \\mathbf{h}, \\quad
@@ -23,7 +23,7 @@ from torch import nn
 
 from gnnrec.kernels import aggregate
 from gnnrec.kernels.attention import EdgeAttention
-from gnnrec.train.graph_view import GraphView
+from gnnrec.models.graph_view import GraphView
 
 
 class GATLayer(nn.Module):

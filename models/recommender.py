@@ -1,6 +1,6 @@
 """The interface between a recommendation model and everything that trains, evaluates or
 serves it (the trainer, the loss, evaluation, recommendation, Ray workers). A new model
-implements this class and registers a constructor in :data:`gnnrec.train.model.MODELS`.
+implements this class and registers itself with :func:`gnnrec.models.config.register_model`.
 
 Node space: users ``0..U-1``, items ``U..U+I-1``. Embeddings ``z`` ``[n, H]`` score pairs by
 dot products ``s(u, i) = z_u . z_i`` unless the model says otherwise (:meth:`Recommender.scores`,
@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 import torch
 from torch import nn
 
-from gnnrec.train.graph_view import GraphView
+from gnnrec.models.graph_view import GraphView
 
 
 class Recommender(nn.Module, ABC):
