@@ -192,6 +192,7 @@ def train_worker(loop_config: dict) -> None:
         checkpoints=RayCheckpoints(rank),
         wrap=wrap,
         provenance=loop_config.get("provenance"),
+        select=loop_config.get("select", "auto"),
     )
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -263,11 +264,12 @@ def fit_on_ray(
     run_dir: str | Path,
     data: TrainingData | Any,
     provenance: dict | None = None,
+    select: str = "auto",
 ) -> FitResult:
     """Trains the model ``model`` describes on ``data`` (or the reference
     :func:`put_training_data` gave for it) with ``train`` on Ray Train, spread as ``layout``
     says (see :class:`~gnnrec.distributed.layout.ParallelLayout`); the run's files go to
-    ``run_dir``; ``provenance``: saved in every checkpoint."""
+    ``run_dir``; ``provenance``: saved in every checkpoint; ``select``: ``eval.select``."""
     # first: a private instance must be set up before Ray is imported
     connect(layout.address, log_to_driver=layout.worker_logs)
     import ray
@@ -292,6 +294,7 @@ def fit_on_ray(
             "data": ray.put(share(data)) if isinstance(data, TrainingData) else data,
             "run_dir": str(run_dir),
             "provenance": provenance,
+            "select": select,
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=(counts.start, counts.stop - 1) if len(counts) > 1 else counts.start,

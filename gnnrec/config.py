@@ -21,7 +21,7 @@ from gnnrec.distributed.layout import ParallelLayout
 from gnnrec.encoders.config import EncoderConfig
 from gnnrec.models.config import ModelConfig
 from gnnrec.train.config import TrainConfig
-from gnnrec.train.evaluate import EvalConfig
+from gnnrec.train.evaluate import RATING_METRICS, EvalConfig
 
 
 @dataclass(kw_only=True)
@@ -38,6 +38,13 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         check_run_dir(self.run_dir)
+        rating = self.eval.select in RATING_METRICS
+        if self.eval.select != "auto" and rating != (self.train.objective == "mse"):
+            raise ValueError(
+                f"eval.select = {self.eval.select!r} does not measure a "
+                f"train.objective = {self.train.objective!r} model: choose "
+                f"{'rmse or mae' if self.train.objective == 'mse' else 'recall@20 or ndcg@20'}"
+            )
         if self.train.mode == "sampled" and len(self.train.fanouts) != self.model.layers:
             raise ValueError(
                 f"train.fanouts has {len(self.train.fanouts)} hops but model.layers is "

@@ -241,7 +241,15 @@ def _train_run(
             )
             prepared.spill(Path(spilled))
             stored, prepared.data = put_training_data(prepared.data, layout)
-            fit = fit_on_ray(config.model, config.train, layout, run_dir, stored, provenance)
+            fit = fit_on_ray(
+                config.model,
+                config.train,
+                layout,
+                run_dir,
+                stored,
+                provenance,
+                config.eval.select,
+            )
             # built after training (the workers build their own; the driver's memory is the
             # data's meanwhile), then given the result's tensors rather than copies of them
             model = model_for(config, prepared.data)
@@ -259,6 +267,7 @@ def _train_run(
                 on_step,
                 shard=shard,
                 provenance=provenance,
+                select=config.eval.select,
             )
             history, best_epoch = trainer.train(), trainer.best_epoch
     save_checkpoint({"model": model.state_dict(), PROVENANCE: provenance}, run_dir / "model.pt")

@@ -22,19 +22,25 @@ from gnnrec.train.metrics import (
 )
 from gnnrec.train.training_data import Pairs, TrainingData
 
+SELECTIONS = ("auto", "recall@20", "ndcg@20", "rmse", "mae")
+RATING_METRICS = ("rmse", "mae")
+
 
 @dataclass(kw_only=True)
 class EvalConfig:
-    """``ks``: the cut-offs of every ranking metric (20 is the one early stopping uses);
-    ``top_k``: recommendations written per user; ``test_users``: > 0 ranks a seeded sample of
-    that many test users (``test_user_seed``) instead of all of them, for graphs whose full
-    ranking would take too long; the sample is stated in ``metrics.json``."""
+    """``ks``: the cut-offs of every ranking metric (20 is always among them); ``select``: the
+    validation metric that picks the best epoch (``recall@20`` or ``ndcg@20`` for ranking,
+    ``rmse`` or ``mae`` for ratings; ``auto``: Recall@20, or RMSE with ``train.objective =
+    "mse"``); ``top_k``: recommendations written per user; ``test_users``: > 0 ranks a seeded
+    sample of that many test users (``test_user_seed``) instead of all of them, for graphs
+    whose full ranking would take too long; the sample is stated in ``metrics.json``."""
 
     RESUMABLE: ClassVar[frozenset[str]] = frozenset(
         {"ks", "top_k", "chunk_nodes", "test_users", "test_user_seed", "recommend_users"}
     )
 
     ks: list[int] = field(default_factory=lambda: [10, 20])
+    select: str = "auto"
     top_k: int = 10
     # > 0: final embeddings computed this many nodes at a time (device memory bounded by the
     # chunk, the result kept on the host); 0: the whole graph at once
@@ -49,6 +55,8 @@ class EvalConfig:
         check_numbers(self)
         if 20 not in self.ks or min(self.ks) < 1:
             raise ValueError("eval.ks must be positive and include 20")
+        if self.select not in SELECTIONS:
+            raise ValueError(f"eval.select must be one of {SELECTIONS}, got {self.select!r}")
         if self.top_k < 1:
             raise ValueError(f"eval.top_k must be at least 1, got {self.top_k}")
         if self.chunk_nodes < 0:
@@ -99,14 +107,27 @@ def item_scores(model: Recommender, z: torch.Tensor, num_users: int) -> UserScor
     return scores
 
 
+def selected_metric(select: str, objective: str) -> str:
+    """The validation metric ``eval.select`` names for ``train.objective``."""
+    if select == "auto":
+        return "rmse" if objective == "mse" else "recall@20"
+    return select
+
+
 def validation_metrics(
-    model: Recommender, z: torch.Tensor, data: TrainingData, valid: Pairs, objective: str
+    model: Recommender,
+    z: torch.Tensor,
+    data: TrainingData,
+    valid: Pairs,
+    objective: str,
+    select: str = "auto",
 ) -> dict[str, float]:
-    """Validation metrics of embeddings ``z``; ``score`` is what early stopping maximises
-    (Recall@20, or -RMSE for the rating objective)."""
+    """Validation metrics of embeddings ``z``; ``score`` is what early stopping maximises: the
+    metric ``select`` names (:func:`selected_metric`), negated for an error (RMSE, MAE)."""
+    name = selected_metric(select, objective)
     if objective == "mse":
         metrics = rating_metrics(predicted_ratings(model, z, valid), torch.as_tensor(valid[2]))
-        return {**metrics, "score": -metrics["rmse"]}
+        return {**metrics, "score": -metrics[name]}
     U = data.num_users
     metrics = full_ranking_metrics(
         item_scores(model, z, U), data.train[:2], valid[:2], U, data.num_items, ks=(20,)
@@ -115,7 +136,7 @@ def validation_metrics(
         "recall@20": metrics["recall@20"],
         "ndcg@20": metrics["ndcg@20"],
         "users": metrics["n_users_evaluated"],
-        "score": metrics["recall@20"],
+        "score": metrics[name],
     }
 
 

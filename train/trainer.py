@@ -39,6 +39,7 @@ from gnnrec.train.checkpoint import (
 )
 from gnnrec.train.config import TrainConfig
 from gnnrec.train.data_shard import DataShard, slice_generator
+from gnnrec.train.early_stopping import EarlyStopping
 from gnnrec.train.evaluate import node_embeddings, validation_metrics
 from gnnrec.train.feature_store import FeatureStore
 from gnnrec.train.link_batches import LinkBatch, LinkBatcher
@@ -94,7 +95,8 @@ class Trainer:
     other than 0); ``checkpoints``: where resumable state goes (default
     ``run_dir/checkpoints/last.pt``); ``shard``: this process's slices of every batch;
     ``wrap``: wraps the loss module for data parallelism (e.g. in DDP); ``provenance``: what
-    produced the run (:mod:`gnnrec.provenance`), saved in every checkpoint."""
+    produced the run (:mod:`gnnrec.provenance`), saved in every checkpoint; ``select``: the
+    validation metric that picks the best epoch (``eval.select``)."""
 
     def __init__(
         self,
@@ -108,9 +110,10 @@ class Trainer:
         checkpoints: CheckpointStore | None = None,
         wrap: Callable[[nn.Module], nn.Module] | None = None,
         provenance: dict | None = None,
+        select: str = "auto",
     ):
         self.model, self.data, self.config = model, data, config
-        self.provenance = provenance
+        self.provenance, self.select = provenance, select
         self.shard = shard or DataShard()
         self.run_dir = None if run_dir is None else Path(run_dir)
         if checkpoints is None:
@@ -304,41 +307,28 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """Validation metrics; ``score`` is what early stopping maximises."""
         z = self.embeddings()  # scored where it is (the GPU when training there)
-        return validation_metrics(self.model, z, self.data, self.valid, self.config.objective)
+        objective = self.config.objective
+        return validation_metrics(self.model, z, self.data, self.valid, objective, self.select)
 
-    def _best(self, epoch: int, score: float, latest: bool = False) -> dict:
-        """The weights to keep as the best so far: the dense ones, and this rank's rows of the
-        sharded tables (no process holds a whole table), copied; with ``latest``, no copy:
-        ``None`` stands for the model's current weights, whatever they become (no table is
-        held twice before a validation has chosen one, or when there is none)."""
-        copy = not latest
-        return {
-            "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-            if copy
-            else None,
-            "tables": {name: t.shard.detach().cpu().clone() for name, t in self.tables.items()}
-            if copy
-            else None,
-            "score": score,
-            "epoch": epoch + 1,
-            "bad_epochs": 0,
-        }
+    def _snapshot(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Copies of the weights to keep as the best so far: the dense ones, and this rank's
+        rows of the sharded tables (no process holds a whole table)."""
+        model = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        tables = {name: t.shard.detach().cpu().clone() for name, t in self.tables.items()}
+        return model, tables
 
-    def _table_shard(self, best: dict) -> dict | None:
+    def _table_shard(self, best: EarlyStopping) -> dict | None:
         """This rank's part of a checkpoint: its rows of every table, their row-wise state and
         the best weights' rows (None without sharded tables)."""
         if not self.tables:
             return None
         tables = {
-            name: {
-                **t.shard_state(),
-                "best": t.shard if best["tables"] is None else best["tables"][name],
-            }
+            name: {**t.shard_state(), "best": t.shard if best.tables is None else best.tables[name]}
             for name, t in self.tables.items()
         }
         return {"rank": self.shard.rank, "world": self.shard.world_size, "tables": tables}
 
-    def _state(self, epoch: int, step: int, best: dict, history: list[dict]) -> dict:
+    def _state(self, epoch: int, step: int, best: EarlyStopping, history: list[dict]) -> dict:
         """The resumable state but the sharded tables (see :meth:`_table_shard`)."""
         return {
             "model": self.model.state_dict(),
@@ -348,15 +338,12 @@ class Trainer:
             # seed are the whole sampler and RNG state.
             "data_cursor": {"next_epoch": epoch + 1, "step": step},
             "rng": {"seed": self.config.seed, "partitions": self.shard.partitions},
-            "best_model": self.model.state_dict() if best["model"] is None else best["model"],
-            "best_score": best["score"],
-            "best_epoch": best["epoch"],
-            "bad_epochs": best["bad_epochs"],
+            **best.state(self.model.state_dict()),
             "history": history,
             PROVENANCE: self.provenance,
         }
 
-    def _resume(self, state: dict) -> tuple[list[dict], int, dict]:
+    def _resume(self, state: dict) -> tuple[list[dict], int, EarlyStopping]:
         saved = state.get("rng", {}).get("partitions", 1)
         if saved != self.shard.partitions:
             raise ValueError(
@@ -374,31 +361,24 @@ class Trainer:
             best_tables[name] = rows_of_rank(best, self.shard.rank, self.shard.world_size)
         if self.optimizer is not None:
             self.optimizer.load_state_dict(state["optimizer"])
-        best = {
-            "model": state["best_model"],
-            "tables": best_tables,
-            "score": state["best_score"],
-            "epoch": state["best_epoch"],
-            "bad_epochs": state["bad_epochs"],
-        }
+        best = EarlyStopping.restore(state, self.config.patience, best_tables)
         return state["history"], state["epoch"] + 1, best
 
-    def _evaluate_epoch(self, epoch: int, row: dict, best: dict) -> dict:
-        """Adds validation metrics to ``row`` and returns the updated best-so-far."""
+    def _evaluate_epoch(self, epoch: int, row: dict, best: EarlyStopping) -> None:
+        """Adds validation metrics to ``row`` and updates the best-so-far ``best``."""
         cfg = self.config
         if len(self.data.valid[0]) == 0:
-            return self._best(epoch, score=0.0, latest=True)  # no validation set: the latest
+            best.keep_latest(epoch)  # no validation set: the latest
+            return
         if (epoch + 1) % cfg.eval_every and epoch + 1 != cfg.epochs:
-            return best
+            return
         for table in self.tables.values():
             table.gather_()  # whole on rank 0, for its validation
         valid = self._from_main(self.validate() if self.is_main else None)
         for table in self.tables.values():
             table.release_()
         row.update({f"valid_{k}": v for k, v in valid.items() if k != "score"})
-        if valid["score"] > best["score"]:
-            return self._best(epoch, valid["score"])
-        return {**best, "bad_epochs": best["bad_epochs"] + 1}
+        best.update(epoch, valid["score"], self._snapshot)
 
     def train(self) -> list[dict]:
         """Runs (or resumes) training; leaves the best validated weights in the model (sharded
@@ -406,8 +386,7 @@ class Trainer:
         epoch in ``best_epoch``."""
         cfg = self.config
         history: list[dict] = []
-        best = {**self._best(0, score=-float("inf"), latest=True), "epoch": -1}
-        start = 0
+        best, start = EarlyStopping(cfg.patience), 0
         state = self.checkpoints.load()
         if state is not None:
             history, start, best = self._resume(state)
@@ -415,67 +394,81 @@ class Trainer:
                 log.info("resuming from epoch %d of %d (%d done)", start + 1, cfg.epochs, start)
         self.start_epoch = start
         for epoch in range(start, cfg.epochs):
-            if best["bad_epochs"] >= cfg.patience:
+            if best.stopped:
                 break
-            generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-            began, losses, examples = time.perf_counter(), [], 0
-            first_step = epoch * self.steps_per_epoch
-            prepared = (
-                (i, len(batch), self.prepare(batch, generator, (epoch, i)))
-                for i, batch in enumerate(
-                    itertools.islice(self.batcher.epoch(generator), self.steps_per_epoch)
-                )
-                if len(batch) >= self.shard.partitions  # else too small for every slice
-            )
-            if self.sampler is not None:
-                prepared = prefetch(prepared, cfg.prefetch, device=self.device)
-            bar = tqdm(
-                prepared,
-                total=self.steps_per_epoch,
-                desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                disable=not (cfg.progress and self.is_main),
-                leave=False,
-                mininterval=1.0,
-            )
-            for i, size, slices in bar:
-                loss = self.step(slices, size)
-                losses.append(loss)
-                examples += size
-                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-                if self.on_step is not None:
-                    self.on_step(first_step + i + 1)
-            step = first_step + self.steps_per_epoch
-            (loss_sum,) = self._sum_over_workers([float(np.sum(losses))])
-            row = {
-                "epoch": epoch + 1,
-                "step": step,
-                "loss": loss_sum / max(len(losses), 1),
-                "seconds": time.perf_counter() - began,
-                "examples": examples,
-            }
-            if not np.isfinite(row["loss"]):
-                raise ValueError(
-                    f"training diverged: the mean loss of epoch {epoch + 1} is {row['loss']}; "
-                    f"nothing of it was saved (the checkpoint holds epoch {epoch} at most). "
-                    "Lower train.lr, or check the features for NaN"
-                )
-            best = self._evaluate_epoch(epoch, row, best)
+            row = self._train_epoch(epoch)
+            self._evaluate_epoch(epoch, row, best)
             history.append(row)
-            state = self._state(epoch, step, best, history)
-            self.checkpoints.save(state, row, self._table_shard(best))
-            if self.run_dir is not None:
-                write_history(history, self.run_dir)
-                if cfg.progress:
-                    shown = {
-                        k: round(v, 4) for k, v in row.items() if k.startswith(("loss", "valid"))
-                    }
-                    log.info("epoch %d: %s", epoch + 1, shown)
-        if best["model"] is not None:  # else the latest weights are the ones to keep
-            self.model.load_state_dict(best["model"])
-        for name, table in self.tables.items() if best["tables"] is not None else ():
-            table.assign_(best["tables"][name])
-        if self.shard.world_size == 1 and self.tables:  # one process: dense tables again
+            self._end_epoch(epoch, row, best, history)
+        self._keep_best(best)
+        return history
+
+    def _train_epoch(self, epoch: int) -> dict:
+        """One epoch's steps (batches sampled and gathered ahead on a thread when sampled);
+        returns its row: ``epoch`` (1-based), ``step``, mean ``loss``, ``seconds``,
+        ``examples``. A loss that is not finite stops the run before anything is saved."""
+        cfg = self.config
+        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        began, losses, examples = time.perf_counter(), [], 0
+        first_step = epoch * self.steps_per_epoch
+        prepared = (
+            (i, len(batch), self.prepare(batch, generator, (epoch, i)))
+            for i, batch in enumerate(
+                itertools.islice(self.batcher.epoch(generator), self.steps_per_epoch)
+            )
+            if len(batch) >= self.shard.partitions  # else too small for every slice
+        )
+        if self.sampler is not None:
+            prepared = prefetch(prepared, cfg.prefetch, device=self.device)
+        bar = tqdm(
+            prepared,
+            total=self.steps_per_epoch,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            disable=not (cfg.progress and self.is_main),
+            leave=False,
+            mininterval=1.0,
+        )
+        for i, size, slices in bar:
+            loss = self.step(slices, size)
+            losses.append(loss)
+            examples += size
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            if self.on_step is not None:
+                self.on_step(first_step + i + 1)
+        (loss_sum,) = self._sum_over_workers([float(np.sum(losses))])
+        row = {
+            "epoch": epoch + 1,
+            "step": first_step + self.steps_per_epoch,
+            "loss": loss_sum / max(len(losses), 1),
+            "seconds": time.perf_counter() - began,
+            "examples": examples,
+        }
+        if not np.isfinite(row["loss"]):
+            raise ValueError(
+                f"training diverged: the mean loss of epoch {epoch + 1} is {row['loss']}; "
+                f"nothing of it was saved (the checkpoint holds epoch {epoch} at most). "
+                "Lower train.lr, or check the features for NaN"
+            )
+        return row
+
+    def _end_epoch(self, epoch: int, row: dict, best: EarlyStopping, history: list[dict]):
+        """The epoch's checkpoint, ``metrics.jsonl`` and log line."""
+        state = self._state(epoch, row["step"], best, history)
+        self.checkpoints.save(state, row, self._table_shard(best))
+        if self.run_dir is not None:
+            write_history(history, self.run_dir)
+            if self.config.progress:
+                shown = {k: round(v, 4) for k, v in row.items() if k.startswith(("loss", "valid"))}
+                log.info("epoch %d: %s", epoch + 1, shown)
+
+    def _keep_best(self, best: EarlyStopping) -> None:
+        """Leaves the best weights in the model (the latest when no copy was kept) and their
+        epoch in ``best_epoch``; one process's sharded tables become dense again."""
+        if best.model is not None:
+            self.model.load_state_dict(best.model)
+        for name, table in self.tables.items() if best.tables is not None else ():
+            table.assign_(best.tables[name])
+        if self.shard.world_size == 1 and self.tables:
             unshard_tables(self.model, self.tables)
             self.tables = {}
-        self.best_epoch = best["epoch"]
-        return history
+        self.best_epoch = best.epoch
