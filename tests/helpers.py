@@ -1,11 +1,15 @@
 """What many test modules share (no test module imports another): run configurations on the
-planted dataset (written by ``conftest.write_planted_dataset``)."""
+planted dataset (written by ``conftest.write_planted_dataset``) and the CLI's one-line errors."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from gnnrec.config import load_config
+
+SHARDED = ("train.id_optimizer=rowwise_adagrad", "train.id_lr=0.1")  # row-wise ID tables
 
 
 def planted_overrides(planted_dir: Path, cache: Path) -> list[str]:
@@ -32,3 +36,27 @@ def planted_config(planted_dir: Path, cache: Path, run_dir: Path, *extra: str):
     return load_config(
         None, [f'run_dir="{run_dir}"', *planted_overrides(planted_dir, cache), *extra]
     )
+
+
+def error_line(capsys, code: int) -> str:
+    """The one ``gnnrec CMD: error: ...`` line of a CLI call that failed as it should: exit 2,
+    no traceback (progress bars aside, nothing else starts with "gnnrec ")."""
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("gnnrec ")]
+    assert len(lines) == 1 and ": error: " in lines[0], err
+    return lines[0]
+
+
+def trained_model(run_dir: Path) -> dict[str, torch.Tensor]:
+    """The weights a run kept (``model.pt``)."""
+    return torch.load(run_dir / "model.pt", weights_only=True)["model"]
+
+
+def assert_same_model(a: dict, b: dict, **tolerance) -> None:
+    """Two state dicts with the same keys and values (to ``torch.testing``'s tolerance, or the
+    one given)."""
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], **tolerance)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import planted_overrides
+from helpers import error_line, planted_overrides
 
 import gnnrec
 from gnnrec.cli import main
@@ -23,14 +23,6 @@ def sets(planted_dir: Path, feature_cache: Path, *extra: str) -> list[str]:
         for item in [*planted_overrides(planted_dir, feature_cache), *extra]
         for f in ("--set", item)
     ]
-
-
-def error_line(capsys, code: int) -> str:
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = [line for line in err.splitlines() if line.startswith("gnnrec ")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.mark.parametrize("run_dir", ["", "   ", " runs/a", "runs/a\n", "runs/\x01a"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import planted_overrides
+from helpers import error_line, planted_overrides
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -24,15 +24,6 @@ def snapshot(folder: Path) -> dict[str, str]:
         for p in sorted(folder.rglob("*"))
         if p.is_file() and p.name != ".gnnrec.lock"
     }
-
-
-def failed(capsys, code: int) -> str:
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err, err
-    errors = [line for line in err.splitlines() if line.startswith("gnnrec ")]
-    assert len(errors) == 1 and ": error: " in errors[0], err  # progress bars aside
-    return errors[0]
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +48,9 @@ def test_a_corrupt_model_is_named_before_any_work(trained_run, tmp_path, capsys,
     shutil.copytree(trained_run, run_dir)
     (run_dir / "model.pt").write_bytes(content)
     before = snapshot(run_dir)
-    err = failed(capsys, main(["evaluate", "--run-dir", str(run_dir)]))
+    err = error_line(capsys, main(["evaluate", "--run-dir", str(run_dir)]))
     assert f"{run_dir / 'model.pt'}: not a readable gnnrec checkpoint" in err
-    err = failed(capsys, main(["recommend", "--run-dir", str(run_dir)]))
+    err = error_line(capsys, main(["recommend", "--run-dir", str(run_dir)]))
     assert "model.pt: not a readable gnnrec checkpoint" in err
     assert snapshot(run_dir) == before
 
@@ -72,7 +63,7 @@ def test_a_corrupt_resume_checkpoint_is_named(trained_run, tmp_path, capsys):
     last = run_dir / "checkpoints" / "last.pt"
     last.write_bytes(last.read_bytes()[:100])
     before = snapshot(run_dir)
-    err = failed(capsys, main(["train", "--run-dir", str(run_dir), "--set", "train.epochs=3"]))
+    err = error_line(capsys, main(["train", "--run-dir", str(run_dir), "--set", "train.epochs=3"]))
     assert f"{last}: not a readable gnnrec checkpoint" in err and "remove it" in err
     assert snapshot(run_dir) == before
 
@@ -80,29 +71,29 @@ def test_a_corrupt_resume_checkpoint_is_named(trained_run, tmp_path, capsys):
 def test_a_second_writer_is_refused(trained_run, capsys):
     before = snapshot(trained_run)
     with run_dir_lock(trained_run):
-        err = failed(capsys, main(["train", "--run-dir", str(trained_run)]))
+        err = error_line(capsys, main(["train", "--run-dir", str(trained_run)]))
         assert "is in use by another gnnrec process" in err
-        err = failed(capsys, main(["evaluate", "--run-dir", str(trained_run)]))
+        err = error_line(capsys, main(["evaluate", "--run-dir", str(trained_run)]))
         assert "is in use by another gnnrec process" in err
     assert snapshot(trained_run) == before
 
 
 def test_recommend_refuses_empty_text_and_k_0(trained_run, capsys):
     before = snapshot(trained_run)
-    err = failed(capsys, main(["recommend", "--run-dir", str(trained_run), "--text", " "]))
+    err = error_line(capsys, main(["recommend", "--run-dir", str(trained_run), "--text", " "]))
     assert "--text is empty" in err
-    err = failed(capsys, main(["recommend", "--run-dir", str(trained_run), "-k", "0"]))
+    err = error_line(capsys, main(["recommend", "--run-dir", str(trained_run), "-k", "0"]))
     assert "-k must be at least 1" in err
     missing = trained_run.parent / "no-such-folder"
     out = ["--run-dir", str(trained_run), "--output", str(missing / "top.csv")]
-    err = failed(capsys, main(["recommend", *out]))
+    err = error_line(capsys, main(["recommend", *out]))
     assert f"{missing} does not exist" in err and not missing.exists()
     assert snapshot(trained_run) == before
 
 
 def test_synth_refuses_a_non_empty_folder(tmp_path, capsys):
     (tmp_path / "keep.txt").write_text("mine")
-    err = failed(capsys, main(["synth", "--output", str(tmp_path), "--users", "10"]))
+    err = error_line(capsys, main(["synth", "--output", str(tmp_path), "--users", "10"]))
     assert "is not empty" in err and "--overwrite" in err
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
 
@@ -129,14 +120,14 @@ def test_data_without_text_refuses_text_features(tmp_path, capsys):
         tmp_path / "t", [(f"u{u}", f"i{(u + k) % 9}") for u in range(12) for k in range(5)]
     )
     args = ["train", "--run-dir", str(tmp_path / "run"), "--set", "data.dataset=table"]
-    err = failed(capsys, main([*args, "--set", f'data.path="{table}"']))
+    err = error_line(capsys, main([*args, "--set", f'data.path="{table}"']))
     assert "has no user or item text" in err and "model.text_features = false" in err
     assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="asks for a GPU this machine must lack")
 def test_options_work_after_the_command_and_a_missing_device_is_caught_first(tmp_path, capsys):
-    err = failed(
+    err = error_line(
         capsys,
         main(
             ["train", "--quiet", "--run-dir", str(tmp_path / "run"), "--set", "train.device=cuda"]
@@ -149,7 +140,7 @@ def test_a_table_too_small_to_split_is_explained(tmp_path, capsys):
     table = write_table(tmp_path / "t", [("u1", "i1"), ("u2", "i2")])
     args = ["train", "--run-dir", str(tmp_path / "run"), "--set", "data.dataset=table"]
     args += ["--set", f'data.path="{table}"', "--set", "model.text_features=false"]
-    err = failed(capsys, main(args))
+    err = error_line(capsys, main(args))
     assert "left no test interactions" in err
     assert not (tmp_path / "run").exists()  # a failed new run leaves no folder behind
 
@@ -224,11 +215,11 @@ def test_data_changed_after_training_is_refused_unless_allowed(tmp_path, feature
     capsys.readouterr()
     write_planted_dataset(data, seed=7)  # same sizes, other interactions
     before = snapshot(run_dir)
-    err = failed(capsys, main(["evaluate", "--run-dir", str(run_dir)]))
+    err = error_line(capsys, main(["evaluate", "--run-dir", str(run_dir)]))
     assert "the data changed since" in err and "--allow-data-change" in err
-    err = failed(capsys, main(["recommend", "--run-dir", str(run_dir)]))
+    err = error_line(capsys, main(["recommend", "--run-dir", str(run_dir)]))
     assert "the data changed since" in err
-    err = failed(capsys, main(["train", "--run-dir", str(run_dir), "--set", "train.epochs=2"]))
+    err = error_line(capsys, main(["train", "--run-dir", str(run_dir), "--set", "train.epochs=2"]))
     assert "the data changed since" in err
     assert snapshot(run_dir) == before
     assert main(["evaluate", "--run-dir", str(run_dir), "--allow-data-change"]) == 0

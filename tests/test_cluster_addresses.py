@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import planted_config, planted_overrides
+from helpers import error_line, planted_config, planted_overrides
 
 from gnnrec.cli import main
 from gnnrec.common.ray_cluster import check_reachable
@@ -22,14 +22,6 @@ def silent_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def error_line(capsys, code: int) -> str:
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = [line for line in err.splitlines() if line.startswith("gnnrec ")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 def test_train_on_an_address_where_nothing_listens_fails_in_seconds(

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import write_planted_dataset
-from helpers import planted_config
+from helpers import SHARDED, assert_same_model, planted_config, trained_model
 
 from gnnrec.cli import main
 from gnnrec.config import load_config, save_config
@@ -33,19 +33,6 @@ BIN = Path(sys.executable).parent
 def _disconnect_at_the_end():
     yield
     ray.shutdown()
-
-
-SHARDED = ("train.id_optimizer=rowwise_adagrad", "train.id_lr=0.1")
-
-
-def _model(run_dir: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run_dir / "model.pt", weights_only=True)["model"]
-
-
-def _assert_same_model(a: dict, b: dict, **tolerance) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        torch.testing.assert_close(b[key], a[key], **tolerance)
 
 
 def test_layout_errors_are_readable():
@@ -127,7 +114,7 @@ def test_two_workers_with_half_batches_match_one_process_with_whole_ones(
             planted_dir, feature_cache, tmp_path / "two", *common, "parallel.num_workers=2"
         )
     )
-    _assert_same_model(_model(tmp_path / "one"), _model(tmp_path / "two"), **tolerance)
+    assert_same_model(trained_model(tmp_path / "one"), trained_model(tmp_path / "two"), **tolerance)
     assert both["recall@20"] == pytest.approx(alone["recall@20"], abs=0.03)
     workers = json.loads((tmp_path / "two" / "workers.json").read_text())
     assert [w["rank"] for w in workers] == [0, 1]
@@ -154,13 +141,15 @@ def test_two_workers_with_sharded_id_tables_match_one_process(planted_dir, featu
             planted_dir, feature_cache, tmp_path / "two", *common, "parallel.num_workers=2"
         )
     )
-    _assert_same_model(_model(tmp_path / "one"), _model(tmp_path / "two"), rtol=1e-5, atol=1e-6)
+    assert_same_model(
+        trained_model(tmp_path / "one"), trained_model(tmp_path / "two"), rtol=1e-5, atol=1e-6
+    )
     assert both["recall@20"] == pytest.approx(alone["recall@20"], abs=0.03)
     workers = json.loads((tmp_path / "two" / "workers.json").read_text())
     for w in workers:
         assert 0.45 < w["table_bytes"] / w["table_total_bytes"] <= 0.55
         assert w["table_bytes_sent"] > 0 and w["steps"] == 12
-    model = _model(tmp_path / "two")
+    model = trained_model(tmp_path / "two")
     dense = sum(v.numel() * 4 for k, v in model.items() if k != "embedding.weight")
     assert workers[0]["allreduce_bytes"] <= 12 * dense  # no table in DDP's all-reduce
     # the checkpoint: rank 0's state without the table, and each worker's own rows in its file
@@ -199,8 +188,11 @@ def test_sharded_tables_resume_on_another_number_of_workers(planted_dir, feature
         assert resumed["epochs_run"] == 2
         ranks = json.loads((tmp_path / name / "workers.json").read_text())
         assert len(ranks) == workers and all(w["start_epoch"] == 1 for w in ranks)
-        _assert_same_model(
-            _model(tmp_path / "straight"), _model(tmp_path / name), rtol=1e-5, atol=1e-6
+        assert_same_model(
+            trained_model(tmp_path / "straight"),
+            trained_model(tmp_path / name),
+            rtol=1e-5,
+            atol=1e-6,
         )
 
 
@@ -303,7 +295,7 @@ def _kill_and_resume(config_file: Path, run_dir: Path, uninterrupted: Path) -> N
     workers = json.loads((run_dir / "workers.json").read_text())
     assert victim not in [w["pid"] for w in workers]  # a new worker group finished the run
     assert all(1 <= w["start_epoch"] < 3 for w in workers)  # resumed, not restarted
-    _assert_same_model(_model(uninterrupted), _model(run_dir), rtol=1e-5, atol=1e-6)
+    assert_same_model(trained_model(uninterrupted), trained_model(run_dir), rtol=1e-5, atol=1e-6)
     straight = json.loads((uninterrupted / "metrics.json").read_text())
     resumed = json.loads((run_dir / "metrics.json").read_text())
     assert resumed["recall@20"] == pytest.approx(straight["recall@20"], abs=1e-6)

@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import planted_config
-from test_distributed import SHARDED, _assert_same_model, _model
+from helpers import SHARDED, assert_same_model, planted_config, trained_model
 
 from gnnrec.common.ray_cluster import SINGLE_NODE_SWITCH
 from gnnrec.run import train_run
@@ -89,5 +88,5 @@ def test_losing_a_whole_node_mid_epoch_finishes_on_the_remaining_one(
     assert [w["node_id"] for w in after] == [cluster.head_node.node_id]  # one worker left
     assert after[0]["start_epoch"] in (1, 2)  # resumed from a checkpoint, not from scratch
     assert resumed["epochs_run"] == 3
-    _assert_same_model(_model(tmp_path / "one"), _model(run_dir), rtol=1e-5, atol=1e-6)
+    assert_same_model(trained_model(tmp_path / "one"), trained_model(run_dir), rtol=1e-5, atol=1e-6)
     assert resumed["recall@20"] == pytest.approx(straight["recall@20"], abs=0.03)

@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from helpers import planted_overrides
+from helpers import error_line, planted_overrides
 
 from gnnrec.cli import main
 from gnnrec.common.atomic_files import (
@@ -33,12 +33,9 @@ def listing(folder: Path) -> dict[str, str]:
 
 
 def refused(capsys, code: int, path_text: str) -> str:
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.startswith("gnnrec ")]
-    assert len(lines) == 1 and path_text in lines[0], err
-    return lines[0]
+    line = error_line(capsys, code)
+    assert path_text in line, line
+    return line
 
 
 @pytest.fixture(scope="module")

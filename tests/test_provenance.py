@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import planted_overrides
+from helpers import error_line, planted_overrides
 
 from gnnrec.cli import main
 
@@ -20,14 +20,6 @@ def train(run_dir: Path, overrides: list[str]) -> None:
     for item in overrides:
         args += ["--set", item]
     assert main(args) == 0
-
-
-def error_line(capsys, code: int) -> str:
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = [line for line in err.splitlines() if line.startswith("gnnrec ")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
