@@ -48,6 +48,7 @@ from gnnrec.bench.harness import (
     save_figure,
     write_results,
 )
+from gnnrec.kernels.tolerances import TOLERANCES
 
 # "projection": the layer's projection W x alone, with the same loss: what any GAT layer with
 # a projection holds, whatever its attention; the rest of a peak is the attention's own.
@@ -178,7 +179,7 @@ def check_on_device(device: torch.device, backend: str | None = None) -> list[di
     indptr, indices = synthetic_csr(spec, device, seed=1)
     backend = backend or ("triton" if device.type == "cuda" else "sparse")
     g = torch.Generator(device=device).manual_seed(0)
-    tolerance = {torch.float32: 1e-5, torch.bfloat16: 1.6e-2, torch.float16: 2e-3}
+    tolerance = {d: TOLERANCES[d]["rtol"] for d in (torch.float32, torch.bfloat16, torch.float16)}
     heads, width, rows = 4, 16, []
     for dtype in tolerance:
         for split in (False, True):

@@ -32,6 +32,7 @@ from gnnrec.bench.harness import (
     write_results,
 )
 from gnnrec.kernels.csr import inverse_sqrt_degree
+from gnnrec.kernels.tolerances import TOLERANCES
 
 CUSPARSE = "torch.sparse.mm (cuSPARSE on GPU)"
 
@@ -139,7 +140,7 @@ def check_on_device(device: torch.device) -> list[dict]:
     indptr, indices = synthetic_csr(spec, device, seed=1)
     g = torch.Generator(device=device).manual_seed(0)
     rows = []
-    tolerance = {torch.float32: 1e-5, torch.bfloat16: 1.6e-2, torch.float16: 2e-3}
+    tolerance = {d: TOLERANCES[d]["rtol"] for d in (torch.float32, torch.bfloat16, torch.float16)}
     for dtype, reduce, params in [
         (d, r, p)
         for d in (torch.float32, torch.bfloat16, torch.float16)

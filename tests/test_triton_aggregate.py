@@ -8,10 +8,10 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from strategies import csr_graphs, features, tile_settings
-from tolerances import assert_close
 
 from gnnrec.kernels import BACKENDS, aggregate, aggregate_reference
 from gnnrec.kernels.schedule import ScheduleParams
+from gnnrec.kernels.tolerances import assert_close
 
 pytestmark = pytest.mark.skipif("triton" not in BACKENDS, reason="triton is not installed")
 

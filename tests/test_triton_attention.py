@@ -11,11 +11,11 @@ from attention_cases import AttentionCase, attention_cases, attention_inputs, fo
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from strategies import csr_graphs, tile_settings
-from tolerances import TOLERANCES
 
 from gnnrec.kernels import ATTENTION_BACKENDS, aggregate
 from gnnrec.kernels.attention import EdgeAttention, attention_reference
 from gnnrec.kernels.schedule import ScheduleParams
+from gnnrec.kernels.tolerances import TOLERANCES
 
 pytestmark = pytest.mark.skipif(
     "triton" not in ATTENTION_BACKENDS, reason="triton is not installed"

@@ -1,5 +1,7 @@
 """Tolerances per dtype for kernel outputs against fp64 references computed from inputs already
-rounded to that dtype: what is left is accumulation order and the final rounding."""
+rounded to that dtype: what is left is accumulation order and the final rounding. The one
+table the tests and the benches' device checks read (a bench allows a multiple of it for
+longer sums on real graphs)."""
 
 from __future__ import annotations
 
@@ -14,4 +16,5 @@ TOLERANCES: dict[torch.dtype, dict[str, float]] = {
 
 
 def assert_close(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype) -> None:
+    """``actual`` equals the fp64 ``expected`` to ``dtype``'s tolerance."""
     torch.testing.assert_close(actual.double(), expected.double(), **TOLERANCES[dtype])
