@@ -3,3 +3,18 @@
 Each writes JSON rows with provenance (device, versions, git SHA, date, config) and prints a
 short table; baselines are timed in the same process.
 """
+
+# Every topic, each a module of this package with a ``main(argv)``: the CLI lists these.
+TOPICS = (
+    "attention",
+    "distributed",
+    "embeddings",
+    "encoders",
+    "end_to_end",
+    "epoch",
+    "ingest",
+    "kernels",
+    "quality",
+    "sampling",
+    "steps",
+)

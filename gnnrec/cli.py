@@ -7,20 +7,15 @@ overrides on top of a recipe (``--recipe``, default ``ml_latest_small_cpu``).
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import logging
 import sys
-from contextlib import nullcontext
 from pathlib import Path
 
-import tomli_w
-
-from gnnrec import __version__
+from gnnrec import __version__, commands
+from gnnrec.bench import TOPICS as BENCH_TOPICS
 from gnnrec.cli_errors import explain
 from gnnrec.common.log import log_to_console
-from gnnrec.common.run_lock import run_dir_lock
-from gnnrec.config import add_override_argument, load_config
+from gnnrec.config import add_override_argument
 from gnnrec.recipes import RECIPES
 
 DESCRIPTION = """Graph recommendation with LLM node features: user and item text encoded into
@@ -34,11 +29,6 @@ EPILOG = """examples:
   gnnrec config show --set model.hidden=128    the effective configuration, as TOML
 run `gnnrec COMMAND --help` for a command's options."""
 
-DEMO_USER_TEXT = (
-    "I love animated family films and Pixar movies, with adventure, humour and "
-    "talking toys or animals."
-)
-
 
 def _allow_data_change(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -50,262 +40,14 @@ def _allow_data_change(parser: argparse.ArgumentParser) -> None:
 
 def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML file with [data], [model], ... tables")
-    parser.add_argument("--recipe", default="ml_latest_small_cpu", choices=sorted(RECIPES))
+    parser.add_argument(
+        "--recipe",
+        default="ml_latest_small_cpu",
+        choices=sorted(RECIPES),
+        help="the named configuration the file and --set update",
+    )
     parser.add_argument("--run-dir", help="run directory (config run_dir)")
     add_override_argument(parser, "override, e.g. --set train.epochs=5")
-
-
-def _config(args: argparse.Namespace):
-    """The recipe, then the TOML file, then the overrides. Without ``--config``, an existing
-    run directory's own ``config.toml`` is the file, so ``--run-dir`` alone resumes a run."""
-    overrides = list(args.overrides)
-    config_file = args.config
-    if args.run_dir is not None:  # an empty one is an error (RunConfig), never the default
-        overrides.append(f"run_dir={json.dumps(args.run_dir)}")
-        saved = Path(args.run_dir) / "config.toml"
-        if config_file is None and saved.exists():
-            config_file = saved
-    return load_config(config_file, overrides, base=RECIPES[args.recipe]())
-
-
-def _print_metrics(metrics: dict) -> None:
-    pop = metrics["baselines"]["popularity"]
-    print(f"\n{'model':<28}{'Recall@20':>10}{'NDCG@20':>10}")
-    print(f"{metrics['model_label']:<28}{metrics['recall@20']:>10.4f}{metrics['ndcg@20']:>10.4f}")
-    print(f"{'popularity baseline':<28}{pop['recall@20']:>10.4f}{pop['ndcg@20']:>10.4f}")
-    if "cold" in metrics:
-        cold = metrics["cold"]
-        label = f"{metrics['model_label'].split(' on ')[0]}, cold items only"  # "GAT, cold ..."
-        print(
-            f"{label:<28}{cold['recall@20']:>10.4f}{cold['ndcg@20']:>10.4f}"
-            f"   ({cold['n_cold_items']} items with no training interactions)"
-        )
-    sample = metrics.get("test_user_sample")
-    drawn = f", drawn from {sample['of']} test users, seed {sample['seed']}" if sample else ""
-    print(
-        f"users evaluated: {metrics['n_users_evaluated']} ({metrics['dataset']}, "
-        f"{metrics['split']} split{drawn})"
-    )
-    if "trained_on" in metrics:
-        print(f"trained on: {metrics['trained_on']}")
-
-
-def cmd_train(args: argparse.Namespace) -> dict:
-    from gnnrec.run import train_run
-
-    for key in ("num_workers", "address"):
-        value = getattr(args, key, None)
-        if value is not None:
-            args.overrides.append(f"parallel.{key}={json.dumps(value)}")
-    config = _config(args)
-    metrics = train_run(config, allow_data_change=args.allow_data_change)
-    _print_metrics(metrics)
-    print(f"run directory: {config.run_dir}")
-    return metrics
-
-
-def cmd_demo(args: argparse.Namespace) -> None:
-    import csv
-
-    from gnnrec.run import load_run, recommend_for_text
-
-    metrics = cmd_train(args)
-    config, prepared, model = load_run(_config(args).run_dir)
-    rec_file = Path(config.run_dir) / "recommendations.csv"
-    by_user: dict[str, list[str]] = {}
-    with open(rec_file) as f:
-        for row in csv.DictReader(f):
-            by_user.setdefault(row["user_id"], []).append(row["title"])
-    for user in list(by_user)[: args.users]:
-        print(f"\nTop-10 for user {user}:")
-        print("\n".join(f"  {r + 1:2d}. {t}" for r, t in enumerate(by_user[user][:10])))
-    print(f'\nTop-10 for a new user who wrote: "{args.text}"')
-    for r, (_, title, _) in enumerate(recommend_for_text(prepared, model, config, args.text)):
-        print(f"  {r + 1:2d}. {title}")
-    print(
-        f"\nwritten: {rec_file}, {Path(config.run_dir) / 'training_curve.png'}, "
-        f"{Path(config.run_dir) / 'metrics.json'}"
-    )
-    beat = metrics["recall@20"] > metrics["baselines"]["popularity"]["recall@20"]
-    print(
-        "the GCN beats the popularity baseline"
-        if beat
-        else "WARNING: the GCN does not beat the popularity baseline"
-    )
-
-
-def cmd_encode(args: argparse.Namespace) -> None:
-    from gnnrec.pipeline import encode_nodes, load_dataset, node_texts
-
-    for flag, key in (
-        ("backend", "backend"),
-        ("model", "model"),
-        ("num_workers", "num_workers"),
-        ("shard_size", "shard_size"),
-    ):
-        value = getattr(args, flag)
-        if value is not None:
-            args.overrides.append(f"encoder.{key}={json.dumps(value)}")
-    for item in args.engine_args:
-        key, _, value = item.partition("=")
-        args.overrides.append(f"encoder.engine_args.{key}={value}")
-    config = _config(args)
-    graph, split = load_dataset(config.data)
-    if args.output:
-        from gnnrec.encoders.sharded import encode_sharded
-
-        texts = node_texts(graph, split, config.data)
-        templates = {
-            "item_template": config.data.item_template,
-            "user_template": config.data.user_template,
-        }
-        features = encode_sharded(texts, args.output, config.encoder, meta=templates)
-        print(
-            f"{features.shape[0]} node features of dimension {features.shape[1]} "
-            f"(users first, then items) in {Path(args.output) / 'features.npy'}"
-        )
-        return
-    encoded = encode_nodes(graph, split, config)
-    if graph.item_features is None:
-        raise ValueError("model.text_features is false: there is nothing to encode")
-    total = graph.num_users + graph.num_items
-    print(
-        f"{total} node features of dimension {graph.item_features.shape[1]}: {encoded} "
-        "distinct texts encoded now, the rest read from the cache"
-    )
-
-
-def cmd_evaluate(args: argparse.Namespace) -> None:
-    from gnnrec.run import evaluate_run
-
-    _print_metrics(evaluate_run(args.run_dir, args.allow_data_change))
-
-
-def cmd_recommend(args: argparse.Namespace) -> None:
-    from gnnrec.outputs import check_recommendations_target, write_recommendations
-    from gnnrec.run import load_run, recommend_for_text
-
-    if args.k < 1:
-        raise ValueError(f"-k must be at least 1, got {args.k}")
-    _check_output_folder(args.output)
-    if args.output is not None and args.text is not None:
-        raise ValueError(
-            "--output writes the known users' table; a --text user's list is printed (give one)"
-        )
-    if args.output is not None:
-        check_recommendations_target(args.output)  # before the minutes of loading
-    if args.text is not None and not args.text.strip():
-        raise ValueError("--text is empty: describe the new user in a few words")
-    overrides = [f"eval.top_k={args.k}"]
-    writes_run_dir = args.text is None and args.output is None
-    # Writing into the run: its lock (and so a writable folder) first, before any loading.
-    with run_dir_lock(args.run_dir, create=False) if writes_run_dir else nullcontext():
-        config, prepared, model = load_run(
-            args.run_dir, overrides, allow_data_change=args.allow_data_change
-        )
-        if args.text is not None:
-            ranked = recommend_for_text(prepared, model, config, args.text, args.k)
-            for item_id, title, score in ranked:
-                print(f"{item_id}\t{score:.4f}\t{title}")
-            return
-        out = args.output or Path(args.run_dir) / "recommendations.csv"
-        write_recommendations(prepared, model, config, out)
-    print(f"wrote top-{args.k} recommendations for {prepared.data.num_users} users to {out}")
-
-
-def _check_output_folder(output: Path | None) -> None:
-    """An output path's folder must exist: a typo is an error, not a new folder tree."""
-    parent = None if output is None else output.absolute().parent
-    if parent is not None and not parent.is_dir():
-        what = "is a file, not a folder" if parent.exists() else "does not exist"
-        raise ValueError(f"{output}: {parent} {what}")
-
-
-def cmd_config_show(args: argparse.Namespace) -> None:
-    from gnnrec.run import check_can_train
-
-    config = _config(args)
-    check_can_train(config)  # what train accepts, not only what parses
-    print(tomli_w.dumps(dataclasses.asdict(config)), end="")
-
-
-def cmd_export(args: argparse.Namespace) -> None:
-    from gnnrec.run import export_embeddings
-
-    _check_output_folder(args.output)
-    folder = export_embeddings(args.run_dir, args.output)
-    print(f"wrote user and item embeddings with their ids to {folder}")
-
-
-def cmd_submit(args: argparse.Namespace) -> int:
-    from gnnrec.distributed.submit import submit
-
-    command = args.job_command[1:] if args.job_command[:1] == ["--"] else args.job_command
-    return submit(command, args.address, args.working_dir, wait=not args.no_wait)
-
-
-def cmd_synth(args: argparse.Namespace) -> None:
-    from tqdm.auto import tqdm
-
-    from gnnrec.data.synthetic import SyntheticSpec, write_synthetic
-
-    out = args.output
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
-        raise ValueError(
-            f"{out} is not empty: runs trained on a dataset there would no longer match it. "
-            "Choose a new --output, or pass --overwrite to replace it"
-        )
-    spec = SyntheticSpec(
-        num_users=args.users,
-        num_items=args.items,
-        communities=args.communities,
-        interactions_per_user=args.interactions_per_user,
-        affinity=args.affinity,
-        seed=args.seed,
-    )
-    with tqdm(total=spec.num_users, unit="user", desc="generating") as bar:
-        folder = write_synthetic(
-            spec,
-            args.output,
-            write_csv=not args.no_csv,
-            progress=lambda n: bar.update(n - bar.n),
-            workers=args.workers,
-            write_parquet=args.parquet,
-        )
-    print(
-        f"wrote {folder} (train on it with --set data.dataset=synthetic --set data.path={folder})"
-    )
-
-
-def cmd_bench(args: argparse.Namespace) -> None:
-    from gnnrec.bench import (
-        attention,
-        distributed,
-        embeddings,
-        encoders,
-        end_to_end,
-        epoch,
-        ingest,
-        kernels,
-        quality,
-        sampling,
-        steps,
-    )
-
-    topics = {
-        "attention": attention,
-        "distributed": distributed,
-        "epoch": epoch,
-        "embeddings": embeddings,
-        "encoders": encoders,
-        "end_to_end": end_to_end,
-        "ingest": ingest,
-        "kernels": kernels,
-        "quality": quality,
-        "sampling": sampling,
-        "steps": steps,
-    }
-    topics[args.topic].main(args.bench_args)
 
 
 def _output_flags(parser: argparse.ArgumentParser, default) -> None:
@@ -320,34 +62,45 @@ def _output_flags(parser: argparse.ArgumentParser, default) -> None:
     )
 
 
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Help that ends each option's line with its default, where it has one worth saying (not
+    None, off or empty, and not already said in the help)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, [], "", argparse.SUPPRESS) or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def _command(sub, common: argparse.ArgumentParser, name: str, **kwargs) -> argparse.ArgumentParser:
-    """A subcommand that also takes the flags every command takes (``common``)."""
-    return sub.add_parser(name, parents=[common], **kwargs)
+    """A subcommand that also takes the flags every command takes (``common``); its ``--help``
+    shows every option's default."""
+    return sub.add_parser(name, parents=[common], formatter_class=_DefaultsFormatter, **kwargs)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="gnnrec",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def _run_overrides(parser: argparse.ArgumentParser) -> None:
+    """``--run-dir`` (required) and ``--set`` for a command that reads a trained run."""
+    parser.add_argument("--run-dir", required=True, help="the trained run's folder")
+    add_override_argument(
+        parser, "override a setting of the saved config.toml, e.g. --set eval.test_users=1000"
     )
-    parser.add_argument("--version", action="version", version=f"gnnrec {__version__}")
-    _output_flags(parser, default=False)
-    # --quiet and --debug work before or after the command (SUPPRESS: a command that does not
-    # repeat them keeps the value given before it).
-    every_command = argparse.ArgumentParser(add_help=False)
-    _output_flags(every_command, default=argparse.SUPPRESS)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _allow_data_change(parser)
+
+
+def add_demo(sub, common) -> None:
     demo = _command(
-        sub, every_command, "demo", help="train on the bundled MovieLens data and show results"
+        sub, common, "demo", help="train on the bundled MovieLens data and show results"
     )
     _config_args(demo)
     _allow_data_change(demo)
     demo.add_argument("--users", type=int, default=3, help="known users to show")
-    demo.add_argument("--text", default=DEMO_USER_TEXT, help="a new user's description")
-    demo.set_defaults(func=cmd_demo)
-    train = _command(sub, every_command, "train", help="train (or resume) a run and evaluate it")
+    demo.add_argument("--text", default=commands.DEMO_USER_TEXT, help="a new user's description")
+    demo.set_defaults(func=commands.cmd_demo)
+
+
+def add_train(sub, common) -> None:
+    train = _command(sub, common, "train", help="train (or resume) a run and evaluate it")
     _config_args(train)
     _allow_data_change(train)
     train.add_argument(
@@ -360,10 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a running Ray cluster (parallel.address; default: the job's, else a private "
         "local instance on 127.0.0.1)",
     )
-    train.set_defaults(func=cmd_train)
+    train.set_defaults(func=commands.cmd_train)
+
+
+def add_encode(sub, common) -> None:
     encode = _command(
         sub,
-        every_command,
+        common,
         "encode",
         help="encode user and item text into node features",
         description="Encodes every user and item text once (cached by model and text hash). "
@@ -384,48 +140,62 @@ def build_parser() -> argparse.ArgumentParser:
         help="a vllm.LLM argument, e.g. dtype=float32",
     )
     encode.add_argument("--output", type=Path, help="folder for shards and features.npy")
-    encode.set_defaults(func=cmd_encode)
-    evaluate = _command(
-        sub, every_command, "evaluate", help="re-evaluate a trained run on its test split"
+    encode.set_defaults(func=commands.cmd_encode)
+
+
+def add_evaluate(sub, common) -> None:
+    evaluate = _command(sub, common, "evaluate", help="re-evaluate a trained run on its test split")
+    _run_overrides(evaluate)
+    evaluate.set_defaults(func=commands.cmd_evaluate)
+
+
+def add_recommend(sub, common) -> None:
+    recommend = _command(sub, common, "recommend", help="top-K items per user, or for a text")
+    _run_overrides(recommend)
+    recommend.add_argument("-k", type=int, default=10, help="items per user")
+    recommend.add_argument(
+        "--users", nargs="+", metavar="ID", help="only these user ids (default: every user)"
     )
-    evaluate.add_argument("--run-dir", required=True)
-    _allow_data_change(evaluate)
-    evaluate.set_defaults(func=cmd_evaluate)
-    recommend = _command(
-        sub, every_command, "recommend", help="top-K items per user, or for a text"
+    recommend.add_argument(
+        "--output", type=Path, help=".csv or .parquet (default: RUN_DIR/recommendations.csv)"
     )
-    recommend.add_argument("--run-dir", required=True)
-    _allow_data_change(recommend)
-    recommend.add_argument("-k", type=int, default=10)
-    recommend.add_argument("--output", type=Path, help=".csv or .parquet")
     recommend.add_argument("--text", help="rank items for a new user described by this text")
-    recommend.set_defaults(func=cmd_recommend)
+    recommend.set_defaults(func=commands.cmd_recommend)
+
+
+def add_export(sub, common) -> None:
     export = _command(
         sub,
-        every_command,
+        common,
         "export",
         help="write a run's user and item embeddings for serving",
         description="Writes user_embeddings.npy, item_embeddings.npy (float32; score = dot "
         "product), user_ids.parquet, item_ids.parquet (column id) and export.json into --output.",
     )
-    export.add_argument("--run-dir", required=True)
+    export.add_argument("--run-dir", required=True, help="the trained run's folder")
     export.add_argument("--output", type=Path, help="folder (default: RUN_DIR/export)")
-    export.set_defaults(func=cmd_export)
-    config = _command(sub, every_command, "config", help="show the effective configuration")
+    export.set_defaults(func=commands.cmd_export)
+
+
+def add_config(sub, common) -> None:
+    config = _command(sub, common, "config", help="show the effective configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     show = _command(
         config_sub,
-        every_command,
+        common,
         "show",
         help="print the configuration a run would use, as TOML",
         description="Prints the recipe, updated by --config and --set, as the TOML a run "
-        "directory's config.toml would hold (and exits 2 naming any invalid setting).",
+        "directory's config.toml would hold (and exits 2 naming any setting train would refuse).",
     )
     _config_args(show)
-    show.set_defaults(func=cmd_config_show)
+    show.set_defaults(func=commands.cmd_config_show)
+
+
+def add_submit(sub, common) -> None:
     submit = _command(
         sub,
-        every_command,
+        common,
         "submit",
         help="run a gnnrec command as a Ray job on a running cluster",
         description="Submits `gnnrec COMMAND ...` to a Ray cluster's job server (like `ray job "
@@ -439,22 +209,29 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--working-dir", type=Path, help="folder uploaded as the job's cwd")
     submit.add_argument("--no-wait", action="store_true", help="return after submitting")
     submit.add_argument("job_command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
-    submit.set_defaults(func=cmd_submit)
+    submit.set_defaults(func=commands.cmd_submit)
+
+
+def add_synth(sub, common) -> None:
     synth = _command(
         sub,
-        every_command,
+        common,
         "synth",
         help="generate a synthetic user-item graph with planted communities and text",
         description="Streams a deterministic power-law user-item dataset with community text "
         "to a folder (see gnnrec/data/synthetic.py).",
     )
-    synth.add_argument("--output", type=Path, required=True)
-    synth.add_argument("--users", type=int, default=10_000)
-    synth.add_argument("--items", type=int, default=2_000)
-    synth.add_argument("--communities", type=int, default=8)
-    synth.add_argument("--interactions-per-user", type=float, default=20.0)
-    synth.add_argument("--affinity", type=float, default=0.8)
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--output", type=Path, required=True, help="the dataset's folder")
+    synth.add_argument("--users", type=int, default=10_000, help="users")
+    synth.add_argument("--items", type=int, default=2_000, help="items")
+    synth.add_argument("--communities", type=int, default=8, help="planted communities")
+    synth.add_argument(
+        "--interactions-per-user", type=float, default=20.0, help="mean interactions a user"
+    )
+    synth.add_argument(
+        "--affinity", type=float, default=0.8, help="share of a user's items in its community"
+    )
+    synth.add_argument("--seed", type=int, default=0, help="the generator's seed")
     synth.add_argument(
         "--no-csv",
         action="store_true",
@@ -471,33 +248,52 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace a previous gnnrec synth output (never any other non-empty folder)",
     )
-    synth.set_defaults(func=cmd_synth)
+    synth.set_defaults(func=commands.cmd_synth)
+
+
+def add_bench(sub, common) -> None:
     bench = _command(
         sub,
-        every_command,
+        common,
         "bench",
-        help="benchmarks: kernels, attention, sampling, epoch, encoders, quality, distributed, "
-        "ingest, embeddings, steps, end_to_end",
+        help=f"benchmarks: {', '.join(BENCH_TOPICS)}",
         description="Runs bench/<topic>.py; arguments after the topic go to it (try -- --help).",
     )
-    bench.add_argument(
-        "topic",
-        choices=[
-            "attention",
-            "distributed",
-            "embeddings",
-            "encoders",
-            "end_to_end",
-            "epoch",
-            "ingest",
-            "kernels",
-            "quality",
-            "sampling",
-            "steps",
-        ],
+    bench.add_argument("topic", choices=BENCH_TOPICS, help="the benchmark")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="its own arguments")
+    bench.set_defaults(func=commands.cmd_bench)
+
+
+SUBCOMMANDS = (
+    add_demo,
+    add_train,
+    add_encode,
+    add_evaluate,
+    add_recommend,
+    add_export,
+    add_config,
+    add_submit,
+    add_synth,
+    add_bench,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gnnrec",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
-    bench.set_defaults(func=cmd_bench)
+    parser.add_argument("--version", action="version", version=f"gnnrec {__version__}")
+    _output_flags(parser, default=False)
+    # --quiet and --debug work before or after the command (SUPPRESS: a command that does not
+    # repeat them keeps the value given before it).
+    every_command = argparse.ArgumentParser(add_help=False)
+    _output_flags(every_command, default=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(sub, every_command)
     return parser
 
 

@@ -9,6 +9,7 @@ import contextlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,6 +22,9 @@ from gnnrec.pipeline import Prepared, data_fingerprint
 from gnnrec.provenance import PROVENANCE, run_provenance
 from gnnrec.train.evaluate import node_embeddings
 from gnnrec.train.recommend import top_k_batches
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 RECOMMENDATION_COLUMNS = ("user_id", "rank", "item_id", "title", "score")
 TABLE_FORMATS = (".csv", ".parquet")
@@ -74,32 +78,34 @@ def write_recommendations(
     config: RunConfig,
     path: str | Path,
     z: torch.Tensor | None = None,
-) -> Path:
-    """Top-K items per user (every user, or the seeded sample ``eval.recommend_users``, in id
-    order) with training positives excluded: CSV or Parquet by suffix (``z``: the final
-    embeddings, when already computed). Columns ``user_id, rank, item_id, title, score``;
-    written a batch of users at a time from the top-K tensors (Arrow takes, no row loop), to a
-    temporary name renamed at the end."""
+    users: list[str] | None = None,
+) -> int:
+    """Top-K items per user (the ids ``users`` in that order, else every user or the seeded
+    sample ``eval.recommend_users``, in id order) with training positives excluded: CSV or
+    Parquet by suffix (``z``: the final embeddings, when already computed). Columns ``user_id,
+    rank, item_id, title, score``; written a batch of users at a time from the top-K tensors
+    (Arrow takes, no row loop), to a temporary name renamed at the end. Returns the number of
+    users written."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    data, graph, U = prepared.data, prepared.graph, prepared.data.num_users
-    z = embeddings(prepared, model, config) if z is None else z
+    data, graph = prepared.data, prepared.graph
     user_ids, item_ids = arrow_strings(graph.users.ids), arrow_strings(graph.items.ids)
     titles = arrow_strings(graph.items.text_fields.get("title", graph.items.ids))
-    users, exclude = np.arange(U), data.train[:2]
-    if 0 < config.eval.recommend_users < U:
-        rng = np.random.default_rng(config.eval.test_user_seed)
-        users = np.sort(rng.choice(U, config.eval.recommend_users, replace=False))
-        position = np.full(U, -1)
-        position[users] = np.arange(len(users))
-        mine = position[exclude[0]] >= 0
-        exclude = (position[exclude[0][mine]], exclude[1][mine])
     path = Path(path)
     check_recommendations_target(path)
+    rows = _recommended_users(user_ids, data.num_users, config, users)
+    exclude = data.train[:2]
+    if len(rows) < data.num_users or users is not None:
+        position = np.full(data.num_users, -1)
+        position[rows] = np.arange(len(rows))
+        mine = position[exclude[0]] >= 0
+        exclude = (position[exclude[0][mine]], exclude[1][mine])
+    z = embeddings(prepared, model, config) if z is None else z
+    users = rows
     batches = top_k_batches(
         z[torch.as_tensor(users)],
-        z[U:],
+        z[data.num_users :],
         config.eval.top_k,
         exclude=exclude,
         batch_size=8192,
@@ -123,7 +129,28 @@ def write_recommendations(
                     }
                 )
             )
-    return path
+    return len(rows)
+
+
+def _recommended_users(
+    user_ids: pa.Array, num_users: int, config: RunConfig, chosen: list[str] | None
+) -> np.ndarray:
+    """Rows of the users to recommend for: ``chosen`` ids (each once, in order; an unknown id
+    is an error naming it), else the seeded sample ``eval.recommend_users``, else all."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if chosen is not None:
+        chosen = list(dict.fromkeys(chosen))
+        found = pc.index_in(pa.array(chosen, pa.string()), value_set=user_ids)
+        if found.null_count:
+            unknown = [u for u, bad in zip(chosen, found.is_null().to_pylist()) if bad][:5]
+            raise ValueError(f"unknown user id(s) {unknown}")
+        return np.asarray(found.to_pylist(), dtype=np.int64)
+    if 0 < config.eval.recommend_users < num_users:
+        rng = np.random.default_rng(config.eval.test_user_seed)
+        return np.sort(rng.choice(num_users, config.eval.recommend_users, replace=False))
+    return np.arange(num_users)
 
 
 @contextlib.contextmanager

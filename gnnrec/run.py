@@ -323,15 +323,20 @@ def load_run(
     return config, prepared, model.to(config.train.torch_device()).eval()
 
 
-def evaluate_run(run_dir: str | Path, allow_data_change: bool = False) -> dict:
-    """Recomputes a finished run's test metrics from ``model.pt`` and rewrites
-    ``metrics.json`` (keeping how and where it trained)."""
+def evaluate_run(
+    run_dir: str | Path, allow_data_change: bool = False, overrides: list[str] | None = None
+) -> dict:
+    """Recomputes a finished run's test metrics from ``model.pt`` (its saved configuration
+    with ``overrides``, e.g. ``eval.test_users=1000``) and rewrites ``metrics.json`` (keeping
+    how and where it trained)."""
     with run_dir_lock(run_dir, create=False):
-        return _evaluate_run(run_dir, allow_data_change)
+        return _evaluate_run(run_dir, allow_data_change, overrides)
 
 
-def _evaluate_run(run_dir: str | Path, allow_data_change: bool) -> dict:
-    config, prepared, model = load_run(run_dir, allow_data_change=allow_data_change)
+def _evaluate_run(
+    run_dir: str | Path, allow_data_change: bool, overrides: list[str] | None
+) -> dict:
+    config, prepared, model = load_run(run_dir, overrides, allow_data_change=allow_data_change)
     metrics = evaluate(prepared, model, config)
     previous = Path(run_dir) / "metrics.json"
     if previous.exists():

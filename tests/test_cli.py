@@ -170,7 +170,7 @@ def test_lightgcn_recipe_trains_a_lightgcn_folder_in_one_command(tmp_path, capsy
 
 
 def test_the_cold_start_line_names_the_model_trained(capsys):
-    from gnnrec.cli import _print_metrics
+    from gnnrec.commands import _print_metrics
 
     row = {"recall@20": 0.1, "ndcg@20": 0.05}
     metrics = {

@@ -29,8 +29,8 @@ FOLDER_OF = {"gnnrec": "gnnrec", **{name: name for name in LAYERS}}
 
 def layer_of(module: str) -> int:
     parts = module.split(".")
-    if module in ("gnnrec.cli", "gnnrec.__main__"):
-        return len(LAYERS)  # the CLI and the executable that runs it sit on top of everything
+    if module in ("gnnrec.cli", "gnnrec.commands", "gnnrec.__main__"):
+        return len(LAYERS)  # the CLI, its commands and the executable sit on top of everything
     if len(parts) > 1 and parts[1] in LAYERS:
         return LAYERS.index(parts[1])
     return LAYERS.index("gnnrec")

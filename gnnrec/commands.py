@@ -1,0 +1,250 @@
+"""What each ``gnnrec`` subcommand does, one function a command (``cmd_<name>(args)``, ``args``
+parsed by :mod:`gnnrec.cli`): read the configuration, call the run-level code, print."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+from contextlib import nullcontext
+from pathlib import Path
+
+import tomli_w
+
+from gnnrec.common.run_lock import run_dir_lock
+from gnnrec.config import load_config
+from gnnrec.recipes import RECIPES
+
+DEMO_USER_TEXT = (
+    "I love animated family films and Pixar movies, with adventure, humour and "
+    "talking toys or animals."
+)
+
+
+def _config(args: argparse.Namespace):
+    """The recipe, then the TOML file, then the overrides. Without ``--config``, an existing
+    run directory's own ``config.toml`` is the file, so ``--run-dir`` alone resumes a run."""
+    overrides = list(args.overrides)
+    config_file = args.config
+    if args.run_dir is not None:  # an empty one is an error (RunConfig), never the default
+        overrides.append(f"run_dir={json.dumps(args.run_dir)}")
+        saved = Path(args.run_dir) / "config.toml"
+        if config_file is None and saved.exists():
+            config_file = saved
+    return load_config(config_file, overrides, base=RECIPES[args.recipe]())
+
+
+def _print_metrics(metrics: dict) -> None:
+    pop = metrics["baselines"]["popularity"]
+    print(f"\n{'model':<28}{'Recall@20':>10}{'NDCG@20':>10}")
+    print(f"{metrics['model_label']:<28}{metrics['recall@20']:>10.4f}{metrics['ndcg@20']:>10.4f}")
+    print(f"{'popularity baseline':<28}{pop['recall@20']:>10.4f}{pop['ndcg@20']:>10.4f}")
+    if "cold" in metrics:
+        cold = metrics["cold"]
+        label = f"{metrics['model_label'].split(' on ')[0]}, cold items only"  # "GAT, cold ..."
+        print(
+            f"{label:<28}{cold['recall@20']:>10.4f}{cold['ndcg@20']:>10.4f}"
+            f"   ({cold['n_cold_items']} items with no training interactions)"
+        )
+    sample = metrics.get("test_user_sample")
+    drawn = f", drawn from {sample['of']} test users, seed {sample['seed']}" if sample else ""
+    print(
+        f"users evaluated: {metrics['n_users_evaluated']} ({metrics['dataset']}, "
+        f"{metrics['split']} split{drawn})"
+    )
+    if "trained_on" in metrics:
+        print(f"trained on: {metrics['trained_on']}")
+
+
+def cmd_train(args: argparse.Namespace) -> dict:
+    from gnnrec.run import train_run
+
+    for key in ("num_workers", "address"):
+        value = getattr(args, key, None)
+        if value is not None:
+            args.overrides.append(f"parallel.{key}={json.dumps(value)}")
+    config = _config(args)
+    metrics = train_run(config, allow_data_change=args.allow_data_change)
+    _print_metrics(metrics)
+    print(f"run directory: {config.run_dir}")
+    return metrics
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    import csv
+
+    from gnnrec.run import load_run, recommend_for_text
+
+    metrics = cmd_train(args)
+    config, prepared, model = load_run(_config(args).run_dir)
+    rec_file = Path(config.run_dir) / "recommendations.csv"
+    by_user: dict[str, list[str]] = {}
+    with open(rec_file) as f:
+        for row in csv.DictReader(f):
+            by_user.setdefault(row["user_id"], []).append(row["title"])
+    for user in list(by_user)[: args.users]:
+        print(f"\nTop-10 for user {user}:")
+        print("\n".join(f"  {r + 1:2d}. {t}" for r, t in enumerate(by_user[user][:10])))
+    print(f'\nTop-10 for a new user who wrote: "{args.text}"')
+    for r, (_, title, _) in enumerate(recommend_for_text(prepared, model, config, args.text)):
+        print(f"  {r + 1:2d}. {title}")
+    print(
+        f"\nwritten: {rec_file}, {Path(config.run_dir) / 'training_curve.png'}, "
+        f"{Path(config.run_dir) / 'metrics.json'}"
+    )
+    beat = metrics["recall@20"] > metrics["baselines"]["popularity"]["recall@20"]
+    print(
+        "the GCN beats the popularity baseline"
+        if beat
+        else "WARNING: the GCN does not beat the popularity baseline"
+    )
+
+
+def cmd_encode(args: argparse.Namespace) -> None:
+    from gnnrec.pipeline import encode_nodes, load_dataset, node_texts
+
+    for flag, key in (
+        ("backend", "backend"),
+        ("model", "model"),
+        ("num_workers", "num_workers"),
+        ("shard_size", "shard_size"),
+    ):
+        value = getattr(args, flag)
+        if value is not None:
+            args.overrides.append(f"encoder.{key}={json.dumps(value)}")
+    for item in args.engine_args:
+        key, _, value = item.partition("=")
+        args.overrides.append(f"encoder.engine_args.{key}={value}")
+    config = _config(args)
+    graph, split = load_dataset(config.data)
+    if args.output:
+        from gnnrec.encoders.sharded import encode_sharded
+
+        texts = node_texts(graph, split, config.data)
+        templates = {
+            "item_template": config.data.item_template,
+            "user_template": config.data.user_template,
+        }
+        features = encode_sharded(texts, args.output, config.encoder, meta=templates)
+        print(
+            f"{features.shape[0]} node features of dimension {features.shape[1]} "
+            f"(users first, then items) in {Path(args.output) / 'features.npy'}"
+        )
+        return
+    encoded = encode_nodes(graph, split, config)
+    if graph.item_features is None:
+        raise ValueError("model.text_features is false: there is nothing to encode")
+    total = graph.num_users + graph.num_items
+    print(
+        f"{total} node features of dimension {graph.item_features.shape[1]}: {encoded} "
+        "distinct texts encoded now, the rest read from the cache"
+    )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from gnnrec.run import evaluate_run
+
+    _print_metrics(evaluate_run(args.run_dir, args.allow_data_change, args.overrides))
+
+
+def cmd_recommend(args: argparse.Namespace) -> None:
+    from gnnrec.outputs import check_recommendations_target, write_recommendations
+    from gnnrec.run import load_run, recommend_for_text
+
+    if args.k < 1:
+        raise ValueError(f"-k must be at least 1, got {args.k}")
+    _check_output_folder(args.output)
+    if args.output is not None and args.text is not None:
+        raise ValueError(
+            "--output writes the known users' table; a --text user's list is printed (give one)"
+        )
+    if args.output is not None:
+        check_recommendations_target(args.output)  # before the minutes of loading
+    if args.text is not None and not args.text.strip():
+        raise ValueError("--text is empty: describe the new user in a few words")
+    if args.users is not None and args.text is not None:
+        raise ValueError("--users picks known users; a --text user is new (give one)")
+    overrides = [*args.overrides, f"eval.top_k={args.k}"]
+    writes_run_dir = args.text is None and args.output is None
+    # Writing into the run: its lock (and so a writable folder) first, before any loading.
+    with run_dir_lock(args.run_dir, create=False) if writes_run_dir else nullcontext():
+        config, prepared, model = load_run(
+            args.run_dir, overrides, allow_data_change=args.allow_data_change
+        )
+        if args.text is not None:
+            ranked = recommend_for_text(prepared, model, config, args.text, args.k)
+            for item_id, title, score in ranked:
+                print(f"{item_id}\t{score:.4f}\t{title}")
+            return
+        out = args.output or Path(args.run_dir) / "recommendations.csv"
+        count = write_recommendations(prepared, model, config, out, users=args.users)
+    print(f"wrote top-{args.k} recommendations for {count} users to {out}")
+
+
+def _check_output_folder(output: Path | None) -> None:
+    """An output path's folder must exist: a typo is an error, not a new folder tree."""
+    parent = None if output is None else output.absolute().parent
+    if parent is not None and not parent.is_dir():
+        what = "is a file, not a folder" if parent.exists() else "does not exist"
+        raise ValueError(f"{output}: {parent} {what}")
+
+
+def cmd_config_show(args: argparse.Namespace) -> None:
+    from gnnrec.run import check_can_train
+
+    config = _config(args)
+    check_can_train(config)  # what train accepts, not only what parses
+    print(tomli_w.dumps(dataclasses.asdict(config)), end="")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from gnnrec.run import export_embeddings
+
+    _check_output_folder(args.output)
+    folder = export_embeddings(args.run_dir, args.output)
+    print(f"wrote user and item embeddings with their ids to {folder}")
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from gnnrec.distributed.submit import submit
+
+    command = args.job_command[1:] if args.job_command[:1] == ["--"] else args.job_command
+    return submit(command, args.address, args.working_dir, wait=not args.no_wait)
+
+
+def cmd_synth(args: argparse.Namespace) -> None:
+    from tqdm.auto import tqdm
+
+    from gnnrec.data.synthetic import SyntheticSpec, write_synthetic
+
+    out = args.output
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
+        raise ValueError(
+            f"{out} is not empty: runs trained on a dataset there would no longer match it. "
+            "Choose a new --output, or pass --overwrite to replace it"
+        )
+    spec = SyntheticSpec(
+        num_users=args.users,
+        num_items=args.items,
+        communities=args.communities,
+        interactions_per_user=args.interactions_per_user,
+        affinity=args.affinity,
+        seed=args.seed,
+    )
+    with tqdm(total=spec.num_users, unit="user", desc="generating") as bar:
+        folder = write_synthetic(
+            spec,
+            args.output,
+            write_csv=not args.no_csv,
+            progress=lambda n: bar.update(n - bar.n),
+            workers=args.workers,
+            write_parquet=args.parquet,
+        )
+    print(
+        f"wrote {folder} (train on it with --set data.dataset=synthetic --set data.path={folder})"
+    )
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    importlib.import_module(f"gnnrec.bench.{args.topic}").main(args.bench_args)
