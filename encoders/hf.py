@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from gnnrec.common.devices import resolve_device
-from gnnrec.encoders.base import count_truncated, resolve_model_path
+from gnnrec.encoders.base import count_truncated, resolve_model_path, untruncated_ids
 from gnnrec.encoders.config import EncoderConfig
 
 
@@ -49,7 +49,7 @@ class TransformersEncoder:
     @torch.inference_mode()
     def encode(self, texts: list[str], progress: bool = True) -> torch.Tensor:
         """``[len(texts), H]`` float32 embeddings; texts batched in order of length."""
-        lengths = [len(ids) for ids in self.tokenizer(texts)["input_ids"]]
+        lengths = [len(ids) for ids in untruncated_ids(self.tokenizer, texts)]
         self.truncated += count_truncated(lengths, self.max_length)
         order = sorted(range(len(texts)), key=lambda i: lengths[i])
         out = torch.empty(len(texts), self.model.config.hidden_size)

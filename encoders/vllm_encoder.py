@@ -14,7 +14,7 @@ import gc
 
 import torch
 
-from gnnrec.encoders.base import count_truncated, resolve_model_path
+from gnnrec.encoders.base import count_truncated, resolve_model_path, untruncated_ids
 from gnnrec.encoders.config import EncoderConfig
 
 
@@ -43,7 +43,7 @@ class VLLMEncoder:
         """``[len(texts), H]`` float32 embeddings."""
         from vllm.inputs import TokensPrompt
 
-        ids = self.tokenizer(texts)["input_ids"]
+        ids = untruncated_ids(self.tokenizer, texts)
         limit = self.config.max_length
         self.truncated += count_truncated([len(t) for t in ids], limit)
         # Keep the closing special token when cutting, as the transformers tokenizer does.

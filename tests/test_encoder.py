@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -16,6 +19,14 @@ TEXTS = [
     "",
     "space " * 400,
 ]
+
+
+def _model_copy(tmp_path, encoder) -> Path:
+    from pathlib import Path
+
+    folder = tmp_path / "model"
+    shutil.copytree(encoder.model_path, folder)
+    return Path(folder)
 
 
 @pytest.fixture(scope="module")
@@ -74,17 +85,24 @@ def test_missing_model_folder_is_explained(tmp_path):
         TransformersEncoder(EncoderConfig(model=str(tmp_path / "no-model")))
 
 
-def test_pooling_options_and_truncation_count(encoder):
+def test_pooling_options_and_truncation_count(encoder, tmp_path):
+    """On a plain transformers folder (no sentence-transformers modules.json) every pooling
+    is the user's to choose."""
     texts = ["short text", "word " * 600]
     before = encoder.truncated
     mean = encoder.encode(texts, progress=False)
     assert encoder.truncated - before == 1  # only the 600-word text exceeds 256 tokens
+    plain = _model_copy(tmp_path, encoder)
+    (plain / "modules.json").unlink()
     for pooling in ("cls", "last"):
-        other = TransformersEncoder(EncoderConfig(pooling=pooling, normalize=False))
+        other = TransformersEncoder(
+            EncoderConfig(model=str(plain), pooling=pooling, normalize=False)
+        )
         pooled = other.encode(texts, progress=False)
         assert pooled.shape == mean.shape
         assert not torch.allclose(pooled, mean, atol=1e-3)
-    assert encoder_key(EncoderConfig(pooling="cls")) != encoder_key(EncoderConfig())
+    keys = {encoder_key(EncoderConfig(model=str(plain), pooling=p)) for p in ("cls", "mean")}
+    assert len(keys) == 2
 
 
 def test_bfloat16_and_float32_storage(encoder, tmp_path):
@@ -158,3 +176,54 @@ def test_a_cached_matrix_of_another_width_is_never_used(tmp_path, caplog):
     with pytest.raises(ValueError, match="4 wide, the encoder gives 5"):
         cache.get_or_encode(["z"], lambda t: torch.ones(len(t), 5))
     assert cache.get_or_encode(["x"], lambda t: 1 / 0)[0].shape == (1, 4)  # left as it was
+
+
+def test_the_cache_key_follows_the_weights_and_the_tokenizer(encoder, tmp_path):
+    """A fine-tuned model with the base model's config.json (other weights) or another
+    vocabulary gets another key, so it never reuses the base model's cached features."""
+    folder = _model_copy(tmp_path, encoder)
+    base = encoder_key(EncoderConfig(model=str(folder)))
+    assert encoder_key(EncoderConfig(model=str(folder))) == base  # stable
+    weights = folder / "model.safetensors"
+    raw = bytearray(weights.read_bytes())
+    raw[-1] ^= 1  # one weight's last bit
+    weights.write_bytes(bytes(raw))
+    tuned = encoder_key(EncoderConfig(model=str(folder)))
+    assert tuned != base
+    with open(folder / "vocab.txt", "a") as f:
+        f.write("[gnnrec]\n")
+    assert encoder_key(EncoderConfig(model=str(folder))) not in (base, tuned)
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        (
+            {"pooling": "cls"},
+            "pools with pooling_mode_mean_tokens, but encoder.pooling is 'cls'; "
+            "set encoder.pooling = 'mean'",
+        ),
+        ({"normalize": False}, "the model does normalise its embeddings"),
+    ],
+)
+def test_a_sentence_transformers_folder_pooling_is_honoured(encoder, setting, message):
+    with pytest.raises(ValueError, match=message):
+        encoder_key(EncoderConfig(model=encoder.model_path, **setting))
+
+
+def test_no_false_indexing_errors_warning_for_long_texts(encoder, capfd):
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_propagation()
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("transformers").addHandler(handler)
+    try:
+        encoder.encode(["space " * 1000], progress=False)
+    finally:
+        logging.getLogger("transformers").removeHandler(handler)
+    said = " ".join(r.getMessage() for r in records) + capfd.readouterr().err
+    assert "indexing errors" not in said and encoder.truncated >= 1
