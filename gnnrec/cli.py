@@ -7,14 +7,13 @@ overrides on top of a recipe (``--recipe``, default ``ml_latest_small_cpu``).
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from gnnrec import __version__, commands
 from gnnrec.bench import TOPICS as BENCH_TOPICS
 from gnnrec.cli_errors import explain
-from gnnrec.common.log import log_to_console
+from gnnrec.common.log import console_level, log_to_console
 from gnnrec.config import add_override_argument
 from gnnrec.recipes import RECIPES
 
@@ -56,6 +55,13 @@ def _output_flags(parser: argparse.ArgumentParser, default) -> None:
         action="store_true",
         default=default,
         help="only warnings and errors (no per-epoch lines)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="debug messages too (or GNNREC_LOG_LEVEL=DEBUG|INFO|WARNING|ERROR)",
     )
     parser.add_argument(
         "--debug", action="store_true", default=default, help="on an error, show the traceback"
@@ -299,8 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    log_to_console(logging.WARNING if args.quiet else logging.INFO)
     try:
+        log_to_console(console_level(args.quiet, args.verbose))
         code = args.func(args)
     except KeyboardInterrupt:
         print(f"gnnrec {args.command}: interrupted", file=sys.stderr)

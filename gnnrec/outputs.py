@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from gnnrec.common.atomic_files import atomic_path, staged_folder
+from gnnrec.common.log import get_logger
 from gnnrec.config import RunConfig
 from gnnrec.data.columns import arrow_strings
 from gnnrec.models.recommender import Recommender
@@ -26,6 +28,8 @@ from gnnrec.train.recommend import top_k_batches
 if TYPE_CHECKING:
     import pyarrow as pa
 
+BATCH_USERS = 8192  # users ranked a batch
+log = get_logger(__name__)
 RECOMMENDATION_COLUMNS = ("user_id", "rank", "item_id", "title", "score")
 TABLE_FORMATS = (".csv", ".parquet")
 
@@ -108,11 +112,22 @@ def write_recommendations(
         z[data.num_users :],
         config.eval.top_k,
         exclude=exclude,
-        batch_size=8192,
+        batch_size=BATCH_USERS,
         score=model.scores,
     )
+    log.info(
+        "recommending the top %d items to %d users into %s", config.eval.top_k, len(rows), path
+    )
+    shown = tqdm(
+        batches,
+        total=-(-len(rows) // BATCH_USERS),
+        desc="recommend",
+        unit="batch",
+        disable=None,  # a bar on a terminal, nothing in a log
+        mininterval=1.0,
+    )
     with atomic_path(path) as tmp, _table_writer(tmp, path.suffix.lower()) as write:
-        for start, items, scores in batches:
+        for start, items, scores in shown:
             count, k = items.shape
             # a user with fewer than k unseen items: the seen ones came last at -inf; drop them
             kept = (scores != -torch.inf).reshape(-1).numpy()
@@ -193,6 +208,7 @@ def write_export(
     z = embeddings(prepared, model, config).cpu().numpy().astype(np.float32)
     U = prepared.data.num_users
     output = Path(output)
+    log.info("exporting %d user and %d item embeddings to %s", U, prepared.data.num_items, output)
     with staged_folder(output, "export") as tmp:
         np.save(tmp / "user_embeddings.npy", z[:U])
         np.save(tmp / "item_embeddings.npy", z[U:])

@@ -3,8 +3,8 @@ export in a run directory.
 
 A run directory holds ``config.toml``, ``checkpoints/last.pt`` (resumable), ``model.pt`` (the
 best validated weights), ``metrics.jsonl`` (per epoch), ``metrics.json`` (test),
-``training_curve.png``, ``recommendations.csv`` and ``stages.json`` (when each stage of the
-last ``train`` began and how long it took).
+``training_curve.png``, ``recommendations.csv``, ``stages.json`` (when each stage of the
+last ``train`` began and how long it took) and ``gnnrec.log`` (every train's INFO lines).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import torch
 
 from gnnrec.common.atomic_files import write_json_atomic
 from gnnrec.common.devices import resolve_device
+from gnnrec.common.log import get_logger, log_to_file
 from gnnrec.common.run_lock import is_run_dir, run_dir_lock
 from gnnrec.config import (
     RunConfig,
@@ -42,6 +43,8 @@ from gnnrec.train.recommend import top_k_items
 from gnnrec.train.trainer import Trainer, write_history
 
 STAGES_FILE = "stages.json"
+LOG_FILE = "gnnrec.log"  # every INFO line of the run's train commands, appended
+log = get_logger(__name__)
 
 
 class StageClock:
@@ -54,8 +57,11 @@ class StageClock:
     @contextlib.contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
         start = time.time()
+        log.info("%s ...", stage)
         yield
-        self.rows.append({"stage": stage, "start": start, "seconds": time.time() - start})
+        seconds = time.time() - start
+        self.rows.append({"stage": stage, "start": start, "seconds": seconds})
+        log.info("%s: done in %.1f s", stage, seconds)
 
 
 def evaluate(
@@ -197,6 +203,7 @@ def train_run(
             with (
                 contextlib.ExitStack() as scratch,  # what the run holds until it ends
                 deterministic_algorithms(config.train.deterministic),
+                log_to_file(run_dir / LOG_FILE),
             ):
                 return _train_run(with_absolute_paths(config), on_step, allow_data_change, scratch)
         except BaseException:
@@ -304,6 +311,7 @@ def load_run(
     if not model_file.exists():
         raise FileNotFoundError(f"{model_file} does not exist: train the run first")
     config = load_config(run_dir / "config.toml", overrides)
+    log.info("loading %s: its data, features and model", run_dir)
     state = load_checkpoint(model_file)  # checked before the data is loaded
     if "model" not in state:
         raise ValueError(f"{model_file}: holds no model weights (not a gnnrec model.pt)")

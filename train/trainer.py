@@ -80,6 +80,18 @@ def validation_sample(
     return tuple(a[keep] for a in valid)
 
 
+def epoch_line(row: dict, epochs: int) -> str:
+    """An epoch's row as a line of a table: ``epoch  3/30  loss 0.1234  recall@20 0.1500
+    ndcg@20 0.0700  12.3 s`` (validation metrics when the epoch was validated)."""
+    width = len(str(epochs))
+    parts = [f"epoch {row['epoch']:>{width}}/{epochs}", f"loss {row['loss']:.4f}"]
+    for key, value in row.items():
+        if key.startswith("valid_"):
+            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+            parts.append(f"{key[len('valid_') :]} {shown}")
+    return "  ".join([*parts, f"{row['seconds']:6.1f} s"])
+
+
 def write_history(history: list[dict], run_dir: Path) -> None:
     """``run_dir/metrics.jsonl``: one JSON row per epoch, replaced atomically."""
     rows = "".join(json.dumps(row, allow_nan=False) + "\n" for row in history)
@@ -390,8 +402,10 @@ class Trainer:
         state = self.checkpoints.load()
         if state is not None:
             history, start, best = self._resume(state)
-            if self.is_main:
+            if self.is_main and start < cfg.epochs:
                 log.info("resuming from epoch %d of %d (%d done)", start + 1, cfg.epochs, start)
+            elif self.is_main:
+                log.info("%d epochs done, train.epochs = %d: nothing to train", start, cfg.epochs)
         self.start_epoch = start
         for epoch in range(start, cfg.epochs):
             if best.stopped:
@@ -457,9 +471,7 @@ class Trainer:
         self.checkpoints.save(state, row, self._table_shard(best))
         if self.run_dir is not None:
             write_history(history, self.run_dir)
-            if self.config.progress:
-                shown = {k: round(v, 4) for k, v in row.items() if k.startswith(("loss", "valid"))}
-                log.info("epoch %d: %s", epoch + 1, shown)
+            log.info(epoch_line(row, self.config.epochs))  # (train.progress: the bars only)
 
     def _keep_best(self, best: EarlyStopping) -> None:
         """Leaves the best weights in the model (the latest when no copy was kept) and their
