@@ -10,9 +10,9 @@ from gnnrec.common.log import get_logger
 log = get_logger(__name__)
 
 
-def training_curve_figure(history: list[dict]):
+def training_curve_figure(history: list[dict], best_epoch: int | None = None):
     """The figure of :func:`plot_training_curve` (matplotlib's Agg backend), for callers that
-    want to add to it or inspect it."""
+    want to add to it or inspect it; ``best_epoch`` (1-based) is marked on both panels."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -33,6 +33,10 @@ def training_curve_figure(history: list[dict]):
     right.set(xlabel="epoch", ylabel="metric", title=title)
     for axis in (left, right):  # epochs are whole numbers
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if best_epoch is not None and best_epoch >= 1:
+            axis.axvline(best_epoch, color="tab:green", linestyle="--", linewidth=1)
+    if best_epoch is not None and best_epoch >= 1:
+        right.plot([], [], color="tab:green", linestyle="--", label=f"kept: epoch {best_epoch}")
     if keys:
         right.legend()
     else:
@@ -41,15 +45,18 @@ def training_curve_figure(history: list[dict]):
     return fig
 
 
-def plot_training_curve(history: list[dict], path: str | Path) -> Path | None:
-    """Training loss (left) and validation metrics (right) per epoch, as a PNG; None (and a
-    log line) when matplotlib is not installed (``pip install 'gnnrec[plots]'``)."""
+def plot_training_curve(
+    history: list[dict], path: str | Path, best_epoch: int | None = None
+) -> Path | None:
+    """Training loss (left) and validation metrics (right) per epoch, the kept ``best_epoch``
+    marked, as a PNG; None (and a log line) when matplotlib is not installed (``pip install
+    'gnnrec[plots]'``)."""
     try:
         import matplotlib.pyplot as plt
     except ImportError:
         log.info("no training_curve.png: matplotlib is not installed (gnnrec[plots])")
         return None
-    fig = training_curve_figure(history)
+    fig = training_curve_figure(history, best_epoch)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)

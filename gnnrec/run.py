@@ -278,7 +278,7 @@ def _train_run(
             )
             history, best_epoch = trainer.train(), trainer.best_epoch
     save_checkpoint({"model": model.state_dict(), PROVENANCE: provenance}, run_dir / "model.pt")
-    plot_training_curve(history, run_dir / "training_curve.png")
+    plot_training_curve(history, run_dir / "training_curve.png", best_epoch)
     with clock("embeddings"):
         z = embeddings(prepared, model, config)  # once, for the metrics and recommendations
     with clock("evaluate"):

@@ -27,3 +27,14 @@ def test_curve_is_written_as_png(tmp_path):
     path = plot_training_curve(HISTORY, tmp_path / "curve.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_the_kept_epoch_is_marked(tmp_path):
+    fig = training_curve_figure(HISTORY, best_epoch=2)
+    for axis in fig.axes:
+        marks = [line for line in axis.get_lines() if list(line.get_xdata()) == [2, 2]]
+        assert len(marks) == 1  # the vertical line at epoch 2
+    assert "kept: epoch 2" in [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    plt.close(fig)
+    path = plot_training_curve(HISTORY, tmp_path / "curve.png", best_epoch=2)
+    assert path.stat().st_size > 0
