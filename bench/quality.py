@@ -140,20 +140,32 @@ def table(rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], path: Path) -> Path:
+    """Recall@20 and NDCG@20 (mean and spread over seeds) of every model, warm and cold split,
+    the models sorted best first by Recall@20 in each panel (a model's latest row)."""
     plt = pyplot()
-
-    ranked = [r for r in rows if "recall@20" in r]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    latest = {(r["split"], r["model"]): r for r in rows if "recall@20" in r}  # last measured
+    ranked = list(latest.values())
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for ax, split in zip(axes, ("warm", "cold")):
-        chosen = [r for r in ranked if r["split"] == split]
-        ax.bar(
-            [r["model"] for r in chosen],
-            [r["recall@20"] for r in chosen],
-            yerr=[r["recall@20_std"] for r in chosen],
-            capsize=4,
-        )
-        ax.set(title=f"{split} split: Recall@20 (mean ± std over seeds)", ylabel="Recall@20")
-        ax.tick_params(axis="x", labelsize=8)
+        chosen = sorted((r for r in ranked if r["split"] == split), key=lambda r: -r["recall@20"])
+        places = range(len(chosen))
+        for offset, metric, color in (
+            (-0.2, "recall@20", "tab:blue"),
+            (0.2, "ndcg@20", "tab:orange"),
+        ):
+            ax.bar(
+                [p + offset for p in places],
+                [r[metric] for r in chosen],
+                0.4,
+                yerr=[r.get(f"{metric}_std", 0.0) for r in chosen],
+                capsize=3,
+                color=color,
+                label=metric.replace("recall", "Recall").replace("ndcg", "NDCG"),
+            )
+        ax.set_xticks(list(places), [r["model"] for r in chosen], fontsize=8, rotation=20)
+        ax.set(title=f"{split} split (mean ± std over seeds; best first)", ylabel="metric at 20")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
     return save_figure(fig, path)
 
 
