@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                     if workers
                     else "one process (no Ray)",
                     "workers": workers,
+                    "mode": config.train.mode,
                     "partitions": partitions,
                     "epoch_seconds": seconds,
                     "examples_per_s": history[0]["examples"] / seconds,
@@ -82,13 +83,43 @@ def run(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-def plot(rows: list[dict], path: Path) -> Path:
-    plt = pyplot()
+def _mode(row: dict) -> str:
+    """The training mode of a row (recorded since it was; else the last ``train.mode``
+    override, the recipe's ``full`` without one)."""
+    if "mode" in row:
+        return row["mode"]
+    modes = [o.split("=", 1)[1] for o in row["config"]["overrides"] if o.startswith("train.mode=")]
+    return modes[-1] if modes else "full"
 
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.bar([r["layout"] for r in rows], [r["examples_per_s"] for r in rows])
-    ax.set(ylabel="training examples / s", title=f"Data-parallel throughput ({rows[0]['device']})")
-    ax.tick_params(axis="x", labelsize=8)
+
+def _layout(row: dict) -> str:
+    workers = row["workers"]
+    return f"{workers} Ray worker{'s' * (workers > 1)}" if workers else "one process\n(no Ray)"
+
+
+def plot(rows: list[dict], path: Path) -> Path:
+    """Training examples/s of each layout, one group of bars per training mode (full-graph or
+    sampled), each mode's latest measurement."""
+    plt = pyplot()
+    latest = {(_mode(r), r["workers"]): r for r in rows}
+    modes = sorted({mode for mode, _ in latest})
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    width = 0.8 / max(len(modes), 1)
+    layouts = sorted({w for _, w in latest})
+    for n, mode in enumerate(modes):
+        chosen = [latest[(mode, w)] for w in layouts if (mode, w) in latest]
+        places = [layouts.index(r["workers"]) + (n - (len(modes) - 1) / 2) * width for r in chosen]
+        bars = ax.bar(
+            places, [r["examples_per_s"] for r in chosen], width, label=f"{mode} training"
+        )
+        ax.bar_label(bars, fmt="{:,.0f}", fontsize=7)
+    ax.set_xticks(range(len(layouts)), [_layout({"workers": w}) for w in layouts], fontsize=8)
+    device = rows[-1]["device"]
+    ax.set(
+        ylabel="training examples / s", title=f"Data-parallel throughput ({device}, CPU workers)"
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
     return save_figure(fig, path)
 
 
