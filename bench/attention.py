@@ -290,6 +290,11 @@ def _case(row: dict) -> str:
     return f"sampled, batch {row['batch_size']}\nfanouts {row['fanouts']}"
 
 
+def _readable(value: float) -> str:
+    """A bar's value as people write it: ``2,564`` (MB), ``0.84`` (s)."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
 def plot(rows: list[dict], path: Path) -> Path:
     """Memory and time of each implementation, for every case in ``rows``."""
     plt = pyplot()
@@ -310,7 +315,7 @@ def plot(rows: list[dict], path: Path) -> Path:
                     ax.text(i + offset, 0, "OOM", ha="center", va="bottom", fontsize=8)
                     continue
                 bar = ax.bar(i + offset, value, 0.27, color=color, label=LABELS[name])
-                ax.bar_label(bar, fmt="%.3g", fontsize=7)
+                ax.bar_label(bar, fmt=_readable, fontsize=7)
         ax.set_xticks(range(len(cases)), cases, fontsize=8)
         ax.set_ylabel(label, fontsize=9)
     handles, labels = axes[0].get_legend_handles_labels()

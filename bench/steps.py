@@ -156,12 +156,23 @@ def run(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def _label(row: dict) -> str:
+    """A bar's name in words: which code (the baseline commit is "earlier code", this run's
+    tree is named by its own commit) and which ID optimizer."""
+    optimizer = {"default": "its default (dense Adam)", "adam": "dense Adam"}.get(
+        row["id_optimizer"], row["id_optimizer"].replace("rowwise_adagrad", "row-wise Adagrad")
+    )
+    if row["code"] == "this tree":
+        return f"measured code ({row.get('git_sha', '')[:7]})\n{optimizer}"
+    return f"earlier code ({row['code']}),\nthe baseline\n{optimizer}"
+
+
 def plot(rows: list[dict], path: Path) -> Path:
     from gnnrec.bench.harness import pyplot, save_figure
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.8))
-    labels = [f"{r['code']}\n{r['id_optimizer']}" for r in rows if not r["huge_pages"]]
+    labels = [_label(r) for r in rows if not r["huge_pages"]]
     for offset, pages in ((-0.2, False), (0.2, True)):
         values = [r["seconds_per_step"] for r in rows if r["huge_pages"] == pages]
         x = [i + offset for i in range(len(values))]
