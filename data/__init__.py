@@ -2,7 +2,13 @@
 
 Importing this package registers the built-in datasets (:mod:`gnnrec.data.datasets`)."""
 
-from gnnrec.data import lightgcn_format, movielens, synthetic, tabular  # noqa: F401 (register)
+from gnnrec.data import (  # noqa: F401 (each registers its datasets)
+    lightgcn_format,
+    movielens,
+    recbole,
+    synthetic,
+    tabular,
+)
 from gnnrec.data.config import DataConfig
 from gnnrec.data.datasets import DATASETS, load_dataset, register_dataset
 from gnnrec.data.errors import DataError
