@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from gnnrec.common.typed_fields import check_numbers
+from gnnrec.common.typed_fields import check_fields
 from gnnrec.data.datasets import build_options, dataset_spec
-from gnnrec.data.splits import SPLITS
 from gnnrec.data.templates import template_fields
 
 
@@ -24,7 +23,7 @@ class DataConfig:
     dataset: str = "ml-latest-small"
     path: str = ""  # folder or file; a URL needs sha256. Empty: the bundled ml-latest-small
     sha256: str = ""
-    split: str = "random"
+    split: Literal["random", "temporal", "cold_items"] = "random"
     test_fraction: float = 0.2
     valid_fraction: float = 0.1
     temporal_k: int = 5
@@ -38,10 +37,8 @@ class DataConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_numbers(self)
+        check_fields(self)
         spec = dataset_spec(self.dataset)
-        if self.split not in SPLITS[:-1]:
-            raise ValueError(f"split must be one of {SPLITS[:-1]}, got {self.split!r}")
         for name in ("item_template", "user_template"):
             template_fields(getattr(self, name))  # raises on anything but bare field names
         self._options = build_options(spec, self.options)

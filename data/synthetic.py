@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from gnnrec.common.atomic_files import staged_folder
-from gnnrec.common.typed_fields import check_numbers
+from gnnrec.common.typed_fields import check_fields
 from gnnrec.data.datasets import register_dataset
 from gnnrec.data.errors import DataError
 from gnnrec.data.graph_store import CSR, INDEX_DTYPE_LIMIT, GraphStore
@@ -84,7 +84,7 @@ class SyntheticSpec:
     block_users: int = 100_000
 
     def __post_init__(self) -> None:
-        check_numbers(self)
+        check_fields(self)
         if min(self.num_users, self.num_items, self.communities, self.block_users) < 1:
             raise ValueError("num_users, num_items, communities and block_users must be >= 1")
         if self.communities > self.num_items:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from gnnrec.common.typed_fields import check_numbers
+from gnnrec.common.typed_fields import check_fields
 from gnnrec.train.data_shard import DataShard
 
 BACKENDS = ("auto", "gloo", "nccl")
@@ -44,7 +44,7 @@ class ParallelLayout:
     gpus_per_worker: int = 0
     cpus_per_worker: float = 1.0
     partitions: int = 0
-    backend: str = "auto"
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
     address: str = ""
     max_failures: int = 3
     storage_path: str = ""
@@ -52,7 +52,7 @@ class ParallelLayout:
     worker_logs: bool = False  # stream the workers' and Ray Train's own output to this console
 
     def __post_init__(self) -> None:
-        check_numbers(self)
+        check_fields(self)
         problems = []
         if self.num_workers < 0:
             problems.append(
@@ -80,9 +80,7 @@ class ParallelLayout:
                 f"{math.lcm(*counts)} is the smallest) so that every worker computes as many "
                 "batch slices"
             )
-        if self.backend not in BACKENDS:
-            problems.append(f"backend must be one of {BACKENDS}, got {self.backend!r}")
-        elif self.backend == "nccl" and not self.gpus_per_worker:
+        if self.backend == "nccl" and not self.gpus_per_worker:
             problems.append("backend 'nccl' needs GPUs: set gpus_per_worker = 1 or use 'gloo'")
         if self.max_failures < -1:
             problems.append(f"max_failures must be >= -1 (-1: unlimited), got {self.max_failures}")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from gnnrec.common.devices import check_device_name
-from gnnrec.common.typed_fields import check_numbers
+from gnnrec.common.typed_fields import check_fields
 
 BACKENDS = ("hf", "vllm")
 POOLINGS = ("mean", "cls", "last")
@@ -29,13 +29,13 @@ class EncoderConfig:
     # Where encoding runs does not change what a resumed run's features are.
     RESUMABLE: ClassVar[frozenset[str]] = frozenset({"device"})
 
-    backend: str = "hf"
+    backend: Literal["hf", "vllm"] = "hf"
     model: str = ""
-    pooling: str = "mean"
+    pooling: Literal["mean", "cls", "last"] = "mean"
     normalize: bool = True
     max_length: int = 256
     batch_size: int = 64
-    dtype: str = "float16"
+    dtype: Literal["float16", "bfloat16", "float32"] = "float16"
     num_workers: int = 1
     shard_size: int = 4096
     cache_dir: str = ""  # empty: $GNNREC_CACHE/features (default ~/.cache/gnnrec/features)
@@ -43,13 +43,7 @@ class EncoderConfig:
     engine_args: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_numbers(self)
-        if self.backend not in BACKENDS:
-            raise ValueError(f"encoder backend must be one of {BACKENDS}, got {self.backend!r}")
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"encoder pooling must be one of {POOLINGS}, got {self.pooling!r}")
-        if self.dtype not in FEATURE_DTYPES:
-            raise ValueError(f"encoder dtype must be one of {FEATURE_DTYPES}, got {self.dtype!r}")
+        check_fields(self)
         check_device_name(self.device, "encoder.device")
         if self.batch_size < 1 or self.max_length < 2:
             raise ValueError("encoder batch_size must be >= 1 and max_length >= 2")

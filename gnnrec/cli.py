@@ -195,6 +195,11 @@ def add_config(sub, common) -> None:
         "directory's config.toml would hold (and exits 2 naming any setting train would refuse).",
     )
     _config_args(show)
+    show.add_argument(
+        "--doc",
+        action="store_true",
+        help="every key with what it does, its choices and whether a resume may change it",
+    )
     show.set_defaults(func=commands.cmd_config_show)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import tomli_w
 
 from gnnrec.common.run_lock import run_dir_lock
-from gnnrec.config import load_config
+from gnnrec.config import documented_toml, load_config
 from gnnrec.recipes import RECIPES
 
 DEMO_USER_TEXT = (
@@ -195,6 +195,9 @@ def cmd_config_show(args: argparse.Namespace) -> None:
 
     config = _config(args)
     check_can_train(config)  # what train accepts, not only what parses
+    if args.doc:
+        print(documented_toml(config), end="")
+        return
     print(tomli_w.dumps(dataclasses.asdict(config)), end="")
 
 

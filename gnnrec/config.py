@@ -7,6 +7,7 @@ run directory."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import tomli_w
 
 from gnnrec.common.atomic_files import write_text_atomic
-from gnnrec.common.typed_fields import checked_fields
+from gnnrec.common.typed_fields import checked_fields, choices_of, field_docs, unknown_keys
 from gnnrec.data import DataConfig
 from gnnrec.distributed.layout import ParallelLayout
 from gnnrec.encoders.config import EncoderConfig
@@ -74,7 +75,7 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
-        raise ValueError(f"{where or 'config'}: unknown key(s) {unknown}; known: {sorted(known)}")
+        raise ValueError(unknown_keys(unknown, known, where))
     kwargs = {}
     for name, value in checked_fields(cls, values, where).items():
         default = (
@@ -189,3 +190,30 @@ def with_absolute_paths(config: RunConfig) -> RunConfig:
             config.parallel, storage_path=_absolute(config.parallel.storage_path)
         ),
     )
+
+
+def documented_toml(config: RunConfig) -> str:
+    """``config`` as TOML with every key documented above it: what it does (the field's
+    comments), its choices when it has a fixed set, and whether a resumed run may change it."""
+    lines = [f"run_dir = {json.dumps(config.run_dir)}"]
+    for section in dataclasses.fields(RunConfig):
+        value = getattr(config, section.name)
+        if not dataclasses.is_dataclass(value):
+            continue
+        lines += ["", f"[{section.name}]"]
+        docs, choices = field_docs(type(value)), choices_of(type(value))
+        tables = []  # dict fields: their own [section.key] tables, after the plain keys
+        for f in dataclasses.fields(value):
+            notes = [docs[f.name]] if docs[f.name] else []
+            if f.name in choices:
+                notes.append(f"one of: {', '.join(map(str, choices[f.name]))}")
+            if f.name in type(value).RESUMABLE:
+                notes.append("may change when the run resumes")
+            comments = [f"# {note}" for note in notes]
+            if isinstance(getattr(value, f.name), dict):
+                table = tomli_w.dumps(getattr(value, f.name)).strip()
+                tables += ["", *comments, f"[{section.name}.{f.name}]", *([table] if table else [])]
+                continue
+            lines += [*comments, tomli_w.dumps({f.name: getattr(value, f.name)}).strip()]
+        lines += tables
+    return "\n".join(lines) + "\n"

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch
 
-from gnnrec.common.typed_fields import check_numbers
-from gnnrec.kernels import REDUCTIONS
+from gnnrec.common.typed_fields import check_fields
 
 if TYPE_CHECKING:
     from gnnrec.models.recommender import Recommender
@@ -63,8 +62,8 @@ class ModelConfig:
     name: str = "gcn"
     hidden: int = 64
     layers: int = 3
-    aggregation: str = "sum"
-    layer_combination: str = "mean"
+    aggregation: Literal["sum", "mean", "max"] = "sum"
+    layer_combination: Literal["mean", "last"] = "mean"
     conv_weights: bool = False
     text_features: bool = True
     id_embeddings: bool = True
@@ -79,15 +78,11 @@ class ModelConfig:
         return f"{name} on {' + '.join(inputs)}"
 
     def __post_init__(self) -> None:
-        check_numbers(self)
+        check_fields(self)
         if self.name not in MODELS:
             raise ValueError(f"unknown model {self.name!r}; available: {sorted(MODELS)}")
         if self.heads < 1:
             raise ValueError(f"heads must be >= 1, got {self.heads}")
-        if self.aggregation not in REDUCTIONS:
-            raise ValueError(f"aggregation must be one of {REDUCTIONS}, got {self.aggregation!r}")
-        if self.layer_combination not in ("mean", "last"):
-            raise ValueError("layer_combination must be 'mean' or 'last'")
         if not (self.text_features or self.id_embeddings):
             raise ValueError("the model needs text_features, id_embeddings or both")
         if self.hidden < 1 or self.layers < 0 or not 0.0 <= self.id_dropout < 1.0:

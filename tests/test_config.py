@@ -22,7 +22,14 @@ def test_toml_roundtrip_with_overrides(tmp_path):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("train.epoch=3", r"train: unknown key\(s\) \[.epoch.\]"),
+        ("train.epoch=3", r"train: unknown key\(s\) 'epoch'; did you mean 'epochs'\?"),
+        ("trian.epochs=3", r"config: unknown key\(s\) 'trian'; did you mean 'train'\?"),
+        (
+            'train.mode="sample"',
+            r"train.mode must be one of \('full', 'sampled'\), got 'sample' "
+            r"\(a string\); did you mean 'sampled'\?",
+        ),
+        ("encoder.pooling=avg", r"encoder.pooling must be one of \('mean', 'cls', 'last'\)"),
         ("model.aggregation=median", "aggregation must be one of"),
         ("train", "must look like section.key=value"),
         ("train.device=gpu", "train.device must be auto, cpu, cuda or cuda:N"),
@@ -70,3 +77,27 @@ def test_the_training_device_is_the_gpu_when_there_is_one():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="torch sees no GPU"):
             load_config(None, ["train.device=cuda:0"]).train.torch_device()
+
+
+def test_choices_are_listed_and_checked_however_a_config_is_built():
+    from gnnrec.common.typed_fields import choices_of
+    from gnnrec.train.config import TrainConfig
+
+    assert choices_of(TrainConfig)["mode"] == ("full", "sampled")
+    assert choices_of(TrainConfig)["id_optimizer"] == ("adam", "rowwise_adagrad")
+    with pytest.raises(ValueError, match=r"mode must be one of .* did you mean 'sampled'"):
+        TrainConfig(mode="sample")  # in Python, not only from TOML
+
+
+def test_config_show_doc_is_the_same_configuration_documented(capsys):
+    import tomllib
+
+    from gnnrec.cli import main
+
+    assert main(["config", "show", "--set", "train.epochs=3"]) == 0
+    plain = tomllib.loads(capsys.readouterr().out)
+    assert main(["config", "show", "--doc", "--set", "train.epochs=3"]) == 0
+    text = capsys.readouterr().out
+    assert tomllib.loads(text) == plain
+    assert "# one of: full, sampled\nmode = " in text
+    assert "# may change when the run resumes\nepochs = 3" in text

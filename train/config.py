@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 
 from gnnrec.common.devices import check_device_name, resolve_device
-from gnnrec.common.typed_fields import check_numbers
-from gnnrec.train.feature_store import PLACEMENTS
-from gnnrec.train.link_batches import SAMPLINGS
-from gnnrec.train.row_optimizer import ID_OPTIMIZERS
-from gnnrec.train.sharded_table import TABLE_PLACEMENTS
+from gnnrec.common.typed_fields import check_fields
 
 
 @dataclass(kw_only=True)
@@ -38,31 +34,32 @@ class TrainConfig:
         }
     )
 
-    objective: str = "bpr"
-    mode: str = "full"
+    objective: Literal["bpr", "mse"] = "bpr"
+    mode: Literal["full", "sampled"] = "full"
     fanouts: list[int] = field(default_factory=lambda: [10, 10, 10])
-    sample_on: str = "cpu"
+    sample_on: Literal["cpu", "device", "pinned"] = "cpu"
     prefetch: int = 2  # sampled batches prepared ahead on a background thread (0: none)
-    features_on: str = "host"  # host | pinned | device
+    features_on: Literal["host", "pinned", "device"] = "host"
     feature_cache_nodes: int = 0  # highest-degree nodes whose features live on the device
     epochs: int = 30
     batch_size: int = 2048
     # at most this many batches an epoch (0: all): the first ones of the epoch's seeded order,
     # so a huge log trains and validates on a schedule of its own
     steps_per_epoch: int = 0
-    sampling: str = "pairs"  # pairs: every training pair once an epoch | users: LightGCN's
+    # pairs: every training pair once an epoch | users: LightGCN's
+    sampling: Literal["pairs", "users"] = "pairs"
     lr: float = 5e-3
     l2: float = 1e-4
     # How the ID tables (embeddings, rating biases) learn: "adam" with the other parameters
     # (a dense [N, H] gradient and an update of every row each step), or "rowwise_adagrad"
     # (only a batch's rows are read and written, id_lr its step size; with several workers the
     # tables are sharded by rows over them: train/sharded_table.py).
-    id_optimizer: str = "adam"
+    id_optimizer: Literal["adam", "rowwise_adagrad"] = "adam"
     id_lr: float = 0.05
     # Where the rows of row-wise tables live: "device" (the training device), or "host" /
     # "pinned" (host memory, page-locked for a GPU to read in place: a table larger than the
     # device) with each process's id_cache_rows highest-degree rows cached on the device.
-    id_table_on: str = "device"
+    id_table_on: Literal["device", "host", "pinned"] = "device"
     id_cache_rows: int = 0
     num_negatives: int = 1
     eval_every: int = 1
@@ -76,26 +73,14 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     # fp32 matmuls on a GPU: "high" lets them use TF32 tensor cores, "highest" keeps full fp32
     # (torch.set_float32_matmul_precision); the CPU always computes in full fp32.
-    matmul_precision: str = "high"
+    matmul_precision: Literal["highest", "high", "medium"] = "high"
     # torch's deterministic algorithms while training and evaluating: bit-identical reruns on
     # any thread count (train/determinism.py says what is and is not promised)
     deterministic: bool = False
 
     def __post_init__(self) -> None:
-        check_numbers(self)
+        check_fields(self)
         check_device_name(self.device, "train.device")
-        if self.objective not in ("bpr", "mse"):
-            raise ValueError(f"objective must be 'bpr' or 'mse', got {self.objective!r}")
-        if self.sampling not in SAMPLINGS:
-            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
-        if self.mode not in ("full", "sampled"):
-            raise ValueError(f"mode must be 'full' or 'sampled', got {self.mode!r}")
-        if self.sample_on not in ("cpu", "device", "pinned"):
-            raise ValueError(
-                f"sample_on must be 'cpu', 'device' or 'pinned', got {self.sample_on!r}"
-            )
-        if self.features_on not in PLACEMENTS:
-            raise ValueError(f"features_on must be one of {PLACEMENTS}, got {self.features_on!r}")
         if self.prefetch < 0 or self.feature_cache_nodes < 0:
             raise ValueError("prefetch and feature_cache_nodes must be >= 0")
         if self.epochs < 1 or self.batch_size < 1 or self.num_negatives < 1 or self.lr <= 0:
@@ -107,19 +92,6 @@ class TrainConfig:
             raise ValueError(
                 f"fanouts must be a non-empty list of neighbors per hop, each >= 1 or -1 (all), "
                 f"got {self.fanouts}"
-            )
-        if self.matmul_precision not in ("highest", "high", "medium"):
-            raise ValueError(
-                "matmul_precision must be 'highest', 'high' or 'medium', got "
-                f"{self.matmul_precision!r}"
-            )
-        if self.id_optimizer not in ID_OPTIMIZERS:
-            raise ValueError(
-                f"id_optimizer must be one of {ID_OPTIMIZERS}, got {self.id_optimizer!r}"
-            )
-        if self.id_table_on not in TABLE_PLACEMENTS:
-            raise ValueError(
-                f"id_table_on must be one of {TABLE_PLACEMENTS}, got {self.id_table_on!r}"
             )
         if self.id_cache_rows < 0:
             raise ValueError(f"id_cache_rows must be >= 0, got {self.id_cache_rows}")
