@@ -226,53 +226,19 @@ def _train_run(
     clock = StageClock()
     with clock("prepare"):
         prepared = prepare(config, progress=config.train.progress)
-    resuming = (run_dir / "checkpoints" / "last.pt").exists() or (run_dir / "ray").exists()
-    fingerprint = check_data(prepared, run_dir, allow_data_change or not resuming, config)
-    provenance = run_provenance(config, fingerprint)
-    last = run_dir / "checkpoints" / "last.pt"
-    if last.exists():
-        check_provenance(
-            load_checkpoint(last, mmap=True), unchecked_data(provenance, allow_data_change), last
-        )
-    save_config(config, run_dir / "config.toml")  # what this run trains with, once checked
-    write_json_atomic(run_dir / DATA_FILE, fingerprint)
+    provenance = _checked_provenance(config, prepared, run_dir, allow_data_change)
     with clock("train"):
         if config.parallel.num_workers:
-            from gnnrec.distributed.ray_train import fit_on_ray, put_training_data
-
-            layout = config.parallel
-            # While the workers train, the driver's data waits on disk (page cache) and the
-            # driver keeps the object store's copy of the training data, not its own.
-            spilled = scratch.enter_context(
-                tempfile.TemporaryDirectory(prefix=".spilled-", dir=run_dir)
-            )
-            prepared.spill(Path(spilled))
-            stored, prepared.data = put_training_data(prepared.data, layout)
-            fit = fit_on_ray(
-                config.model,
-                config.train,
-                layout,
-                run_dir,
-                stored,
-                provenance,
-                config.eval.select,
-            )
-            # built after training (the workers build their own; the driver's memory is the
-            # data's meanwhile), then given the result's tensors rather than copies of them
-            model = model_for(config, prepared.data)
-            model.load_state_dict(fit.state, assign=True)
-            history, best_epoch = fit.history, fit.best_epoch
-            write_history(history, run_dir)
+            model, history, best_epoch = _fit_on_ray(config, prepared, provenance, scratch)
         else:
             model = model_for(config, prepared.data).to_device(config.train.torch_device())
-            shard = config.parallel.shard(0, 1)
             trainer = Trainer(
                 model,
                 prepared.data,
                 config.train,
                 run_dir,
                 on_step,
-                shard=shard,
+                shard=config.parallel.shard(0, 1),
                 provenance=provenance,
                 select=config.eval.select,
             )
@@ -283,19 +249,62 @@ def _train_run(
         z = embeddings(prepared, model, config)  # once, for the metrics and recommendations
     with clock("evaluate"):
         metrics = evaluate(prepared, model, config, z)
-    metrics["best_epoch"] = best_epoch
-    metrics["epochs_run"] = len(history)
-    layout = config.parallel
-    metrics["trained_on"] = (
-        f"{layout.num_workers} Ray workers, {'1 GPU' if layout.gpus_per_worker else 'CPUs'} each"
-        if layout.num_workers
-        else str(config.train.torch_device())
-    )
+    metrics |= {"best_epoch": best_epoch, "epochs_run": len(history)}
+    metrics["trained_on"] = _trained_on(config)
     write_json_atomic(run_dir / "metrics.json", metrics)
     with clock("recommend"):
         write_recommendations(prepared, model, config, run_dir / "recommendations.csv", z)
     write_json_atomic(run_dir / STAGES_FILE, clock.rows)
     return metrics
+
+
+def _checked_provenance(
+    config: RunConfig, prepared: Prepared, run_dir: Path, allow_data_change: bool
+) -> dict:
+    """The run's provenance, once its data and any checkpoint it resumes are checked against
+    it; writes ``config.toml`` and ``data.json`` (what this run trains with)."""
+    last = run_dir / "checkpoints" / "last.pt"
+    resuming = last.exists() or (run_dir / "ray").exists()
+    fingerprint = check_data(prepared, run_dir, allow_data_change or not resuming, config)
+    provenance = run_provenance(config, fingerprint)
+    if last.exists():
+        expected = unchecked_data(provenance, allow_data_change)
+        check_provenance(load_checkpoint(last, mmap=True), expected, last)
+    save_config(config, run_dir / "config.toml")
+    write_json_atomic(run_dir / DATA_FILE, fingerprint)
+    return provenance
+
+
+def _fit_on_ray(
+    config: RunConfig, prepared: Prepared, provenance: dict, scratch: contextlib.ExitStack
+) -> tuple[Recommender, list[dict], int]:
+    """Trains on Ray Train; returns the driver's model of the best weights, the history and
+    the best epoch. While the workers train, the driver's data waits on disk (page cache) and
+    the driver keeps the object store's copy of the training data, not its own."""
+    from gnnrec.distributed.ray_train import fit_on_ray, put_training_data
+
+    run_dir, layout = Path(config.run_dir), config.parallel
+    spilled = scratch.enter_context(tempfile.TemporaryDirectory(prefix=".spilled-", dir=run_dir))
+    prepared.spill(Path(spilled))
+    stored, prepared.data = put_training_data(prepared.data, layout)
+    fit = fit_on_ray(
+        config.model, config.train, layout, run_dir, stored, provenance, config.eval.select
+    )
+    # built after training (the workers build their own; the driver's memory is the data's
+    # meanwhile), then given the result's tensors rather than copies of them
+    model = model_for(config, prepared.data)
+    model.load_state_dict(fit.state, assign=True)
+    write_history(fit.history, run_dir)
+    return model, fit.history, fit.best_epoch
+
+
+def _trained_on(config: RunConfig) -> str:
+    """Where the run trained, in words (``metrics.json``'s ``trained_on``)."""
+    layout = config.parallel
+    if layout.num_workers:
+        each = "1 GPU" if layout.gpus_per_worker else "CPUs"
+        return f"{layout.num_workers} Ray workers, {each} each"
+    return str(config.train.torch_device())
 
 
 def load_run(

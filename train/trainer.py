@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +102,72 @@ def _distributed(shard: DataShard) -> bool:
     return shard.world_size > 1 and dist.is_available() and dist.is_initialized()
 
 
+def build_sampler(
+    data: TrainingData, config: TrainConfig, device: torch.device, sample_device: torch.device
+) -> NeighborSampler | None:
+    """The neighbor sampler of ``train.mode = "sampled"`` over the training graph, on
+    ``sample_device`` (or in pinned host memory, read by the GPU); None for full-graph mode."""
+    if config.mode != "sampled":
+        return None
+    if config.sample_on == "pinned" and device.type != "cuda":
+        raise ValueError(
+            "train.sample_on = 'pinned' has the GPU read the graph from pinned host memory: "
+            f"it needs a model on a GPU (train.device), not on {device}"
+        )
+    csr = data.graph.csr
+    csr = csr.pin_memory() if config.sample_on == "pinned" else csr.to(sample_device)
+    return NeighborSampler(csr, config.fanouts, sample_device)
+
+
+def build_features(
+    data: TrainingData, config: TrainConfig, device: torch.device, degree: torch.Tensor
+) -> FeatureStore | None:
+    """Where the node features are read from while training (``train.features_on``, with
+    the ``feature_cache_nodes`` highest-degree rows on the device); None without features."""
+    if data.features is None:
+        return None
+    return FeatureStore(
+        data.features,
+        device,
+        placement=config.features_on,
+        cache_nodes=config.feature_cache_nodes,
+        degree=degree,
+    )
+
+
+def build_batcher(data: TrainingData, config: TrainConfig) -> LinkBatcher:
+    """Each epoch's batches of (user, positive, negatives) from the training pairs."""
+    users, items, _ = data.train
+    return LinkBatcher(
+        users,
+        items,
+        data.num_items,
+        config.batch_size,
+        config.num_negatives,
+        positives=data.graph.csr,
+        item_offset=data.num_users,
+        sampling=config.sampling,
+    )
+
+
+def build_tables(
+    model: Recommender, config: TrainConfig, device: torch.device, degree: torch.Tensor
+) -> dict:
+    """``train.id_optimizer = "rowwise_adagrad"``: the ID tables sharded over the processes
+    (one shard alone), outside DDP and Adam; ``{}`` when Adam takes every parameter."""
+    if not config.sharded_ids:
+        return {}
+    return shard_tables(
+        model,
+        config.id_lr,
+        config.seed,
+        device,
+        config.id_table_on,
+        config.id_cache_rows,
+        degree,
+    )
+
+
 class Trainer:
     """Trains ``model`` on ``data``. ``run_dir``: where ``metrics.jsonl`` goes (None on ranks
     other than 0); ``checkpoints``: where resumable state goes (default
@@ -143,55 +209,15 @@ class Trainer:
         degree = data.graph.csr.degree()
         self.has_edges = degree > 0
         self.sample_device = torch.device("cpu") if config.sample_on == "cpu" else self.device
-        if config.mode == "sampled" and config.sample_on == "pinned" and self.device.type != "cuda":
-            raise ValueError(
-                "train.sample_on = 'pinned' has the GPU read the graph from pinned host memory: "
-                f"it needs a model on a GPU (train.device), not on {self.device}"
-            )
-        self.sampler = None
-        if config.mode == "sampled":
-            csr = data.graph.csr
-            csr = csr.pin_memory() if config.sample_on == "pinned" else csr.to(self.sample_device)
-            self.sampler = NeighborSampler(csr, config.fanouts, self.sample_device)
+        self.sampler = build_sampler(data, config, self.device, self.sample_device)
+        if self.sampler is not None:
             self.sampled_has_edges = self.has_edges.to(self.sample_device)
-        self.features = (
-            None
-            if data.features is None
-            else FeatureStore(
-                data.features,
-                self.device,
-                placement=config.features_on,
-                cache_nodes=config.feature_cache_nodes,
-                degree=degree,
-            )
-        )
+        self.features = build_features(data, config, self.device, degree)
         self.valid = validation_sample(data.valid, config.valid_users, config.seed)
-        users, items, ratings = data.train
-        self.ratings = torch.as_tensor(ratings, dtype=torch.float32)
-        self.batcher = LinkBatcher(
-            users,
-            items,
-            data.num_items,
-            config.batch_size,
-            config.num_negatives,
-            positives=data.graph.csr,
-            item_offset=data.num_users,
-            sampling=config.sampling,
-        )
+        self.ratings = torch.as_tensor(data.train[2], dtype=torch.float32)
+        self.batcher = build_batcher(data, config)
         model.configure_objective(config.objective, float(self.ratings.mean()))
-        # "rowwise_adagrad": the ID tables sharded over the processes (one shard alone),
-        # outside DDP and Adam; Adam takes every parameter otherwise
-        self.tables = {}
-        if config.sharded_ids:
-            self.tables = shard_tables(
-                model,
-                config.id_lr,
-                config.seed,
-                self.device,
-                config.id_table_on,
-                config.id_cache_rows,
-                degree,
-            )
+        self.tables = build_tables(model, config, self.device, degree)
         self.objective = LinkObjective(model, config.objective, config.l2)
         self.step_module = wrap(self.objective) if wrap is not None else self.objective
         # (Adam's parameter list as it always was for "adam": its checkpoints stay loadable)
@@ -422,20 +448,10 @@ class Trainer:
         returns its row: ``epoch`` (1-based), ``step``, mean ``loss``, ``seconds``,
         ``examples``. A loss that is not finite stops the run before anything is saved."""
         cfg = self.config
-        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
         began, losses, examples = time.perf_counter(), [], 0
         first_step = epoch * self.steps_per_epoch
-        prepared = (
-            (i, len(batch), self.prepare(batch, generator, (epoch, i)))
-            for i, batch in enumerate(
-                itertools.islice(self.batcher.epoch(generator), self.steps_per_epoch)
-            )
-            if len(batch) >= self.shard.partitions  # else too small for every slice
-        )
-        if self.sampler is not None:
-            prepared = prefetch(prepared, cfg.prefetch, device=self.device)
         bar = tqdm(
-            prepared,
+            self._prepared_batches(epoch),
             total=self.steps_per_epoch,
             desc=f"epoch {epoch + 1}/{cfg.epochs}",
             disable=not (cfg.progress and self.is_main),
@@ -464,6 +480,20 @@ class Trainer:
                 "Lower train.lr, or check the features for NaN"
             )
         return row
+
+    def _prepared_batches(self, epoch: int) -> Iterator[tuple[int, int, list[SliceInputs]]]:
+        """``(step, batch size, slices)`` of the epoch's batches, each prepared (sampled and
+        gathered) from the epoch's seeded generator; ahead on a thread when sampled."""
+        generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
+        batches = itertools.islice(self.batcher.epoch(generator), self.steps_per_epoch)
+        prepared = (
+            (i, len(batch), self.prepare(batch, generator, (epoch, i)))
+            for i, batch in enumerate(batches)
+            if len(batch) >= self.shard.partitions  # else too small for every slice
+        )
+        if self.sampler is not None:
+            prepared = prefetch(prepared, self.config.prefetch, device=self.device)
+        return prepared
 
     def _end_epoch(self, epoch: int, row: dict, best: EarlyStopping, history: list[dict]):
         """The epoch's checkpoint, ``metrics.jsonl`` and log line."""
