@@ -191,7 +191,7 @@ def _check_output_folder(output: Path | None) -> None:
 
 
 def cmd_config_show(args: argparse.Namespace) -> None:
-    from gnnrec.run import check_can_train
+    from gnnrec.run_checks import check_can_train
 
     config = _config(args)
     check_can_train(config)  # what train accepts, not only what parses

@@ -14,7 +14,7 @@ from helpers import error_line, planted_config, planted_overrides
 from gnnrec.cli import main
 from gnnrec.common.ray_cluster import check_reachable
 from gnnrec.config import save_config
-from gnnrec.run import check_resumable
+from gnnrec.run_checks import check_resumable
 
 
 def silent_port() -> int:
