@@ -32,6 +32,12 @@ def planted_overrides(planted_dir: Path, cache: Path) -> list[str]:
     ]
 
 
+def planted_sets(planted_dir: Path, cache: Path, *extra: str) -> list[str]:
+    """The planted run's overrides (and ``extra``) as CLI flags: ``--set KEY=VALUE`` each."""
+    items = [*planted_overrides(planted_dir, cache), *extra]
+    return [flag for item in items for flag in ("--set", item)]
+
+
 def planted_config(planted_dir: Path, cache: Path, run_dir: Path, *extra: str):
     return load_config(
         None, [f'run_dir="{run_dir}"', *planted_overrides(planted_dir, cache), *extra]

@@ -5,24 +5,15 @@ hold an item the user already has, whatever ``k``."""
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 import torch
-from helpers import error_line, planted_overrides
+from helpers import error_line, planted_sets
 
 import gnnrec
 from gnnrec.cli import main
 from gnnrec.common.run_lock import remove_run_dir
 from gnnrec.run import load_run
-
-
-def sets(planted_dir: Path, feature_cache: Path, *extra: str) -> list[str]:
-    return [
-        f
-        for item in [*planted_overrides(planted_dir, feature_cache), *extra]
-        for f in ("--set", item)
-    ]
 
 
 @pytest.mark.parametrize("run_dir", ["", "   ", " runs/a", "runs/a\n", "runs/\x01a"])
@@ -40,7 +31,7 @@ def test_a_run_never_trains_into_a_folder_of_other_files(
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "model.pt").write_text("my own model, not gnnrec's")
-    args = sets(planted_dir, feature_cache, "train.epochs=1")
+    args = planted_sets(planted_dir, feature_cache, "train.epochs=1")
     line = error_line(capsys, main(["train", "--run-dir", str(mine), *args]))
     assert "no gnnrec run" in line
     assert (mine / "model.pt").read_text() == "my own model, not gnnrec's"
@@ -62,7 +53,14 @@ def test_benchmarks_remove_only_earlier_runs(tmp_path):
 def test_recommendations_never_hold_a_seen_item_whatever_k(planted_dir, feature_cache, tmp_path):
     run = tmp_path / "run"
     assert (
-        main(["train", "--run-dir", str(run), *sets(planted_dir, feature_cache, "train.epochs=1")])
+        main(
+            [
+                "train",
+                "--run-dir",
+                str(run),
+                *planted_sets(planted_dir, feature_cache, "train.epochs=1"),
+            ]
+        )
         == 0
     )
     config, prepared, _ = load_run(run)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import error_line, planted_overrides
+from helpers import error_line, planted_sets
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -18,11 +18,11 @@ from gnnrec.common.run_lock import run_dir_lock
 
 
 def snapshot(folder: Path) -> dict[str, str]:
-    """Every file under ``folder`` (the lock file aside) with its sha256."""
+    """Every file under ``folder`` (the lock file and the run's log aside) with its sha256."""
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != ".gnnrec.lock"
+        if p.is_file() and p.name not in (".gnnrec.lock", "gnnrec.log")  # the log records tries
     }
 
 
@@ -30,8 +30,7 @@ def snapshot(folder: Path) -> dict[str, str]:
 def trained_run(tmp_path_factory, planted_dir, feature_cache) -> Path:
     run_dir = tmp_path_factory.mktemp("cli-failures") / "run"
     args = ["train", "--run-dir", str(run_dir)]
-    for item in [*planted_overrides(planted_dir, feature_cache), "train.epochs=2"]:
-        args += ["--set", item]
+    args += planted_sets(planted_dir, feature_cache, "train.epochs=2")
     assert main(args) == 0
     return run_dir
 
@@ -209,8 +208,7 @@ def test_data_changed_after_training_is_refused_unless_allowed(tmp_path, feature
     data = write_planted_dataset(tmp_path / "data")
     run_dir = tmp_path / "run"
     args = ["train", "--run-dir", str(run_dir)]
-    for item in [*planted_overrides(data, feature_cache), "train.epochs=1"]:
-        args += ["--set", item]
+    args += planted_sets(data, feature_cache, "train.epochs=1")
     assert main(args) == 0
     capsys.readouterr()
     write_planted_dataset(data, seed=7)  # same sizes, other interactions

@@ -8,7 +8,7 @@ import csv
 import json
 
 import pytest
-from helpers import error_line, planted_overrides
+from helpers import error_line, planted_sets
 
 from gnnrec.bench import TOPICS
 from gnnrec.cli import build_parser, main
@@ -18,8 +18,7 @@ from gnnrec.cli import build_parser, main
 def run(tmp_path_factory, planted_dir, feature_cache):
     run_dir = tmp_path_factory.mktemp("cli-options") / "run"
     args = ["train", "--run-dir", str(run_dir)]
-    for item in [*planted_overrides(planted_dir, feature_cache), "train.epochs=1"]:
-        args += ["--set", item]
+    args += planted_sets(planted_dir, feature_cache, "train.epochs=1")
     assert main(args) == 0
     return run_dir
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import planted_overrides
+from helpers import planted_overrides, planted_sets
 
 from gnnrec.cli import main
 from gnnrec.common.atomic_files import atomic_path, staged_folder
@@ -61,8 +61,7 @@ def test_a_full_disk_is_named_for_torch_and_numpy_writers(small_disk):
 def test_the_cli_says_no_space_left(small_disk, tmp_path, planted_dir, feature_cache, capsys):
     run = tmp_path / "run"
     args = ["train", "--run-dir", str(run)]
-    for item in [*planted_overrides(planted_dir, feature_cache), "train.epochs=1"]:
-        args += ["--set", item]
+    args += planted_sets(planted_dir, feature_cache, "train.epochs=1")
     assert main(args) == 0
     filler = small_disk / "filler"
     filler.write_bytes(b"\0" * (250 << 10))

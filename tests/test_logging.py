@@ -3,7 +3,7 @@ and the console's level from ``-v``, ``--quiet`` or ``GNNREC_LOG_LEVEL``."""
 
 from __future__ import annotations
 
-from helpers import error_line, planted_overrides
+from helpers import error_line, planted_sets
 
 from gnnrec.cli import main
 from gnnrec.train.trainer import epoch_line
@@ -19,8 +19,7 @@ def test_a_run_logs_its_stages_and_epochs_to_its_folder(
 ):
     run = tmp_path / "run"
     args = ["train", "--run-dir", str(run)]
-    for item in [*planted_overrides(planted_dir, feature_cache), "train.epochs=2"]:
-        args += ["--set", item]
+    args += planted_sets(planted_dir, feature_cache, "train.epochs=2")
     monkeypatch.setenv("GNNREC_LOG_LEVEL", "WARNING")
     assert main(args) == 0
     console = capsys.readouterr().err

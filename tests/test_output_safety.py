@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from helpers import error_line, planted_overrides
+from helpers import error_line, planted_overrides, planted_sets
 
 from gnnrec.cli import main
 from gnnrec.common.atomic_files import (
@@ -47,8 +47,7 @@ def workspace(tmp_path_factory, planted_dir, feature_cache) -> Path:
     (root / "photos").mkdir()
     (root / "photos" / "cat.jpg").write_bytes(b"\xff\xd8 not really")
     args = ["train", "--run-dir", str(root / "run")]
-    for item in [*planted_overrides(planted_dir, feature_cache), "train.epochs=1"]:
-        args += ["--set", item]
+    args += planted_sets(planted_dir, feature_cache, "train.epochs=1")
     assert main(args) == 0
     return root
 
