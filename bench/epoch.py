@@ -404,17 +404,29 @@ def run(args: argparse.Namespace, emit: Callable[[list[dict]], None]) -> list[di
 
 
 def plot(rows: list[dict], path: Path) -> Path:
-    """Epoch seconds per loader, a panel per graph (the latest row of each loader)."""
+    """Seconds per batch of each loader, a panel per graph (the latest row of each loader),
+    split into sampling (its edges at the loader's sampled edges/s, measured alone) and the
+    rest of the step (gathering, forward, backward, update), so the sampler's speed-up shows
+    beside the model time that bounds the epoch."""
     plt = pyplot()
     graphs: dict[tuple, dict[str, dict]] = {}
     for r in rows:
         if r["bench"] == "epoch":
             graphs.setdefault((r["config"]["nodes"], r["config"]["edges"]), {})[r["loader"]] = r
-    fig, axes = plt.subplots(len(graphs), 1, figsize=(8, 3.2 * len(graphs)), squeeze=False)
+    fig, axes = plt.subplots(len(graphs), 1, figsize=(9, 2.6 * len(graphs) + 0.6), squeeze=False)
     for ax, ((nodes, edges), loaders) in zip(axes[:, 0], graphs.items()):
-        ax.barh(list(loaders), [r["epoch_seconds"] for r in loaders.values()])
+        names = list(loaders)
+        sampling = [r["edges_per_batch"] / r["sampled_edges_per_s"] for r in loaders.values()]
+        rest = [max(r["seconds_per_batch"] - s, 0.0) for r, s in zip(loaders.values(), sampling)]
+        ax.barh(names, sampling, color="tab:orange", label="sampling (measured alone)")
+        ax.barh(names, rest, left=sampling, color="tab:gray", label="rest of the step")
+        for y, (s, r) in enumerate(zip(sampling, rest)):
+            ax.text(s + r, y, f" sampling {s:.2f} s of {s + r:.2f} s", va="center", fontsize=8)
         device = next(iter(loaders.values()))["device"]
-        ax.set(xlabel="epoch seconds", title=f"{nodes:,} nodes, {edges:,} edges ({device})")
+        ax.set_xlabel("seconds per batch")
+        ax.set_title(f"{nodes:,} nodes, {edges:,} edges ({device})", loc="left", fontsize=10)
+        ax.set_xlim(0, max(s + r for s, r in zip(sampling, rest)) * 1.4)
+    axes[0, 0].legend(fontsize=8, ncol=2, loc="lower right", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return save_figure(fig, path)
 
