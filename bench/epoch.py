@@ -416,7 +416,10 @@ def plot(rows: list[dict], path: Path) -> Path:
     fig, axes = plt.subplots(len(graphs), 1, figsize=(9, 2.6 * len(graphs) + 0.6), squeeze=False)
     for ax, ((nodes, edges), loaders) in zip(axes[:, 0], graphs.items()):
         names = list(loaders)
-        sampling = [r["edges_per_batch"] / r["sampled_edges_per_s"] for r in loaders.values()]
+        sampling = [
+            r["edges_per_batch"] / r["sampled_edges_per_s"] if r["sampled_edges_per_s"] else 0.0
+            for r in loaders.values()
+        ]
         rest = [max(r["seconds_per_batch"] - s, 0.0) for r, s in zip(loaders.values(), sampling)]
         ax.barh(names, sampling, color="tab:orange", label="sampling (measured alone)")
         ax.barh(names, rest, left=sampling, color="tab:gray", label="rest of the step")
