@@ -23,11 +23,7 @@ def check_reachable(address: str, what: str = "a Ray cluster", timeout: float = 
     for minutes; this answers in seconds."""
     if address == "auto":
         return
-    split = urlsplit(address if "://" in address else f"//{address}")
-    try:
-        host, port = split.hostname, split.port
-    except ValueError:  # a port that is no number
-        host, port = None, None
+    host, port = _host_port(address)
     if not host or port is None:
         raise ValueError(
             f"address {address!r} names no host and port (e.g. 127.0.0.1:6379, "
@@ -43,6 +39,30 @@ def check_reachable(address: str, what: str = "a Ray cluster", timeout: float = 
         ) from None
 
 
+def _host_port(address: str) -> tuple[str | None, int | None]:
+    """``(host, port)`` of ``host:port`` or ``scheme://host:port`` (None where missing or no
+    number)."""
+    split = urlsplit(address if "://" in address else f"//{address}")
+    try:
+        return split.hostname, split.port
+    except ValueError:
+        return split.hostname, None
+
+
+def _check_same_cluster(ray, address: str) -> None:
+    """``ValueError`` when this process is already connected to Ray and ``address`` names
+    another cluster: one process talks to one cluster, and Ray would silently keep the first."""
+    if not address or address == "auto" or address.startswith("ray://"):
+        return  # no address asked for, Ray's own look-up, or a client address (other port)
+    current = ray.get_runtime_context().gcs_address
+    if _host_port(address) != _host_port(current):
+        raise ValueError(
+            f"this process is already connected to the Ray cluster at {current}, and "
+            f"parallel.address = {address} names another; one process talks to one cluster: "
+            "run this in a new process, or leave parallel.address empty"
+        )
+
+
 def connect(address: str = "", log_to_driver: bool = True) -> None:
     """Connects this process to Ray, once: to ``address`` when given; else to the cluster of the
     Ray job this process runs in (``RAY_ADDRESS``, set by ``ray job submit``); else to a new
@@ -55,13 +75,15 @@ def connect(address: str = "", log_to_driver: bool = True) -> None:
             constants.ENABLE_RAY_CLUSTER = False
     import ray
 
+    if target:
+        check_reachable(target)
     if ray.is_initialized():
+        _check_same_cluster(ray, address)
         return
     quiet = logging.WARNING  # Ray's own INFO lines at startup are noise to a gnnrec user
     if not target:  # our own instance: its token-auth notice is about a cluster we just made
         logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
     if target:
-        check_reachable(target)
         ray.init(address=target, log_to_driver=log_to_driver, logging_level=quiet)
     else:
         ray.init(

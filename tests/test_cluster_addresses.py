@@ -78,3 +78,24 @@ def test_resuming_on_another_number_of_workers_gets_advice_that_works(
             "parallel.partitions=2",
         )
         check_resumable(advised, Path(run_dir))  # accepted
+
+
+@pytest.mark.slow  # a private Ray instance in this process
+def test_a_process_connected_to_ray_refuses_another_cluster():
+    """Ray keeps its first connection: asking for another address afterwards would train on the
+    wrong cluster without a word."""
+    import ray
+
+    from gnnrec.common.ray_cluster import connect
+
+    started_here = not ray.is_initialized()
+    connect()
+    with socket.socket() as other:  # something that answers, which is not this cluster
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        address = f"127.0.0.1:{other.getsockname()[1]}"
+        with pytest.raises(ValueError, match="already connected to the Ray cluster at"):
+            connect(address)
+    connect(ray.get_runtime_context().gcs_address)  # the same cluster: fine
+    if started_here:
+        ray.shutdown()
