@@ -36,17 +36,17 @@ class NodeTable:
     def text(self, i: int, fields: list[str] | None = None) -> str:
         """Node ``i``'s text: its non-empty fields as ``"Field: value."`` sentences."""
         names = fields or list(self.text_fields)
-        return _sentences(names, [self.text_fields[name][i] for name in names])
+        return sentences(names, [self.text_fields[name][i] for name in names])
 
     def texts(self) -> list[str]:
         """Every node's :meth:`text`, in node order."""
         names = list(self.text_fields)
         if not names:
             return [""] * len(self)
-        return [_sentences(names, values) for values in zip(*self.text_fields.values())]
+        return [sentences(names, values) for values in zip(*self.text_fields.values())]
 
 
-def _sentences(names: list[str], values: Sequence[str]) -> str:
+def sentences(names: list[str], values: Sequence[str]) -> str:
     return " ".join(
         f"{name.capitalize()}: {value.strip()}."
         for name, value in zip(names, values)

@@ -4,13 +4,14 @@ interactions only, so no test item can leak into features. Both through optional
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gnnrec.data.splits import Split
 from gnnrec.data.templates import render
-from gnnrec.data.textgraph import NodeTable, TextGraph
+from gnnrec.data.textgraph import NodeTable, TextGraph, sentences
 
 if TYPE_CHECKING:
     from gnnrec.data.config import DataConfig
@@ -26,19 +27,44 @@ def liked_items(
     """Per user, the best-rated training items (most recent first on ties), as
     ``"Toy Story (1995) (Animation, Comedy); ..."``. Only ``train_index`` is read."""
     inter = graph.interactions.subset(train_index)
-    items = graph.items.text_fields
-    titles = items.get(title_field, graph.items.ids)
-    genres = items.get(genre_field)
     order = np.lexsort((-inter.timestamp, -inter.rating, inter.user))
     per_user: list[list[int]] = [[] for _ in range(graph.num_users)]
     for k in order:
         chosen = per_user[inter.user[k]]
         if len(chosen) < max_items:
             chosen.append(int(inter.item[k]))
-    return [
-        "; ".join(f"{titles[i]} ({genres[i]})" if genres and genres[i] else titles[i] for i in c)
-        for c in per_user
-    ]
+    return [liked_phrase(graph, chosen, title_field, genre_field) for chosen in per_user]
+
+
+def liked_phrase(
+    graph: TextGraph, items: Sequence[int], title_field: str = "title", genre_field: str = "genres"
+) -> str:
+    """``"Toy Story (1995) (Animation, Comedy); ..."`` for item rows ``items``, in order."""
+    titles = graph.items.text_fields.get(title_field, graph.items.ids)
+    genres = graph.items.text_fields.get(genre_field)
+    return "; ".join(
+        f"{titles[i]} ({genres[i]})" if genres and genres[i] else titles[i] for i in items
+    )
+
+
+def user_text_for_items(
+    graph: TextGraph, items: Sequence[int], cfg: DataConfig, user: int | None = None
+) -> str:
+    """The text a user with the liked item rows ``items`` (best first) gets, as
+    :func:`node_texts` writes it: the profile fields of the known user row ``user`` (none for a
+    new user) and at most ``cfg.user_text_items`` of ``items``."""
+    fields = {name: "" if user is None else v[user] for name, v in graph.users.text_fields.items()}
+    liked = liked_phrase(graph, list(items)[: cfg.user_text_items])
+    if cfg.user_template:
+        return render(cfg.user_template, {**fields, "liked": liked})
+    return " ".join(
+        p
+        for p in (
+            sentences(list(fields), list(fields.values())),
+            f"Liked: {liked}." if liked else "",
+        )
+        if p
+    )
 
 
 def node_table_texts(

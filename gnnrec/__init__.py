@@ -6,6 +6,7 @@ Run level (what the CLI does)::
     config = gnnrec.load_config(overrides=["train.epochs=5", 'run_dir="runs/a"'])
     metrics = gnnrec.fit(config)
     top = gnnrec.recommend("runs/a", k=10)
+    run = gnnrec.load("runs/a")            # held in memory: recommend, fold in, similar items
 
 Building blocks: :func:`aggregate` (the sparse aggregation), :class:`NeighborSampler`,
 :class:`GraphStore`/:class:`CSR`, :class:`FeatureStore`, :class:`GCNLayer`,
@@ -30,6 +31,8 @@ _EXPORTS = {
     "recommend": "gnnrec.api",
     "recommend_for_text": "gnnrec.api",
     "export": "gnnrec.api",
+    "load": "gnnrec.api",
+    "RunHandle": "gnnrec.serve.handle",
     "RunConfig": "gnnrec.config",
     "RECIPES": "gnnrec.recipes",
     # configuration of the components

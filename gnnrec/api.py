@@ -10,53 +10,22 @@ and value) before any work, with the CLI's wording and these functions' own para
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-
+from gnnrec.common.arguments import (
+    check_text,
+    flag_argument,
+    id_list,
+    path_argument,
+    positive_int,
+)
 from gnnrec.config import RunConfig, config_from_dict
 from gnnrec.config import load_config as _load_file
 from gnnrec.recipes import RECIPES
 
-
-def _path(value: object, name: str) -> Path:
-    if isinstance(value, bytes) or not isinstance(value, str | os.PathLike):
-        raise TypeError(f"{name} must be a path (str or pathlib.Path), got {type(value).__name__}")
-    if not str(value).strip():
-        raise ValueError(f"{name} must name a file or folder, got {str(value)!r}")
-    return Path(value)
-
-
-def _positive(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
-    return int(value)
-
-
-def _flag(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
-    return value
-
-
-def _strings(values: object, name: str) -> list[str] | None:
-    """A list of ids (strings, or integers written as the data writes them)."""
-    if values is None:
-        return None
-    if not isinstance(values, list | tuple | set | frozenset | np.ndarray):
-        raise TypeError(
-            f"{name} must be a list of ids, got {type(values).__name__} {values!r} (for one "
-            f"user: {name}=[{values!r}])"
-        )
-    ids = list(values)
-    for value in ids:
-        if isinstance(value, bool) or not isinstance(value, str | int | np.integer):
-            raise TypeError(f"{name} holds {type(value).__name__} {value!r}; ids are str or int")
-    return [str(value) for value in ids]
+if TYPE_CHECKING:
+    from gnnrec.serve.handle import RunHandle
 
 
 def load_config(
@@ -68,7 +37,7 @@ def load_config(
     ``overrides`` (``"section.key=value"``, values in TOML syntax)."""
     if not isinstance(recipe, str) or recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)}")
-    path = None if path is None else _path(path, "path")
+    path = None if path is None else path_argument(path, "path")
     if overrides is not None:
         if isinstance(overrides, str) or not isinstance(overrides, list | tuple):
             raise TypeError(
@@ -99,7 +68,19 @@ def evaluate(run_dir: str | Path, allow_data_change: bool = False) -> dict:
     than the run trained on is refused unless ``allow_data_change``."""
     from gnnrec.run import evaluate_run
 
-    return evaluate_run(_path(run_dir, "run_dir"), _flag(allow_data_change, "allow_data_change"))
+    return evaluate_run(
+        path_argument(run_dir, "run_dir"), flag_argument(allow_data_change, "allow_data_change")
+    )
+
+
+def load(run_dir: str | Path, allow_data_change: bool = False) -> RunHandle:
+    """A finished run held in memory (:class:`~gnnrec.serve.handle.RunHandle`): recommend for
+    known users, new users from their items or text, similar items and users, and fold in new
+    interactions, without reloading anything."""
+    from gnnrec.serve.handle import load as load_handle
+
+    run_dir = path_argument(run_dir, "run_dir")
+    return load_handle(run_dir, flag_argument(allow_data_change, "allow_data_change"))
 
 
 def recommend(
@@ -110,57 +91,25 @@ def recommend(
 ) -> dict[str, list[tuple[str, float]]]:
     """Top-``k`` ``(item_id, score)`` per user id (training positives excluded; fewer than
     ``k`` when a user has fewer unseen items), for ``users`` (a list of ids as in the data) or
-    every user."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from gnnrec.data.columns import arrow_strings
-    from gnnrec.outputs import embeddings
-    from gnnrec.run import load_run
-    from gnnrec.train.recommend import top_k_items
-
-    run_dir, k = _path(run_dir, "run_dir"), _positive(k, "k")
-    chosen_ids = _strings(users, "users")
-    allow = _flag(allow_data_change, "allow_data_change")
-    config, prepared, model = load_run(run_dir, allow_data_change=allow)
-    graph, data = prepared.graph, prepared.data
-    known = arrow_strings(graph.users.ids)
-    chosen = list(graph.users.ids) if chosen_ids is None else list(dict.fromkeys(chosen_ids))
-    found = pc.index_in(pa.array(chosen, pa.string()), value_set=known)
-    if found.null_count:
-        unknown = [u for u, row in zip(chosen, found.is_null().to_pylist()) if row][:5]
-        raise ValueError(f"unknown user id(s) {unknown} in {run_dir}")
-    rows = np.asarray(found.to_pylist(), dtype=np.int64)
-    local = np.full(data.num_users, -1, dtype=np.int64)  # row of each chosen user in the batch
-    local[rows] = np.arange(rows.size)
-    train_users, train_items = (np.asarray(a, dtype=np.int64) for a in data.train[:2])
-    chosen_pairs = local[train_users] >= 0
-    exclude = (local[train_users[chosen_pairs]], train_items[chosen_pairs])
-    z = embeddings(prepared, model, config)
-    users_z = z[torch.from_numpy(rows)]
-    items, scores = top_k_items(users_z, z[data.num_users :], k, exclude, score=model.scores)
-    return {  # a user with fewer than k unseen items gets those (seen ones score -inf)
-        user: [
-            (graph.items.ids[int(i)], float(s))
-            for i, s in zip(items[n], scores[n])
-            if s != -torch.inf
-        ]
-        for n, user in enumerate(chosen)
-    }
+    every user. Loads the run each call: hold it with :func:`load` to ask more than once."""
+    run_dir, k = path_argument(run_dir, "run_dir"), positive_int(k, "k")
+    chosen = id_list(users, "users")
+    handle = load(run_dir, allow_data_change)
+    try:
+        return handle.recommend(list(handle.user_ids) if chosen is None else chosen, k)
+    finally:
+        handle.close()
 
 
 def recommend_for_text(run_dir: str | Path, text: str, k: int = 10) -> list[tuple[str, str, float]]:
     """Top-``k`` ``(item_id, title, score)`` for a new user known only by ``text``."""
-    from gnnrec.run import load_run
-    from gnnrec.run import recommend_for_text as rank_for_text
-
-    run_dir, k = _path(run_dir, "run_dir"), _positive(k, "k")
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a string, got {type(text).__name__}")
-    if not text.strip():
-        raise ValueError("text is empty: describe the new user in a few words")
-    config, prepared, model = load_run(run_dir)
-    return rank_for_text(prepared, model, config, text, k)
+    run_dir, k = path_argument(run_dir, "run_dir"), positive_int(k, "k")
+    check_text(text, "text")
+    handle = load(run_dir)
+    try:
+        return [(i, handle.title(i), s) for i, s in handle.recommend_for_text(text, k)]
+    finally:
+        handle.close()
 
 
 def export(run_dir: str | Path, output: str | Path | None = None) -> Path:
@@ -168,5 +117,5 @@ def export(run_dir: str | Path, output: str | Path | None = None) -> Path:
     :func:`gnnrec.run.export_embeddings`."""
     from gnnrec.run import export_embeddings
 
-    run_dir = _path(run_dir, "run_dir")
-    return export_embeddings(run_dir, None if output is None else _path(output, "output"))
+    run_dir = path_argument(run_dir, "run_dir")
+    return export_embeddings(run_dir, None if output is None else path_argument(output, "output"))

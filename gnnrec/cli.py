@@ -25,6 +25,8 @@ EPILOG = """examples:
   gnnrec demo                                   train on the bundled MovieLens data
   gnnrec train --run-dir runs/a --set train.epochs=50
   gnnrec recommend --run-dir runs/a -k 20 --output top20.parquet
+  gnnrec recommend --run-dir runs/a --items 1 50 260   a new user from three items
+  gnnrec similar --run-dir runs/a --items 1            the items nearest item 1
   gnnrec config show --set model.hidden=128    the effective configuration, as TOML
 run `gnnrec COMMAND --help` for a command's options."""
 
@@ -166,7 +168,31 @@ def add_recommend(sub, common) -> None:
         "--output", type=Path, help=".csv or .parquet (default: RUN_DIR/recommendations.csv)"
     )
     recommend.add_argument("--text", help="rank items for a new user described by this text")
+    recommend.add_argument(
+        "--items",
+        nargs="+",
+        metavar="ID",
+        help="rank items for a new user who has these items (folded into the trained graph)",
+    )
     recommend.set_defaults(func=commands.cmd_recommend)
+
+
+def add_similar(sub, common) -> None:
+    similar = _command(
+        sub,
+        common,
+        "similar",
+        help="the items or users nearest some items or users",
+        description="Prints the -k items nearest each --items id, or the users nearest each "
+        "--users id, by cosine similarity of the run's final embeddings.",
+    )
+    similar.add_argument("--run-dir", required=True, help="the trained run's folder")
+    similar.add_argument("-k", type=int, default=10, help="neighbours per query")
+    _allow_data_change(similar)
+    query = similar.add_mutually_exclusive_group(required=True)
+    query.add_argument("--items", nargs="+", metavar="ID", help="item ids")
+    query.add_argument("--users", nargs="+", metavar="ID", help="user ids")
+    similar.set_defaults(func=commands.cmd_similar)
 
 
 def add_export(sub, common) -> None:
@@ -281,6 +307,7 @@ SUBCOMMANDS = (
     add_encode,
     add_evaluate,
     add_recommend,
+    add_similar,
     add_export,
     add_config,
     add_submit,

@@ -74,11 +74,11 @@ def cmd_train(args: argparse.Namespace) -> dict:
 def cmd_demo(args: argparse.Namespace) -> None:
     import csv
 
-    from gnnrec.run import load_run, recommend_for_text
+    from gnnrec.serve.handle import load
 
     metrics = cmd_train(args)
-    config, prepared, model = load_run(_config(args).run_dir)
-    rec_file = Path(config.run_dir) / "recommendations.csv"
+    run_dir = Path(_config(args).run_dir)
+    rec_file = run_dir / "recommendations.csv"
     by_user: dict[str, list[str]] = {}
     with open(rec_file) as f:
         for row in csv.DictReader(f):
@@ -87,12 +87,13 @@ def cmd_demo(args: argparse.Namespace) -> None:
         print(f"\nTop-10 for user {user}:")
         print("\n".join(f"  {r + 1:2d}. {t}" for r, t in enumerate(by_user[user][:10])))
     print(f'\nTop-10 for a new user who wrote: "{args.text}"')
-    for r, (_, title, _) in enumerate(recommend_for_text(prepared, model, config, args.text)):
-        print(f"  {r + 1:2d}. {title}")
-    print(
-        f"\nwritten: {rec_file}, {Path(config.run_dir) / 'training_curve.png'}, "
-        f"{Path(config.run_dir) / 'metrics.json'}"
-    )
+    handle = load(run_dir)
+    try:
+        for r, (item, _) in enumerate(handle.recommend_for_text(args.text)):
+            print(f"  {r + 1:2d}. {handle.title(item)}")
+    finally:
+        handle.close()
+    print(f"\nwritten: {rec_file}, {run_dir / 'training_curve.png'}, {run_dir / 'metrics.json'}")
     beat = metrics["recall@20"] > metrics["baselines"]["popularity"]["recall@20"]
     print(
         "the GCN beats the popularity baseline"
@@ -150,36 +151,74 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def cmd_recommend(args: argparse.Namespace) -> None:
     from gnnrec.outputs import check_recommendations_target, write_recommendations
-    from gnnrec.run import load_run, recommend_for_text
+    from gnnrec.run import load_run
 
     if args.k < 1:
         raise ValueError(f"-k must be at least 1, got {args.k}")
     _check_output_folder(args.output)
-    if args.output is not None and args.text is not None:
+    new_user = args.text is not None or args.items is not None
+    if args.output is not None and new_user:
         raise ValueError(
-            "--output writes the known users' table; a --text user's list is printed (give one)"
+            "--output writes the known users' table; a new user's list (--text, --items) is "
+            "printed (give one)"
         )
     if args.output is not None:
         check_recommendations_target(args.output)  # before the minutes of loading
     if args.text is not None and not args.text.strip():
         raise ValueError("--text is empty: describe the new user in a few words")
-    if args.users is not None and args.text is not None:
-        raise ValueError("--users picks known users; a --text user is new (give one)")
+    if args.users is not None and new_user:
+        raise ValueError("--users picks known users; a --text or --items user is new (give one)")
+    if new_user:
+        _recommend_for_new_user(args)
+        return
     overrides = [*args.overrides, f"eval.top_k={args.k}"]
-    writes_run_dir = args.text is None and args.output is None
     # Writing into the run: its lock (and so a writable folder) first, before any loading.
-    with run_dir_lock(args.run_dir, create=False) if writes_run_dir else nullcontext():
+    with run_dir_lock(args.run_dir, create=False) if args.output is None else nullcontext():
         config, prepared, model = load_run(
             args.run_dir, overrides, allow_data_change=args.allow_data_change
         )
-        if args.text is not None:
-            ranked = recommend_for_text(prepared, model, config, args.text, args.k)
-            for item_id, title, score in ranked:
-                print(f"{item_id}\t{score:.4f}\t{title}")
-            return
         out = args.output or Path(args.run_dir) / "recommendations.csv"
         count = write_recommendations(prepared, model, config, out, users=args.users)
     print(f"wrote top-{args.k} recommendations for {count} users to {out}")
+
+
+def _recommend_for_new_user(args: argparse.Namespace) -> None:
+    """Prints ``item_id, score, title`` lines for a new user of ``--items`` (folded in) and/or
+    ``--text``."""
+    from gnnrec.serve.handle import load
+
+    handle = load(args.run_dir, allow_data_change=args.allow_data_change)
+    try:
+        if args.items is not None:
+            ranked = handle.recommend_for_items(args.items, args.k, text=args.text)
+        else:
+            ranked = handle.recommend_for_text(args.text, args.k)
+        for item, score in ranked:
+            print(f"{item}\t{score:.4f}\t{handle.title(item)}")
+    finally:
+        handle.close()
+
+
+def cmd_similar(args: argparse.Namespace) -> None:
+    """Prints ``query, rank, id, similarity`` lines: the items nearest each ``--items`` id, or
+    the users nearest each ``--users`` id."""
+    from gnnrec.serve.handle import load
+
+    if args.k < 1:
+        raise ValueError(f"-k must be at least 1, got {args.k}")
+    handle = load(args.run_dir, allow_data_change=args.allow_data_change)
+    try:
+        if args.items is not None:
+            nearest = handle.similar_items(args.items, args.k)
+        else:
+            nearest = handle.similar_users(args.users, args.k)
+        print("query\trank\tid\tsimilarity" + ("\ttitle" if args.items else ""))
+        for query, ranked in nearest.items():
+            for rank, (other, score) in enumerate(ranked, start=1):
+                title = f"\t{handle.title(other)}" if args.items else ""
+                print(f"{query}\t{rank}\t{other}\t{score:.4f}{title}")
+    finally:
+        handle.close()
 
 
 def _check_output_folder(output: Path | None) -> None:

@@ -28,7 +28,6 @@ from gnnrec.config import (
     save_config,
     with_absolute_paths,
 )
-from gnnrec.encoders import make_encoder
 from gnnrec.models.recommender import Recommender
 from gnnrec.outputs import embeddings, write_export, write_recommendations
 from gnnrec.pipeline import Prepared, model_for, prepare
@@ -43,7 +42,6 @@ from gnnrec.run_checks import (
 from gnnrec.train.checkpoint import load_checkpoint, save_checkpoint
 from gnnrec.train.determinism import deterministic_algorithms
 from gnnrec.train.evaluate import evaluation_report
-from gnnrec.train.recommend import top_k_items
 from gnnrec.train.trainer import Trainer, write_history
 
 STAGES_FILE = "stages.json"
@@ -268,29 +266,6 @@ def _evaluate_run(
         metrics.update({k: old[k] for k in ("best_epoch", "epochs_run", "trained_on") if k in old})
     write_json_atomic(previous, metrics)
     return metrics
-
-
-def recommend_for_text(
-    prepared: Prepared, model: Recommender, config: RunConfig, text: str, k: int = 10
-) -> list[tuple[str, str, float]]:
-    """``(item_id, title, score)`` for a new user described only by ``text``: the user is
-    placed by the text projection alone (no ID, no edges) and scored against every item."""
-    if not config.model.text_features:
-        raise ValueError("this model uses no text features, so it cannot place a text-only user")
-    encoder = make_encoder(config.encoder)
-    try:
-        x = encoder.encode([text], progress=False).float()
-    finally:
-        encoder.close()
-    z = embeddings(prepared, model, config)
-    with torch.no_grad():
-        user = model.place_text(x.to(model.device)).to(z.device)
-    items, scores = top_k_items(user, z[prepared.data.num_users :], k, score=model.scores)
-    titles = prepared.graph.items.text_fields.get("title", prepared.graph.items.ids)
-    return [
-        (prepared.graph.items.ids[int(i)], titles[int(i)], float(s))
-        for i, s in zip(items[0], scores[0])
-    ]
 
 
 def export_embeddings(run_dir: str | Path, output: str | Path | None = None) -> Path:

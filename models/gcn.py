@@ -23,7 +23,7 @@ from torch import nn
 
 from gnnrec.common.row_ranges import row_ranges
 from gnnrec.data.graph_store import CSR
-from gnnrec.kernels.csr import row_block
+from gnnrec.kernels.csr import inverse_sqrt_degree, row_block
 from gnnrec.models.config import ModelConfig, register_model
 from gnnrec.models.gcn_layer import GCNLayer
 from gnnrec.models.graph_view import GraphView
@@ -109,6 +109,51 @@ class GCNRecommender(TextAndIDRecommender):
             # [n, H] rows, forward and backward (the same numbers)
             return self.propagate(self.layer0(n_id, x, None), view, source_mask=id_mask)
         return self.propagate(self.layer0(n_id, x, id_mask), view)
+
+    @property
+    def propagates(self) -> bool:
+        return len(self.convs) > 0
+
+    @torch.no_grad()
+    def layer_states(
+        self, n_id: torch.Tensor, x: torch.Tensor | None, view: GraphView, id_mask: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """The inputs ``[h^0, ..., h^{L-1}]`` ``[n, H]`` of each layer over the whole graph
+        ``view``, as :meth:`forward` computes them (what :meth:`fold_in` reads)."""
+        h = self.layer0(n_id, x, id_mask)
+        states = [h]
+        for conv in self.convs[:-1]:
+            h = conv(h, view)
+            states.append(h)
+        return states
+
+    @torch.no_grad()
+    def fold_in(
+        self,
+        h0: torch.Tensor,
+        neighbors: CSR,
+        states: list[torch.Tensor],
+        col_scale: torch.Tensor,
+    ) -> torch.Tensor:
+        """Final embeddings ``[B, H]`` of ``B`` nodes placed into the trained graph: ``h0``
+        ``[B, H]`` their layer 0, ``neighbors`` a CSR of ``B`` rows over ``M`` columns whose
+        layer inputs are ``states[l]`` ``[M, H]`` and scales ``col_scale`` ``[M]`` (held at
+        their trained values). Each layer is the model's own, over the rows' edges:
+
+        .. math::
+            h^{l+1}_u = \\Theta_l\\big(d_u^{-1/2} \\textstyle\\sum_{j \\in N(u)} d_j^{-1/2}
+            h^l_j\\big), \\quad d_u = |N(u)|
+
+        (attention reads ``h^l_u`` as its target row), combined as in :meth:`propagate`."""
+        view = GraphView(neighbors, inverse_sqrt_degree(neighbors.degree()), col_scale)
+        h, total = h0, h0
+        for conv, inputs in zip(self.convs, states):
+            targets = {"targets": h} if self.ATTENDS else {}
+            h = conv(inputs, view, **targets)
+            total = total + h
+        if self.config.layer_combination == "last":
+            return h
+        return total / (len(self.convs) + 1)
 
     @torch.no_grad()
     def embed_in_chunks(

@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 import torch
 from torch import nn
 
+from gnnrec.data.graph_store import CSR
 from gnnrec.models.graph_view import GraphView
 
 
@@ -58,6 +59,29 @@ class Recommender(nn.Module, ABC):
         the embeddings alone serve the model's rankings."""
         cls = type(self)
         return cls.scores is Recommender.scores and cls.pair_scores is Recommender.pair_scores
+
+    @property
+    def propagates(self) -> bool:
+        """Whether a node's embedding is computed from its neighbours' (so that
+        :meth:`layer_states` and :meth:`fold_in` place a new node from its edges)."""
+        return False
+
+    def layer_states(
+        self, n_id: torch.Tensor, x: torch.Tensor | None, view: GraphView, id_mask: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """The inputs ``[h^0, ..., h^{L-1}]`` ``[n, H]`` of each propagation layer."""
+        raise NotImplementedError(f"{type(self).__name__} does not propagate over the graph")
+
+    def fold_in(
+        self,
+        h0: torch.Tensor,
+        neighbors: CSR,
+        states: list[torch.Tensor],
+        col_scale: torch.Tensor,
+    ) -> torch.Tensor:
+        """Final embeddings ``[B, H]`` of new nodes from their layer 0 ``h0`` and their edges
+        into the trained graph (see :meth:`GCNRecommender.fold_in`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not propagate over the graph")
 
     @property
     def device(self) -> torch.device:

@@ -21,6 +21,7 @@ SUBPACKAGES = [
     "encoders",
     "kernels",
     "models",
+    "serve",
     "train",
 ]
 

@@ -43,6 +43,11 @@ def _digest(value: Any, h: Any = None) -> Any:
     return h
 
 
+def state_digest(state: dict[str, Any]) -> str:
+    """The sha256 (hex) of a state dict, as stored in its checkpoint."""
+    return _digest(state).hexdigest()
+
+
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         torch.save({**state, DIGEST: _digest(state).hexdigest()}, tmp)

@@ -1,0 +1,1 @@
+"""Serving a trained run: the load-once handle, fold-in of new users and interactions."""

@@ -1,0 +1,338 @@
+"""A trained run held in memory: load once, then answer recommendation and similarity queries
+and fold in new interactions without touching disk again.
+
+>>> import gnnrec
+>>> run = gnnrec.load("runs/demo")
+>>> run.recommend(["1"], k=3)["1"]              # [(item id, score), ...], seen items excluded
+>>> run.recommend_for_items(["1", "50"], k=3)   # a new user placed from two items (fold-in)
+>>> run.record("new-user", ["1", "50"])         # their next recommendations reflect these
+>>> run.similar_items(["1"], k=3)["1"]          # cosine similarity of final embeddings
+
+What the handle holds: the model, the training graph, the final embeddings ``z`` ``[U + I, H]``
+(the ones ``gnnrec recommend`` ranks with), each layer's inputs over the graph (what fold-in
+reads, :mod:`gnnrec.serve.fold_in`), every user's seen items, and the users it folded in.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gnnrec.common.arguments import check_text, id_list, positive_int
+from gnnrec.common.log import get_logger
+from gnnrec.config import RunConfig
+from gnnrec.data.user_text import user_text_for_items
+from gnnrec.models.graph_view import GraphView
+from gnnrec.models.recommender import Recommender
+from gnnrec.pipeline import Prepared
+from gnnrec.serve.fold_in import GraphState, fit_rows, fold_in_users
+from gnnrec.train.checkpoint import state_digest
+from gnnrec.train.recommend import top_k_items
+
+log = get_logger(__name__)
+Ranked = list[tuple[str, float]]  # (id, score), best first
+
+
+class UnknownIds(ValueError):
+    """Ids the run does not know: ``kind`` ("user" or "item") and the ``ids``."""
+
+    def __init__(self, kind: str, ids: list[str]):
+        self.kind, self.ids = kind, ids
+        shown = ", ".join(repr(i) for i in ids[:5]) + (" ..." if len(ids) > 5 else "")
+        super().__init__(f"unknown {kind} id(s): {shown}")
+
+
+@dataclass
+class FoldedUser:
+    """A user folded in by :meth:`RunHandle.record`: final embedding ``z`` ``[H]``, ``seen``
+    item rows (sorted) and ``recent`` (the recorded ones, latest first)."""
+
+    z: torch.Tensor
+    seen: np.ndarray
+    recent: list[int]
+
+
+class RunHandle:
+    """See the module docstring; build with :func:`load`. Thread-safe: updates (:meth:`record`)
+    take a lock that queries also take."""
+
+    def __init__(self, run_dir: Path, config: RunConfig, prepared: Prepared, model: Recommender):
+        self.run_dir, self.config, self.model = run_dir, config, model.requires_grad_(False)
+        self.graph, self._data = prepared.graph, prepared.data
+        data = prepared.data
+        self.num_users, self.num_items = data.num_users, data.num_items
+        self.version = state_digest({k: v.cpu() for k, v in model.state_dict().items()})[:12]
+        self._user_row = {u: n for n, u in enumerate(self.graph.users.ids)}
+        self._item_row = {i: n for n, i in enumerate(self.graph.items.ids)}
+        self._titles = self.graph.items.text_fields.get("title", self.graph.items.ids)
+        self._lock = threading.RLock()
+        self._encoder = None
+        from gnnrec.outputs import embeddings
+
+        self.z = embeddings(prepared, model, config).to(model.device)
+        self._seen = _user_items(data.train[0], data.train[1], self.num_users)
+        self._state: GraphState | None = None  # built on the first fold-in (prepare_fold_in)
+        self._fresh: dict[str, FoldedUser] = {}
+        self._unit = torch.nn.functional.normalize(self.z, dim=1)
+
+    @property
+    def user_ids(self) -> Sequence[str]:
+        """The trained users' ids, in row order."""
+        return self.graph.users.ids
+
+    @property
+    def item_ids(self) -> Sequence[str]:
+        """The items' ids, in row order."""
+        return self.graph.items.ids
+
+    def prepare_fold_in(self) -> None:
+        """Computes what fold-in reads (each layer's inputs over the whole graph: one forward
+        pass, ``L`` ``[U + I, H]`` tensors) now rather than on the first fold-in."""
+        with self._lock:
+            if self._state is None and self.model.propagates:
+                self._state = _graph_state(self.model, self._data)
+
+    # ---- ids ----------------------------------------------------------------------------------
+
+    def item_rows(self, items: Sequence[str]) -> np.ndarray:
+        """Item rows of ``items`` (ids as in the data); :class:`UnknownIds` names any unknown."""
+        rows = [self._item_row.get(str(i), -1) for i in items]
+        unknown = [str(i) for i, r in zip(items, rows) if r < 0]
+        if unknown:
+            raise UnknownIds("item", unknown)
+        return np.asarray(rows, dtype=np.int64)
+
+    def knows_user(self, user: str) -> bool:
+        """Whether ``user`` was trained on or folded in."""
+        return user in self._user_row or user in self._fresh
+
+    def title(self, item: str) -> str:
+        """The item's title (its id when the data has none)."""
+        return self._titles[self._item_row[item]]
+
+    def seen_items(self, user: str) -> list[str]:
+        """The items ``user`` has (training interactions and any recorded since)."""
+        with self._lock:
+            return [self.graph.items.ids[i] for i in self._seen_rows(user)]
+
+    # ---- queries ------------------------------------------------------------------------------
+
+    def recommend(self, users: Sequence[str], k: int = 10) -> dict[str, Ranked]:
+        """Top-``k`` unseen items per user (each known or folded in), best first."""
+        k = positive_int(k, "k")
+        users = list(dict.fromkeys(id_list(users, "users")))
+        unknown = [u for u in users if not self.knows_user(u)]
+        if unknown:
+            raise UnknownIds("user", unknown)
+        with self._lock:
+            z = torch.stack([self._user_z(u) for u in users]) if users else self.z[:0]
+            seen = [self._seen_rows(u) for u in users]
+        return dict(zip(users, self._rank(z, seen, k)))
+
+    def recommend_for_items(
+        self, items: Sequence[str], k: int = 10, text: str | None = None
+    ) -> Ranked:
+        """Top-``k`` items for a new user who has ``items`` (best liked first; and, for a model
+        with text features, describes themselves by ``text``), folded in; ``items`` excluded."""
+        k = positive_int(k, "k")
+        rows = self.item_rows(id_list(items, "items"))
+        if rows.size == 0:
+            raise ValueError("items is empty: give at least one item the new user has")
+        if text is not None:
+            check_text(text, "text")
+        z = self._fold_new([rows], [text])[0]
+        return self._rank(z[None], [rows], k)[0]
+
+    def recommend_for_text(self, text: str, k: int = 10) -> Ranked:
+        """Top-``k`` items for a new user known only by ``text``, placed by the text projection
+        alone (layer 0: no ID, no edges)."""
+        k = positive_int(k, "k")
+        x = self._encode([check_text(text, "text")])
+        with torch.no_grad():
+            z = self.model.place_text(x).to(self.z.device)
+        return self._rank(z, [np.zeros(0, dtype=np.int64)], k)[0]
+
+    def similar_items(self, items: Sequence[str], k: int = 10) -> dict[str, Ranked]:
+        """The ``k`` items whose final embeddings are nearest each of ``items`` by cosine
+        similarity (the item itself left out)."""
+        k = positive_int(k, "k")
+        items = list(dict.fromkeys(id_list(items, "items")))
+        rows = self.item_rows(items)
+        unit = self._unit[self.num_users :]
+        ranked = self._nearest(unit[torch.as_tensor(rows)], unit, [[r] for r in rows], k)
+        return dict(zip(items, _named(ranked, self.graph.items.ids)))
+
+    def similar_users(self, users: Sequence[str], k: int = 10) -> dict[str, Ranked]:
+        """The ``k`` trained users nearest each of ``users`` (known or folded in) by cosine
+        similarity of final embeddings (the user itself left out)."""
+        k = positive_int(k, "k")
+        users = list(dict.fromkeys(id_list(users, "users")))
+        unknown = [u for u in users if not self.knows_user(u)]
+        if unknown:
+            raise UnknownIds("user", unknown)
+        with self._lock:
+            z = torch.stack([self._user_z(u) for u in users]) if users else self.z[:0]
+        query = torch.nn.functional.normalize(z, dim=1)
+        selves = [[self._user_row[u]] if u in self._user_row else [] for u in users]
+        ranked = self._nearest(query, self._unit[: self.num_users], selves, k)
+        return dict(zip(users, _named(ranked, self.graph.users.ids)))
+
+    # ---- updates ------------------------------------------------------------------------------
+
+    def record(self, user: str, items: Sequence[str]) -> None:
+        """Folds ``user``'s new interactions with ``items`` in at once: a known user is updated
+        (their layer 0 kept, their row reading old and new items), a new one is placed from
+        them; either way the items are excluded from their recommendations from now on."""
+        user = id_list([user], "user")[0]
+        rows = self.item_rows(id_list(items, "items"))
+        if rows.size == 0:
+            raise ValueError("items is empty: record at least one item")
+        with self._lock:
+            seen = np.union1d(self._seen_rows(user), rows)
+            before = self._fresh[user].recent if user in self._fresh else []
+            recent = list(dict.fromkeys(rows[::-1].tolist() + before))
+            if user in self._user_row:
+                row = self._user_row[user]
+                self.prepare_fold_in()
+                h0 = self._state.states[0][row : row + 1] if self._state else self.z[row : row + 1]
+                z = self._fold(h0.to(self.z.device), [seen])[0]
+            else:
+                z = self._fold_new([np.asarray(recent)], [None])[0]
+            self._fresh[user] = FoldedUser(z, seen, recent)
+
+    def close(self) -> None:
+        """Shuts the text encoder down (when one was started)."""
+        if self._encoder is not None:
+            self._encoder.close()
+            self._encoder = None
+
+    # ---- internals ----------------------------------------------------------------------------
+
+    def _user_z(self, user: str) -> torch.Tensor:
+        if user in self._fresh:
+            return self._fresh[user].z
+        return self.z[self._user_row[user]]
+
+    def _seen_rows(self, user: str) -> np.ndarray:
+        if user in self._fresh:
+            return self._fresh[user].seen
+        if user in self._user_row:
+            indptr, items = self._seen
+            row = self._user_row[user]
+            return items[indptr[row] : indptr[row + 1]]
+        return np.zeros(0, dtype=np.int64)
+
+    def _fold_new(self, item_lists: list[np.ndarray], texts: list[str | None]) -> torch.Tensor:
+        """Embeddings ``[B, H]`` of new users with ``item_lists`` (best first) and ``texts``."""
+        width = self.z.shape[1]
+        if self.config.model.text_features:
+            described = [
+                " ".join(p for p in (t, user_text_for_items(self.graph, r, self.config.data)) if p)
+                for r, t in zip(item_lists, texts)
+            ]
+            with torch.no_grad():
+                h0 = self.model.place_text(self._encode(described)).to(self.z.device)
+        else:
+            if any(t for t in texts):
+                raise ValueError(
+                    "this model uses no text features, so it cannot read a new user's text"
+                )
+            h0 = torch.zeros(len(item_lists), width, device=self.z.device)
+        return self._fold(h0, item_lists)
+
+    def _fold(self, h0: torch.Tensor, item_lists: list[np.ndarray]) -> torch.Tensor:
+        """Embeddings ``[B, H]`` of users with layer 0 ``h0`` and edges to ``item_lists``:
+        propagated, or an ID row fitted (MF, NCF), or ``h0`` (no graph and no ID table)."""
+        self.prepare_fold_in()
+        if self._state is not None:
+            return fold_in_users(self.model, self._state, h0, item_lists)
+        if self.config.model.id_embeddings:
+            with torch.enable_grad():
+                return fit_rows(
+                    self.model,
+                    self.z[self.num_users :],
+                    h0,
+                    item_lists,
+                    self.config.train.l2,
+                    self.config.train.seed,
+                )
+        return h0  # no propagation and no ID row to fit: placed by text alone
+
+    def _encode(self, texts: list[str]) -> torch.Tensor:
+        if not self.config.model.text_features:
+            raise ValueError("this model uses no text features, so it cannot place a user by text")
+        from gnnrec.encoders import make_encoder
+
+        with self._lock:
+            if self._encoder is None:
+                self._encoder = make_encoder(self.config.encoder)
+            x = self._encoder.encode(texts, progress=False)
+        return x.float().to(self.model.device)
+
+    def _rank(self, z: torch.Tensor, seen: list[np.ndarray], k: int) -> list[Ranked]:
+        exclude = (
+            np.repeat(np.arange(len(seen)), [len(s) for s in seen]),
+            np.concatenate(seen) if seen else np.zeros(0, dtype=np.int64),
+        )
+        items, scores = top_k_items(
+            z, self.z[self.num_users :], k, exclude=exclude, score=self.model.scores
+        )
+        return _named((items, scores), self.graph.items.ids)
+
+    def _nearest(
+        self, query: torch.Tensor, unit: torch.Tensor, selves: list[list[int]], k: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        exclude = (
+            np.repeat(np.arange(len(selves)), [len(s) for s in selves]),
+            np.asarray([r for s in selves for r in s], dtype=np.int64),
+        )
+        return top_k_items(query, unit, k, exclude=exclude)
+
+
+def load(run_dir: str | Path, allow_data_change: bool = False) -> RunHandle:
+    """A finished run held in memory (:class:`RunHandle`): its model, graph, final embeddings and
+    seen items, loaded once (the data must be what it trained on unless
+    ``allow_data_change``)."""
+    from gnnrec.run import load_run
+
+    config, prepared, model = load_run(run_dir, allow_data_change=allow_data_change)
+    return RunHandle(Path(run_dir), config, prepared, model)
+
+
+def _user_items(
+    users: np.ndarray, items: np.ndarray, num_users: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's distinct item rows, sorted, as ``(indptr [U + 1], items)``."""
+    users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
+    order = np.lexsort((items, users))
+    users, items = users[order], items[order]
+    keep = np.ones(len(users), dtype=bool)
+    keep[1:] = (users[1:] != users[:-1]) | (items[1:] != items[:-1])
+    users, items = users[keep], items[keep]
+    return np.searchsorted(users, np.arange(num_users + 1)), items
+
+
+def _graph_state(model: Recommender, data) -> GraphState:
+    """Each layer's inputs over the whole training graph and every node's column scale."""
+    device = model.device
+    view = GraphView.of(data.graph.csr).to(device)
+    has_edges = (data.graph.csr.degree() > 0).to(device)
+    nodes = torch.arange(data.graph.num_nodes, device=device)
+    x = None if data.features is None else data.features.to(device)
+    states = model.layer_states(nodes, x, view, has_edges)
+    return GraphState(states, view.col_scale, data.num_users)
+
+
+def _named(ranked: tuple[torch.Tensor, torch.Tensor], ids: Sequence[str]) -> list[Ranked]:
+    """Rows of ``(indices [B, k], scores [B, k])`` as ``(id, score)`` lists; excluded entries
+    (scored ``-inf``, when fewer than ``k`` are left) dropped."""
+    items, scores = ranked
+    return [
+        [(ids[int(i)], float(s)) for i, s in zip(row_items, row_scores) if s != -torch.inf]
+        for row_items, row_scores in zip(items.tolist(), scores.tolist())
+    ]
