@@ -27,6 +27,7 @@ EPILOG = """examples:
   gnnrec recommend --run-dir runs/a -k 20 --output top20.parquet
   gnnrec recommend --run-dir runs/a --items 1 50 260   a new user from three items
   gnnrec similar --run-dir runs/a --items 1            the items nearest item 1
+  gnnrec serve --run-dir runs/a --port 8000           JSON over HTTP on 127.0.0.1
   gnnrec config show --set model.hidden=128    the effective configuration, as TOML
 run `gnnrec COMMAND --help` for a command's options."""
 
@@ -195,6 +196,30 @@ def add_similar(sub, common) -> None:
     similar.set_defaults(func=commands.cmd_similar)
 
 
+def add_serve(sub, common) -> None:
+    serve = _command(
+        sub,
+        common,
+        "serve",
+        help="serve a trained run over HTTP (Ray Serve)",
+        description="Serves recommendations, fold-in of new users, recorded interactions and "
+        "similar items/users as JSON over HTTP until Ctrl-C or SIGTERM (endpoints: README, "
+        "'Serving'). Binds 127.0.0.1 unless --host names another address, which needs "
+        "--token-file.",
+    )
+    serve.add_argument("--run-dir", required=True, help="the trained run's folder")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument("--replicas", type=int, default=1, help="replicas of the service")
+    serve.add_argument(
+        "--address", default="", help="a Ray cluster to serve on (default: a private local one)"
+    )
+    serve.add_argument(
+        "--token-file", type=Path, help="a file holding the bearer token every request must send"
+    )
+    serve.set_defaults(func=commands.cmd_serve)
+
+
 def add_export(sub, common) -> None:
     export = _command(
         sub,
@@ -308,6 +333,7 @@ SUBCOMMANDS = (
     add_evaluate,
     add_recommend,
     add_similar,
+    add_serve,
     add_export,
     add_config,
     add_submit,

@@ -221,6 +221,12 @@ def cmd_similar(args: argparse.Namespace) -> None:
         handle.close()
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    from gnnrec.serve.launch import serve_run
+
+    serve_run(args.run_dir, args.host, args.port, args.replicas, args.address, args.token_file)
+
+
 def _check_output_folder(output: Path | None) -> None:
     """An output path's folder must exist: a typo is an error, not a new folder tree."""
     parent = None if output is None else output.absolute().parent

@@ -107,6 +107,11 @@ class RunHandle:
             raise UnknownIds("item", unknown)
         return np.asarray(rows, dtype=np.int64)
 
+    @property
+    def num_folded(self) -> int:
+        """Users folded in or updated since loading."""
+        return len(self._fresh)
+
     def knows_user(self, user: str) -> bool:
         """Whether ``user`` was trained on or folded in."""
         return user in self._user_row or user in self._fresh

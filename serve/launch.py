@@ -1,0 +1,117 @@
+"""``gnnrec serve``: checks, then starts the service of a run on Ray Serve and keeps it up until
+interrupted (Ctrl-C or SIGTERM), then shuts it down.
+
+Safe defaults: the HTTP proxy binds 127.0.0.1, and a private local Ray instance (every service
+on 127.0.0.1) is started unless ``address`` names a cluster. A non-loopback ``host`` is refused
+without a token file; with one, every request needs ``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import signal
+import socket
+import time
+from pathlib import Path
+
+from gnnrec.common.log import get_logger
+from gnnrec.common.run_lock import run_dir_lock
+
+log = get_logger(__name__)
+APP_NAME = "gnnrec"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_token(token_file: Path | None, host: str) -> str | None:
+    """The bearer token in ``token_file`` (stripped); ``ValueError`` when a non-loopback
+    ``host`` has none, or the file is empty or unreadable."""
+    if token_file is None:
+        if not is_loopback(host):
+            raise ValueError(
+                f"--host {host} is not a loopback address: serving beyond this machine needs "
+                "--token-file FILE (a secret that clients send as 'Authorization: Bearer ...')"
+            )
+        return None
+    try:
+        token = Path(token_file).read_text().strip()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"{token_file}: cannot read the token ({err})") from None
+    if len(token) < 16 or any(c.isspace() for c in token):
+        raise ValueError(f"{token_file}: the token must be one word of at least 16 characters")
+    return token
+
+
+def check_servable(run_dir: Path) -> None:
+    """``ValueError`` unless ``run_dir`` holds a finished run that no process is training."""
+    if not run_dir.is_dir():
+        raise ValueError(f"{run_dir}: no such run directory")
+    if not (run_dir / "model.pt").exists():
+        raise ValueError(f"{run_dir}: the run has not finished training (no model.pt)")
+    with run_dir_lock(run_dir, create=False):  # ValueError when a train holds it
+        pass
+
+
+def check_port_free(host: str, port: int) -> None:
+    """``ValueError`` naming ``host:port`` when something listens there already."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise ValueError(f"{host}:{port} is in use: give another --port") from None
+            raise ValueError(f"cannot listen on {host}:{port}: {err.strerror}") from None
+
+
+def serve_run(
+    run_dir: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    replicas: int = 1,
+    address: str = "",
+    token_file: Path | None = None,
+) -> None:
+    """Serves ``run_dir`` at ``http://host:port`` until interrupted (see the module docstring)."""
+    run_dir = Path(run_dir).absolute()
+    if replicas < 1:
+        raise ValueError(f"--replicas must be at least 1, got {replicas}")
+    if not 0 < port < 65536:
+        raise ValueError(f"--port must be in 1..65535, got {port}")
+    token = read_token(token_file, host)
+    check_servable(run_dir)
+    check_port_free(host, port)
+
+    from ray import serve
+
+    from gnnrec.common.ray_cluster import connect
+    from gnnrec.serve.service import service_app
+
+    log.info("starting Ray Serve for %s on %s:%d (%d replicas)", run_dir, host, port, replicas)
+    connect(address)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    try:
+        serve.start(http_options={"host": host, "port": port})
+        serve.run(
+            service_app(run_dir, replicas, token), name=APP_NAME, route_prefix="/", blocking=False
+        )
+        print(
+            f"serving {run_dir} at http://{host}:{port} ({replicas} replicas); Ctrl-C stops",
+            flush=True,
+        )
+        while not stop:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        log.info("stopping the service")
+        serve.delete(APP_NAME, _blocking=True) if address else serve.shutdown()

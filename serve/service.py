@@ -1,0 +1,212 @@
+"""The HTTP service of a trained run: a Ray Serve deployment with a FastAPI ingress, each replica
+holding the run in memory (:class:`~gnnrec.serve.handle.RunHandle`).
+
+Endpoints (JSON in and out; ids are strings or integers as in the data)::
+
+    GET  /health                 {"status": "ok", "version", "users", "items", "folded_users"}
+    GET  /version                {"version", "run_dir"}
+    POST /recommend              {"user", "k"}                -> {"user", "items": [...]}
+    POST /recommend/items        {"items", "k", "text"?}      -> {"items": [...]}  (fold-in)
+    POST /recommend/text         {"text", "k"}                -> {"items": [...]}
+    POST /interactions           {"user", "items"}            -> {"user", "recorded", "time"}
+    POST /similar/items          {"items", "k"}               -> {"similar": {id: [...]}}
+    POST /similar/users          {"users", "k"}               -> {"similar": {id: [...]}}
+
+An item list is ``[{"item", "score", "title"}]``, best first, seen items excluded; ``k`` larger
+than what is left returns all of it, with a ``note``. Known-user requests are batched
+(``@serve.batch``). A recorded interaction is in the log (:mod:`gnnrec.serve.interaction_log`)
+before the reply; every replica folds in the log's new lines before answering, so the next
+request of that user, on any replica, sees it. Errors are 4xx with ``{"error": ...}`` (unknown
+ids also list them in ``"unknown"``); a request body over :data:`MAX_BODY_BYTES` is 413; with
+a token, a request without ``Authorization: Bearer <token>`` is 401.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from ray import serve
+
+from gnnrec.serve.handle import Ranked, RunHandle, UnknownIds, load
+from gnnrec.serve.interaction_log import InteractionLog
+
+MAX_BODY_BYTES = 1 << 20
+MAX_IDS = 10_000  # ids in one request
+MAX_TEXT = 10_000  # characters of a text
+MAX_BATCH = 32  # known-user requests ranked together
+
+Id = str | int
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class UserRequest(_Body):
+    user: Id
+    k: int = Field(10, ge=1)
+
+
+class ItemsRequest(_Body):
+    items: list[Id] = Field(min_length=1, max_length=MAX_IDS)
+    k: int = Field(10, ge=1)
+    text: str | None = Field(None, min_length=1, max_length=MAX_TEXT)
+
+
+class TextRequest(_Body):
+    text: str = Field(min_length=1, max_length=MAX_TEXT)
+    k: int = Field(10, ge=1)
+
+
+class RecordRequest(_Body):
+    user: Id
+    items: list[Id] = Field(min_length=1, max_length=MAX_IDS)
+
+
+class SimilarUsersRequest(_Body):
+    users: list[Id] = Field(min_length=1, max_length=MAX_IDS)
+    k: int = Field(10, ge=1)
+
+
+app = FastAPI(title="gnnrec", description=__doc__)
+
+
+@app.middleware("http")
+async def _guard(request: Request, call_next):
+    """The token (when the service has one) and the body bound, before anything is read."""
+    from gnnrec.serve import replica_setup  # the replica's own module (this app is pickled)
+
+    token = replica_setup.TOKEN["bearer"]
+    if token is not None:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401)
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+        return JSONResponse({"error": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+    return await call_next(request)
+
+
+@app.exception_handler(UnknownIds)
+async def _unknown(request: Request, err: UnknownIds):
+    return JSONResponse({"error": str(err), "unknown": err.ids}, status_code=404)
+
+
+@app.exception_handler(ValueError)
+async def _bad_value(request: Request, err: ValueError):
+    return JSONResponse({"error": str(err)}, status_code=400)
+
+
+@serve.deployment(max_ongoing_requests=4 * MAX_BATCH)
+@serve.ingress(app)
+class RunService:
+    """One replica: the run in memory, kept up to date with the interaction log."""
+
+    def __init__(self, run_dir: str, token: str | None = None):
+        from gnnrec.serve import replica_setup
+
+        replica_setup.TOKEN["bearer"] = token
+        replica_setup.replica_grpc_on_loopback()
+        self.run_dir = Path(run_dir)
+        self.handle: RunHandle = load(run_dir)
+        self.handle.prepare_fold_in()
+        self.log = InteractionLog(run_dir)
+        self._sync_lock = threading.Lock()
+        self._sync()  # replays everything recorded so far
+
+    def _sync(self) -> None:
+        """Folds in what the log gained since the last call (from any replica)."""
+        with self._sync_lock:
+            for record in self.log.read_new():
+                try:
+                    self.handle.record(record.user, record.items)
+                except UnknownIds as err:
+                    raise ValueError(f"{self.log.path}, line {record.line}: {err}") from None
+
+    def _listed(self, ranked: Ranked, k: int) -> dict:
+        out = {
+            "items": [
+                {"item": item, "score": score, "title": self.handle.title(item)}
+                for item, score in ranked
+            ]
+        }
+        if len(ranked) < k:
+            out["note"] = (
+                f"k = {k} is more than the {len(ranked)} items left to recommend: all given"
+            )
+        return out
+
+    @app.get("/health")
+    def health(self) -> dict:
+        return {
+            "status": "ok",
+            "version": self.handle.version,
+            "users": self.handle.num_users,
+            "items": self.handle.num_items,
+            "folded_users": self.handle.num_folded,
+        }
+
+    @app.get("/version")
+    def version(self) -> dict:
+        return {"version": self.handle.version, "run_dir": str(self.run_dir)}
+
+    @serve.batch(max_batch_size=MAX_BATCH, batch_wait_timeout_s=0.002)
+    async def _recommend_batch(self, requests: list[tuple[str, int]]) -> list:
+        self._sync()
+        users = [user for user, _ in requests]
+        known = [u for u in dict.fromkeys(users) if self.handle.knows_user(u)]
+        ranked = self.handle.recommend(known, max(k for _, k in requests)) if known else {}
+        return [
+            ranked[user][:k] if user in ranked else UnknownIds("user", [user])
+            for user, k in requests
+        ]
+
+    @app.post("/recommend")
+    async def recommend(self, body: UserRequest) -> dict:
+        user = str(body.user)
+        ranked = await self._recommend_batch((user, body.k))
+        if isinstance(ranked, Exception):
+            raise ranked
+        return {"user": user, **self._listed(ranked, body.k)}
+
+    @app.post("/recommend/items")
+    def recommend_for_items(self, body: ItemsRequest) -> dict:
+        ranked = self.handle.recommend_for_items([str(i) for i in body.items], body.k, body.text)
+        return self._listed(ranked, body.k)
+
+    @app.post("/recommend/text")
+    def recommend_for_text(self, body: TextRequest) -> dict:
+        return self._listed(self.handle.recommend_for_text(body.text, body.k), body.k)
+
+    @app.post("/interactions")
+    def record(self, body: RecordRequest) -> dict:
+        user, items = str(body.user), [str(i) for i in body.items]
+        self.handle.item_rows(items)  # unknown items refused before anything is written
+        time = self.log.append(user, items)
+        self._sync()
+        return {"user": user, "recorded": len(items), "time": time}
+
+    @app.post("/similar/items")
+    def similar_items(self, body: ItemsRequest) -> dict:
+        self._check_no_text(body)
+        return {"similar": self.handle.similar_items([str(i) for i in body.items], body.k)}
+
+    @app.post("/similar/users")
+    def similar_users(self, body: SimilarUsersRequest) -> dict:
+        self._sync()
+        return {"similar": self.handle.similar_users([str(u) for u in body.users], body.k)}
+
+    @staticmethod
+    def _check_no_text(body: ItemsRequest) -> None:
+        if body.text is not None:
+            raise ValueError("similar items take no text")
+
+
+def service_app(run_dir: str | Path, replicas: int = 1, token: str | None = None):
+    """The Ray Serve application of ``run_dir`` with ``replicas`` replicas."""
+    return RunService.options(num_replicas=replicas).bind(str(run_dir), token)
