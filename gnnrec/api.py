@@ -26,6 +26,7 @@ from gnnrec.recipes import RECIPES
 
 if TYPE_CHECKING:
     from gnnrec.serve.handle import RunHandle
+    from gnnrec.serve.item_index import IndexConfig
 
 
 def load_config(
@@ -73,14 +74,33 @@ def evaluate(run_dir: str | Path, allow_data_change: bool = False) -> dict:
     )
 
 
-def load(run_dir: str | Path, allow_data_change: bool = False) -> RunHandle:
+def load(
+    run_dir: str | Path,
+    allow_data_change: bool = False,
+    index: str | IndexConfig | None = None,
+) -> RunHandle:
     """A finished run held in memory (:class:`~gnnrec.serve.handle.RunHandle`): recommend for
     known users, new users from their items or text, similar items and users, and fold in new
-    interactions, without reloading anything."""
+    interactions, without reloading anything. ``index`` (``"hnsw"``, ``"ivf"``, ``"flat"`` or
+    an :class:`~gnnrec.serve.item_index.IndexConfig`): rank through a faiss index of the items
+    instead of scoring every item."""
     from gnnrec.serve.handle import load as load_handle
 
     run_dir = path_argument(run_dir, "run_dir")
-    return load_handle(run_dir, flag_argument(allow_data_change, "allow_data_change"))
+    allow = flag_argument(allow_data_change, "allow_data_change")
+    return load_handle(run_dir, allow, _index_config(index))
+
+
+def _index_config(index: object) -> IndexConfig | None:
+    from gnnrec.serve.item_index import IndexConfig
+
+    if index is None or isinstance(index, IndexConfig):
+        return index
+    if not isinstance(index, str):
+        raise TypeError(
+            f"index must be 'hnsw', 'ivf', 'flat' or an IndexConfig, got {type(index).__name__}"
+        )
+    return IndexConfig(kind=index)
 
 
 def recommend(
@@ -112,10 +132,12 @@ def recommend_for_text(run_dir: str | Path, text: str, k: int = 10) -> list[tupl
         handle.close()
 
 
-def export(run_dir: str | Path, output: str | Path | None = None) -> Path:
-    """Writes user and item embeddings (``.npy``) and their ids for serving; see
-    :func:`gnnrec.run.export_embeddings`."""
+def export(run_dir: str | Path, output: str | Path | None = None, index: str | None = None) -> Path:
+    """Writes user and item embeddings (``.npy``), their ids and each user's seen items for
+    serving, with ``index`` (``"hnsw"``, ``"ivf"``, ``"flat"`` or an ``IndexConfig``) a faiss
+    index of the items; see :func:`gnnrec.run.export_embeddings`."""
     from gnnrec.run import export_embeddings
 
     run_dir = path_argument(run_dir, "run_dir")
-    return export_embeddings(run_dir, None if output is None else path_argument(output, "output"))
+    output = None if output is None else path_argument(output, "output")
+    return export_embeddings(run_dir, output, _index_config(index))

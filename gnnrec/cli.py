@@ -217,6 +217,11 @@ def add_serve(sub, common) -> None:
     serve.add_argument(
         "--token-file", type=Path, help="a file holding the bearer token every request must send"
     )
+    serve.add_argument(
+        "--index",
+        choices=("hnsw", "ivf", "flat"),
+        help="rank through a faiss index of the items (default: score every item)",
+    )
     serve.set_defaults(func=commands.cmd_serve)
 
 
@@ -227,10 +232,17 @@ def add_export(sub, common) -> None:
         "export",
         help="write a run's user and item embeddings for serving",
         description="Writes user_embeddings.npy, item_embeddings.npy (float32; score = dot "
-        "product), user_ids.parquet, item_ids.parquet (column id) and export.json into --output.",
+        "product), user_ids.parquet, item_ids.parquet (column id), each user's seen items "
+        "(seen_indptr.npy, seen_items.npy: item rows), with --index items.faiss, and "
+        "export.json into --output.",
     )
     export.add_argument("--run-dir", required=True, help="the trained run's folder")
     export.add_argument("--output", type=Path, help="folder (default: RUN_DIR/export)")
+    export.add_argument(
+        "--index",
+        choices=("hnsw", "ivf", "flat"),
+        help="also build a faiss index of the item embeddings (items.faiss, inner product)",
+    )
     export.set_defaults(func=commands.cmd_export)
 
 

@@ -224,7 +224,15 @@ def cmd_similar(args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     from gnnrec.serve.launch import serve_run
 
-    serve_run(args.run_dir, args.host, args.port, args.replicas, args.address, args.token_file)
+    serve_run(
+        args.run_dir,
+        args.host,
+        args.port,
+        args.replicas,
+        args.address,
+        args.token_file,
+        args.index,
+    )
 
 
 def _check_output_folder(output: Path | None) -> None:
@@ -248,10 +256,13 @@ def cmd_config_show(args: argparse.Namespace) -> None:
 
 def cmd_export(args: argparse.Namespace) -> None:
     from gnnrec.run import export_embeddings
+    from gnnrec.serve.item_index import IndexConfig
 
     _check_output_folder(args.output)
-    folder = export_embeddings(args.run_dir, args.output)
-    print(f"wrote user and item embeddings with their ids to {folder}")
+    index = None if args.index is None else IndexConfig(kind=args.index)
+    folder = export_embeddings(args.run_dir, args.output, index)
+    built = f" and the item index ({args.index})" if index else ""
+    print(f"wrote user and item embeddings, their ids and seen items{built} to {folder}")
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

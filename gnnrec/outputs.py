@@ -24,9 +24,12 @@ from gnnrec.pipeline import Prepared, data_fingerprint
 from gnnrec.provenance import PROVENANCE, run_provenance
 from gnnrec.train.evaluate import node_embeddings
 from gnnrec.train.recommend import top_k_batches
+from gnnrec.train.training_data import seen_items
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from gnnrec.serve.item_index import IndexConfig
 
 BATCH_USERS = 8192  # users ranked a batch
 log = get_logger(__name__)
@@ -191,13 +194,21 @@ def _table_writer(path: Path, suffix: str) -> Iterator[Callable]:
 
 
 def write_export(
-    prepared: Prepared, model: Recommender, config: RunConfig, output: str | Path
+    prepared: Prepared,
+    model: Recommender,
+    config: RunConfig,
+    output: str | Path,
+    index: IndexConfig | None = None,
 ) -> Path:
     """Writes the run's final embeddings for serving into the folder ``output`` (replacing only
     an earlier export): ``user_embeddings.npy`` ``[U, H]``, ``item_embeddings.npy`` ``[I, H]``
     (float32; score = dot product), ``user_ids.parquet`` and ``item_ids.parquet`` (column
-    ``id``, in row order) and ``export.json`` (model, dims, dataset and the run's provenance:
-    whoever loads the export can tell which run, settings and data it holds)."""
+    ``id``, in row order), each user's seen items (``seen_indptr.npy`` ``[U + 1]`` and
+    ``seen_items.npy``, item rows: a consumer ranking by these embeddings masks them), with
+    ``index`` a faiss index of the item embeddings (``items.faiss``,
+    :mod:`gnnrec.serve.item_index`), and ``export.json`` (model, dims, dataset, the index and the
+    run's provenance: whoever loads the export can tell which run, settings and data it
+    holds)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -210,6 +221,15 @@ def write_export(
         np.save(tmp / "item_embeddings.npy", z[U:])
         for kind, ids in (("user", prepared.graph.users.ids), ("item", prepared.graph.items.ids)):
             pq.write_table(pa.table({"id": arrow_strings(ids)}), tmp / f"{kind}_ids.parquet")
+        indptr, seen = seen_items(*prepared.data.train[:2], U)
+        np.save(tmp / "seen_indptr.npy", indptr)
+        np.save(tmp / "seen_items.npy", seen)
+        index_meta = None
+        if index is not None:
+            from gnnrec.serve.item_index import ItemIndex
+
+            log.info("building a %s index of the %d item embeddings", index.kind, len(z) - U)
+            index_meta = ItemIndex(z[U:], index).save(tmp)
         meta = {
             "model": config.model.name,
             "model_label": model.label,
@@ -218,6 +238,8 @@ def write_export(
             "num_items": prepared.data.num_items,
             "dim": int(z.shape[1]),
             "score": "dot product of a user row and an item row",
+            "seen": "seen_items[seen_indptr[u]:seen_indptr[u + 1]]: user row u's training items",
+            "index": index_meta,
             PROVENANCE: run_provenance(config, data_fingerprint(prepared)),
         }
         (tmp / "export.json").write_text(json.dumps(meta, indent=2))

@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -43,6 +44,9 @@ from gnnrec.train.checkpoint import load_checkpoint, save_checkpoint
 from gnnrec.train.determinism import deterministic_algorithms
 from gnnrec.train.evaluate import evaluation_report
 from gnnrec.train.trainer import Trainer, write_history
+
+if TYPE_CHECKING:
+    from gnnrec.serve.item_index import IndexConfig
 
 STAGES_FILE = "stages.json"
 LOG_FILE = "gnnrec.log"  # every INFO line of the run's train commands, appended
@@ -268,7 +272,9 @@ def _evaluate_run(
     return metrics
 
 
-def export_embeddings(run_dir: str | Path, output: str | Path | None = None) -> Path:
+def export_embeddings(
+    run_dir: str | Path, output: str | Path | None = None, index: IndexConfig | None = None
+) -> Path:
     """Writes a finished run's final embeddings for serving into ``output`` (default
     ``<run_dir>/export``; see :func:`~gnnrec.outputs.write_export`). A model whose score is not a
     dot product (NCF) is refused with ``ValueError``: its embeddings alone do not rank."""
@@ -283,4 +289,4 @@ def export_embeddings(run_dir: str | Path, output: str | Path | None = None) -> 
             f"embeddings, so exported embeddings would rank items wrongly; rank with "
             f"`gnnrec recommend --run-dir {run_dir}` instead"
         )
-    return write_export(prepared, model, config, output)
+    return write_export(prepared, model, config, output, index)

@@ -31,11 +31,14 @@ from gnnrec.models.graph_view import GraphView
 from gnnrec.models.recommender import Recommender
 from gnnrec.pipeline import Prepared
 from gnnrec.serve.fold_in import GraphState, fit_rows, fold_in_users
+from gnnrec.serve.item_index import IndexConfig, ItemIndex
 from gnnrec.train.checkpoint import state_digest
 from gnnrec.train.recommend import top_k_items
+from gnnrec.train.training_data import seen_items
 
 log = get_logger(__name__)
 Ranked = list[tuple[str, float]]  # (id, score), best first
+MAX_CANDIDATES = 4096  # index candidates a query may ask for (more seen items: exact ranking)
 
 
 class UnknownIds(ValueError):
@@ -61,7 +64,17 @@ class RunHandle:
     """See the module docstring; build with :func:`load`. Thread-safe: updates (:meth:`record`)
     take a lock that queries also take."""
 
-    def __init__(self, run_dir: Path, config: RunConfig, prepared: Prepared, model: Recommender):
+    def __init__(
+        self,
+        run_dir: Path,
+        config: RunConfig,
+        prepared: Prepared,
+        model: Recommender,
+        index: IndexConfig | None = None,
+    ):
+        """``index``: rank known and folded-in users' items through an approximate index of the
+        item embeddings (:mod:`gnnrec.serve.item_index`; dot-product models only) instead of
+        scoring every item."""
         self.run_dir, self.config, self.model = run_dir, config, model.requires_grad_(False)
         self.graph, self._data = prepared.graph, prepared.data
         data = prepared.data
@@ -75,10 +88,18 @@ class RunHandle:
         from gnnrec.outputs import embeddings
 
         self.z = embeddings(prepared, model, config).to(model.device)
-        self._seen = _user_items(data.train[0], data.train[1], self.num_users)
+        self._seen = seen_items(data.train[0], data.train[1], self.num_users)
         self._state: GraphState | None = None  # built on the first fold-in (prepare_fold_in)
         self._fresh: dict[str, FoldedUser] = {}
         self._unit = torch.nn.functional.normalize(self.z, dim=1)
+        self._index = None
+        if index is not None:
+            if not model.scores_are_dot_products:
+                raise ValueError(
+                    f"{model.label} scores pairs with more than a dot product, so an index of "
+                    "item embeddings cannot rank for it; serve it without one"
+                )
+            self._index = ItemIndex(self.z[self.num_users :].cpu().numpy(), index)
 
     @property
     def user_ids(self) -> Sequence[str]:
@@ -280,6 +301,9 @@ class RunHandle:
         return x.float().to(self.model.device)
 
     def _rank(self, z: torch.Tensor, seen: list[np.ndarray], k: int) -> list[Ranked]:
+        wanted = k + max((len(s) for s in seen), default=0)
+        if self._index is not None and wanted <= MAX_CANDIDATES:
+            return self._rank_by_index(z, seen, k, wanted)
         exclude = (
             np.repeat(np.arange(len(seen)), [len(s) for s in seen]),
             np.concatenate(seen) if seen else np.zeros(0, dtype=np.int64),
@@ -288,6 +312,20 @@ class RunHandle:
             z, self.z[self.num_users :], k, exclude=exclude, score=self.model.scores
         )
         return _named((items, scores), self.graph.items.ids)
+
+    def _rank_by_index(
+        self, z: torch.Tensor, seen: list[np.ndarray], k: int, wanted: int
+    ) -> list[Ranked]:
+        """The index's ``wanted`` best candidates, seen items dropped, ``k`` kept."""
+        rows, scores = self._index.search(z.cpu().numpy(), wanted)
+        ids = self.graph.items.ids
+        out = []
+        for user_rows, user_scores, own in zip(rows, scores, seen):
+            kept = (user_rows >= 0) & ~np.isin(user_rows, own)
+            out.append(
+                [(ids[r], float(v)) for r, v in zip(user_rows[kept][:k], user_scores[kept][:k])]
+            )
+        return out
 
     def _nearest(
         self, query: torch.Tensor, unit: torch.Tensor, selves: list[list[int]], k: int
@@ -299,27 +337,16 @@ class RunHandle:
         return top_k_items(query, unit, k, exclude=exclude)
 
 
-def load(run_dir: str | Path, allow_data_change: bool = False) -> RunHandle:
+def load(
+    run_dir: str | Path, allow_data_change: bool = False, index: IndexConfig | None = None
+) -> RunHandle:
     """A finished run held in memory (:class:`RunHandle`): its model, graph, final embeddings and
     seen items, loaded once (the data must be what it trained on unless
     ``allow_data_change``)."""
     from gnnrec.run import load_run
 
     config, prepared, model = load_run(run_dir, allow_data_change=allow_data_change)
-    return RunHandle(Path(run_dir), config, prepared, model)
-
-
-def _user_items(
-    users: np.ndarray, items: np.ndarray, num_users: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each user's distinct item rows, sorted, as ``(indptr [U + 1], items)``."""
-    users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
-    order = np.lexsort((items, users))
-    users, items = users[order], items[order]
-    keep = np.ones(len(users), dtype=bool)
-    keep[1:] = (users[1:] != users[:-1]) | (items[1:] != items[:-1])
-    users, items = users[keep], items[keep]
-    return np.searchsorted(users, np.arange(num_users + 1)), items
+    return RunHandle(Path(run_dir), config, prepared, model, index)
 
 
 def _graph_state(model: Recommender, data) -> GraphState:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from gnnrec.common.log import get_logger
 from gnnrec.common.run_lock import run_dir_lock
+from gnnrec.serve.item_index import IndexConfig
 
 log = get_logger(__name__)
 APP_NAME = "gnnrec"
@@ -79,6 +80,7 @@ def serve_run(
     replicas: int = 1,
     address: str = "",
     token_file: Path | None = None,
+    index: str | None = None,
 ) -> None:
     """Serves ``run_dir`` at ``http://host:port`` until interrupted (see the module docstring)."""
     run_dir = Path(run_dir).absolute()
@@ -87,6 +89,8 @@ def serve_run(
     if not 0 < port < 65536:
         raise ValueError(f"--port must be in 1..65535, got {port}")
     token = read_token(token_file, host)
+    if index is not None:
+        IndexConfig(kind=index)  # a wrong kind refused here, not in every replica
     check_servable(run_dir)
     check_port_free(host, port)
 
@@ -102,7 +106,10 @@ def serve_run(
     try:
         serve.start(http_options={"host": host, "port": port})
         serve.run(
-            service_app(run_dir, replicas, token), name=APP_NAME, route_prefix="/", blocking=False
+            service_app(run_dir, replicas, token, index),
+            name=APP_NAME,
+            route_prefix="/",
+            blocking=False,
         )
         print(
             f"serving {run_dir} at http://{host}:{port} ({replicas} replicas); Ctrl-C stops",

@@ -34,6 +34,7 @@ from ray import serve
 
 from gnnrec.serve.handle import Ranked, RunHandle, UnknownIds, load
 from gnnrec.serve.interaction_log import InteractionLog
+from gnnrec.serve.item_index import IndexConfig
 
 MAX_BODY_BYTES = 1 << 20
 MAX_IDS = 10_000  # ids in one request
@@ -107,13 +108,13 @@ async def _bad_value(request: Request, err: ValueError):
 class RunService:
     """One replica: the run in memory, kept up to date with the interaction log."""
 
-    def __init__(self, run_dir: str, token: str | None = None):
+    def __init__(self, run_dir: str, token: str | None = None, index: str | None = None):
         from gnnrec.serve import replica_setup
 
         replica_setup.TOKEN["bearer"] = token
         replica_setup.replica_grpc_on_loopback()
         self.run_dir = Path(run_dir)
-        self.handle: RunHandle = load(run_dir)
+        self.handle: RunHandle = load(run_dir, index=index and IndexConfig(kind=index))
         self.handle.prepare_fold_in()
         self.log = InteractionLog(run_dir)
         self._sync_lock = threading.Lock()
@@ -207,6 +208,9 @@ class RunService:
             raise ValueError("similar items take no text")
 
 
-def service_app(run_dir: str | Path, replicas: int = 1, token: str | None = None):
-    """The Ray Serve application of ``run_dir`` with ``replicas`` replicas."""
-    return RunService.options(num_replicas=replicas).bind(str(run_dir), token)
+def service_app(
+    run_dir: str | Path, replicas: int = 1, token: str | None = None, index: str | None = None
+):
+    """The Ray Serve application of ``run_dir`` with ``replicas`` replicas (``index``: rank
+    through a faiss index of that kind)."""
+    return RunService.options(num_replicas=replicas).bind(str(run_dir), token, index)

@@ -47,11 +47,11 @@ def _listeners() -> set[tuple[str, int]]:
 class Service:
     """``gnnrec serve`` in its own process group, on ``port``."""
 
-    def __init__(self, run_dir: Path, port: int, token_file: Path, log: Path):
+    def __init__(self, run_dir: Path, port: int, token_file: Path, log: Path, *extra: str):
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
         command = [sys.executable, "-m", "gnnrec", "serve", "--run-dir", str(run_dir)]
-        command += ["--port", str(port), "--token-file", str(token_file), "--replicas", "2"]
+        command += ["--port", str(port), "--token-file", str(token_file), "--replicas", "2", *extra]
         self.process = subprocess.Popen(
             command, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -180,10 +180,12 @@ def test_the_service_answers_records_and_survives_kill_9(run_dir, tmp_path):
     finally:
         service.kill()
 
-    # kill -9 lost nothing acknowledged: a new service replays the log
+    # kill -9 lost nothing acknowledged: a new service (ranking through an index) replays the log
     lines = [json.loads(line) for line in (run_dir / "interactions.jsonl").read_text().splitlines()]
     assert [(r["user"], r["items"]) for r in lines] == acknowledged
-    service = Service(run_dir, _free_port(), token_file, tmp_path / "serve-2.log")
+    service = Service(
+        run_dir, _free_port(), token_file, tmp_path / "serve-2.log", "--index", "hnsw"
+    )
     try:
         assert service.call("GET", "/health")[1]["folded_users"] == 2
         for user, items in acknowledged:

@@ -55,3 +55,16 @@ def training_data(graph: TextGraph, split: Split) -> TrainingData:
     if graph.user_features is not None and graph.item_features is not None:
         features = torch.cat([graph.user_features, graph.item_features]).float()
     return TrainingData(store, features, train, split_pairs(graph, split.valid))
+
+
+def seen_items(
+    users: np.ndarray, items: np.ndarray, num_users: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's distinct item rows, sorted, as ``(indptr [U + 1], items)``."""
+    users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
+    order = np.lexsort((items, users))
+    users, items = users[order], items[order]
+    keep = np.ones(len(users), dtype=bool)
+    keep[1:] = (users[1:] != users[:-1]) | (items[1:] != items[:-1])
+    users, items = users[keep], items[keep]
+    return np.searchsorted(users, np.arange(num_users + 1)), items
