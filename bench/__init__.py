@@ -16,5 +16,6 @@ TOPICS = (
     "kernels",
     "quality",
     "sampling",
+    "serving",
     "steps",
 )

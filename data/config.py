@@ -23,11 +23,12 @@ class DataConfig:
     dataset: str = "ml-latest-small"
     path: str = ""  # folder or file; a URL needs sha256. Empty: the bundled ml-latest-small
     sha256: str = ""
-    split: Literal["random", "temporal", "cold_items"] = "random"
+    split: Literal["random", "temporal", "cold_items", "new_users"] = "random"
     test_fraction: float = 0.2
     valid_fraction: float = 0.1
     temporal_k: int = 5
     cold_item_fraction: float = 0.2
+    new_user_fraction: float = 0.1  # of the users with test interactions (split new_users)
     seed: int = 0
     user_text_items: int = 20
     # Text templates over field names (see gnnrec/data/templates.py); empty: "Field: value."

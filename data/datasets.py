@@ -98,6 +98,7 @@ def load_dataset(cfg: DataConfig) -> tuple[TextGraph, Split]:
             valid_fraction=cfg.valid_fraction,
             temporal_k=cfg.temporal_k,
             cold_item_fraction=cfg.cold_item_fraction,
+            new_user_fraction=cfg.new_user_fraction,
             seed=cfg.seed,
         )
     for part in ("train", "test"):

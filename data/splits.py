@@ -3,29 +3,39 @@
 Each split is a set of index arrays into ``graph.interactions``. ``random``: per user, a
 ``test_fraction`` of that user's interactions at random; ``temporal``: per user, the last
 ``k`` by timestamp; ``cold_items``: a fraction of the interacted items held out with all their
-interactions. A validation set for early stopping is carved from training the same way as
-``random``. Every user keeps at least one training interaction in the per-user splits.
+interactions; ``new_users``: ``random``, then a fraction of the users held out of training
+entirely, their training-period interactions kept apart as ``fold_in`` (what such a user gives
+a trained model to be folded in from) and their test interactions kept in ``test`` (the same
+test set as ``random`` with the same seed, so the two compare user for user). A validation set
+for early stopping is carved from training the same way as ``random``. Every user keeps at
+least one training interaction in the per-user splits.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from gnnrec.data.textgraph import TextGraph
 
-SPLITS = ("random", "temporal", "cold_items", "predefined")
+SPLITS = ("random", "temporal", "cold_items", "new_users", "predefined")
 
 
 @dataclass
 class Split:
-    """Index arrays into the interactions; ``name`` says how they were drawn."""
+    """Index arrays into the interactions; ``name`` says how they were drawn. ``fold_in``: the
+    training-period interactions of users held out of training (``new_users``), else empty."""
 
     name: str
     train: np.ndarray
     valid: np.ndarray
     test: np.ndarray
+    fold_in: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def new_users(self, graph: TextGraph) -> np.ndarray:
+        """The users held out of training (sorted user rows; empty for other splits)."""
+        return np.unique(graph.interactions.user[self.fold_in])
 
     def cold_items(self, graph: TextGraph) -> np.ndarray:
         """Items that occur in test but never in train (boolean mask ``[I]``)."""
@@ -124,6 +134,7 @@ def split_interactions(
     valid_fraction: float = 0.1,
     temporal_k: int = 5,
     cold_item_fraction: float = 0.2,
+    new_user_fraction: float = 0.1,
     seed: int = 0,
 ) -> Split:
     """Draws a seeded split of ``kind`` in :data:`SPLITS` (except ``predefined``)."""
@@ -132,7 +143,7 @@ def split_interactions(
     rng = np.random.default_rng(seed)
     inter = graph.interactions
     everything = np.arange(len(inter))
-    if kind == "random":
+    if kind in ("random", "new_users"):
         rest, test = random_holdout(everything, inter.user, test_fraction, rng)
     elif kind == "temporal":
         if temporal_k < 1:
@@ -150,4 +161,15 @@ def split_interactions(
     else:
         raise ValueError(f"unknown split {kind!r}; choose one of {SPLITS[:-1]}")
     train, valid = random_holdout(rest, inter.user, valid_fraction, rng)
-    return Split(kind, train, valid, test)
+    if kind != "new_users":
+        return Split(kind, train, valid, test)
+    if not 0.0 < new_user_fraction < 1.0:
+        raise ValueError("new_user_fraction must be in (0, 1)")
+    users = np.unique(inter.user[test])  # users with something to test
+    chosen = rng.choice(
+        users, size=max(1, int(round(new_user_fraction * len(users)))), replace=False
+    )
+    new = np.zeros(graph.num_users, dtype=bool)
+    new[chosen] = True
+    is_new = new[inter.user[train]]
+    return Split(kind, train[~is_new], valid[~new[inter.user[valid]]], test, train[is_new])

@@ -43,7 +43,7 @@ def encode_nodes(graph: TextGraph, split: Split, config: RunConfig, progress: bo
 
 
 INTERACTION_COLUMNS = ("user", "item", "rating", "timestamp")
-SPLIT_PARTS = ("train", "valid", "test")
+SPLIT_PARTS = ("train", "valid", "test", "fold_in")
 
 
 def mapped(array: np.ndarray, path: Path) -> np.ndarray:

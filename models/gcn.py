@@ -114,6 +114,15 @@ class GCNRecommender(TextAndIDRecommender):
     def propagates(self) -> bool:
         return len(self.convs) > 0
 
+    @property
+    def own_layer0_share(self) -> float | None:
+        """``c`` in ``z_u = c h^0_u + (terms of u's neighbours only)``: how a node's own layer 0
+        enters its final embedding (convolutions read only a node's neighbours): ``1 / (L + 1)``
+        for the layer mean, 0 for the last layer; None with attention, which reads it."""
+        if self.ATTENDS:
+            return None
+        return 0.0 if self.config.layer_combination == "last" else 1.0 / (len(self.convs) + 1)
+
     @torch.no_grad()
     def layer_states(
         self, n_id: torch.Tensor, x: torch.Tensor | None, view: GraphView, id_mask: torch.Tensor
@@ -127,7 +136,6 @@ class GCNRecommender(TextAndIDRecommender):
             states.append(h)
         return states
 
-    @torch.no_grad()
     def fold_in(
         self,
         h0: torch.Tensor,
@@ -144,7 +152,8 @@ class GCNRecommender(TextAndIDRecommender):
             h^{l+1}_u = \\Theta_l\\big(d_u^{-1/2} \\textstyle\\sum_{j \\in N(u)} d_j^{-1/2}
             h^l_j\\big), \\quad d_u = |N(u)|
 
-        (attention reads ``h^l_u`` as its target row), combined as in :meth:`propagate`."""
+        (attention reads ``h^l_u`` as its target row), combined as in :meth:`propagate`.
+        Differentiable in ``h0`` (a new user's ID row can be fitted through it)."""
         view = GraphView(neighbors, inverse_sqrt_degree(neighbors.degree()), col_scale)
         h, total = h0, h0
         for conv, inputs in zip(self.convs, states):

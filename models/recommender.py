@@ -66,6 +66,12 @@ class Recommender(nn.Module, ABC):
         :meth:`layer_states` and :meth:`fold_in` place a new node from its edges)."""
         return False
 
+    @property
+    def own_layer0_share(self) -> float | None:
+        """``c`` in ``z_u = c h^0_u + (terms of u's neighbours only)`` (None: not of that form);
+        1 for a model without propagation."""
+        return 1.0
+
     def layer_states(
         self, n_id: torch.Tensor, x: torch.Tensor | None, view: GraphView, id_mask: torch.Tensor
     ) -> list[torch.Tensor]:

@@ -14,11 +14,14 @@ row reads their training items and the new ones.
 ID row, so :func:`fit_rows` fits one to their items, a few steps of the BPR loss against the
 trained items (everything else frozen), the classic fold-in of matrix factorisation. A model
 without an ID table places a new user by text alone; their items are only excluded.
+
+A propagating model with ID embeddings may fit the new user's ID row the same way, through its
+own fold-in (``fold_in_steps > 0``): what training would learn for that row, the rest frozen.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,40 +71,96 @@ def fold_in_users(
 
 def fit_rows(
     model: Recommender,
+    embed: Callable[[int, torch.Tensor], torch.Tensor],
     z_items: torch.Tensor,
-    h0: torch.Tensor,
     item_lists: Sequence[np.ndarray],
     l2: float,
+    steps: int = FIT_STEPS,
     seed: int = 0,
 ) -> torch.Tensor:
-    """Embeddings ``[B, H]`` of users with layer 0 ``h0`` ``[B, H]`` (text, or zeros) plus an ID
-    row fitted to their items: :data:`FIT_STEPS` Adam steps on
+    """Embeddings ``[B, H]`` of users ``b`` whose final embedding is ``embed(b, e_b)`` ``[1, H]``
+    for an ID row ``e_b`` ``[1, H]`` fitted to their items ``item_lists[b]`` (``e_b = 0`` with
+    ``steps = 0``): ``steps`` Adam steps on
 
     .. math::
         -\\frac{1}{|P||N|}\\sum_{i \\in P, j \\in N} \\log\\sigma(s(u, i) - s(u, j))
         + \\lambda \\lVert e_u \\rVert^2
 
     with ``P`` the user's items, ``N`` :data:`FIT_NEGATIVES` other items drawn with ``seed``
-    and ``s`` the model's score; items and weights are frozen."""
+    and ``s`` the model's score; the items and every weight stay as trained (the row is
+    trained as training would train a new user's, the rest frozen)."""
     generator = np.random.default_rng(seed)
     num_items = z_items.shape[0]
     out = []
     for b, items in enumerate(item_lists):
+        row = torch.zeros(1, z_items.shape[1], device=z_items.device, requires_grad=True)
         positives = torch.as_tensor(np.unique(np.asarray(items, dtype=np.int64)))
-        others = np.setdiff1d(np.arange(num_items), positives.numpy(), assume_unique=True)
-        count = min(FIT_NEGATIVES, len(others))
-        negatives = torch.as_tensor(generator.choice(others, count, replace=False))
-        row = torch.zeros_like(h0[b : b + 1], requires_grad=True)
-        if positives.numel() and count:
-            optimizer = torch.optim.Adam([row], lr=FIT_LR)
+        negatives = torch.as_tensor(_negatives(generator, num_items, positives.numpy()))
+        if steps and positives.numel() and negatives.numel():
             z_pos = z_items[positives.to(z_items.device)]
             z_neg = z_items[negatives.to(z_items.device)]
-            for _ in range(FIT_STEPS):
-                z_u = h0[b : b + 1] + row
-                diff = model.scores(z_u, z_pos).T - model.scores(z_u, z_neg)  # [P, N]
-                loss = -torch.nn.functional.logsigmoid(diff).mean() + l2 * row.pow(2).sum()
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-        out.append((h0[b : b + 1] + row).detach())
-    return torch.cat(out) if out else h0[:0]
+            optimizer = torch.optim.Adam([row], lr=FIT_LR)
+            with torch.enable_grad():
+                for _ in range(steps):
+                    z_u = embed(b, row)
+                    diff = model.scores(z_u, z_pos).T - model.scores(z_u, z_neg)  # [P, N]
+                    loss = -torch.nn.functional.logsigmoid(diff).mean() + l2 * row.pow(2).sum()
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+        with torch.no_grad():
+            out.append(embed(b, row.detach()))
+    return torch.cat(out) if out else z_items[:0]
+
+
+def fit_rows_linear(
+    base: torch.Tensor,
+    share: float,
+    z_items: torch.Tensor,
+    item_lists: Sequence[np.ndarray],
+    l2: float,
+    steps: int = FIT_STEPS,
+    seed: int = 0,
+) -> torch.Tensor:
+    """:func:`fit_rows` for a dot-product model whose final embedding is linear in the row,
+    ``z = base + share * e`` (GCN and LightGCN: a node's layers read only its neighbours), with
+    the BPR gradient written out instead of taken by autograd: the same objective and Adam
+    steps, two ``[P + N, H]`` products a step.
+
+    .. math::
+        \\nabla_e = -\\frac{c}{|P||N|}\\Big(\\sum_i z_i \\sum_j \\sigma(-d_{ij})
+        - \\sum_j z_j \\sum_i \\sigma(-d_{ij})\\Big) + 2 \\lambda e,
+        \\quad d_{ij} = z_u \\cdot (z_i - z_j)"""
+    generator = np.random.default_rng(seed)
+    num_items, out = z_items.shape[0], []
+    beta1, beta2, eps = 0.9, 0.999, 1e-8  # torch.optim.Adam's defaults
+    for b, items in enumerate(item_lists):
+        positives = np.unique(np.asarray(items, dtype=np.int64))
+        negatives = _negatives(generator, num_items, positives)
+        row = torch.zeros_like(base[b])
+        if steps and len(positives) and len(negatives):
+            z_pos = z_items[torch.as_tensor(positives, device=z_items.device)]
+            z_neg = z_items[torch.as_tensor(negatives, device=z_items.device)]
+            m, v = torch.zeros_like(row), torch.zeros_like(row)
+            pairs = len(positives) * len(negatives)
+            for t in range(1, steps + 1):
+                z_u = base[b] + share * row
+                d = (z_pos @ z_u)[:, None] - (z_neg @ z_u)[None, :]  # [P, N]
+                w = torch.sigmoid(-d)
+                grad = -share / pairs * (w.sum(1) @ z_pos - w.sum(0) @ z_neg) + 2 * l2 * row
+                m.mul_(beta1).add_(grad, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                step = FIT_LR / (1 - beta1**t)
+                row -= step * m / ((v / (1 - beta2**t)).sqrt() + eps)
+        out.append(base[b] + share * row)
+    return torch.stack(out) if out else base[:0]
+
+
+def _negatives(generator: np.random.Generator, num_items: int, positives: np.ndarray) -> np.ndarray:
+    """:data:`FIT_NEGATIVES` distinct items outside ``positives`` (all of them when fewer)."""
+    if num_items - len(positives) <= 2 * FIT_NEGATIVES:
+        others = np.setdiff1d(np.arange(num_items), positives, assume_unique=True)
+        return generator.permutation(others)[:FIT_NEGATIVES]
+    drawn = np.unique(generator.integers(0, num_items, 2 * FIT_NEGATIVES + len(positives)))
+    drawn = drawn[~np.isin(drawn, positives)]
+    return generator.permutation(drawn)[:FIT_NEGATIVES]

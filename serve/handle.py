@@ -30,7 +30,13 @@ from gnnrec.data.user_text import user_text_for_items
 from gnnrec.models.graph_view import GraphView
 from gnnrec.models.recommender import Recommender
 from gnnrec.pipeline import Prepared
-from gnnrec.serve.fold_in import GraphState, fit_rows, fold_in_users
+from gnnrec.serve.fold_in import (
+    FIT_STEPS,
+    GraphState,
+    fit_rows,
+    fit_rows_linear,
+    fold_in_users,
+)
 from gnnrec.serve.item_index import IndexConfig, ItemIndex
 from gnnrec.train.checkpoint import state_digest
 from gnnrec.train.recommend import top_k_items
@@ -71,12 +77,16 @@ class RunHandle:
         prepared: Prepared,
         model: Recommender,
         index: IndexConfig | None = None,
+        fold_in_steps: int | None = None,
     ):
         """``index``: rank known and folded-in users' items through an approximate index of the
         item embeddings (:mod:`gnnrec.serve.item_index`; dot-product models only) instead of
-        scoring every item."""
+        scoring every item. ``fold_in_steps``: BPR steps that fit a new user's ID row (for a
+        propagating model, through the propagation: :func:`~gnnrec.serve.fold_in.fit_rows`);
+        0: the propagation alone; default :data:`~gnnrec.serve.fold_in.FIT_STEPS` for a model
+        with ID embeddings, else 0."""
         self.run_dir, self.config, self.model = run_dir, config, model.requires_grad_(False)
-        self.graph, self._data = prepared.graph, prepared.data
+        self.graph, self.split, self._data = prepared.graph, prepared.split, prepared.data
         data = prepared.data
         self.num_users, self.num_items = data.num_users, data.num_items
         self.version = state_digest({k: v.cpu() for k, v in model.state_dict().items()})[:12]
@@ -92,6 +102,13 @@ class RunHandle:
         self._state: GraphState | None = None  # built on the first fold-in (prepare_fold_in)
         self._fresh: dict[str, FoldedUser] = {}
         self._unit = torch.nn.functional.normalize(self.z, dim=1)
+        if fold_in_steps is None:
+            fold_in_steps = FIT_STEPS if config.model.id_embeddings else 0
+        if fold_in_steps and not config.model.id_embeddings:
+            raise ValueError("fold_in_steps fits an ID row: the model has no ID embeddings")
+        if fold_in_steps < 0:
+            raise ValueError(f"fold_in_steps must be >= 0, got {fold_in_steps}")
+        self.fold_in_steps = fold_in_steps
         self._index = None
         if index is not None:
             if not model.scores_are_dot_products:
@@ -174,6 +191,14 @@ class RunHandle:
         z = self._fold_new([rows], [text])[0]
         return self._rank(z[None], [rows], k)[0]
 
+    def embed_new_users(self, item_lists: Sequence[Sequence[str]]) -> torch.Tensor:
+        """Final embeddings ``[B, H]`` of ``B`` new users, each folded in from their items
+        (best liked first), as :meth:`recommend_for_items` places one."""
+        rows = [self.item_rows(id_list(items, "items")) for items in item_lists]
+        if any(r.size == 0 for r in rows):
+            raise ValueError("an item list is empty: every new user needs at least one item")
+        return self._fold_new(rows, [None] * len(rows))
+
     def recommend_for_text(self, text: str, k: int = 10) -> Ranked:
         """Top-``k`` items for a new user known only by ``text``, placed by the text projection
         alone (layer 0: no ID, no edges)."""
@@ -226,7 +251,8 @@ class RunHandle:
                 row = self._user_row[user]
                 self.prepare_fold_in()
                 h0 = self._state.states[0][row : row + 1] if self._state else self.z[row : row + 1]
-                z = self._fold(h0.to(self.z.device), [seen])[0]
+                # their trained ID row is kept; MF and NCF refit it to the new items
+                z = self._fold(h0.to(self.z.device), [seen], fit=not self.model.propagates)[0]
             else:
                 z = self._fold_new([np.asarray(recent)], [None])[0]
             self._fresh[user] = FoldedUser(z, seen, recent)
@@ -271,23 +297,51 @@ class RunHandle:
             h0 = torch.zeros(len(item_lists), width, device=self.z.device)
         return self._fold(h0, item_lists)
 
-    def _fold(self, h0: torch.Tensor, item_lists: list[np.ndarray]) -> torch.Tensor:
+    def _fold(
+        self, h0: torch.Tensor, item_lists: list[np.ndarray], fit: bool = True
+    ) -> torch.Tensor:
         """Embeddings ``[B, H]`` of users with layer 0 ``h0`` and edges to ``item_lists``:
-        propagated, or an ID row fitted (MF, NCF), or ``h0`` (no graph and no ID table)."""
+        propagated (an ID row fitted through the propagation with ``fold_in_steps``), or an ID
+        row fitted (MF, NCF), or ``h0`` (no graph and no ID table)."""
         self.prepare_fold_in()
-        if self._state is not None:
-            return fold_in_users(self.model, self._state, h0, item_lists)
-        if self.config.model.id_embeddings:
-            with torch.enable_grad():
-                return fit_rows(
-                    self.model,
+        state = self._state
+        if state is not None:
+            if not (fit and self.fold_in_steps):
+                return fold_in_users(self.model, state, h0, item_lists)
+
+            share = self.model.own_layer0_share
+            if share is None:  # attention reads the row: the fold-in again at every step
+
+                def embed(b: int, row: torch.Tensor) -> torch.Tensor:
+                    return fold_in_users(self.model, state, h0[b : b + 1] + row, [item_lists[b]])
+
+            elif self.model.scores_are_dot_products:  # z linear in the row: a closed gradient
+                return fit_rows_linear(
+                    fold_in_users(self.model, state, h0, item_lists),
+                    share,
                     self.z[self.num_users :],
-                    h0,
                     item_lists,
                     self.config.train.l2,
+                    self.fold_in_steps,
                     self.config.train.seed,
                 )
-        return h0  # no propagation and no ID row to fit: placed by text alone
+
+        elif self.config.model.id_embeddings:
+
+            def embed(b: int, row: torch.Tensor) -> torch.Tensor:
+                return h0[b : b + 1] + row
+
+        else:
+            return h0  # no propagation and no ID row to fit: placed by text alone
+        return fit_rows(
+            self.model,
+            embed,
+            self.z[self.num_users :],
+            item_lists,
+            self.config.train.l2,
+            self.fold_in_steps if state is not None else FIT_STEPS,
+            self.config.train.seed,
+        )
 
     def _encode(self, texts: list[str]) -> torch.Tensor:
         if not self.config.model.text_features:
@@ -338,7 +392,10 @@ class RunHandle:
 
 
 def load(
-    run_dir: str | Path, allow_data_change: bool = False, index: IndexConfig | None = None
+    run_dir: str | Path,
+    allow_data_change: bool = False,
+    index: IndexConfig | None = None,
+    fold_in_steps: int | None = None,
 ) -> RunHandle:
     """A finished run held in memory (:class:`RunHandle`): its model, graph, final embeddings and
     seen items, loaded once (the data must be what it trained on unless
@@ -346,7 +403,7 @@ def load(
     from gnnrec.run import load_run
 
     config, prepared, model = load_run(run_dir, allow_data_change=allow_data_change)
-    return RunHandle(Path(run_dir), config, prepared, model, index)
+    return RunHandle(Path(run_dir), config, prepared, model, index, fold_in_steps)
 
 
 def _graph_state(model: Recommender, data) -> GraphState:

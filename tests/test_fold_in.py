@@ -15,7 +15,7 @@ from gnnrec.data import CSR
 from gnnrec.data.graph_store import GraphStore
 from gnnrec.models.config import ModelConfig, build_model
 from gnnrec.models.graph_view import GraphView
-from gnnrec.serve.fold_in import GraphState, fit_rows, fold_in_users
+from gnnrec.serve.fold_in import GraphState, fit_rows, fit_rows_linear, fold_in_users
 
 WIDTH, FEATURES = 4, 3
 
@@ -152,12 +152,45 @@ def test_mf_and_ncf_fit_an_id_row_that_ranks_the_users_items_high():
         model = build_model(config, users, items, 0, seed=1).requires_grad_(False)
         z_items = model.layer0(torch.arange(users, users + items), None, None)
         liked = np.array([5, 17, 123])
-        h0 = torch.zeros(1, z_items.shape[1])
-        z = fit_rows(model, z_items, h0, [liked], l2=1e-4, seed=0)
-        again = fit_rows(model, z_items, h0, [liked], l2=1e-4, seed=0)
-        assert torch.equal(z, again)  # seeded
+
+        def embed(b, row):
+            return row  # MF/NCF without text: the ID row is the embedding
+
+        z = fit_rows(model, embed, z_items, [liked], l2=1e-4, seed=0)
+        assert torch.equal(z, fit_rows(model, embed, z_items, [liked], l2=1e-4, seed=0))
         scores = model.scores(z, z_items)[0]
         ranks = (scores[None, :] > scores[liked][:, None]).sum(1)
         # an untrained NCF's MLP bends scores; the fitted row still lifts the items far above
         # the middle (a zero row ranks them at random, about items / 2)
         assert ranks.float().mean() < 0.25 * items, (name, ranks)
+        assert torch.equal(fit_rows(model, embed, z_items, [liked], 1e-4, steps=0), 0 * z)
+
+
+def test_the_closed_gradient_fit_equals_autograd_through_the_propagation():
+    """LightGCN's final embedding is linear in a node's own ID row: the closed-gradient fit
+    takes the same Adam steps as autograd through the whole fold-in."""
+    users, items = 20, 40
+    rng = np.random.default_rng(3)
+    pairs = np.unique(rng.integers(0, users * items, 150))
+    store = GraphStore.bipartite(pairs // items, pairs % items, users, items)
+    model = build_model(_model_config("lightgcn", "mean", "sum", False), users, items, 0, 0)
+    model.requires_grad_(False)
+    view = GraphView.of(store.csr)
+    has_edges = store.csr.degree() > 0
+    n = users + items
+    graph = GraphState(
+        model.layer_states(torch.arange(n), None, view, has_edges), view.col_scale, users
+    )
+    z_items = model(torch.arange(n), None, view, has_edges)[users:]
+    lists = [np.array([1, 4, 9]), np.array([30, 2])]
+    h0 = torch.zeros(2, WIDTH)
+
+    def embed(b, row):
+        return fold_in_users(model, graph, h0[b : b + 1] + row, [lists[b]])
+
+    autograd = fit_rows(model, embed, z_items, lists, l2=1e-3, steps=30, seed=5)
+    closed = fit_rows_linear(
+        fold_in_users(model, graph, h0, lists), model.own_layer0_share, z_items, lists, 1e-3, 30, 5
+    )
+    torch.testing.assert_close(closed, autograd, rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(closed, fold_in_users(model, graph, h0, lists))  # it moved

@@ -56,6 +56,21 @@ def test_cold_item_split_keeps_held_out_items_out_of_training(graph):
     assert split.cold_items(graph).sum() == len(test_items)
 
 
+def test_new_user_split_holds_users_out_of_training_with_randoms_test_set(graph):
+    split = split_interactions(graph, "new_users", new_user_fraction=0.1, seed=2)
+    same = split_interactions(graph, "random", seed=2)
+    inter = graph.interactions
+    new = split.new_users(graph)
+    assert len(new) == round(0.1 * len(np.unique(inter.user[same.test])))
+    assert np.array_equal(split.test, same.test)  # compared user for user with `random`
+    mine = np.isin(inter.user[same.train], new)
+    assert np.array_equal(np.sort(split.fold_in), np.sort(same.train[mine]))
+    assert np.array_equal(np.sort(split.train), np.sort(same.train[~mine]))
+    assert not np.isin(inter.user[np.concatenate([split.train, split.valid])], new).any()
+    parts = np.concatenate([split.train, split.valid, split.test, split.fold_in])
+    assert len(np.unique(parts)) == len(parts)
+
+
 def test_user_text_uses_training_interactions_only(graph):
     split = split_interactions(graph, "random", seed=0)
     texts = user_texts_from_interactions(graph, split.train, max_items=10_000)

@@ -1,0 +1,499 @@
+"""Serving: how good fold-in is, and how fast the service answers.
+
+``fold_in``: on the ``new_users`` split (10% of the users with test items held out of training
+entirely), each held-out user is folded into the trained model from their training-period
+interactions; their Recall@20 / NDCG@20 are compared with what the same users get from the same
+model trained with them in (split ``random``, same seed: the same test items). For ID models
+the embeddings of a full recomputation (the held-out users' edges added both ways, the model's
+weights kept) are measured too: the gap fold-in leaves by holding the rest of the graph fixed.
+
+``latency``: a run with ``--items`` items (64-d LightGCN on a synthetic log), served by
+``gnnrec serve``'s deployment on this machine's Ray Serve with an item index; a bounded loopback
+load test at each concurrency (known-user top-20, fold-in top-20 from 10 items), and the same
+load on an empty endpoint of the same engine (its own ceiling). ANN recall@20 against exact
+top-K is measured on the same users.
+
+    gnnrec bench serving [--part fold_in latency] [--items 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gnnrec.bench.harness import markdown_table, provenance, pyplot, save_figure, write_results
+from gnnrec.config import add_override_argument
+
+FOLD_IN_MODELS = {  # name -> (recipe, overrides)
+    "LightGCN": ("lightgcn_ml_latest_small", []),
+    "text GCN": ("ml_latest_small_cpu", []),
+}
+K = 20
+
+
+# ---- fold-in quality ----------------------------------------------------------------------------
+
+
+def _ranking_metrics(model, z_users, z_items, seen, test) -> dict[str, float]:
+    """Recall/NDCG@20 of users ``z_users`` ``[B, H]`` with ``seen``/``test`` ``(rows, items)``."""
+    import torch
+
+    from gnnrec.train.metrics import full_ranking_metrics
+
+    def scores(users, items):
+        with torch.no_grad():
+            return model.scores(z_users[users], z_items[items])
+
+    out = full_ranking_metrics(scores, seen, test, len(z_users), len(z_items), ks=(K,))
+    return {"recall@20": out["recall@20"], "ndcg@20": out["ndcg@20"]}
+
+
+def fold_in_rows(
+    name: str, recipe: str, extra: list[str], args, folder: Path, seed: int
+) -> list[dict]:
+    """One dataset, model and seed: trained in, folded in (and for ID models, recomputed)."""
+    import torch
+
+    from gnnrec.config import load_config
+    from gnnrec.data.graph_store import GraphStore
+    from gnnrec.models.graph_view import GraphView
+    from gnnrec.recipes import RECIPES
+    from gnnrec.run import train_run
+    from gnnrec.serve.handle import load
+
+    handles, seconds = {}, {}
+    for split in ("random", "new_users"):
+        run_dir = folder / f"{name}-{split}-{seed}".replace(" ", "_")
+        overrides = [f'run_dir="{run_dir}"', f"data.split={split}", "train.progress=false"]
+        overrides += [f"data.seed={seed}", f"train.seed={seed}"]
+        config = load_config(None, [*overrides, *extra, *args.overrides], base=RECIPES[recipe]())
+        start = time.time()
+        train_run(config)
+        seconds[split] = time.time() - start
+        handles[split] = load(run_dir, fold_in_steps=args.fold_in_steps)
+    trained, held = handles["random"], handles["new_users"]
+    graph, split = held.graph, held.split
+    inter, U = graph.interactions, held.num_users
+    new = split.new_users(graph)
+    local = np.full(U, -1)
+    local[new] = np.arange(len(new))
+    fold_users, fold_items = inter.user[split.fold_in], inter.item[split.fold_in]
+    order = np.lexsort((-inter.timestamp[split.fold_in], -inter.rating[split.fold_in], fold_users))
+    item_ids = graph.items.ids
+    lists: list[list[str]] = [[] for _ in new]
+    for k in order:
+        lists[local[fold_users[k]]].append(item_ids[fold_items[k]])
+    start = time.time()
+    z_folded = held.embed_new_users(lists)
+    fold_ms = 1000 * (time.time() - start) / len(new)
+    is_new = local[inter.user[split.test]] >= 0
+    test = (local[inter.user[split.test][is_new]], inter.item[split.test][is_new])
+    seen = (local[fold_users], fold_items)
+    items = held.z[U:]
+    row = {
+        "bench": "serving",
+        "part": "fold_in",
+        "dataset": graph.name,
+        "model": name,
+        "seed": seed,
+        "users": U,
+        "new_users": len(new),
+        "fold_in_ms_per_user": fold_ms,
+        "fold_in_steps": held.fold_in_steps,
+        "train_s_trained_in": seconds["random"],
+        "train_s_held_out": seconds["new_users"],
+    }
+    for label, model, z_u, z_i in (
+        ("trained_in", trained.model, trained.z[torch.as_tensor(new)], trained.z[U:]),
+        ("folded_in", held.model, z_folded, items),
+    ):
+        for metric, value in _ranking_metrics(model, z_u, z_i, seen, test).items():
+            row[f"{metric}_{label}"] = value
+    if not held.config.model.text_features and held.model.propagates:
+        data = held._data  # the held-out run's graph with the new users' edges added both ways
+        train_users, train_items = (np.asarray(a) for a in data.train[:2])
+        grown = GraphStore.bipartite(
+            np.concatenate([train_users, fold_users]),
+            np.concatenate([train_items, fold_items]),
+            U,
+            held.num_items,
+        )
+        mask = data.graph.csr.degree() > 0  # the new users still have no ID row
+        with torch.no_grad():
+            z_full = held.model(
+                torch.arange(U + held.num_items), None, GraphView.of(grown.csr), mask
+            )
+        z_recomputed = z_full[torch.as_tensor(new)]
+        gap = (z_folded - z_recomputed).norm(dim=1) / z_recomputed.norm(dim=1).clamp_min(1e-12)
+        row["relative_gap_to_recomputed"] = float(gap.mean())
+        moved = (z_full[U:] - items).norm(dim=1) / items.norm(dim=1).clamp_min(1e-12)
+        row["items_moved_by_recomputation"] = float(moved.mean())
+        for metric, value in _ranking_metrics(
+            held.model, z_recomputed, z_full[U:], seen, test
+        ).items():
+            row[f"{metric}_recomputed"] = value
+    for metric in ("recall@20", "ndcg@20"):
+        row[f"{metric}_ratio"] = row[f"{metric}_folded_in"] / row[f"{metric}_trained_in"]
+    for handle in handles.values():
+        handle.close()
+    return [row]
+
+
+def fold_in_summary(rows: list[dict]) -> list[dict]:
+    """Per model: the metrics averaged over seeds (users pooled by seed), ratios of the means."""
+    out = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        mine = [r for r in rows if r["model"] == model]
+        row = {"bench": "serving", "part": "fold_in_summary", "model": model}
+        row |= {"dataset": mine[0]["dataset"], "seeds": [r["seed"] for r in mine]}
+        row["new_users"] = sum(r["new_users"] for r in mine)
+        for key in mine[0]:
+            if key.startswith(("recall@", "ndcg@", "relative_gap", "items_moved", "fold_in_ms")):
+                row[key] = statistics.mean(r[key] for r in mine)
+        for metric in ("recall@20", "ndcg@20"):
+            row[f"{metric}_ratio"] = row[f"{metric}_folded_in"] / row[f"{metric}_trained_in"]
+        row["fold_in_steps"] = mine[0]["fold_in_steps"]
+        out.append(row)
+    return out
+
+
+# ---- latency ------------------------------------------------------------------------------------
+
+
+def latency_run(args, folder: Path) -> Path:
+    """A 64-d LightGCN on a synthetic log with ``args.items`` items, trained briefly."""
+    from gnnrec.config import load_config
+    from gnnrec.run import train_run
+
+    data = folder / "synthetic"
+    subprocess.run(
+        [sys.executable, "-m", "gnnrec", "synth", "--output", str(data), "--parquet"]
+        + ["--users", str(args.users), "--items", str(args.items)]
+        + ["--interactions-per-user", "10", "--overwrite"],
+        check=True,
+    )
+    run_dir = folder / "latency-run"
+    overrides = [
+        f'run_dir="{run_dir}"',
+        "data.dataset=table",
+        f'data.path="{data / "table"}"',
+        'data.options.rating_column="rating"',
+        'data.options.timestamp_column="ts"',
+        "model.name=lightgcn",
+        "model.text_features=false",
+        "model.hidden=64",
+        "model.layers=2",
+        "model.id_dropout=0.0",
+        "train.mode=sampled",
+        "train.fanouts=[10, 5]",
+        "train.epochs=1",
+        f"train.steps_per_epoch={args.steps}",
+        "train.batch_size=4096",
+        "train.valid_users=500",
+        "train.progress=false",
+        "eval.test_users=500",
+        "eval.recommend_users=100",
+    ]
+    train_run(load_config(None, overrides))
+    return run_dir
+
+
+async def _load(url: str, bodies: list[dict], concurrency: int, seconds: float) -> dict:
+    """``concurrency`` clients posting ``bodies`` in turn for ``seconds``: latencies and rate."""
+    import aiohttp
+
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client(n: int, session) -> None:
+        nonlocal errors
+        i = n
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            async with session.post(url, json=bodies[i % len(bodies)]) as response:
+                await response.read()
+                if response.status != 200:
+                    errors += 1
+            latencies.append(time.perf_counter() - start)
+            i += concurrency
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        start = time.perf_counter()
+        await asyncio.gather(*(client(n, session) for n in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    ms = np.asarray(latencies) * 1000
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "requests_per_s": len(latencies) / elapsed,
+        **{f"p{q}_ms": float(np.percentile(ms, q)) for q in (50, 90, 99)},
+    }
+
+
+def latency_rows(args, folder: Path) -> list[dict]:
+    import torch
+    from fastapi import FastAPI
+    from ray import serve
+
+    from gnnrec.common.ray_cluster import connect
+    from gnnrec.serve.handle import load
+    from gnnrec.serve.item_index import IndexConfig
+    from gnnrec.serve.service import service_app
+
+    run_dir = latency_run(args, folder)
+    index = IndexConfig(kind=args.index, ef_construction=args.ef_construction)
+    exact = load(run_dir)
+    rng = np.random.default_rng(0)
+    users = [exact.user_ids[int(u)] for u in rng.choice(exact.num_users, 2000, replace=False)]
+    start = time.time()
+    approximate = load(run_dir, index=index)
+    build_s = time.time() - start
+    expected, found = exact.recommend(users[:500], K), approximate.recommend(users[:500], K)
+    recall = statistics.mean(
+        len({i for i, _ in found[u]} & {i for i, _ in expected[u]}) / K for u in users[:500]
+    )
+    histories = [exact.seen_items(u)[:10] for u in users]
+    common = {
+        "bench": "serving",
+        "part": "latency",
+        "items": exact.num_items,
+        "users": exact.num_users,
+        "dim": int(exact.z.shape[1]),
+        "index": json.dumps(
+            {
+                "kind": index.kind,
+                "m": index.m,
+                "ef_construction": index.ef_construction,
+                "ef_search": index.ef_search,
+                "lists": index.lists,
+                "nprobe": index.nprobe,
+            }
+        ),
+        "index_build_s": build_s,
+        "ann_recall@20": recall,
+        "torch_threads": torch.get_num_threads(),
+    }
+    del exact, approximate
+
+    ceiling = FastAPI()
+
+    @serve.deployment(max_ongoing_requests=128)
+    @serve.ingress(ceiling)
+    class Empty:
+        @ceiling.post("/")
+        def empty(self, body: dict) -> dict:
+            return {}
+
+    connect("")
+    serve.start(http_options={"host": "127.0.0.1", "port": args.port})
+    serve.run(service_app(run_dir, 1, None, index), name="gnnrec", route_prefix="/")
+    serve.run(Empty.bind(), name="ceiling", route_prefix="/empty")
+    base = f"http://127.0.0.1:{args.port}"
+    loads = {
+        "known user top-20": ("/recommend", [{"user": u, "k": K} for u in users]),
+        "fold-in top-20 (10 items)": (
+            "/recommend/items",
+            [{"items": h, "k": K} for h in histories if h],
+        ),
+        "empty endpoint (engine ceiling)": ("/empty/", [{"user": u} for u in users]),
+    }
+    rows = []
+    try:
+        for what, (path, bodies) in loads.items():
+            asyncio.run(_load(base + path, bodies, 4, 2.0))  # warm up
+            for concurrency in args.concurrency:
+                measured = asyncio.run(_load(base + path, bodies, concurrency, args.seconds))
+                rows.append({**common, "load": what, "concurrency": concurrency, **measured})
+                print(rows[-1]["load"], concurrency, {k: round(v, 2) for k, v in measured.items()})
+    finally:
+        serve.shutdown()
+    return rows
+
+
+# ---- output -------------------------------------------------------------------------------------
+
+
+def table(rows: list[dict]) -> str:
+    parts = []
+    fold = [r for r in rows if r["part"] == "fold_in_summary"]
+    if fold:
+        parts.append(
+            markdown_table(
+                [
+                    {
+                        "model": r["model"],
+                        "new users": r["new_users"],
+                        "Recall@20 trained in": f"{r['recall@20_trained_in']:.4f}",
+                        "folded in": f"{r['recall@20_folded_in']:.4f}",
+                        "ratio": f"{r['recall@20_ratio']:.2f}",
+                        "NDCG@20 trained in": f"{r['ndcg@20_trained_in']:.4f}",
+                        "folded in ": f"{r['ndcg@20_folded_in']:.4f}",
+                        "ratio ": f"{r['ndcg@20_ratio']:.2f}",
+                        "recomputed R@20": f"{r['recall@20_recomputed']:.4f}"
+                        if "recall@20_recomputed" in r
+                        else "",
+                        "gap": f"{r['relative_gap_to_recomputed']:.3f}"
+                        if "relative_gap_to_recomputed" in r
+                        else "",
+                        "ms/user": f"{r['fold_in_ms_per_user']:.2f}",
+                    }
+                    for r in fold
+                ],
+                [
+                    "model",
+                    "new users",
+                    "Recall@20 trained in",
+                    "folded in",
+                    "ratio",
+                    "NDCG@20 trained in",
+                    "folded in ",
+                    "ratio ",
+                    "recomputed R@20",
+                    "gap",
+                    "ms/user",
+                ],
+            )
+        )
+    lat = [r for r in rows if r["part"] == "latency"]
+    if lat:
+        parts.append(
+            markdown_table(
+                [
+                    {
+                        "load": r["load"],
+                        "concurrency": r["concurrency"],
+                        "requests/s": f"{r['requests_per_s']:.0f}",
+                        "p50 ms": f"{r['p50_ms']:.1f}",
+                        "p90 ms": f"{r['p90_ms']:.1f}",
+                        "p99 ms": f"{r['p99_ms']:.1f}",
+                        "errors": r["errors"],
+                    }
+                    for r in lat
+                ],
+                ["load", "concurrency", "requests/s", "p50 ms", "p90 ms", "p99 ms", "errors"],
+            )
+        )
+    return "\n\n".join(parts)
+
+
+def plot(rows: list[dict], path: Path) -> Path:
+    """Left: fold-in against trained-in Recall/NDCG@20; right: p99 latency and requests/s by
+    concurrency for each load."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    fold = [r for r in rows if r["part"] == "fold_in_summary"]
+    ax = axes[0]
+    labels = [r["model"] for r in fold]
+    for offset, (key, color) in enumerate(
+        (
+            ("recall@20_trained_in", "tab:blue"),
+            ("recall@20_folded_in", "tab:cyan"),
+            ("ndcg@20_trained_in", "tab:orange"),
+            ("ndcg@20_folded_in", "tab:red"),
+        )
+    ):
+        ax.bar(
+            [i + 0.2 * offset - 0.3 for i in range(len(fold))],
+            [r[key] for r in fold],
+            0.2,
+            color=color,
+            label=key.replace("_", " "),
+        )
+    ax.set_xticks(range(len(fold)), labels)
+    ax.set(
+        title=f"fold-in vs trained in ({fold[0]['new_users'] if fold else 0} held-out users)",
+        ylabel="metric at 20",
+    )
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    lat = [r for r in rows if r["part"] == "latency"]
+    twin = ax.twinx()
+    for load, color in zip(
+        dict.fromkeys(r["load"] for r in lat), ("tab:blue", "tab:green", "tab:gray")
+    ):
+        mine = [r for r in lat if r["load"] == load]
+        ax.plot(
+            [r["concurrency"] for r in mine],
+            [r["p99_ms"] for r in mine],
+            "o-",
+            color=color,
+            label=f"{load}: p99",
+        )
+        twin.plot(
+            [r["concurrency"] for r in mine],
+            [r["requests_per_s"] for r in mine],
+            "s--",
+            color=color,
+            alpha=0.6,
+        )
+    ax.set(
+        xscale="log",
+        xlabel="concurrent clients",
+        ylabel="p99 latency, ms (solid)",
+        title=f"service on {lat[0]['items']:,} items" if lat else "service",
+    )
+    twin.set_ylabel("requests/s (dashed)")
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(
+        prog="gnnrec bench serving", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--part", nargs="+", choices=("fold_in", "latency"), default=["fold_in", "latency"]
+    )
+    parser.add_argument(
+        "--models", nargs="+", choices=tuple(FOLD_IN_MODELS), default=list(FOLD_IN_MODELS)
+    )
+    add_override_argument(parser, "config override for the fold-in runs")
+    parser.add_argument(
+        "--fold-in-steps",
+        type=int,
+        help="BPR steps fitting a new user's ID row (default: the handle's, 50 for ID models)",
+    )
+    parser.add_argument("--items", type=int, default=1_000_000, help="items of the latency run")
+    parser.add_argument("--users", type=int, default=100_000, help="users of the latency run")
+    parser.add_argument("--steps", type=int, default=30, help="training steps of the latency run")
+    parser.add_argument("--index", choices=("hnsw", "ivf", "flat"), default="hnsw")
+    parser.add_argument("--ef-construction", type=int, default=40)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--seconds", type=float, default=10.0, help="each load's duration")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--output", default="bench/results/serving.jsonl")
+    args = parser.parse_args(argv)
+    meta = provenance()
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="gnnrec-serving-") as tmp:
+        if "fold_in" in args.part:
+            per_seed = []
+            for name in args.models:
+                recipe, extra = FOLD_IN_MODELS[name]
+                for seed in args.seeds:
+                    per_seed += fold_in_rows(name, recipe, extra, args, Path(tmp), seed)
+            rows += per_seed + fold_in_summary(per_seed)
+        if "latency" in args.part:
+            rows += latency_rows(args, Path(tmp))
+    rows = [{**r, **meta} for r in rows]
+    out = write_results(rows, args.output)
+    png = plot(rows, out.with_suffix(".png"))
+    print(table(rows))
+    print(f"written: {out}, {png}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
