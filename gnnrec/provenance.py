@@ -11,7 +11,8 @@ import dataclasses
 from typing import Any
 
 from gnnrec.config import RunConfig
-from gnnrec.train.checkpoint import PROVENANCE, check_provenance
+from gnnrec.train.checkpoint import PROVENANCE
+from gnnrec.train.checkpoint import check_provenance as check_recorded
 
 __all__ = [
     "PROVENANCE",
@@ -64,3 +65,16 @@ def unchecked_data(provenance: dict[str, Any], allow_data_change: bool) -> dict[
     if not allow_data_change:
         return provenance
     return {**provenance, "data_sha256": None, "text_sha256": None}
+
+
+def check_provenance(state: dict[str, Any], expected: dict[str, Any], path: Any) -> None:
+    """:func:`gnnrec.train.checkpoint.check_provenance`, where a setting that an artifact does
+    not record (gnnrec gained it after the artifact was written) counts as that setting's
+    default: what the older gnnrec did."""
+    saved = state.get(PROVENANCE)
+    if saved is not None:
+        recorded = saved.get("settings", {})
+        defaults = shaping_settings(RunConfig())
+        added = {k: v for k, v in defaults.items() if k not in recorded}
+        state = {**state, PROVENANCE: {**saved, "settings": {**added, **recorded}}}
+    check_recorded(state, expected, path)

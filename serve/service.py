@@ -10,15 +10,16 @@ Endpoints (JSON in and out; ids are strings or integers as in the data)::
     POST /recommend/text         {"text", "k"}                -> {"items": [...]}
     POST /interactions           {"user", "items"}            -> {"user", "recorded", "time"}
     POST /similar/items          {"items", "k"}               -> {"similar": {id: [...]}}
-    POST /similar/users          {"users", "k"}               -> {"similar": {id: [...]}}
+    POST /similar/users          {"users", "k"}     -> {"similar": {id: [{"user", "score"}]}}
 
 An item list is ``[{"item", "score", "title"}]``, best first, seen items excluded; ``k`` larger
 than what is left returns all of it, with a ``note``. Known-user requests are batched
 (``@serve.batch``). A recorded interaction is in the log (:mod:`gnnrec.serve.interaction_log`)
 before the reply; every replica folds in the log's new lines before answering, so the next
 request of that user, on any replica, sees it. Errors are 4xx with ``{"error": ...}`` (unknown
-ids also list them in ``"unknown"``); a request body over :data:`MAX_BODY_BYTES` is 413; with
-a token, a request without ``Authorization: Bearer <token>`` is 401.
+ids also list them in ``"unknown"``, invalid fields in ``"detail"``); a request body over
+:data:`MAX_BODY_BYTES` is 413; with a token, a request without ``Authorization: Bearer
+<token>`` is 401.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import threading
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
@@ -98,6 +100,14 @@ async def _unknown(request: Request, err: UnknownIds):
     return JSONResponse({"error": str(err), "unknown": err.ids}, status_code=404)
 
 
+@app.exception_handler(RequestValidationError)
+async def _invalid(request: Request, err: RequestValidationError):
+    problems = [
+        f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in err.errors()
+    ]
+    return JSONResponse({"error": "; ".join(problems), "detail": err.errors()}, status_code=422)
+
+
 @app.exception_handler(ValueError)
 async def _bad_value(request: Request, err: ValueError):
     return JSONResponse({"error": str(err)}, status_code=400)
@@ -129,13 +139,14 @@ class RunService:
                 except UnknownIds as err:
                     raise ValueError(f"{self.log.path}, line {record.line}: {err}") from None
 
+    def _items(self, ranked: Ranked) -> list[dict]:
+        return [
+            {"item": item, "score": round(score, 6), "title": self.handle.title(item)}
+            for item, score in ranked
+        ]
+
     def _listed(self, ranked: Ranked, k: int) -> dict:
-        out = {
-            "items": [
-                {"item": item, "score": score, "title": self.handle.title(item)}
-                for item, score in ranked
-            ]
-        }
+        out = {"items": self._items(ranked)}
         if len(ranked) < k:
             out["note"] = (
                 f"k = {k} is more than the {len(ranked)} items left to recommend: all given"
@@ -195,12 +206,19 @@ class RunService:
     @app.post("/similar/items")
     def similar_items(self, body: ItemsRequest) -> dict:
         self._check_no_text(body)
-        return {"similar": self.handle.similar_items([str(i) for i in body.items], body.k)}
+        nearest = self.handle.similar_items([str(i) for i in body.items], body.k)
+        return {"similar": {item: self._items(ranked) for item, ranked in nearest.items()}}
 
     @app.post("/similar/users")
     def similar_users(self, body: SimilarUsersRequest) -> dict:
         self._sync()
-        return {"similar": self.handle.similar_users([str(u) for u in body.users], body.k)}
+        nearest = self.handle.similar_users([str(u) for u in body.users], body.k)
+        return {
+            "similar": {
+                user: [{"user": other, "score": round(score, 6)} for other, score in ranked]
+                for user, ranked in nearest.items()
+            }
+        }
 
     @staticmethod
     def _check_no_text(body: ItemsRequest) -> None:

@@ -84,3 +84,25 @@ def test_the_export_records_its_run(two_runs, tmp_path):
     assert provenance["model"] == "gcn" and len(provenance["data_sha256"]) == 64
     assert provenance["settings"]["train.lr"] == 0.02
     assert not any(key.endswith("path") for key in provenance["settings"])
+
+
+def test_a_setting_added_since_an_artifact_was_written_counts_as_its_default(two_runs, tmp_path):
+    """An older gnnrec did what a new setting's default does: a model.pt that does not record
+    the setting is accepted under the default and refused under another value."""
+    import torch
+
+    from gnnrec.train.checkpoint import PROVENANCE, load_checkpoint, save_checkpoint
+
+    a, _, _ = two_runs
+    run = tmp_path / "run"
+    shutil.copytree(a, run)
+    state = load_checkpoint(run / "model.pt")
+    del state[PROVENANCE]["settings"]["data.new_user_fraction"]  # written before it existed
+    save_checkpoint(state, run / "model.pt")
+    assert main(["evaluate", "--run-dir", str(run)]) == 0
+    config = run / "config.toml"
+    config.write_text(
+        config.read_text().replace("new_user_fraction = 0.1", "new_user_fraction = 0.2")
+    )
+    assert main(["evaluate", "--run-dir", str(run)]) == 2
+    assert torch.load(run / "model.pt", weights_only=True)[PROVENANCE]["model"] == "gcn"

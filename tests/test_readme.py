@@ -3,6 +3,7 @@ folder) and do what they say."""
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -34,7 +35,12 @@ def test_run_level_example_trains_recommends_and_exports(tmp_path):
     for name in ("metrics.json", "model.pt", "recommendations.csv", "config.toml"):
         assert (run_dir / name).is_file(), name
     assert (run_dir / "export" / "user_embeddings.npy").is_file()
-    assert "'item_embeddings.npy'" in out and "'user_ids.parquet'" in out
+    assert "'item_embeddings.npy'" in out and "'seen_items.npy'" in out
+    folded, recorded, similar = (ast.literal_eval(line) for line in out.splitlines()[-3:])
+    for ranked in (folded, recorded, similar):
+        assert len(ranked) == 3 and all(isinstance(s, float) for _, s in ranked)
+    assert [i for i, _ in folded] == [i for i, _ in recorded]  # the same two movies
+    assert not {"1", "2571"} & {i for i, _ in recorded} and "1" not in {i for i, _ in similar}
 
 
 def test_building_blocks_example(tmp_path):

@@ -132,6 +132,7 @@ def test_the_service_answers_records_and_survives_kill_9(run_dir, tmp_path):
         assert status == 200 and len(similar["similar"]["i0_0"]) == 3
         status, peers = service.call("POST", "/similar/users", {"users": ["u0", "u1"], "k": 2})
         assert status == 200 and [len(v) for v in peers["similar"].values()] == [2, 2]
+        assert set(peers["similar"]["u0"][0]) == {"user", "score"}
         status, answer = service.call("POST", "/similar/users", {"users": ["u0", 7], "k": 2})
         assert status == 404 and answer["unknown"] == ["7"]  # ids may be numbers: 7 is "7"
         status, many = service.call("POST", "/recommend", {"user": "u0", "k": 1000})
