@@ -465,6 +465,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         type=int,
         help="BPR steps fitting a new user's ID row (default: the handle's, 50 for ID models)",
     )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--items", type=int, default=1_000_000, help="items of the latency run")
     parser.add_argument("--users", type=int, default=100_000, help="users of the latency run")
     parser.add_argument("--steps", type=int, default=30, help="training steps of the latency run")

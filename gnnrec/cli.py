@@ -168,6 +168,12 @@ def add_recommend(sub, common) -> None:
     recommend.add_argument(
         "--output", type=Path, help=".csv or .parquet (default: RUN_DIR/recommendations.csv)"
     )
+    recommend.add_argument(
+        "--num-workers",
+        type=int,
+        help="rank every user on N Ray Data workers (parallel.address, or a private local Ray "
+        "instance); --output is then a folder of Parquet parts",
+    )
     recommend.add_argument("--text", help="rank items for a new user described by this text")
     recommend.add_argument(
         "--items",

@@ -162,12 +162,17 @@ def cmd_recommend(args: argparse.Namespace) -> None:
             "--output writes the known users' table; a new user's list (--text, --items) is "
             "printed (give one)"
         )
+    if args.num_workers is not None and not new_user:
+        _recommend_on_ray(args)
+        return
     if args.output is not None:
         check_recommendations_target(args.output)  # before the minutes of loading
     if args.text is not None and not args.text.strip():
         raise ValueError("--text is empty: describe the new user in a few words")
     if args.users is not None and new_user:
         raise ValueError("--users picks known users; a --text or --items user is new (give one)")
+    if args.num_workers is not None and new_user:
+        raise ValueError("--num-workers ranks every known user; a --text or --items user is new")
     if new_user:
         _recommend_for_new_user(args)
         return
@@ -180,6 +185,29 @@ def cmd_recommend(args: argparse.Namespace) -> None:
         out = args.output or Path(args.run_dir) / "recommendations.csv"
         count = write_recommendations(prepared, model, config, out, users=args.users)
     print(f"wrote top-{args.k} recommendations for {count} users to {out}")
+
+
+def _recommend_on_ray(args: argparse.Namespace) -> None:
+    """Every user's top ``-k`` as Parquet parts in the folder ``--output``, ranked by Ray Data
+    workers."""
+    from gnnrec.common.atomic_files import check_replaceable
+    from gnnrec.run import load_run
+    from gnnrec.serve.batch_recommend import OUTPUT_KIND, recommend_on_ray
+
+    if args.num_workers < 1:
+        raise ValueError(f"--num-workers must be at least 1, got {args.num_workers}")
+    if args.output is None or args.users is not None:
+        raise ValueError(
+            "--num-workers ranks every user into a folder of Parquet parts: give --output "
+            "FOLDER (and no --users)"
+        )
+    check_replaceable(args.output, OUTPUT_KIND)  # before the minutes of loading
+    overrides = [*args.overrides, f"eval.top_k={args.k}"]
+    config, prepared, model = load_run(
+        args.run_dir, overrides, allow_data_change=args.allow_data_change
+    )
+    count = recommend_on_ray(prepared, model, config, args.output, args.num_workers)
+    print(f"wrote top-{args.k} recommendations for {count} users to {args.output} (Parquet parts)")
 
 
 def _recommend_for_new_user(args: argparse.Namespace) -> None:
