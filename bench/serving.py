@@ -169,19 +169,20 @@ def fold_in_summary(rows: list[dict]) -> list[dict]:
 # ---- latency ------------------------------------------------------------------------------------
 
 
-def latency_run(args, folder: Path) -> Path:
-    """A 64-d LightGCN on a synthetic log with ``args.items`` items, trained briefly."""
+def synthetic_run(folder: Path, users: int, items: int, steps: int, name: str) -> Path:
+    """A 64-d LightGCN on a synthetic log (``users`` x 10 interactions over ``items`` items),
+    trained briefly (serving cost does not depend on how long it trained)."""
     from gnnrec.config import load_config
     from gnnrec.run import train_run
 
-    data = folder / "synthetic"
+    data = folder / f"{name}-data"
     subprocess.run(
         [sys.executable, "-m", "gnnrec", "synth", "--output", str(data), "--parquet"]
-        + ["--users", str(args.users), "--items", str(args.items)]
+        + ["--users", str(users), "--items", str(items)]
         + ["--interactions-per-user", "10", "--overwrite"],
         check=True,
     )
-    run_dir = folder / "latency-run"
+    run_dir = folder / name
     overrides = [
         f'run_dir="{run_dir}"',
         "data.dataset=table",
@@ -195,8 +196,9 @@ def latency_run(args, folder: Path) -> Path:
         "model.id_dropout=0.0",
         "train.mode=sampled",
         "train.fanouts=[10, 5]",
+        "train.id_optimizer=rowwise_adagrad",
         "train.epochs=1",
-        f"train.steps_per_epoch={args.steps}",
+        f"train.steps_per_epoch={steps}",
         "train.batch_size=4096",
         "train.valid_users=500",
         "train.progress=false",
@@ -205,6 +207,40 @@ def latency_run(args, folder: Path) -> Path:
     ]
     train_run(load_config(None, overrides))
     return run_dir
+
+
+def batch_rows(args, folder: Path) -> list[dict]:
+    """Every user's top 20 of one run: one process (``write_recommendations``) and Ray Data
+    with ``args.workers`` workers, timed in the same run after the embeddings are computed."""
+    from gnnrec.outputs import embeddings, write_recommendations
+    from gnnrec.run import load_run
+    from gnnrec.serve.batch_recommend import recommend_on_ray
+
+    run_dir = synthetic_run(folder, args.batch_users, args.batch_items, args.steps, "batch-run")
+    config, prepared, model = load_run(run_dir, ["eval.recommend_users=0", f"eval.top_k={K}"])
+    start = time.time()
+    z = embeddings(prepared, model, config)
+    embed_s = time.time() - start
+    common = {
+        "bench": "serving",
+        "part": "batch",
+        "users": prepared.data.num_users,
+        "items": prepared.data.num_items,
+        "interactions": len(prepared.graph.interactions),
+        "embeddings_s": embed_s,
+    }
+    rows = []
+    start = time.time()
+    write_recommendations(prepared, model, config, folder / "one.parquet", z)
+    rows.append({**common, "path": "one process", "workers": 1, "seconds": time.time() - start})
+    start = time.time()
+    recommend_on_ray(prepared, model, config, folder / "ray", args.workers, z)
+    rows.append(
+        {**common, "path": "Ray Data", "workers": args.workers, "seconds": time.time() - start}
+    )
+    for row in rows:
+        row["users_per_s"] = row["users"] / row["seconds"]
+    return rows
 
 
 async def _load(url: str, bodies: list[dict], concurrency: int, seconds: float) -> dict:
@@ -251,7 +287,7 @@ def latency_rows(args, folder: Path) -> list[dict]:
     from gnnrec.serve.item_index import IndexConfig
     from gnnrec.serve.service import service_app
 
-    run_dir = latency_run(args, folder)
+    run_dir = synthetic_run(folder, args.users, args.items, args.steps, "latency-run")
     index = IndexConfig(kind=args.index, ef_construction=args.ef_construction)
     exact = load(run_dir)
     rng = np.random.default_rng(0)
@@ -384,6 +420,24 @@ def table(rows: list[dict]) -> str:
                 ["load", "concurrency", "requests/s", "p50 ms", "p90 ms", "p99 ms", "errors"],
             )
         )
+    batch = [r for r in rows if r["part"] == "batch"]
+    if batch:
+        parts.append(
+            markdown_table(
+                [
+                    {
+                        "path": r["path"],
+                        "workers": r["workers"],
+                        "users": f"{r['users']:,}",
+                        "items": f"{r['items']:,}",
+                        "seconds": f"{r['seconds']:.1f}",
+                        "users/s": f"{r['users_per_s']:,.0f}",
+                    }
+                    for r in batch
+                ],
+                ["path", "workers", "users", "items", "seconds", "users/s"],
+            )
+        )
     return "\n\n".join(parts)
 
 
@@ -391,7 +445,7 @@ def plot(rows: list[dict], path: Path) -> Path:
     """Left: fold-in against trained-in Recall/NDCG@20; right: p99 latency and requests/s by
     concurrency for each load."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.2))
     fold = [r for r in rows if r["part"] == "fold_in_summary"]
     ax = axes[0]
     labels = [r["model"] for r in fold]
@@ -445,6 +499,15 @@ def plot(rows: list[dict], path: Path) -> Path:
     )
     twin.set_ylabel("requests/s (dashed)")
     ax.legend(fontsize=7, loc="upper left")
+    ax = axes[2]
+    batch = [r for r in rows if r["part"] == "batch"]
+    ax.bar([f"{r['path']}\n({r['workers']} workers)" for r in batch], [r["seconds"] for r in batch])
+    ax.set(
+        ylabel="seconds",
+        title=f"top-20 for every user ({batch[0]['users']:,} users, {batch[0]['items']:,} items)"
+        if batch
+        else "top-20 for every user",
+    )
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -454,7 +517,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         prog="gnnrec bench serving", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
-        "--part", nargs="+", choices=("fold_in", "latency"), default=["fold_in", "latency"]
+        "--part",
+        nargs="+",
+        choices=("fold_in", "latency", "batch"),
+        default=["fold_in", "latency", "batch"],
     )
     parser.add_argument(
         "--models", nargs="+", choices=tuple(FOLD_IN_MODELS), default=list(FOLD_IN_MODELS)
@@ -474,6 +540,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=10.0, help="each load's duration")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--batch-users", type=int, default=1_000_000, help="users of the batch run")
+    parser.add_argument("--batch-items", type=int, default=100_000, help="items of the batch run")
+    parser.add_argument("--workers", type=int, default=2, help="Ray Data workers (batch)")
     parser.add_argument("--output", default="bench/results/serving.jsonl")
     args = parser.parse_args(argv)
     meta = provenance()
@@ -488,6 +557,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             rows += per_seed + fold_in_summary(per_seed)
         if "latency" in args.part:
             rows += latency_rows(args, Path(tmp))
+        if "batch" in args.part:
+            rows += batch_rows(args, Path(tmp))
     rows = [{**r, **meta} for r in rows]
     out = write_results(rows, args.output)
     png = plot(rows, out.with_suffix(".png"))

@@ -118,13 +118,17 @@ async def _bad_value(request: Request, err: ValueError):
 class RunService:
     """One replica: the run in memory, kept up to date with the interaction log."""
 
-    def __init__(self, run_dir: str, token: str | None = None, index: str | None = None):
+    def __init__(
+        self, run_dir: str, token: str | None = None, index: str | IndexConfig | None = None
+    ):
         from gnnrec.serve import replica_setup
 
         replica_setup.TOKEN["bearer"] = token
         replica_setup.replica_grpc_on_loopback()
         self.run_dir = Path(run_dir)
-        self.handle: RunHandle = load(run_dir, index=index and IndexConfig(kind=index))
+        if isinstance(index, str):
+            index = IndexConfig(kind=index)
+        self.handle: RunHandle = load(run_dir, index=index)
         self.handle.prepare_fold_in()
         self.log = InteractionLog(run_dir)
         self._sync_lock = threading.Lock()
@@ -227,8 +231,11 @@ class RunService:
 
 
 def service_app(
-    run_dir: str | Path, replicas: int = 1, token: str | None = None, index: str | None = None
+    run_dir: str | Path,
+    replicas: int = 1,
+    token: str | None = None,
+    index: str | IndexConfig | None = None,
 ):
     """The Ray Serve application of ``run_dir`` with ``replicas`` replicas (``index``: rank
-    through a faiss index of that kind)."""
+    through a faiss index of that kind, or of that configuration)."""
     return RunService.options(num_replicas=replicas).bind(str(run_dir), token, index)
