@@ -40,6 +40,10 @@ def _allow_data_change(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _index_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--index", choices=("hnsw", "ivf", "flat"), help=help)
+
+
 def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML file with [data], [model], ... tables")
     parser.add_argument(
@@ -223,11 +227,7 @@ def add_serve(sub, common) -> None:
     serve.add_argument(
         "--token-file", type=Path, help="a file holding the bearer token every request must send"
     )
-    serve.add_argument(
-        "--index",
-        choices=("hnsw", "ivf", "flat"),
-        help="rank through a faiss index of the items (default: score every item)",
-    )
+    _index_argument(serve, "rank through a faiss index of the items (default: score every item)")
     serve.set_defaults(func=commands.cmd_serve)
 
 
@@ -244,11 +244,7 @@ def add_export(sub, common) -> None:
     )
     export.add_argument("--run-dir", required=True, help="the trained run's folder")
     export.add_argument("--output", type=Path, help="folder (default: RUN_DIR/export)")
-    export.add_argument(
-        "--index",
-        choices=("hnsw", "ivf", "flat"),
-        help="also build a faiss index of the item embeddings (items.faiss, inner product)",
-    )
+    _index_argument(export, "also build a faiss index of the item embeddings (items.faiss)")
     export.set_defaults(func=commands.cmd_export)
 
 

@@ -168,13 +168,7 @@ class RunHandle:
     def recommend(self, users: Sequence[str], k: int = 10) -> dict[str, Ranked]:
         """Top-``k`` unseen items per user (each known or folded in), best first."""
         k = positive_int(k, "k")
-        users = list(dict.fromkeys(id_list(users, "users")))
-        unknown = [u for u in users if not self.knows_user(u)]
-        if unknown:
-            raise UnknownIds("user", unknown)
-        with self._lock:
-            z = torch.stack([self._user_z(u) for u in users]) if users else self.z[:0]
-            seen = [self._seen_rows(u) for u in users]
+        users, z, seen = self._users(users)
         return dict(zip(users, self._rank(z, seen, k)))
 
     def recommend_for_items(
@@ -222,12 +216,7 @@ class RunHandle:
         """The ``k`` trained users nearest each of ``users`` (known or folded in) by cosine
         similarity of final embeddings (the user itself left out)."""
         k = positive_int(k, "k")
-        users = list(dict.fromkeys(id_list(users, "users")))
-        unknown = [u for u in users if not self.knows_user(u)]
-        if unknown:
-            raise UnknownIds("user", unknown)
-        with self._lock:
-            z = torch.stack([self._user_z(u) for u in users]) if users else self.z[:0]
+        users, z, _ = self._users(users)
         query = torch.nn.functional.normalize(z, dim=1)
         selves = [[self._user_row[u]] if u in self._user_row else [] for u in users]
         ranked = self._nearest(query, self._unit[: self.num_users], selves, k)
@@ -264,6 +253,17 @@ class RunHandle:
             self._encoder = None
 
     # ---- internals ----------------------------------------------------------------------------
+
+    def _users(self, users: Sequence[str]) -> tuple[list[str], torch.Tensor, list[np.ndarray]]:
+        """The distinct ``users`` (each known or folded in, else :class:`UnknownIds`), their
+        final embeddings ``[B, H]`` and seen item rows, read together under the lock."""
+        users = list(dict.fromkeys(id_list(users, "users")))
+        unknown = [u for u in users if not self.knows_user(u)]
+        if unknown:
+            raise UnknownIds("user", unknown)
+        with self._lock:
+            z = torch.stack([self._user_z(u) for u in users]) if users else self.z[:0]
+            return users, z, [self._seen_rows(u) for u in users]
 
     def _user_z(self, user: str) -> torch.Tensor:
         if user in self._fresh:

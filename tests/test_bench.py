@@ -363,3 +363,38 @@ def test_attention_bench_records_an_implementation_that_runs_out_of_memory(tmp_p
     assert ours["seconds_per_batch"] > 0
     assert not [r for r in rows if r["bench"] == "attention-comparison"]  # nothing to compare
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+@pytest.mark.slow  # two planted runs, a synthetic run served by Ray Serve, Ray Data workers
+def test_serving_bench_measures_fold_in_latency_and_batch(planted_dir, feature_cache, tmp_path):
+    from helpers import planted_overrides
+
+    from gnnrec.bench import serving
+
+    overrides = [o for o in planted_overrides(planted_dir, feature_cache) if "layers" not in o]
+    out = tmp_path / "serving.jsonl"
+    rows = serving.main(
+        ["--models", "LightGCN", "--seeds", "0", "--items", "3000", "--users", "1000"]
+        + ["--batch-users", "2000", "--batch-items", "300", "--steps", "2", "--seconds", "1"]
+        + ["--concurrency", "1", "2", "--output", str(out)]
+        + [f"--set={o}" for o in [*overrides, "train.epochs=2"]]
+    )
+    summary = [r for r in rows if r["part"] == "fold_in_summary"]
+    assert len(summary) == 1 and summary[0]["new_users"] >= 1
+    assert (
+        0 <= summary[0]["recall@20_folded_in"] <= 1 and "relative_gap_to_recomputed" in summary[0]
+    )
+    latency = [r for r in rows if r["part"] == "latency"]
+    assert {r["load"] for r in latency} == {
+        "known user top-20",
+        "fold-in top-20 (10 items)",
+        "empty endpoint (engine ceiling)",
+    }
+    assert all(
+        r["errors"] == 0 and r["requests"] > 0 and r["p99_ms"] >= r["p50_ms"] for r in latency
+    )
+    assert 0.5 <= latency[0]["ann_recall@20"] <= 1
+    batch = {r["path"]: r for r in rows if r["part"] == "batch"}
+    assert set(batch) == {"one process", "Ray Data"} and batch["Ray Data"]["users"] == 2000
+    assert out.with_suffix(".png").stat().st_size > 0
+    assert len(out.read_text().splitlines()) == len(rows)

@@ -46,6 +46,20 @@ def _with_row(csr: CSR, row: int, columns: list[int]) -> CSR:
     return CSR(indptr, indices, len(rows))
 
 
+def _lightgcn_on_random_pairs(users: int, items: int, draws: int, seed: int):
+    """``(pairs, model, view, has_edges, graph state)``: LightGCN on ``draws`` random pairs
+    (``user * items + item``, repeats merged)."""
+    pairs = np.unique(np.random.default_rng(seed).integers(0, users * items, draws))
+    store = GraphStore.bipartite(pairs // items, pairs % items, users, items)
+    model = build_model(_model_config("lightgcn", "mean", "sum", False), users, items, 0, 0)
+    model.requires_grad_(False)
+    view = GraphView.of(store.csr)
+    has_edges = store.csr.degree() > 0
+    nodes = torch.arange(users + items)
+    states = model.layer_states(nodes, None, view, has_edges)
+    return pairs, model, view, has_edges, GraphState(states, view.col_scale, users)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     seed=st.integers(0, 2**16),
@@ -105,17 +119,8 @@ def test_a_full_recomputation_differs_from_fold_in_only_through_the_items_it_tou
     """Adding the edges both ways changes the items' degrees and layers: the fold-in is exact for
     the graph held fixed and close to, not equal to, the recomputed one."""
     users, items = 30, 20
-    rng = np.random.default_rng(0)
-    pairs = np.unique(rng.integers(0, users * items, 200))
-    store = GraphStore.bipartite(pairs // items, pairs % items, users, items)
-    model = build_model(_model_config("lightgcn", "mean", "sum", False), users, items, 0, 0)
-    model.requires_grad_(False)
+    pairs, model, view, has_edges, graph = _lightgcn_on_random_pairs(users, items, 200, seed=0)
     n = users + items
-    view = GraphView.of(store.csr)
-    has_edges = store.csr.degree() > 0
-    graph = GraphState(
-        model.layer_states(torch.arange(n), None, view, has_edges), view.col_scale, users
-    )
     history = np.array([0, 3, 5])
     folded = fold_in_users(model, graph, torch.zeros(1, WIDTH), [history])[0]
     grown = GraphStore.bipartite(
@@ -170,17 +175,8 @@ def test_the_closed_gradient_fit_equals_autograd_through_the_propagation():
     """LightGCN's final embedding is linear in a node's own ID row: the closed-gradient fit
     takes the same Adam steps as autograd through the whole fold-in."""
     users, items = 20, 40
-    rng = np.random.default_rng(3)
-    pairs = np.unique(rng.integers(0, users * items, 150))
-    store = GraphStore.bipartite(pairs // items, pairs % items, users, items)
-    model = build_model(_model_config("lightgcn", "mean", "sum", False), users, items, 0, 0)
-    model.requires_grad_(False)
-    view = GraphView.of(store.csr)
-    has_edges = store.csr.degree() > 0
+    _, model, view, has_edges, graph = _lightgcn_on_random_pairs(users, items, 150, seed=3)
     n = users + items
-    graph = GraphState(
-        model.layer_states(torch.arange(n), None, view, has_edges), view.col_scale, users
-    )
     z_items = model(torch.arange(n), None, view, has_edges)[users:]
     lists = [np.array([1, 4, 9]), np.array([30, 2])]
     h0 = torch.zeros(2, WIDTH)

@@ -82,6 +82,12 @@ class Service:
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read())
 
+    def recommended(self, user: str) -> set[str]:
+        """Every item the service recommends ``user`` (``k`` = the whole catalogue)."""
+        return {
+            i["item"] for i in self.call("POST", "/recommend", {"user": user, "k": 60})[1]["items"]
+        }
+
     def kill(self) -> None:
         """``kill -9`` of the service's whole process group (Ray's processes included)."""
         with contextlib.suppress(ProcessLookupError):
@@ -173,11 +179,7 @@ def test_the_service_answers_records_and_survives_kill_9(run_dir, tmp_path):
             assert status == 200 and answer["recorded"] == len(items)
             acknowledged.append((user, items))
             for _ in range(2):  # two requests: both replicas in turn, most likely
-                mine = {
-                    i["item"]
-                    for i in service.call("POST", "/recommend", {"user": user, "k": 60})[1]["items"]
-                }
-                assert not mine & set(items)
+                assert not service.recommended(user) & set(items)
     finally:
         service.kill()
 
@@ -190,11 +192,7 @@ def test_the_service_answers_records_and_survives_kill_9(run_dir, tmp_path):
     try:
         assert service.call("GET", "/health")[1]["folded_users"] == 2
         for user, items in acknowledged:
-            mine = {
-                i["item"]
-                for i in service.call("POST", "/recommend", {"user": user, "k": 60})[1]["items"]
-            }
-            assert not mine & set(items)
+            assert not service.recommended(user) & set(items)
     finally:
         service.stop()
     assert service.process.returncode == 0, (tmp_path / "serve-2.log").read_text()[-2000:]
