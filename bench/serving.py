@@ -189,6 +189,8 @@ def synthetic_run(folder: Path, users: int, items: int, steps: int, name: str) -
         f'data.path="{data / "table"}"',
         'data.options.rating_column="rating"',
         'data.options.timestamp_column="ts"',
+        f'data.options.items_path="{data / "items.csv"}"',  # every item a node, rated or not
+        'data.options.item_text_columns=["title"]',
         "model.name=lightgcn",
         "model.text_features=false",
         "model.hidden=64",
@@ -501,7 +503,10 @@ def plot(rows: list[dict], path: Path) -> Path:
     ax.legend(fontsize=7, loc="upper left")
     ax = axes[2]
     batch = [r for r in rows if r["part"] == "batch"]
-    ax.bar([f"{r['path']}\n({r['workers']} workers)" for r in batch], [r["seconds"] for r in batch])
+    ax.bar(
+        [f"{r['path']}\n({r['workers']} worker{'s' * (r['workers'] > 1)})" for r in batch],
+        [r["seconds"] for r in batch],
+    )
     ax.set(
         ylabel="seconds",
         title=f"top-20 for every user ({batch[0]['users']:,} users, {batch[0]['items']:,} items)"
