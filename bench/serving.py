@@ -293,7 +293,8 @@ def latency_rows(args, folder: Path) -> list[dict]:
     index = IndexConfig(kind=args.index, ef_construction=args.ef_construction)
     exact = load(run_dir)
     rng = np.random.default_rng(0)
-    users = [exact.user_ids[int(u)] for u in rng.choice(exact.num_users, 2000, replace=False)]
+    chosen = rng.choice(exact.num_users, min(2000, exact.num_users), replace=False)
+    users = [exact.user_ids[int(u)] for u in chosen]
     start = time.time()
     approximate = load(run_dir, index=index)
     build_s = time.time() - start

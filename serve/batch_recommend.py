@@ -13,6 +13,7 @@ stays the default.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,9 @@ class BlockRanker:
             max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
         )
         side = ray.get(item_side_ref[0])
-        self.items = torch.from_numpy(np.asarray(side["z"]))
+        with warnings.catch_warnings():  # read only: the object store's array, not a copy
+            warnings.simplefilter("ignore", UserWarning)
+            self.items = torch.from_numpy(np.asarray(side["z"]))
         self.item_ids, self.titles, self.model = side["ids"], side["titles"], side["model"]
         self.k, self.folder = k, Path(folder)
 
