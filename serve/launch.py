@@ -53,12 +53,12 @@ def read_token(token_file: Path | None, host: str) -> str | None:
 
 def check_servable(run_dir: Path) -> None:
     """``ValueError`` unless ``run_dir`` holds a finished run that no process is training."""
-    if not run_dir.is_dir():
-        raise ValueError(f"{run_dir}: no such run directory")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"{run_dir}: is a file, not a run directory")
+    with run_dir_lock(run_dir, create=False):  # ValueError: missing, no run, or being trained
+        pass
     if not (run_dir / "model.pt").exists():
         raise ValueError(f"{run_dir}: the run has not finished training (no model.pt)")
-    with run_dir_lock(run_dir, create=False):  # ValueError when a train holds it
-        pass
 
 
 def check_port_free(host: str, port: int) -> None:

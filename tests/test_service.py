@@ -217,6 +217,13 @@ def test_what_cannot_be_served_is_refused_before_starting(run_dir, tmp_path, cap
         )
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()
+    (unfinished / "config.toml").write_text((run_dir / "config.toml").read_text())
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    assert "no gnnrec run directory" in error_line(
+        capsys, main(["serve", "--run-dir", str(foreign)])
+    )
+    assert "is a file" in error_line(capsys, main(["serve", "--run-dir", str(token_file)]))
     assert "has not finished training" in error_line(
         capsys, main(["serve", "--run-dir", str(unfinished)])
     )
