@@ -444,14 +444,8 @@ def table(rows: list[dict]) -> str:
     return "\n\n".join(parts)
 
 
-def plot(rows: list[dict], path: Path) -> Path:
-    """Left: fold-in against trained-in Recall/NDCG@20; right: p99 latency and requests/s by
-    concurrency for each load."""
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4.2))
-    fold = [r for r in rows if r["part"] == "fold_in_summary"]
-    ax = axes[0]
-    labels = [r["model"] for r in fold]
+def _plot_fold_in(ax, fold: list[dict]) -> None:
+    """Fold-in against trained-in Recall/NDCG@20, a group of bars per model."""
     for offset, (key, color) in enumerate(
         (
             ("recall@20_trained_in", "tab:blue"),
@@ -467,53 +461,62 @@ def plot(rows: list[dict], path: Path) -> Path:
             color=color,
             label=key.replace("_", " "),
         )
-    ax.set_xticks(range(len(fold)), labels)
+    ax.set_xticks(range(len(fold)), [r["model"] for r in fold])
     ax.set(
-        title=f"fold-in vs trained in ({fold[0]['new_users'] if fold else 0} held-out users)",
+        title=f"fold-in vs trained in ({fold[0]['new_users']} held-out users)",
         ylabel="metric at 20",
     )
     ax.legend(fontsize=7)
-    ax = axes[1]
-    lat = [r for r in rows if r["part"] == "latency"]
+
+
+def _plot_latency(ax, lat: list[dict]) -> None:
+    """p99 latency (solid) and requests/s (dashed) by concurrency, a colour per load."""
     twin = ax.twinx()
     for load, color in zip(
         dict.fromkeys(r["load"] for r in lat), ("tab:blue", "tab:green", "tab:gray")
     ):
         mine = [r for r in lat if r["load"] == load]
-        ax.plot(
-            [r["concurrency"] for r in mine],
-            [r["p99_ms"] for r in mine],
-            "o-",
-            color=color,
-            label=f"{load}: p99",
-        )
-        twin.plot(
-            [r["concurrency"] for r in mine],
-            [r["requests_per_s"] for r in mine],
-            "s--",
-            color=color,
-            alpha=0.6,
-        )
+        clients = [r["concurrency"] for r in mine]
+        ax.plot(clients, [r["p99_ms"] for r in mine], "o-", color=color, label=f"{load}: p99")
+        twin.plot(clients, [r["requests_per_s"] for r in mine], "s--", color=color, alpha=0.6)
     ax.set(
         xscale="log",
         xlabel="concurrent clients",
         ylabel="p99 latency, ms (solid)",
-        title=f"service on {lat[0]['items']:,} items" if lat else "service",
+        title=f"service on {lat[0]['items']:,} items",
     )
     twin.set_ylabel("requests/s (dashed)")
     ax.legend(fontsize=7, loc="upper left")
-    ax = axes[2]
-    batch = [r for r in rows if r["part"] == "batch"]
+
+
+def _plot_batch(ax, batch: list[dict]) -> None:
+    """Seconds for every user's top 20, a bar per path."""
     ax.bar(
         [f"{r['path']}\n({r['workers']} worker{'s' * (r['workers'] > 1)})" for r in batch],
         [r["seconds"] for r in batch],
     )
+    first = batch[0]
     ax.set(
         ylabel="seconds",
-        title=f"top-20 for every user ({batch[0]['users']:,} users, {batch[0]['items']:,} items)"
-        if batch
-        else "top-20 for every user",
+        title=f"top-20 for every user ({first['users']:,} users, {first['items']:,} items)",
     )
+
+
+def plot(rows: list[dict], path: Path) -> Path:
+    """A panel for each part measured: fold-in quality, latency under load, batch inference."""
+    plt = pyplot()
+    panels = [
+        (draw, chosen)
+        for draw, part in (
+            (_plot_fold_in, "fold_in_summary"),
+            (_plot_latency, "latency"),
+            (_plot_batch, "batch"),
+        )
+        if (chosen := [r for r in rows if r["part"] == part])
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.7 * len(panels), 4.2), squeeze=False)
+    for ax, (draw, chosen) in zip(axes[0], panels):
+        draw(ax, chosen)
     fig.tight_layout()
     return save_figure(fig, path)
 

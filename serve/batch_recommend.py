@@ -26,7 +26,7 @@ from gnnrec.config import RunConfig
 from gnnrec.data.columns import arrow_strings
 from gnnrec.models.recommender import Recommender
 from gnnrec.pipeline import Prepared
-from gnnrec.train.recommend import top_k_items
+from gnnrec.train.recommend import dot_scores, top_k_items
 from gnnrec.train.training_data import seen_items
 
 log = get_logger(__name__)
@@ -70,9 +70,8 @@ class BlockRanker:
         seen = batch.column("seen").combine_chunks()
         lengths = np.diff(seen.offsets.to_numpy())
         exclude = (np.repeat(np.arange(count), lengths), seen.values.to_numpy())
-        score = self.model.scores if self.model is not None else None
-        kwargs = {"score": score} if score is not None else {}
-        items, scores = top_k_items(users, self.items, self.k, exclude=exclude, **kwargs)
+        score = dot_scores if self.model is None else self.model.scores
+        items, scores = top_k_items(users, self.items, self.k, exclude=exclude, score=score)
         k = items.shape[1]
         kept = (scores != -torch.inf).reshape(-1).numpy()  # fewer unseen items than k: drop
         flat = pa.array(items.reshape(-1).numpy()[kept])

@@ -15,6 +15,7 @@ reads, :mod:`gnnrec.serve.fold_in`), every user's seen items, and the users it f
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -101,7 +102,6 @@ class RunHandle:
         self._seen = seen_items(data.train[0], data.train[1], self.num_users)
         self._state: GraphState | None = None  # built on the first fold-in (prepare_fold_in)
         self._fresh: dict[str, FoldedUser] = {}
-        self._unit = torch.nn.functional.normalize(self.z, dim=1)
         if fold_in_steps is None:
             fold_in_steps = FIT_STEPS if config.model.id_embeddings else 0
         if fold_in_steps and not config.model.id_embeddings:
@@ -134,6 +134,11 @@ class RunHandle:
         with self._lock:
             if self._state is None and self.model.propagates:
                 self._state = _graph_state(self.model, self._data)
+
+    @functools.cached_property
+    def _unit(self) -> torch.Tensor:
+        """``z`` with unit rows (cosine similarity), made on the first similarity query."""
+        return torch.nn.functional.normalize(self.z, dim=1)
 
     # ---- ids ----------------------------------------------------------------------------------
 
