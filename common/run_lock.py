@@ -31,13 +31,24 @@ def remove_run_dir(folder: str | Path) -> None:
     shutil.rmtree(folder)
 
 
+def lock_purpose(run_dir: str | Path) -> str:
+    """What the process holding (or that last held) ``run_dir``'s lock said it does ("" when
+    nothing was said, e.g. ``train``)."""
+    try:
+        words = (Path(run_dir) / LOCK_FILE).read_text(errors="replace").split()
+    except OSError:
+        return ""
+    return " ".join(words[1:])
+
+
 @contextmanager
-def run_dir_lock(run_dir: str | Path, create: bool = True) -> Iterator[bool]:
+def run_dir_lock(run_dir: str | Path, create: bool = True, purpose: str = "") -> Iterator[bool]:
     """Holds ``run_dir``'s lock (creating the folder when ``create``, else requiring it) and
     yields whether this call created the folder: only its creator may remove it, and only while
     holding the lock (a process that lost the race for a fresh folder never deletes the
     winner's run). ``ValueError`` naming the folder when it is missing, not writable or held by
-    another process."""
+    another process. The lock file holds the holder's pid and ``purpose`` (see
+    :func:`lock_purpose`)."""
     run_dir = Path(run_dir)
     if not create and not run_dir.is_dir():
         raise ValueError(f"{run_dir}: no such run directory (train the run first)")
@@ -62,13 +73,13 @@ def run_dir_lock(run_dir: str | Path, create: bool = True) -> Iterator[bool]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
             raise ValueError(
                 f"{run_dir} is in use by another gnnrec process (pid {holder}): wait for it "
                 "to finish, or choose another --run-dir"
             ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        os.pwrite(fd, f"{os.getpid()} {purpose}".strip().encode(), 0)
         yield created
     finally:
         os.close(fd)  # releases the lock

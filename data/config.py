@@ -36,6 +36,9 @@ class DataConfig:
     item_template: str = ""  # e.g. "{title}. Genres: {genres}. Tags: {tags}."
     user_template: str = ""  # e.g. "{profile}. Liked: {liked}."
     options: dict[str, Any] = field(default_factory=dict)
+    # Update tables appended to the training interactions, in order (written by `gnnrec update`
+    # into each version of a run; see gnnrec/data/updates.py)
+    updates: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -193,6 +193,7 @@ def train_worker(loop_config: dict) -> None:
         wrap=wrap,
         provenance=loop_config.get("provenance"),
         select=loop_config.get("select", "auto"),
+        initial=ray.get(loop_config["initial"]) if loop_config.get("initial") else None,
     )
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -265,11 +266,13 @@ def fit_on_ray(
     data: TrainingData | Any,
     provenance: dict | None = None,
     select: str = "auto",
+    initial: dict[str, torch.Tensor] | None = None,
 ) -> FitResult:
     """Trains the model ``model`` describes on ``data`` (or the reference
     :func:`put_training_data` gave for it) with ``train`` on Ray Train, spread as ``layout``
     says (see :class:`~gnnrec.distributed.layout.ParallelLayout`); the run's files go to
-    ``run_dir``; ``provenance``: saved in every checkpoint; ``select``: ``eval.select``."""
+    ``run_dir``; ``provenance``: saved in every checkpoint; ``select``: ``eval.select``;
+    ``initial``: the weights to start from (see :class:`~gnnrec.train.trainer.Trainer`)."""
     # first: a private instance must be set up before Ray is imported
     connect(layout.address, log_to_driver=layout.worker_logs)
     import ray
@@ -295,6 +298,7 @@ def fit_on_ray(
             "run_dir": str(run_dir),
             "provenance": provenance,
             "select": select,
+            "initial": None if initial is None else ray.put(initial),
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=(counts.start, counts.stop - 1) if len(counts) > 1 else counts.start,

@@ -28,6 +28,7 @@ EPILOG = """examples:
   gnnrec recommend --run-dir runs/a --items 1 50 260   a new user from three items
   gnnrec similar --run-dir runs/a --items 1            the items nearest item 1
   gnnrec serve --run-dir runs/a --port 8000           JSON over HTTP on 127.0.0.1
+  gnnrec update --run-dir runs/a --data new.parquet    learn new interactions (a new version)
   gnnrec config show --set model.hidden=128    the effective configuration, as TOML
 run `gnnrec COMMAND --help` for a command's options."""
 
@@ -231,6 +232,35 @@ def add_serve(sub, common) -> None:
     serve.set_defaults(func=commands.cmd_serve)
 
 
+def add_update(sub, common) -> None:
+    update = _command(
+        sub,
+        common,
+        "update",
+        help="add new interactions, users and items to a trained run, as a new version",
+        description="Reads a table of new interactions (columns user_id, item_id, optional "
+        "rating, timestamp; CSV, TSV or Parquet, a file or a folder of parts), grows the "
+        "run's tables and graph by the new users and items, trains on from the current "
+        "version for --epochs over the new interactions and --replay times as many earlier "
+        "ones, and writes RUN_DIR/versions/NNNN, which becomes the current version (loaders "
+        "and a running `gnnrec serve` switch to it).",
+    )
+    update.add_argument("--run-dir", required=True, help="the trained run's folder")
+    update.add_argument("--data", type=Path, required=True, help="the table of new interactions")
+    update.add_argument(
+        "--items", type=Path, help="text of new items: item_id and the run's item text columns"
+    )
+    update.add_argument(
+        "--users", type=Path, help="text of new users: user_id and the run's user text columns"
+    )
+    update.add_argument("--epochs", type=int, default=5, help="update epochs")
+    update.add_argument(
+        "--replay", type=float, default=1.0, help="earlier interactions per new one, each epoch"
+    )
+    update.add_argument("--lr", type=float, default=0.0, help="step size (0: the run's train.lr)")
+    update.set_defaults(func=commands.cmd_update)
+
+
 def add_export(sub, common) -> None:
     export = _command(
         sub,
@@ -348,6 +378,7 @@ SUBCOMMANDS = (
     add_recommend,
     add_similar,
     add_serve,
+    add_update,
     add_export,
     add_config,
     add_submit,

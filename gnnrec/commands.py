@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import importlib
 import json
+import sys
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -291,6 +292,26 @@ def cmd_export(args: argparse.Namespace) -> None:
     folder = export_embeddings(args.run_dir, args.output, index)
     built = f" and the item index ({args.index})" if index else ""
     print(f"wrote user and item embeddings, their ids and seen items{built} to {folder}")
+
+
+def cmd_update(args: argparse.Namespace) -> None:
+    from gnnrec.update import UpdateConfig, update_run
+
+    settings = UpdateConfig(epochs=args.epochs, replay=args.replay, lr=args.lr)
+    metrics = update_run(
+        args.run_dir,
+        args.data,
+        settings,
+        users=args.users,
+        items=args.items,
+        progress=sys.stderr.isatty(),
+    )
+    update = metrics["update"]
+    print(
+        f"version {update['version']} of {args.run_dir} is current (from "
+        f"{update['from_version']}): {update['line']}, {update['seconds']:.1f} s"
+    )
+    _print_metrics(metrics)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

@@ -23,7 +23,9 @@ __all__ = [
 ]
 
 SHAPING_SECTIONS = ("data", "encoder", "model", "train")
-PATH_SETTINGS = frozenset({"data.path", "data.sha256", "encoder.model", "encoder.cache_dir"})
+PATH_SETTINGS = frozenset(
+    {"data.path", "data.sha256", "data.updates", "encoder.model", "encoder.cache_dir"}
+)
 
 
 def shaping_settings(config: RunConfig) -> dict[str, Any]:

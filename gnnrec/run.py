@@ -44,6 +44,7 @@ from gnnrec.train.checkpoint import load_checkpoint, save_checkpoint
 from gnnrec.train.determinism import deterministic_algorithms
 from gnnrec.train.evaluate import evaluation_report
 from gnnrec.train.trainer import Trainer, write_history
+from gnnrec.versions import current_dir, current_version
 
 if TYPE_CHECKING:
     from gnnrec.serve.item_index import IndexConfig
@@ -107,6 +108,11 @@ def train_run(
     (``metrics.json``). Holds the run directory's lock throughout."""
     check_can_train(config)
     run_dir = Path(config.run_dir)
+    if current_version(run_dir) is not None:
+        raise ValueError(
+            f"{run_dir} has been updated (its current version is {current_version(run_dir)}, "
+            "by `gnnrec update`): train a fresh run in another --run-dir, or update this one"
+        )
     with run_dir_lock(run_dir) as created:
         try:
             with (
@@ -135,23 +141,55 @@ def _train_run(
     clock = StageClock()
     with clock("prepare"):
         prepared = prepare(config, progress=config.train.progress)
-    provenance = _checked_provenance(config, prepared, run_dir, allow_data_change)
+    provenance = checked_provenance(config, prepared, run_dir, allow_data_change)
     with clock("train"):
-        if config.parallel.num_workers:
-            model, history, best_epoch = _fit_on_ray(config, prepared, provenance, scratch)
-        else:
-            model = model_for(config, prepared.data).to_device(config.train.torch_device())
-            trainer = Trainer(
-                model,
-                prepared.data,
-                config.train,
-                run_dir,
-                on_step,
-                shard=config.parallel.shard(0, 1),
-                provenance=provenance,
-                select=config.eval.select,
-            )
-            history, best_epoch = trainer.train(), trainer.best_epoch
+        model, history, best_epoch = fit(config, prepared, provenance, scratch, on_step)
+    return write_artifacts(config, prepared, model, history, best_epoch, provenance, clock)
+
+
+def fit(
+    config: RunConfig,
+    prepared: Prepared,
+    provenance: dict,
+    scratch: contextlib.ExitStack,
+    on_step: Callable[[int], None] | None = None,
+    initial: dict[str, torch.Tensor] | None = None,
+) -> tuple[Recommender, list[dict], int]:
+    """Trains ``config``'s model on ``prepared`` in ``config.run_dir`` (one process, or Ray
+    Train workers), from ``initial`` weights when given and nothing is to be resumed; returns
+    the model of the best weights, the history and the best epoch."""
+    if config.parallel.num_workers:
+        return _fit_on_ray(config, prepared, provenance, scratch, initial)
+    model = model_for(config, prepared.data).to_device(config.train.torch_device())
+    trainer = Trainer(
+        model,
+        prepared.data,
+        config.train,
+        config.run_dir,
+        on_step,
+        shard=config.parallel.shard(0, 1),
+        provenance=provenance,
+        select=config.eval.select,
+        initial=initial,
+    )
+    history = trainer.train()
+    return model, history, trainer.best_epoch
+
+
+def write_artifacts(
+    config: RunConfig,
+    prepared: Prepared,
+    model: Recommender,
+    history: list[dict],
+    best_epoch: int,
+    provenance: dict,
+    clock: StageClock,
+    extra: dict | None = None,
+) -> dict:
+    """Writes what a trained run holds (``model.pt``, the training curve, ``metrics.json`` with
+    ``extra``, ``recommendations.csv``, ``stages.json``) into ``config.run_dir``; returns the
+    test metrics."""
+    run_dir = Path(config.run_dir)
     save_checkpoint({"model": model.state_dict(), PROVENANCE: provenance}, run_dir / "model.pt")
     plot_training_curve(history, run_dir / "training_curve.png", best_epoch)
     with clock("embeddings"):
@@ -160,6 +198,7 @@ def _train_run(
         metrics = evaluate(prepared, model, config, z)
     metrics |= {"best_epoch": best_epoch, "epochs_run": len(history)}
     metrics["trained_on"] = _trained_on(config)
+    metrics |= extra or {}
     write_json_atomic(run_dir / "metrics.json", metrics)
     with clock("recommend"):
         write_recommendations(prepared, model, config, run_dir / "recommendations.csv", z)
@@ -167,7 +206,7 @@ def _train_run(
     return metrics
 
 
-def _checked_provenance(
+def checked_provenance(
     config: RunConfig, prepared: Prepared, run_dir: Path, allow_data_change: bool
 ) -> dict:
     """The run's provenance, once its data and any checkpoint it resumes are checked against
@@ -185,7 +224,11 @@ def _checked_provenance(
 
 
 def _fit_on_ray(
-    config: RunConfig, prepared: Prepared, provenance: dict, scratch: contextlib.ExitStack
+    config: RunConfig,
+    prepared: Prepared,
+    provenance: dict,
+    scratch: contextlib.ExitStack,
+    initial: dict[str, torch.Tensor] | None,
 ) -> tuple[Recommender, list[dict], int]:
     """Trains on Ray Train; returns the driver's model of the best weights, the history and
     the best epoch. While the workers train, the driver's data waits on disk (page cache) and
@@ -197,7 +240,14 @@ def _fit_on_ray(
     prepared.spill(Path(spilled))
     stored, prepared.data = put_training_data(prepared.data, layout)
     fit = fit_on_ray(
-        config.model, config.train, layout, run_dir, stored, provenance, config.eval.select
+        config.model,
+        config.train,
+        layout,
+        run_dir,
+        stored,
+        provenance,
+        config.eval.select,
+        initial,
     )
     # built after training (the workers build their own; the driver's memory is the data's
     # meanwhile), then given the result's tensors rather than copies of them
@@ -224,7 +274,7 @@ def load_run(
 ) -> tuple[RunConfig, Prepared, Recommender]:
     """The config, data and best model of a finished run; the data must be what it trained on
     (its ``data.json``) unless ``allow_data_change``."""
-    run_dir = Path(run_dir)
+    run_dir = current_dir(run_dir)  # (its current version, once updated)
     model_file = run_dir / "model.pt"
     if not model_file.exists():
         raise FileNotFoundError(f"{model_file} does not exist: train the run first")
@@ -264,7 +314,7 @@ def _evaluate_run(
 ) -> dict:
     config, prepared, model = load_run(run_dir, overrides, allow_data_change=allow_data_change)
     metrics = evaluate(prepared, model, config)
-    previous = Path(run_dir) / "metrics.json"
+    previous = current_dir(run_dir) / "metrics.json"
     if previous.exists():
         old = json.loads(previous.read_text())
         metrics.update({k: old[k] for k in ("best_epoch", "epochs_run", "trained_on") if k in old})

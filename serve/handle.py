@@ -45,6 +45,7 @@ from gnnrec.train.training_data import seen_items
 
 log = get_logger(__name__)
 Ranked = list[tuple[str, float]]  # (id, score), best first
+TRAINED = "trained"  # the version name of a run before any update
 MAX_CANDIDATES = 4096  # index candidates a query may ask for (more seen items: exact ranking)
 
 
@@ -91,6 +92,7 @@ class RunHandle:
         data = prepared.data
         self.num_users, self.num_items = data.num_users, data.num_items
         self.version = state_digest({k: v.cpu() for k, v in model.state_dict().items()})[:12]
+        self.version_name = TRAINED  # or the run's version it holds (gnnrec.versions)
         self._user_row = {u: n for n, u in enumerate(self.graph.users.ids)}
         self._item_row = {i: n for n, i in enumerate(self.graph.items.ids)}
         self._titles = self.graph.items.text_fields.get("title", self.graph.items.ids)
@@ -238,6 +240,8 @@ class RunHandle:
         if rows.size == 0:
             raise ValueError("items is empty: record at least one item")
         with self._lock:
+            if self.knows_user(user) and np.isin(rows, self._seen_rows(user)).all():
+                return  # nothing new (e.g. a logged interaction a later version trained on)
             seen = np.union1d(self._seen_rows(user), rows)
             before = self._fresh[user].recent if user in self._fresh else []
             recent = list(dict.fromkeys(rows[::-1].tolist() + before))
@@ -406,9 +410,14 @@ def load(
     seen items, loaded once (the data must be what it trained on unless
     ``allow_data_change``)."""
     from gnnrec.run import load_run
+    from gnnrec.versions import VERSIONS, current_version
 
-    config, prepared, model = load_run(run_dir, allow_data_change=allow_data_change)
-    return RunHandle(Path(run_dir), config, prepared, model, index, fold_in_steps)
+    name = current_version(run_dir)  # read once: an update may make another current meanwhile
+    folder = Path(run_dir) if name is None else Path(run_dir) / VERSIONS / name
+    config, prepared, model = load_run(folder, allow_data_change=allow_data_change)
+    handle = RunHandle(Path(run_dir), config, prepared, model, index, fold_in_steps)
+    handle.version_name = name or TRAINED
+    return handle
 
 
 def _graph_state(model: Recommender, data) -> GraphState:

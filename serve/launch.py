@@ -16,8 +16,10 @@ import time
 from pathlib import Path
 
 from gnnrec.common.log import get_logger
-from gnnrec.common.run_lock import run_dir_lock
+from gnnrec.common.run_lock import lock_purpose, run_dir_lock
 from gnnrec.serve.item_index import IndexConfig
+from gnnrec.update import UPDATING
+from gnnrec.versions import current_dir
 
 log = get_logger(__name__)
 APP_NAME = "gnnrec"
@@ -52,12 +54,18 @@ def read_token(token_file: Path | None, host: str) -> str | None:
 
 
 def check_servable(run_dir: Path) -> None:
-    """``ValueError`` unless ``run_dir`` holds a finished run that no process is training."""
+    """``ValueError`` unless ``run_dir`` holds a finished run that no process is training (an
+    update may be writing its next version)."""
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"{run_dir}: is a file, not a run directory")
-    with run_dir_lock(run_dir, create=False):  # ValueError: missing, no run, or being trained
-        pass
-    if not (run_dir / "model.pt").exists():
+    try:
+        with run_dir_lock(run_dir, create=False):  # ValueError: missing, no run, or in use
+            pass
+    except ValueError:
+        # an update writes its version beside the current one, which stays servable
+        if not (lock_purpose(run_dir) == UPDATING and (current_dir(run_dir) / "model.pt").exists()):
+            raise
+    if not (current_dir(run_dir) / "model.pt").exists():
         raise ValueError(f"{run_dir}: the run has not finished training (no model.pt)")
 
 

@@ -3,8 +3,8 @@ holding the run in memory (:class:`~gnnrec.serve.handle.RunHandle`).
 
 Endpoints (JSON in and out; ids are strings or integers as in the data)::
 
-    GET  /health                 {"status": "ok", "version", "users", "items", "folded_users"}
-    GET  /version                {"version", "run_dir"}
+    GET  /health     {"status": "ok", "version", "version_name", "users", "items", "folded_users"}
+    GET  /version                {"version", "name", "run_dir"}
     POST /recommend              {"user", "k"}                -> {"user", "items": [...]}
     POST /recommend/items        {"items", "k", "text"?}      -> {"items": [...]}  (fold-in)
     POST /recommend/text         {"text", "k"}                -> {"items": [...]}
@@ -20,6 +20,9 @@ request of that user, on any replica, sees it. Errors are 4xx with ``{"error": .
 ids also list them in ``"unknown"``, invalid fields in ``"detail"``); a request body over
 :data:`MAX_BODY_BYTES` is 413; with a token, a request without ``Authorization: Bearer
 <token>`` is 401.
+
+When ``gnnrec update`` makes a new version of the run current, every replica loads it in the
+background and swaps it in once it holds the whole log; no request waits for it or fails.
 """
 
 from __future__ import annotations
@@ -34,14 +37,18 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 
-from gnnrec.serve.handle import Ranked, RunHandle, UnknownIds, load
+from gnnrec.common.log import get_logger
+from gnnrec.serve.handle import TRAINED, Ranked, RunHandle, UnknownIds, load
 from gnnrec.serve.interaction_log import InteractionLog
 from gnnrec.serve.item_index import IndexConfig
+from gnnrec.versions import current_version
 
 MAX_BODY_BYTES = 1 << 20
 MAX_IDS = 10_000  # ids in one request
 MAX_TEXT = 10_000  # characters of a text
 MAX_BATCH = 32  # known-user requests ranked together
+VERSION_POLL_S = 0.5  # how often a replica looks for a new version of the run
+logger = get_logger(__name__)
 
 Id = str | int
 
@@ -77,6 +84,15 @@ class SimilarUsersRequest(_Body):
 
 
 app = FastAPI(title="gnnrec", description=__doc__)
+
+
+def _fold_log(handle: RunHandle, log: InteractionLog) -> None:
+    """Folds the lines ``log`` gained since its last read into ``handle``."""
+    for record in log.read_new():
+        try:
+            handle.record(record.user, record.items)
+        except UnknownIds as err:
+            raise ValueError(f"{log.path}, line {record.line}: {err}") from None
 
 
 @app.middleware("http")
@@ -128,20 +144,44 @@ class RunService:
         self.run_dir = Path(run_dir)
         if isinstance(index, str):
             index = IndexConfig(kind=index)
+        self.index = index
         self.handle: RunHandle = load(run_dir, index=index)
         self.handle.prepare_fold_in()
         self.log = InteractionLog(run_dir)
         self._sync_lock = threading.Lock()
         self._sync()  # replays everything recorded so far
+        self._stop = threading.Event()
+        threading.Thread(target=self._watch_versions, daemon=True).start()
 
     def _sync(self) -> None:
         """Folds in what the log gained since the last call (from any replica)."""
         with self._sync_lock:
-            for record in self.log.read_new():
-                try:
-                    self.handle.record(record.user, record.items)
-                except UnknownIds as err:
-                    raise ValueError(f"{self.log.path}, line {record.line}: {err}") from None
+            _fold_log(self.handle, self.log)
+
+    def _watch_versions(self) -> None:
+        """Switches to the run's current version whenever ``gnnrec update`` makes a new one
+        current: loads it beside the one serving, folds the whole log into it, then swaps it in
+        under the log's lock (requests meanwhile, and those in flight, use the old one)."""
+        failed = None
+        while not self._stop.wait(VERSION_POLL_S):
+            try:
+                name = current_version(self.run_dir) or TRAINED
+            except ValueError:
+                continue  # (a pointer being replaced, or to a version being removed)
+            if name in (self.handle.version_name, failed):
+                continue
+            try:
+                handle = load(self.run_dir, index=self.index)
+                handle.prepare_fold_in()
+                log = InteractionLog(self.run_dir)
+                _fold_log(handle, log)
+                with self._sync_lock:
+                    _fold_log(handle, log)  # what came in while it loaded
+                    self.handle, self.log = handle, log
+                logger.info("%s: now serving version %s", self.run_dir, handle.version_name)
+            except Exception:
+                failed = name  # tried once; the old version keeps serving
+                logger.exception("%s: version %s could not be loaded", self.run_dir, name)
 
     def _items(self, ranked: Ranked) -> list[dict]:
         return [
@@ -162,6 +202,7 @@ class RunService:
         return {
             "status": "ok",
             "version": self.handle.version,
+            "version_name": self.handle.version_name,
             "users": self.handle.num_users,
             "items": self.handle.num_items,
             "folded_users": self.handle.num_folded,
@@ -169,7 +210,12 @@ class RunService:
 
     @app.get("/version")
     def version(self) -> dict:
-        return {"version": self.handle.version, "run_dir": str(self.run_dir)}
+        handle = self.handle
+        return {
+            "version": handle.version,
+            "name": handle.version_name,
+            "run_dir": str(self.run_dir),
+        }
 
     @serve.batch(max_batch_size=MAX_BATCH, batch_wait_timeout_s=0.002)
     async def _recommend_batch(self, requests: list[tuple[str, int]]) -> list:

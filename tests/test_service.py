@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -196,6 +197,60 @@ def test_the_service_answers_records_and_survives_kill_9(run_dir, tmp_path):
     finally:
         service.stop()
     assert service.process.returncode == 0, (tmp_path / "serve-2.log").read_text()[-2000:]
+
+
+def test_a_new_version_is_switched_to_under_a_stream_of_requests(
+    planted_dir, feature_cache, tmp_path
+):
+    run = tmp_path / "run"
+    overrides = ["model.name=lightgcn", "model.text_features=false", "model.layers=2"]
+    train_run(planted_config(planted_dir, feature_cache, run, *overrides))
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    service = Service(run, _free_port(), token_file, tmp_path / "serve.log")
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def stream() -> None:  # known users, a fold-in, and the version, without a pause
+        bodies = [
+            ("POST", "/recommend", {"user": "u3", "k": 5}),
+            ("POST", "/recommend/items", {"items": SPACE[:3], "k": 5}),
+            ("GET", "/version", None),
+        ]
+        while not stop.is_set():
+            for method, path, body in bodies:
+                statuses.append(service.call(method, path, body)[0])
+
+    try:
+        assert service.call("GET", "/version")[1]["name"] == "trained"
+        logged = {"user": "logged", "items": SPACE[:2]}
+        assert service.call("POST", "/interactions", logged)[0] == 200
+        streams = [threading.Thread(target=stream) for _ in range(3)]
+        for thread in streams:
+            thread.start()
+        new = tmp_path / "new.csv"
+        new.write_text("user_id,item_id\n" + "".join(f"newbie,{i}\n" for i in SPACE[:6]))
+        update = [sys.executable, "-m", "gnnrec", "update", "--run-dir", str(run)]
+        done = subprocess.run([*update, "--data", str(new)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        deadline, switched = time.time() + 120, 0
+        while switched < 10 and time.time() < deadline:  # ten answers in a row: both replicas
+            name = service.call("GET", "/version")[1]["name"]
+            switched = switched + 1 if name == "0001" else 0
+            time.sleep(0.1)
+        stop.set()
+        for thread in streams:
+            thread.join()
+        assert switched == 10, (tmp_path / "serve.log").read_text()[-3000:]
+        assert len(statuses) > 30 and set(statuses) == {200}, sorted(set(statuses))
+        # the update trained the new user in; the logged interaction is folded in again
+        for _ in range(2):
+            assert service.call("POST", "/recommend", {"user": "newbie", "k": 3})[0] == 200
+            assert not service.recommended("logged") & set(SPACE[:2])
+            assert not service.recommended("newbie") & set(SPACE[:6])
+    finally:
+        stop.set()
+        service.kill()
 
 
 def test_what_cannot_be_served_is_refused_before_starting(run_dir, tmp_path, capsys):

@@ -174,7 +174,9 @@ class Trainer:
     ``run_dir/checkpoints/last.pt``); ``shard``: this process's slices of every batch;
     ``wrap``: wraps the loss module for data parallelism (e.g. in DDP); ``provenance``: what
     produced the run (:mod:`gnnrec.provenance`), saved in every checkpoint; ``select``: the
-    validation metric that picks the best epoch (``eval.select``)."""
+    validation metric that picks the best epoch (``eval.select``); ``initial``: a whole state
+    dict (dense weights, whole ID tables) to start from when there is no checkpoint to resume
+    (``gnnrec update``: the earlier version's weights, grown)."""
 
     def __init__(
         self,
@@ -189,9 +191,10 @@ class Trainer:
         wrap: Callable[[nn.Module], nn.Module] | None = None,
         provenance: dict | None = None,
         select: str = "auto",
+        initial: dict[str, torch.Tensor] | None = None,
     ):
         self.model, self.data, self.config = model, data, config
-        self.provenance, self.select = provenance, select
+        self.provenance, self.select, self.initial = provenance, select, initial
         self.shard = shard or DataShard()
         self.run_dir = None if run_dir is None else Path(run_dir)
         if checkpoints is None:
@@ -402,6 +405,18 @@ class Trainer:
         best = EarlyStopping.restore(state, self.config.patience, best_tables)
         return state["history"], state["epoch"] + 1, best
 
+    def _start_from(self, weights: dict[str, torch.Tensor]) -> None:
+        """Loads ``weights``: the dense ones into the model, this rank's rows of every sharded
+        table into it."""
+        whole = {f"{name}.weight": name for name in self.tables}
+        dense = {k: v for k, v in weights.items() if k not in whole}
+        missing, unexpected = self.model.load_state_dict(dense, strict=False)
+        if unexpected or any(k not in whole for k in missing):
+            raise ValueError(f"the initial weights do not fit the model: {missing + unexpected}")
+        for key, name in whole.items():
+            rows = rows_of_rank([weights[key]], self.shard.rank, self.shard.world_size)
+            self.tables[name].assign_(rows)
+
     def _evaluate_epoch(self, epoch: int, row: dict, best: EarlyStopping) -> None:
         """Adds validation metrics to ``row`` and updates the best-so-far ``best``."""
         cfg = self.config
@@ -426,6 +441,8 @@ class Trainer:
         history: list[dict] = []
         best, start = EarlyStopping(cfg.patience), 0
         state = self.checkpoints.load()
+        if state is None and self.initial is not None:
+            self._start_from(self.initial)
         if state is not None:
             history, start, best = self._resume(state)
             if self.is_main and start < cfg.epochs:

@@ -1,0 +1,221 @@
+"""``gnnrec update``: new interactions, users and items grow the run's tables and graph, train on
+from the current weights (dense or sharded ID tables), and become a new version of the run that
+every loader reads; the old rows move to their new node positions, the new ones learn their
+place, updates chain and are reproducible, and bad input changes nothing."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import SHARDED, error_line, planted_config, trained_model
+
+import gnnrec
+from gnnrec.cli import main
+from gnnrec.common.run_lock import run_dir_lock
+from gnnrec.config import load_config
+from gnnrec.models.config import ModelConfig, build_model
+from gnnrec.run import train_run
+from gnnrec.update import UpdateConfig, grown_tables, update_run
+from gnnrec.versions import VERSIONS, current_version
+
+ID_MODEL = ("model.name=lightgcn", "model.text_features=false", "model.layers=2")
+SPACE = [f"i0_{k}" for k in range(15)]
+HORSES = [f"i2_{k}" for k in range(15)]
+
+
+def _write(path: Path, header: list[str], rows: list[list]) -> Path:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def _new_interactions(folder: Path) -> Path:
+    """A new user of space stories, a new item, and a known user's new interaction."""
+    rows = [["newbie", item, 5] for item in SPACE[:6]]
+    rows += [["u2", "i_brand_new", 4], ["u2", HORSES[0], 4], ["u2", HORSES[1], 4]]
+    return _write(folder / "new.csv", ["user_id", "item_id", "rating"], rows)
+
+
+def _train(planted_dir, feature_cache, run_dir: Path, *extra: str) -> Path:
+    train_run(planted_config(planted_dir, feature_cache, run_dir, *extra))
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def lightgcn(planted_dir, feature_cache, tmp_path_factory) -> Path:
+    return _train(planted_dir, feature_cache, tmp_path_factory.mktemp("upd") / "run", *ID_MODEL)
+
+
+@pytest.fixture
+def run(lightgcn, tmp_path) -> Path:
+    """A fresh copy of the trained LightGCN run (each test updates its own)."""
+    copy = tmp_path / "run"
+    shutil.copytree(lightgcn, copy)
+    return copy
+
+
+def test_grown_tables_keep_every_old_row_at_its_new_node_position():
+    old = build_model(ModelConfig(name="lightgcn", text_features=False), 3, 4, 0, seed=0)
+    new = build_model(ModelConfig(name="lightgcn", text_features=False), 5, 6, 0, seed=1)
+    state = old.state_dict()
+    grown = grown_tables(state, new, (3, 4), seed=7)
+    rows = grown["embedding.weight"]
+    assert rows.shape == (11, state["embedding.weight"].shape[1])
+    torch.testing.assert_close(rows[:3], state["embedding.weight"][:3])  # the old users
+    torch.testing.assert_close(rows[5:9], state["embedding.weight"][3:])  # the old items
+    fresh = torch.cat([rows[3:5], rows[9:]])  # 2 new users, 2 new items: drawn, not zero
+    assert fresh.abs().min() > 0 and fresh.std() < 3 * new.table_std(new.embedding)
+    torch.testing.assert_close(grown_tables(state, new, (3, 4), seed=7)["embedding.weight"], rows)
+    with pytest.raises(ValueError, match="rows, expected"):
+        grown_tables(state, new, (4, 4), seed=7)
+
+
+def test_an_update_adds_users_items_and_interactions_as_a_new_version(run, tmp_path):
+    before = gnnrec.load(run)
+    trained = {name: (run / name).read_bytes() for name in ("model.pt", "data.json")}
+    metrics = update_run(run, _new_interactions(tmp_path), UpdateConfig(epochs=4))
+    update = metrics["update"]
+    with open(load_config(run / "config.toml").data.path) as f:
+        held = {(row[0], row[1]) for row in csv.reader(f)}
+    with open(tmp_path / "new.csv") as f:
+        fresh = {(row[0], row[1]) for row in list(csv.reader(f))[1:]} - held
+    assert (update["added"], update["new_users"], update["new_items"]) == (len(fresh), 1, 1)
+    assert (update["version"], update["from_version"]) == ("0001", "trained")
+    assert current_version(run) == "0001"
+    version = run / VERSIONS / "0001"
+    for name in ("model.pt", "config.toml", "data.json", "metrics.json", "recommendations.csv"):
+        assert (version / name).is_file(), name
+    data = json.loads((version / "data.json").read_text())
+    assert (data["users"], data["items"]) == (before.num_users + 1, before.num_items + 1)
+    handle = gnnrec.load(run)
+    assert handle.version_name == "0001" and handle.version != before.version
+    assert handle.knows_user("newbie") and "i_brand_new" in handle.item_ids
+    # the new user is trained in (not folded in): their items are never recommended back, and
+    # what they are recommended is their genre
+    top = [item for item, _ in handle.recommend(["newbie"], k=5)["newbie"]]
+    assert not set(top) & set(SPACE[:6])
+    assert sum(item in SPACE for item in top) >= 4, top
+    assert {HORSES[0], HORSES[1], "i_brand_new"} <= set(handle.seen_items("u2"))
+    # the trained run's own files are untouched
+    assert trained == {name: (run / name).read_bytes() for name in trained}
+
+
+def test_updates_chain_and_are_reproducible(run, tmp_path):
+    update_run(run, _new_interactions(tmp_path), UpdateConfig(epochs=2))
+    second = _write(tmp_path / "more.csv", ["user_id", "item_id"], [["newbie", SPACE[7]]])
+    metrics = update_run(run, second, UpdateConfig(epochs=2))
+    assert (metrics["update"]["version"], metrics["update"]["from_version"]) == ("0002", "0001")
+    config = load_config(run / VERSIONS / "0002" / "config.toml")
+    assert [Path(p).parent.name for p in config.data.updates] == ["0001", "0002"]
+    first_model = trained_model(run / VERSIONS / "0002")
+    shutil.rmtree(run / VERSIONS / "0002")
+    (run / VERSIONS / "CURRENT").write_text("0001\n")
+    update_run(run, second, UpdateConfig(epochs=2))
+    again = trained_model(run / VERSIONS / "0002")
+    assert first_model.keys() == again.keys()
+    for key in first_model:
+        assert torch.equal(first_model[key], again[key]), key
+    assert SPACE[7] in gnnrec.load(run).seen_items("newbie")
+
+
+def test_sharded_id_tables_update_like_dense_ones(planted_dir, feature_cache, tmp_path):
+    run = _train(planted_dir, feature_cache, tmp_path / "sharded", *ID_MODEL, *SHARDED)
+    update_run(run, _new_interactions(tmp_path), UpdateConfig(epochs=4))
+    handle = gnnrec.load(run)
+    top = [item for item, _ in handle.recommend(["newbie"], k=5)["newbie"]]
+    assert sum(item in SPACE for item in top) >= 4, top
+    old = trained_model(run)["embedding.weight"]
+    new = trained_model(run / VERSIONS / "0001")["embedding.weight"]
+    assert new.shape[0] == old.shape[0] + 2
+    # the update trained on: old rows moved (the updated users' and items' at least)
+    assert not torch.equal(new[:48], old[:48])
+
+
+def test_a_text_model_takes_new_items_text_and_refuses_new_items_without(
+    planted_dir, feature_cache, tmp_path
+):
+    run = _train(planted_dir, feature_cache, tmp_path / "text", "train.epochs=2")
+    new = _new_interactions(tmp_path)
+    with pytest.raises(ValueError, match=r"new item\(s\) without text \('i_brand_new'\)"):
+        update_run(run, new)
+    assert current_version(run) is None and not any((run / VERSIONS).iterdir())
+    items = _write(
+        tmp_path / "items.csv",
+        ["item_id", "title", "genre"],
+        [["i_brand_new", "A horses story number 99", "horses"]],
+    )
+    update_run(run, new, UpdateConfig(epochs=1), items=items)
+    handle = gnnrec.load(run)
+    assert handle.title("i_brand_new") == "A horses story number 99"
+    bad = _write(tmp_path / "bad-items.csv", ["item_id", "colour"], [["i_other", "red"]])
+    other = _write(tmp_path / "other.csv", ["user_id", "item_id"], [["u1", "i_other"]])
+    with pytest.raises(ValueError, match=r"columns \['colour'\] that are no item text field"):
+        update_run(run, other, items=bad)
+    assert current_version(run) == "0001"
+
+
+def test_bad_updates_change_nothing(run, tmp_path):
+    model = (run / "model.pt").read_bytes()
+    wrong = _write(tmp_path / "wrong.csv", ["user", "item"], [["u1", "i0_1"]])
+    with pytest.raises(ValueError, match=r"missing \['user_id', 'item_id'\]"):
+        update_run(run, wrong)
+    empty = _write(tmp_path / "empty.csv", ["user_id", "item_id"], [])
+    with pytest.raises(ValueError, match="empty.csv"):
+        update_run(run, empty)
+    with pytest.raises(ValueError, match="not found"):
+        update_run(run, tmp_path / "missing.csv")
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        UpdateConfig(epochs=0)
+    with run_dir_lock(run), pytest.raises(ValueError, match="in use by another gnnrec process"):
+        update_run(run, _new_interactions(tmp_path))
+    assert not (run / VERSIONS).exists() or not any((run / VERSIONS).iterdir())
+    assert (run / "model.pt").read_bytes() == model
+
+
+def test_an_update_of_pairs_the_run_holds_is_refused(run, tmp_path):
+    with open(load_config(run / "config.toml").data.path) as f:
+        rows = list(csv.reader(f))[1:4]  # pairs the run holds (in training or held out)
+    again = _write(tmp_path / "again.csv", ["user_id", "item_id"], [r[:2] for r in rows])
+    with pytest.raises(ValueError, match="adds no interaction the run does not already hold"):
+        update_run(run, again)
+    assert current_version(run) is None and not any((run / VERSIONS).iterdir())
+
+
+def test_a_failed_update_leaves_the_current_version_as_it_was(run, tmp_path):
+    update_run(run, _new_interactions(tmp_path), UpdateConfig(epochs=1))
+
+    def fail(step: int) -> None:
+        raise KeyboardInterrupt  # as a Ctrl-C in the middle of training
+
+    more = _write(tmp_path / "more.csv", ["user_id", "item_id"], [["newbie", SPACE[9]]])
+    with pytest.raises(KeyboardInterrupt):
+        update_run(run, more, on_step=fail)
+    assert current_version(run) == "0001" and not (run / VERSIONS / "0002").exists()
+    assert gnnrec.load(run).version_name == "0001"
+    update_run(run, more, UpdateConfig(epochs=1))  # the next update goes through
+    assert current_version(run) == "0002"
+
+
+def test_an_updated_run_is_what_loaders_read_and_is_not_retrained(run, tmp_path, capsys):
+    code = main(["update", "--run-dir", str(run), "--data", str(_new_interactions(tmp_path))])
+    out = capsys.readouterr().out
+    assert code == 0 and "version 0001 of" in out and "interactions, 1 new users" in out
+    assert "Recall@20" in out
+    export = tmp_path / "export"
+    assert main(["export", "--run-dir", str(run), "--output", str(export)]) == 0
+    ids = __import__("pandas").read_parquet(export / "user_ids.parquet")["id"].tolist()
+    assert "newbie" in ids
+    config = load_config(run / "config.toml", [f'run_dir="{run}"'])
+    with pytest.raises(ValueError, match="has been updated"):
+        train_run(config)
+    code = main(["update", "--run-dir", str(run), "--data", str(tmp_path / "nope.csv")])
+    assert "nope.csv" in error_line(capsys, code)
+    code = main(["update", "--run-dir", str(tmp_path / "no-run"), "--data", str(export)])
+    assert "no such run directory" in error_line(capsys, code)
