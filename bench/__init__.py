@@ -18,4 +18,5 @@ TOPICS = (
     "sampling",
     "serving",
     "steps",
+    "updates",
 )

@@ -194,6 +194,8 @@ def train_worker(loop_config: dict) -> None:
         provenance=loop_config.get("provenance"),
         select=loop_config.get("select", "auto"),
         initial=ray.get(loop_config["initial"]) if loop_config.get("initial") else None,
+        trainable=loop_config.get("trainable"),
+        trainable_rows=loop_config.get("trainable_rows"),
     )
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -267,12 +269,15 @@ def fit_on_ray(
     provenance: dict | None = None,
     select: str = "auto",
     initial: dict[str, torch.Tensor] | None = None,
+    trainable: list[str] | None = None,
+    trainable_rows: torch.Tensor | None = None,
 ) -> FitResult:
     """Trains the model ``model`` describes on ``data`` (or the reference
     :func:`put_training_data` gave for it) with ``train`` on Ray Train, spread as ``layout``
     says (see :class:`~gnnrec.distributed.layout.ParallelLayout`); the run's files go to
     ``run_dir``; ``provenance``: saved in every checkpoint; ``select``: ``eval.select``;
-    ``initial``: the weights to start from (see :class:`~gnnrec.train.trainer.Trainer`)."""
+    ``initial``, ``trainable``, ``trainable_rows``: the weights to start from and which of them
+    train (see :class:`~gnnrec.train.trainer.Trainer`)."""
     # first: a private instance must be set up before Ray is imported
     connect(layout.address, log_to_driver=layout.worker_logs)
     import ray
@@ -299,6 +304,8 @@ def fit_on_ray(
             "provenance": provenance,
             "select": select,
             "initial": None if initial is None else ray.put(initial),
+            "trainable": trainable,
+            "trainable_rows": trainable_rows,
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=(counts.start, counts.stop - 1) if len(counts) > 1 else counts.start,

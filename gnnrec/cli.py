@@ -16,6 +16,7 @@ from gnnrec.cli_errors import explain
 from gnnrec.common.log import console_level, log_to_console
 from gnnrec.config import add_override_argument
 from gnnrec.recipes import RECIPES
+from gnnrec.update_config import UpdateConfig
 
 DESCRIPTION = """Graph recommendation with LLM node features: user and item text encoded into
 node features, a GCN trained on the user-item graph (one process or Ray workers), every item
@@ -253,11 +254,32 @@ def add_update(sub, common) -> None:
     update.add_argument(
         "--users", type=Path, help="text of new users: user_id and the run's user text columns"
     )
-    update.add_argument("--epochs", type=int, default=5, help="update epochs")
     update.add_argument(
-        "--replay", type=float, default=1.0, help="earlier interactions per new one, each epoch"
+        "--epochs", type=int, default=UpdateConfig.epochs, help="update epochs over the new data"
     )
-    update.add_argument("--lr", type=float, default=0.0, help="step size (0: the run's train.lr)")
+    update.add_argument(
+        "--replay",
+        type=float,
+        default=UpdateConfig.replay,
+        help="earlier interactions trained on per new one, each epoch",
+    )
+    update.add_argument(
+        "--lr-scale",
+        type=float,
+        default=UpdateConfig.lr_scale,
+        help="Adam's step size as a multiple of the run's train.lr",
+    )
+    update.add_argument(
+        "--validate",
+        action="store_true",
+        help="keep the update epoch best on the run's (older) validation pairs, not the last",
+    )
+    update.add_argument(
+        "--train-shared",
+        action="store_true",
+        help="train the weights every node shares too (text projection, layers), not only the "
+        "ID rows; give it some --replay",
+    )
     update.set_defaults(func=commands.cmd_update)
 
 

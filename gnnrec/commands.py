@@ -153,6 +153,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_recommend(args: argparse.Namespace) -> None:
     from gnnrec.outputs import check_recommendations_target, write_recommendations
     from gnnrec.run import load_run
+    from gnnrec.versions import current_dir
 
     if args.k < 1:
         raise ValueError(f"-k must be at least 1, got {args.k}")
@@ -183,7 +184,8 @@ def cmd_recommend(args: argparse.Namespace) -> None:
         config, prepared, model = load_run(
             args.run_dir, overrides, allow_data_change=args.allow_data_change
         )
-        out = args.output or Path(args.run_dir) / "recommendations.csv"
+        # (the run's current version's file: the lock keeps an update from changing it)
+        out = args.output or current_dir(args.run_dir) / "recommendations.csv"
         count = write_recommendations(prepared, model, config, out, users=args.users)
     print(f"wrote top-{args.k} recommendations for {count} users to {out}")
 
@@ -297,7 +299,13 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_update(args: argparse.Namespace) -> None:
     from gnnrec.update import UpdateConfig, update_run
 
-    settings = UpdateConfig(epochs=args.epochs, replay=args.replay, lr=args.lr)
+    settings = UpdateConfig(
+        epochs=args.epochs,
+        replay=args.replay,
+        lr_scale=args.lr_scale,
+        validate=args.validate,
+        train_shared=args.train_shared,
+    )
     metrics = update_run(
         args.run_dir,
         args.data,

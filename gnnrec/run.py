@@ -154,12 +154,17 @@ def fit(
     scratch: contextlib.ExitStack,
     on_step: Callable[[int], None] | None = None,
     initial: dict[str, torch.Tensor] | None = None,
+    trainable: list[str] | None = None,
+    trainable_rows: torch.Tensor | None = None,
 ) -> tuple[Recommender, list[dict], int]:
     """Trains ``config``'s model on ``prepared`` in ``config.run_dir`` (one process, or Ray
-    Train workers), from ``initial`` weights when given and nothing is to be resumed; returns
-    the model of the best weights, the history and the best epoch."""
+    Train workers), from ``initial`` weights when given and nothing is to be resumed, only the
+    parameters named in ``trainable`` and the ID-table rows ``trainable_rows`` (None: all; see
+    :class:`~gnnrec.train.trainer.Trainer`); returns the model of the best weights, the
+    history and the best epoch."""
     if config.parallel.num_workers:
-        return _fit_on_ray(config, prepared, provenance, scratch, initial)
+        frozen = (initial, trainable, trainable_rows)
+        return _fit_on_ray(config, prepared, provenance, scratch, *frozen)
     model = model_for(config, prepared.data).to_device(config.train.torch_device())
     trainer = Trainer(
         model,
@@ -171,6 +176,8 @@ def fit(
         provenance=provenance,
         select=config.eval.select,
         initial=initial,
+        trainable=trainable,
+        trainable_rows=trainable_rows,
     )
     history = trainer.train()
     return model, history, trainer.best_epoch
@@ -229,6 +236,8 @@ def _fit_on_ray(
     provenance: dict,
     scratch: contextlib.ExitStack,
     initial: dict[str, torch.Tensor] | None,
+    trainable: list[str] | None,
+    trainable_rows: torch.Tensor | None,
 ) -> tuple[Recommender, list[dict], int]:
     """Trains on Ray Train; returns the driver's model of the best weights, the history and
     the best epoch. While the workers train, the driver's data waits on disk (page cache) and
@@ -248,6 +257,8 @@ def _fit_on_ray(
         provenance,
         config.eval.select,
         initial,
+        trainable,
+        trainable_rows,
     )
     # built after training (the workers build their own; the driver's memory is the data's
     # meanwhile), then given the result's tensors rather than copies of them

@@ -7,12 +7,11 @@ The tables grow by rows: new users are appended after the old users and new item
 old items (:mod:`gnnrec.data.updates`), each new ID row drawn as training draws them
 (``N(0, std^2)``, seeded by the run's seed and the version), the old rows moved to their new
 node positions; the graph is the whole grown training graph (propagation and negatives see every
-interaction). An update epoch takes the new interactions once together with ``replay`` times as
-many earlier training interactions drawn at random (the same draw every epoch), so the new rows
-learn their place while the old ones keep theirs; the optimizer starts afresh; the run's
-validation pairs pick the best update epoch. Sharded ID tables (``train.id_optimizer =
-"rowwise_adagrad"``) and Ray Train workers (``parallel.num_workers``) train as they do in
-``gnnrec train``.
+interaction). An update epoch takes the new interactions once, together with ``replay`` times as
+many earlier training interactions drawn at random (the same draw every epoch); the optimizer
+starts afresh (:class:`~gnnrec.update_config.UpdateConfig`). Sharded ID tables
+(``train.id_optimizer = "rowwise_adagrad"``) and Ray Train workers (``parallel.num_workers``)
+train as they do in ``gnnrec train``.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +30,6 @@ import torch
 from gnnrec.common.atomic_files import write_json_atomic
 from gnnrec.common.log import get_logger, log_to_file
 from gnnrec.common.run_lock import run_dir_lock
-from gnnrec.common.typed_fields import check_fields
 from gnnrec.config import RunConfig, load_config
 from gnnrec.data.updates import Update, read_interactions, read_node_text
 from gnnrec.models.recommender import Recommender
@@ -43,28 +40,12 @@ from gnnrec.run_checks import DATA_FILE
 from gnnrec.train.checkpoint import load_checkpoint
 from gnnrec.train.determinism import deterministic_algorithms
 from gnnrec.train.training_data import TrainingData, split_pairs
+from gnnrec.update_config import UpdateConfig
 from gnnrec.versions import VERSIONS, current_dir, current_version, next_version, publish
 
 UPDATE_DIR = "update"  # the version's copy of what it added (gnnrec.data.updates.Update)
 UPDATING = "update"  # what the run lock says while an update holds it
 log = get_logger(__name__)
-
-
-@dataclass(kw_only=True)
-class UpdateConfig:
-    """How long an update trains: ``epochs`` over the new interactions plus ``replay`` times as
-    many earlier ones; ``lr``: Adam's step size (0: the run's ``train.lr``)."""
-
-    epochs: int = 5
-    replay: float = 1.0
-    lr: float = 0.0
-
-    def __post_init__(self) -> None:
-        check_fields(self)
-        if self.epochs < 1:
-            raise ValueError(f"update epochs must be >= 1, got {self.epochs}")
-        if self.replay < 0 or self.lr < 0:
-            raise ValueError("update replay and lr must be >= 0")
 
 
 def grown_tables(
@@ -78,11 +59,9 @@ def grown_tables(
     ``[U, U + I0)``, the new rows drawn ``N(0, std^2)`` (the model's ``table_std``)."""
     users0, items0 = old
     users, items = model.num_users, model.num_items
-    names = {id(module): name for name, module in model.named_modules()}
     generator = torch.Generator().manual_seed(seed)
     grown = dict(state)
-    for table in model.embedding_tables():
-        key = f"{names[id(table)]}.weight"
+    for table, key in zip(model.embedding_tables(), id_rows(model)):
         rows = state[key]
         if rows.shape[0] != users0 + items0:
             raise ValueError(f"{key}: {rows.shape[0]} rows, expected {users0 + items0}")
@@ -94,7 +73,24 @@ def grown_tables(
     return grown
 
 
-def update_pairs(prepared: Prepared, added: int, replay: float, seed: int) -> TrainingData:
+def id_rows(model: Recommender) -> list[str]:
+    """The names of ``model``'s ID-row parameters (its embedding and bias tables)."""
+    names = {id(module): name for name, module in model.named_modules()}
+    return [f"{names[id(table)]}.weight" for table in model.embedding_tables()]
+
+
+def reached_rows(data: TrainingData) -> torch.Tensor:
+    """Bool ``[U + I]``: the nodes of the pairs ``data`` trains on (users, and items as
+    ``U + i``), whose ID rows an update trains."""
+    rows = torch.zeros(data.num_users + data.num_items, dtype=torch.bool)
+    rows[torch.as_tensor(np.asarray(data.train[0]), dtype=torch.int64)] = True
+    rows[torch.as_tensor(np.asarray(data.train[1]), dtype=torch.int64) + data.num_users] = True
+    return rows
+
+
+def update_pairs(
+    prepared: Prepared, added: int, replay: float, seed: int, validate: bool
+) -> TrainingData:
     """``prepared.data`` training on the ``added`` new interactions (the last of the training
     set) and ``replay`` times as many earlier training interactions drawn at random."""
     train = np.asarray(prepared.split.train)
@@ -103,7 +99,8 @@ def update_pairs(prepared: Prepared, added: int, replay: float, seed: int) -> Tr
     drawn = np.random.default_rng(seed).choice(earlier, count, replace=False)
     pairs = split_pairs(prepared.graph, np.sort(np.concatenate([new, drawn])))
     data = prepared.data
-    return TrainingData(data.graph, data.features, pairs, data.valid)
+    valid = data.valid if validate else tuple(a[:0] for a in data.valid)
+    return TrainingData(data.graph, data.features, pairs, valid)
 
 
 def update_run(
@@ -172,7 +169,10 @@ def _update(
         run_dir=str(folder),
         data=dataclasses.replace(old.data, updates=[*old.data.updates, str(folder / UPDATE_DIR)]),
         train=dataclasses.replace(
-            old.train, epochs=settings.epochs, lr=settings.lr or old.train.lr, progress=progress
+            old.train,
+            epochs=settings.epochs,
+            lr=settings.lr_scale * old.train.lr,
+            progress=progress,
         ),
     )
     fingerprint = json.loads((base / DATA_FILE).read_text())
@@ -209,10 +209,23 @@ def _update(
             state["model"], model, (fingerprint["users"], fingerprint["items"]), seed
         )
         subset = Prepared(
-            prepared.graph, prepared.split, update_pairs(prepared, added, settings.replay, seed)
+            prepared.graph,
+            prepared.split,
+            update_pairs(prepared, added, settings.replay, seed, settings.validate),
         )
-        with clock("train"):
-            model, history, best_epoch = fit(config, subset, provenance, scratch, on_step, initial)
+        trainable = None if settings.train_shared else id_rows(model)
+        rows = None if settings.train_shared else reached_rows(subset.data)
+        if not (trainable is None or config.model.id_embeddings or config.train.objective == "mse"):
+            # nothing the loss reads would train: the version is the grown graph, weights kept
+            log.info("update: %s has no ID rows to train; its weights are kept", model.label)
+            model = model_for(config, prepared.data)
+            model.load_state_dict(initial, assign=True)
+            history, best_epoch = [], 0
+        else:
+            with clock("train"):
+                model, history, best_epoch = fit(
+                    config, subset, provenance, scratch, on_step, initial, trainable, rows
+                )
         return write_artifacts(
             config, prepared, model, history, best_epoch, provenance, clock, {"update": counts}
         )

@@ -398,3 +398,21 @@ def test_serving_bench_measures_fold_in_latency_and_batch(planted_dir, feature_c
     assert set(batch) == {"one process", "Ray Data"} and batch["Ray Data"]["users"] == 2000
     assert out.with_suffix(".png").stat().st_size > 0
     assert len(out.read_text().splitlines()) == len(rows)
+
+
+@pytest.mark.slow  # three short ml-latest-small runs (base, update, retrain)
+def test_updates_bench_compares_an_update_with_a_retrain(tmp_path):
+    from gnnrec.bench import updates
+
+    out = tmp_path / "updates.jsonl"
+    rows = updates.main(
+        ["--models", "LightGCN", "--seeds", "0", "--update-epochs", "1", "--output", str(out)]
+        + ["--set=train.epochs=1"]
+    )
+    run, summary = rows
+    assert run["added"] == run["delta_interactions"] and run["new_users"] > 0
+    assert run["test_users"] > 0
+    for label in ("update", "retrain", "fold_in"):
+        assert 0 <= run[f"ndcg@20_{label}"] <= 1 and 0 <= run[f"recall@20_{label}"] <= 1
+    assert summary["time_ratio"] == summary["update_s"] / summary["retrain_s"] > 0
+    assert out.with_suffix(".png").stat().st_size > 0

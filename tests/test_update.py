@@ -43,6 +43,15 @@ def _new_interactions(folder: Path) -> Path:
     return _write(folder / "new.csv", ["user_id", "item_id", "rating"], rows)
 
 
+def _brand_new_text(folder: Path) -> Path:
+    """The text of the new item of :func:`_new_interactions`."""
+    return _write(
+        folder / "items.csv",
+        ["item_id", "title", "genre"],
+        [["i_brand_new", "A horses story number 99", "horses"]],
+    )
+
+
 def _train(planted_dir, feature_cache, run_dir: Path, *extra: str) -> Path:
     train_run(planted_config(planted_dir, feature_cache, run_dir, *extra))
     return run_dir
@@ -133,9 +142,10 @@ def test_sharded_id_tables_update_like_dense_ones(planted_dir, feature_cache, tm
     assert sum(item in SPACE for item in top) >= 4, top
     old = trained_model(run)["embedding.weight"]
     new = trained_model(run / VERSIONS / "0001")["embedding.weight"]
-    assert new.shape[0] == old.shape[0] + 2
-    # the update trained on: old rows moved (the updated users' and items' at least)
-    assert not torch.equal(new[:48], old[:48])
+    assert new.shape[0] == old.shape[0] + 2  # one new user (row 48), one new item (the last)
+    moved = (new[:48] != old[:48]).any(dim=1).nonzero().flatten().tolist()
+    assert moved == [2]  # of the old users, only u2 (who has new interactions) moved
+    assert torch.equal(new[49 + 20 : 49 + 30], old[48 + 20 : 48 + 30])  # items they never named
 
 
 def test_a_text_model_takes_new_items_text_and_refuses_new_items_without(
@@ -146,12 +156,7 @@ def test_a_text_model_takes_new_items_text_and_refuses_new_items_without(
     with pytest.raises(ValueError, match=r"new item\(s\) without text \('i_brand_new'\)"):
         update_run(run, new)
     assert current_version(run) is None and not any((run / VERSIONS).iterdir())
-    items = _write(
-        tmp_path / "items.csv",
-        ["item_id", "title", "genre"],
-        [["i_brand_new", "A horses story number 99", "horses"]],
-    )
-    update_run(run, new, UpdateConfig(epochs=1), items=items)
+    update_run(run, new, UpdateConfig(epochs=1), items=_brand_new_text(tmp_path))
     handle = gnnrec.load(run)
     assert handle.title("i_brand_new") == "A horses story number 99"
     bad = _write(tmp_path / "bad-items.csv", ["item_id", "colour"], [["i_other", "red"]])
@@ -208,6 +213,10 @@ def test_an_updated_run_is_what_loaders_read_and_is_not_retrained(run, tmp_path,
     out = capsys.readouterr().out
     assert code == 0 and "version 0001 of" in out and "interactions, 1 new users" in out
     assert "Recall@20" in out
+    trained_table = (run / "recommendations.csv").read_bytes()
+    assert main(["recommend", "--run-dir", str(run), "--users", "newbie", "-k", "3"]) == 0
+    assert "newbie" in (run / VERSIONS / "0001" / "recommendations.csv").read_text()
+    assert (run / "recommendations.csv").read_bytes() == trained_table  # the trained run's own
     export = tmp_path / "export"
     assert main(["export", "--run-dir", str(run), "--output", str(export)]) == 0
     ids = __import__("pandas").read_parquet(export / "user_ids.parquet")["id"].tolist()
@@ -219,3 +228,53 @@ def test_an_updated_run_is_what_loaders_read_and_is_not_retrained(run, tmp_path,
     assert "nope.csv" in error_line(capsys, code)
     code = main(["update", "--run-dir", str(tmp_path / "no-run"), "--data", str(export)])
     assert "no such run directory" in error_line(capsys, code)
+
+
+def test_an_update_trains_only_the_rows_it_reaches_unless_told(
+    planted_dir, feature_cache, tmp_path
+):
+    run = _train(planted_dir, feature_cache, tmp_path / "text", "train.epochs=2")
+    before = trained_model(run)
+    few = _write(tmp_path / "few.csv", ["user_id", "item_id"], [["u1", SPACE[3]], ["u1", SPACE[4]]])
+    update_run(run, few, UpdateConfig(epochs=3))
+    after = trained_model(run / VERSIONS / "0001")
+    shared = [k for k in before if not k.startswith(("embedding.", "bias."))]
+    assert shared and all(torch.equal(before[k], after[k]) for k in shared)
+    rows_before, rows_after = before["embedding.weight"], after["embedding.weight"]
+    assert rows_before.shape == rows_after.shape  # no new user or item
+    changed = (rows_before != rows_after).any(dim=1).nonzero().flatten().tolist()
+    assert 1 in changed and set(changed) <= {1, 48 + 3, 48 + 4}  # u1, its items: no other row
+    again = _write(tmp_path / "again.csv", ["user_id", "item_id"], [["u2", SPACE[5]]])
+    update_run(run, again, UpdateConfig(epochs=1, train_shared=True, replay=1.0))
+    shared_after = trained_model(run / VERSIONS / "0002")
+    assert any(not torch.equal(after[k], shared_after[k]) for k in shared)
+
+
+def test_update_settings_are_checked():
+    for bad in ({"replay": -1.0}, {"replay": float("nan")}, {"lr_scale": 0.0}, {"epochs": 0}):
+        with pytest.raises(ValueError, match="replay|lr_scale|epochs"):
+            UpdateConfig(**bad)
+
+
+def test_a_model_without_id_rows_keeps_its_weights_and_grows_its_graph(
+    planted_dir, feature_cache, tmp_path
+):
+    run = _train(planted_dir, feature_cache, tmp_path / "text-only", "model.id_embeddings=false")
+    metrics = update_run(run, _new_interactions(tmp_path), items=_brand_new_text(tmp_path))
+    assert metrics["epochs_run"] == 0 and metrics["update"]["new_users"] == 1
+    before, after = trained_model(run), trained_model(run / VERSIONS / "0001")
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("bias."))
+    handle = gnnrec.load(run)
+    top = [item for item, _ in handle.recommend(["newbie"], k=5)["newbie"]]
+    assert sum(item in SPACE for item in top) >= 4, top
+
+
+@pytest.mark.slow  # a Ray Train run of 2 workers, then its update on 2 workers
+def test_an_update_trains_on_ray_workers_with_sharded_tables(planted_dir, feature_cache, tmp_path):
+    extra = (*ID_MODEL, *SHARDED, "parallel.num_workers=2", "parallel.cpus_per_worker=0.5")
+    run = _train(planted_dir, feature_cache, tmp_path / "ray", *extra)
+    metrics = update_run(run, _new_interactions(tmp_path), UpdateConfig(epochs=4))
+    assert metrics["trained_on"].startswith("2 Ray workers")
+    handle = gnnrec.load(run)
+    top = [item for item, _ in handle.recommend(["newbie"], k=5)["newbie"]]
+    assert sum(item in SPACE for item in top) >= 4, top

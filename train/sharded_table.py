@@ -134,6 +134,7 @@ class ShardedTable(nn.Module):
         self.rank, self.world = _world()
         self.num_rows, self.dim = num_rows, shard.shape[1]
         self.lr, self.eps = lr, eps
+        self.frozen: torch.Tensor | None = None  # rows that take no step (freeze_rows_)
         self.device = shard.device if device is None else torch.device(device)
         self._rows = shard
         self._state = torch.zeros(shard.shape[0], dtype=torch.float32, device=shard.device)
@@ -265,7 +266,16 @@ class ShardedTable(nn.Module):
         if not rows:
             return
         local, summed = self._summed(rows, grads)
+        if self.frozen is not None:
+            moving = ~self.frozen[local.to(self.frozen.device)].to(local.device)
+            local, summed = local[moving], summed[moving]
         self._update(local, summed / self.world if self.world > 1 else summed)
+
+    def freeze_rows_(self, trainable: torch.Tensor) -> None:
+        """Only the rows where ``trainable`` ``[num_rows]`` (bool, the whole table's) is True
+        take steps from now on."""
+        mine = torch.as_tensor(trainable, dtype=torch.bool)[self.rank :: self.world]
+        self.frozen = (~mine).to(self.device)
 
     def _summed(
         self, rows: list[torch.Tensor], grads: list[torch.Tensor]

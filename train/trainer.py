@@ -176,7 +176,9 @@ class Trainer:
     produced the run (:mod:`gnnrec.provenance`), saved in every checkpoint; ``select``: the
     validation metric that picks the best epoch (``eval.select``); ``initial``: a whole state
     dict (dense weights, whole ID tables) to start from when there is no checkpoint to resume
-    (``gnnrec update``: the earlier version's weights, grown)."""
+    (``gnnrec update``: the earlier version's weights, grown); ``trainable``: the names of the
+    parameters to train (None: all; the others are frozen); ``trainable_rows``: bool ``[N]``,
+    the only rows of the ID tables that train (None: all)."""
 
     def __init__(
         self,
@@ -192,8 +194,13 @@ class Trainer:
         provenance: dict | None = None,
         select: str = "auto",
         initial: dict[str, torch.Tensor] | None = None,
+        trainable: list[str] | None = None,
+        trainable_rows: torch.Tensor | None = None,
     ):
         self.model, self.data, self.config = model, data, config
+        if trainable is not None:
+            for name, parameter in model.named_parameters():
+                parameter.requires_grad_(name in trainable)
         self.provenance, self.select, self.initial = provenance, select, initial
         self.shard = shard or DataShard()
         self.run_dir = None if run_dir is None else Path(run_dir)
@@ -221,6 +228,8 @@ class Trainer:
         self.batcher = build_batcher(data, config)
         model.configure_objective(config.objective, float(self.ratings.mean()))
         self.tables = build_tables(model, config, self.device, degree)
+        if trainable_rows is not None:
+            self._freeze_rows(torch.as_tensor(trainable_rows, dtype=torch.bool))
         self.objective = LinkObjective(model, config.objective, config.l2)
         self.step_module = wrap(self.objective) if wrap is not None else self.objective
         # (Adam's parameter list as it always was for "adam": its checkpoints stay loadable)
@@ -404,6 +413,16 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
         best = EarlyStopping.restore(state, self.config.patience, best_tables)
         return state["history"], state["epoch"] + 1, best
+
+    def _freeze_rows(self, trainable: torch.Tensor) -> None:
+        """Only the ID-table rows where ``trainable`` ``[N]`` is True get gradients (dense
+        tables: through a hook) or steps (sharded tables)."""
+        for table in self.model.embedding_tables():
+            if isinstance(table, nn.Embedding) and table.weight.requires_grad:
+                keep = trainable.to(table.weight.device, table.weight.dtype).unsqueeze(1)
+                table.weight.register_hook(lambda grad, keep=keep: grad * keep)
+        for table in self.tables.values():
+            table.freeze_rows_(trainable)
 
     def _start_from(self, weights: dict[str, torch.Tensor]) -> None:
         """Loads ``weights``: the dense ones into the model, this rank's rows of every sharded
