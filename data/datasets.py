@@ -67,7 +67,6 @@ def dataset_spec(name: str) -> DatasetSpec:
 def load_dataset(cfg: DataConfig) -> tuple[TextGraph, Split]:
     """The TextGraph of ``cfg.dataset`` and its split: the dataset's own, or a seeded one."""
     from gnnrec.data.sources import resolve_source
-    from gnnrec.data.updates import apply_update, read_update
 
     spec = dataset_spec(cfg.dataset)
     if spec.needs_path and not cfg.path:
@@ -102,9 +101,6 @@ def load_dataset(cfg: DataConfig) -> tuple[TextGraph, Split]:
             new_user_fraction=cfg.new_user_fraction,
             seed=cfg.seed,
         )
-    for update in cfg.updates:
-        counts = apply_update(graph, split, read_update(update))
-        log.info("%s: %s", update, counts.line())
     for part in ("train", "test"):
         if len(getattr(split, part)) == 0:
             raise ValueError(

@@ -25,13 +25,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gnnrec.common.log import get_logger
 from gnnrec.data.columns import TextColumn, arrow_strings, as_numpy
+from gnnrec.data.config import DataConfig
+from gnnrec.data.datasets import load_dataset
 from gnnrec.data.errors import DataError
 from gnnrec.data.splits import Split
 from gnnrec.data.table_rows import ColumnMapping, table_files
 from gnnrec.data.textgraph import Interactions, NodeTable, TextGraph
 
 OPTIONAL_COLUMNS = ("rating", "timestamp")
+log = get_logger(__name__)
 
 
 @dataclass
@@ -180,6 +184,15 @@ def _rows(known: Sequence[str], ids: Sequence[str]) -> tuple[np.ndarray, pa.Arra
         extra = as_numpy(pc.index_in(ids_arrow, value_set=new_ids).fill_null(-1))
         rows[unknown] = len(known_arrow) + extra[unknown]
     return rows, new_ids
+
+
+def load_updated(cfg: DataConfig) -> tuple[TextGraph, Split]:
+    """:func:`~gnnrec.data.datasets.load_dataset` with ``cfg.updates`` applied in order."""
+    graph, split = load_dataset(cfg)
+    for update in cfg.updates:
+        counts = apply_update(graph, split, read_update(update))
+        log.info("%s: %s", update, counts.line())
+    return graph, split
 
 
 def apply_update(graph: TextGraph, split: Split, change: Update) -> UpdateCounts:

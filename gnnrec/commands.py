@@ -104,7 +104,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_encode(args: argparse.Namespace) -> None:
-    from gnnrec.pipeline import encode_nodes, load_dataset, node_texts
+    from gnnrec.data.updates import load_updated
+    from gnnrec.pipeline import encode_nodes, node_texts
 
     for flag, key in (
         ("backend", "backend"),
@@ -119,7 +120,7 @@ def cmd_encode(args: argparse.Namespace) -> None:
         key, _, value = item.partition("=")
         args.overrides.append(f"encoder.engine_args.{key}={value}")
     config = _config(args)
-    graph, split = load_dataset(config.data)
+    graph, split = load_updated(config.data)
     if args.output:
         from gnnrec.encoders.sharded import encode_sharded
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from gnnrec.config import RunConfig
-from gnnrec.data import Split, TextGraph, load_dataset, node_texts
+from gnnrec.data import Split, TextGraph, node_texts
 from gnnrec.data.textgraph import Interactions
+from gnnrec.data.updates import load_updated
 from gnnrec.encoders import encode_texts
 from gnnrec.models.config import build_model
 from gnnrec.models.recommender import Recommender
@@ -109,8 +110,8 @@ def data_fingerprint(prepared: Prepared) -> dict:
 
 
 def prepare(config: RunConfig, progress: bool = True) -> Prepared:
-    """Loads, splits and encodes ``config``'s dataset."""
-    graph, split = load_dataset(config.data)
+    """Loads, splits (and updates: ``data.updates``) and encodes ``config``'s dataset."""
+    graph, split = load_updated(config.data)
     encode_nodes(graph, split, config, progress)
     return Prepared(graph, split, training_data(graph, split))
 
