@@ -94,7 +94,8 @@ def read_node_text(path: str | Path, kind: str) -> NodeTable:
     columns = _header(table_files(path)[0])
     id_col = f"{kind}_id"
     if id_col not in columns:
-        raise DataError(f"a {kind} table needs the column {id_col}; found {columns}", path)
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise DataError(f"{article} {kind} table needs the column {id_col}; found {columns}", path)
     return read_node_table(path, id_col, [c for c in columns if c != id_col])
 
 

@@ -29,7 +29,7 @@ import torch
 
 from gnnrec.common.atomic_files import write_json_atomic
 from gnnrec.common.log import get_logger, log_to_file
-from gnnrec.common.run_lock import run_dir_lock
+from gnnrec.common.run_lock import is_run_dir, run_dir_lock
 from gnnrec.config import RunConfig, load_config
 from gnnrec.data.updates import Update, read_interactions, read_node_text
 from gnnrec.models.recommender import Recommender
@@ -126,6 +126,9 @@ def update_run(
         base = current_dir(run_dir)
         if not (base / "model.pt").is_file():
             raise ValueError(f"{run_dir}: not finished (no model.pt): train it before updating")
+        for table in (data, users, items):
+            if table is not None and is_run_dir(table):
+                raise ValueError(f"{table}: is a gnnrec run directory, not a table to add")
         # bad tables stop here, before anything is written
         change = Update(
             read_interactions(data),

@@ -174,6 +174,8 @@ def test_bad_updates_change_nothing(run, tmp_path):
     empty = _write(tmp_path / "empty.csv", ["user_id", "item_id"], [])
     with pytest.raises(ValueError, match="empty.csv"):
         update_run(run, empty)
+    with pytest.raises(ValueError, match="is a gnnrec run directory, not a table"):
+        update_run(run, run)  # its recommendations.csv has user_id and item_id columns too
     with pytest.raises(ValueError, match="not found"):
         update_run(run, tmp_path / "missing.csv")
     with pytest.raises(ValueError, match="epochs must be >= 1"):
@@ -278,3 +280,17 @@ def test_an_update_trains_on_ray_workers_with_sharded_tables(planted_dir, featur
     handle = gnnrec.load(run)
     top = [item for item, _ in handle.recommend(["newbie"], k=5)["newbie"]]
     assert sum(item in SPACE for item in top) >= 4, top
+
+
+def test_a_run_being_updated_can_still_be_served_but_not_trained_or_updated(run, tmp_path):
+    from gnnrec.serve.launch import check_servable
+    from gnnrec.update import UPDATING
+
+    with run_dir_lock(run, create=False, purpose=UPDATING):
+        check_servable(run)  # the current version stays servable while the next is written
+        with pytest.raises(ValueError, match="in use by another gnnrec process"):
+            update_run(run, _new_interactions(tmp_path))
+        with pytest.raises(ValueError, match="in use by another gnnrec process"):
+            train_run(load_config(run / "config.toml", [f'run_dir="{run}"']))
+    with run_dir_lock(run, create=False), pytest.raises(ValueError, match="in use"):
+        check_servable(run)  # a train holds it: its model.pt may be replaced any moment
