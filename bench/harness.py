@@ -81,6 +81,23 @@ def write_results(rows: list[dict[str, Any]], path: str | Path) -> Path:
     return path
 
 
+def report(
+    rows: list[dict[str, Any]],
+    output: str | Path,
+    plot: Callable[[list[dict[str, Any]], Path], Path],
+    table: Callable[[list[dict[str, Any]]], str],
+) -> list[dict[str, Any]]:
+    """``rows`` with this machine's :func:`provenance`, appended to ``output``, drawn by ``plot``
+    beside it (``.png``) and printed as ``table``; returns them."""
+    meta = provenance()
+    rows = [{**r, **meta} for r in rows]
+    out = write_results(rows, output)
+    png = plot(rows, out.with_suffix(".png"))
+    print(table(rows))
+    print(f"written: {out}, {png}")
+    return rows
+
+
 def pyplot():
     """``matplotlib.pyplot`` drawing to files (the Agg backend: no display needed)."""
     import matplotlib

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gnnrec.bench.harness import markdown_table, provenance, pyplot, save_figure, write_results
+from gnnrec.bench.harness import markdown_table, pyplot, report, save_figure
 from gnnrec.config import add_override_argument
 
 FOLD_IN_MODELS = {  # name -> (recipe, overrides)
@@ -554,7 +554,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--workers", type=int, default=2, help="Ray Data workers (batch)")
     parser.add_argument("--output", default="bench/results/serving.jsonl")
     args = parser.parse_args(argv)
-    meta = provenance()
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="gnnrec-serving-") as tmp:
         if "fold_in" in args.part:
@@ -568,12 +567,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             rows += latency_rows(args, Path(tmp))
         if "batch" in args.part:
             rows += batch_rows(args, Path(tmp))
-    rows = [{**r, **meta} for r in rows]
-    out = write_results(rows, args.output)
-    png = plot(rows, out.with_suffix(".png"))
-    print(table(rows))
-    print(f"written: {out}, {png}")
-    return rows
+    return report(rows, args.output, plot, table)
 
 
 if __name__ == "__main__":

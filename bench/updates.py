@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gnnrec.bench.harness import markdown_table, provenance, pyplot, save_figure, write_results
+from gnnrec.bench.harness import markdown_table, pyplot, report, save_figure
 from gnnrec.config import add_override_argument
 from gnnrec.update_config import UpdateConfig
 
@@ -297,7 +297,7 @@ def plot(rows: list[dict], path: Path) -> Path:
     quality.set(xticks=x, xticklabels=models, ylabel="NDCG@20 on the last 5% of time")
     quality.set_title("quality: update vs full retrain (bars: mean; dots: seeds)")
     seconds.set(xticks=x, xticklabels=models, ylabel="seconds (whole command)")
-    seconds.set_title(f"time, {runs[0]['device'] if 'device' in runs[0] else ''}")
+    seconds.set_title(f"time, {runs[0]['device']}")
     quality.legend()
     seconds.legend()
     return save_figure(fig, path)
@@ -318,7 +318,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     add_override_argument(parser, "config override for every run")
     parser.add_argument("--output", default="bench/results/updates.jsonl")
     args = parser.parse_args(argv)
-    meta = provenance()
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="gnnrec-updates-") as tmp:
         folder = Path(tmp)
@@ -327,12 +326,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             for seed in args.seeds:
                 rows += update_rows(name, args, folder, tables, seed)
     rows += summary(rows)
-    rows = [{**r, **meta} for r in rows]
-    out = write_results(rows, args.output)
-    png = plot(rows, out.with_suffix(".png"))
-    print(table(rows))
-    print(f"written: {out}, {png}")
-    return rows
+    return report(rows, args.output, plot, table)
 
 
 if __name__ == "__main__":
