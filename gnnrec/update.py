@@ -31,9 +31,11 @@ from gnnrec.common.atomic_files import write_json_atomic
 from gnnrec.common.log import get_logger, log_to_file
 from gnnrec.common.run_lock import is_run_dir, run_dir_lock
 from gnnrec.config import RunConfig, load_config
+from gnnrec.data.splits import Split
+from gnnrec.data.textgraph import NodeTable, TextGraph
 from gnnrec.data.updates import Update, read_interactions, read_node_text
 from gnnrec.models.recommender import Recommender
-from gnnrec.pipeline import Prepared, model_for, prepare
+from gnnrec.pipeline import Prepared, data_fingerprint, model_for, prepare
 from gnnrec.provenance import check_provenance, run_provenance
 from gnnrec.run import LOG_FILE, StageClock, checked_provenance, fit, write_artifacts
 from gnnrec.run_checks import DATA_FILE
@@ -194,6 +196,7 @@ def _update(
                 f"{config.data.updates[-1]}: adds no interaction the run does not already "
                 "hold; nothing to update"
             )
+        _check_base_data(prepared, added, fingerprint, base, config.model.text_features)
         _check_new_items_have_text(config, prepared, fingerprint["items"])
         counts = {
             "added": added,
@@ -232,6 +235,38 @@ def _update(
         return write_artifacts(
             config, prepared, model, history, best_epoch, provenance, clock, {"update": counts}
         )
+
+
+def _check_base_data(
+    prepared: Prepared, added: int, fingerprint: dict, base: Path, reads_text: bool
+) -> None:
+    """``ValueError`` unless the data before this update is what ``base`` trained on (its
+    ``data.json``; the text too for a model that ``reads_text``): the update's rows come last,
+    so that is a prefix of every table."""
+    graph, split = prepared.graph, prepared.split
+    users, items = fingerprint["users"], fingerprint["items"]
+
+    def head(nodes: NodeTable, n: int) -> NodeTable:
+        return NodeTable(nodes.ids[:n], {k: v[:n] for k, v in nodes.text_fields.items()})
+
+    before = Prepared(
+        TextGraph(
+            graph.name,
+            head(graph.users, users),
+            head(graph.items, items),
+            graph.interactions.subset(np.arange(fingerprint["interactions"])),
+        ),
+        Split(split.name, split.train[: len(split.train) - added], split.valid, split.test),
+        prepared.data,
+    )
+    now = data_fingerprint(before)
+    for key in ("sha256", "text_sha256") if reads_text else ("sha256",):
+        if fingerprint.get(key) not in (None, now[key]):
+            raise ValueError(
+                f"the data {base} trained on changed since ({base / DATA_FILE}: the "
+                f"{'text ' if key == 'text_sha256' else ''}fingerprints differ): an update "
+                "adds to the data its run trained on; restore it, or train a new run"
+            )
 
 
 def _check_new_items_have_text(config: RunConfig, prepared: Prepared, old_items: int) -> None:

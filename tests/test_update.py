@@ -294,3 +294,17 @@ def test_a_run_being_updated_can_still_be_served_but_not_trained_or_updated(run,
             train_run(load_config(run / "config.toml", [f'run_dir="{run}"']))
     with run_dir_lock(run, create=False), pytest.raises(ValueError, match="in use"):
         check_servable(run)  # a train holds it: its model.pt may be replaced any moment
+
+
+def test_an_update_of_a_run_whose_data_changed_is_refused(planted_dir, feature_cache, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(planted_dir, data)
+    run = _train(data, feature_cache, tmp_path / "run", *ID_MODEL, "train.epochs=1")
+    new = _new_interactions(tmp_path)
+    lines = (data / "interactions.csv").read_text().splitlines()
+    user, item, rating, ts = lines[1].split(",")
+    lines[1] = ",".join([user, item, "1" if rating != "1" else "2", ts])
+    (data / "interactions.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match="changed since"):
+        update_run(run, new, UpdateConfig(epochs=1))
+    assert current_version(run) is None
