@@ -139,6 +139,7 @@ class RunService:
     ):
         from gnnrec.serve import replica_setup
 
+        self._stop = threading.Event()  # (first: __del__ reads it however __init__ ends)
         replica_setup.TOKEN["bearer"] = token
         replica_setup.replica_grpc_on_loopback()
         self.run_dir = Path(run_dir)
@@ -150,8 +151,10 @@ class RunService:
         self.log = InteractionLog(run_dir)
         self._sync_lock = threading.Lock()
         self._sync()  # replays everything recorded so far
-        self._stop = threading.Event()
         threading.Thread(target=self._watch_versions, daemon=True).start()
+
+    def __del__(self) -> None:  # Ray Serve's replica shutdown: the version watcher stops too
+        self._stop.set()
 
     def _sync(self) -> None:
         """Folds in what the log gained since the last call (from any replica)."""
@@ -166,8 +169,8 @@ class RunService:
         while not self._stop.wait(VERSION_POLL_S):
             try:
                 name = current_version(self.run_dir) or TRAINED
-            except ValueError:
-                continue  # (a pointer being replaced, or to a version being removed)
+            except (ValueError, OSError):
+                continue  # (a pointer being replaced, or unreadable for now: look again)
             if name in (self.handle.version_name, failed):
                 continue
             try:
