@@ -297,6 +297,13 @@ def add_export(sub, common) -> None:
     export.add_argument("--run-dir", required=True, help="the trained run's folder")
     export.add_argument("--output", type=Path, help="folder (default: RUN_DIR/export)")
     _index_argument(export, "also build a faiss index of the item embeddings (items.faiss)")
+    export.add_argument(
+        "--num-workers",
+        type=int,
+        default=0,
+        help="write the users' side as Parquet parts (users/part-*.parquet: user_id, embedding, "
+        "seen) on N Ray Data workers (parallel.address, or a private local Ray instance)",
+    )
     export.set_defaults(func=commands.cmd_export)
 
 

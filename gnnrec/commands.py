@@ -292,7 +292,9 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     _check_output_folder(args.output)
     index = None if args.index is None else IndexConfig(kind=args.index)
-    folder = export_embeddings(args.run_dir, args.output, index)
+    if args.num_workers < 0:
+        raise ValueError(f"--num-workers must be >= 0, got {args.num_workers}")
+    folder = export_embeddings(args.run_dir, args.output, index, args.num_workers)
     built = f" and the item index ({args.index})" if index else ""
     print(f"wrote user and item embeddings, their ids and seen items{built} to {folder}")
 

@@ -199,6 +199,7 @@ def write_export(
     config: RunConfig,
     output: str | Path,
     index: IndexConfig | None = None,
+    num_workers: int = 0,
 ) -> Path:
     """Writes the run's final embeddings for serving into the folder ``output`` (replacing only
     an earlier export): ``user_embeddings.npy`` ``[U, H]``, ``item_embeddings.npy`` ``[I, H]``
@@ -208,7 +209,8 @@ def write_export(
     ``index`` a faiss index of the item embeddings (``items.faiss``,
     :mod:`gnnrec.serve.item_index`), and ``export.json`` (model, dims, dataset, the index and the
     run's provenance: whoever loads the export can tell which run, settings and data it
-    holds)."""
+    holds). ``num_workers``: the user side is written instead as Parquet parts by that many Ray
+    Data workers (:mod:`gnnrec.serve.batch_export`)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -217,13 +219,26 @@ def write_export(
     output = Path(output)
     log.info("exporting %d user and %d item embeddings to %s", U, prepared.data.num_items, output)
     with staged_folder(output, "export") as tmp:
-        np.save(tmp / "user_embeddings.npy", z[:U])
+        if num_workers:
+            from gnnrec.serve.batch_export import USER_PARTS, write_user_parts
+
+            address = config.parallel.address
+            users = write_user_parts(
+                prepared, torch.from_numpy(z), tmp / USER_PARTS, num_workers, address
+            )
+            seen_meta = "each part's seen column: the user's training item rows"
+        else:
+            np.save(tmp / "user_embeddings.npy", z[:U])
+            ids = prepared.graph.users.ids
+            pq.write_table(pa.table({"id": arrow_strings(ids)}), tmp / "user_ids.parquet")
+            indptr, seen = seen_items(*prepared.data.train[:2], U)
+            np.save(tmp / "seen_indptr.npy", indptr)
+            np.save(tmp / "seen_items.npy", seen)
+            users = "user_embeddings.npy and user_ids.parquet (column id), in row order"
+            seen_meta = "seen_items[seen_indptr[u]:seen_indptr[u + 1]]: user row u's training items"
         np.save(tmp / "item_embeddings.npy", z[U:])
-        for kind, ids in (("user", prepared.graph.users.ids), ("item", prepared.graph.items.ids)):
-            pq.write_table(pa.table({"id": arrow_strings(ids)}), tmp / f"{kind}_ids.parquet")
-        indptr, seen = seen_items(*prepared.data.train[:2], U)
-        np.save(tmp / "seen_indptr.npy", indptr)
-        np.save(tmp / "seen_items.npy", seen)
+        item_ids = prepared.graph.items.ids
+        pq.write_table(pa.table({"id": arrow_strings(item_ids)}), tmp / "item_ids.parquet")
         index_meta = None
         if index is not None:
             from gnnrec.serve.item_index import ItemIndex
@@ -238,7 +253,8 @@ def write_export(
             "num_items": prepared.data.num_items,
             "dim": int(z.shape[1]),
             "score": "dot product of a user row and an item row",
-            "seen": "seen_items[seen_indptr[u]:seen_indptr[u + 1]]: user row u's training items",
+            "users": users,
+            "seen": seen_meta,
             "index": index_meta,
             PROVENANCE: run_provenance(config, data_fingerprint(prepared)),
         }

@@ -334,11 +334,17 @@ def _evaluate_run(
 
 
 def export_embeddings(
-    run_dir: str | Path, output: str | Path | None = None, index: IndexConfig | None = None
+    run_dir: str | Path,
+    output: str | Path | None = None,
+    index: IndexConfig | None = None,
+    num_workers: int = 0,
 ) -> Path:
     """Writes a finished run's final embeddings for serving into ``output`` (default
-    ``<run_dir>/export``; see :func:`~gnnrec.outputs.write_export`). A model whose score is not a
+    ``<run_dir>/export``; see :func:`~gnnrec.outputs.write_export`; ``num_workers``: the users'
+    side as Parquet parts written by that many Ray Data workers). A model whose score is not a
     dot product (NCF) is refused with ``ValueError``: its embeddings alone do not rank."""
+    if num_workers < 0:
+        raise ValueError(f"num_workers must be >= 0, got {num_workers}")
     from gnnrec.common.atomic_files import check_replaceable
 
     output = Path(output) if output is not None else Path(run_dir) / "export"
@@ -350,4 +356,4 @@ def export_embeddings(
             f"embeddings, so exported embeddings would rank items wrongly; rank with "
             f"`gnnrec recommend --run-dir {run_dir}` instead"
         )
-    return write_export(prepared, model, config, output, index)
+    return write_export(prepared, model, config, output, index, num_workers)

@@ -7,8 +7,9 @@ the other users' rows, each block written by its actor as one Parquet part
 (``part-BBBBB.parquet``: ``user_id, rank, item_id, title, score``, the columns of
 :func:`gnnrec.outputs.write_recommendations`) into a folder that replaces only an earlier
 folder of recommendations. The actors write their own parts, so no task waits for a CPU the
-actors hold. One process (``write_recommendations``)
-stays the default.
+actors hold. One process (``write_recommendations``) stays the default. The blocks and the
+actor pool (:func:`user_blocks`, :func:`run_blocks`) also write the user side of an export
+(:mod:`gnnrec.serve.batch_export`).
 """
 
 from __future__ import annotations
@@ -87,6 +88,50 @@ class BlockRanker:
         )
 
 
+def user_blocks(prepared: Prepared, z: torch.Tensor, num_workers: int) -> list:
+    """Every user as Arrow tables of at most :data:`BLOCK_USERS` rows (at least one block per
+    worker): ``user_id``, final embedding ``z`` (float32 list), ``seen`` (training item rows)
+    and the block's number ``block``."""
+    import pyarrow as pa
+
+    data, graph = prepared.data, prepared.graph
+    U = data.num_users
+    indptr, seen = seen_items(*data.train[:2], U)
+    users = pa.table(
+        {
+            "user_id": arrow_strings(graph.users.ids),
+            "z": pa.FixedSizeListArray.from_arrays(pa.array(z[:U].numpy().reshape(-1)), z.shape[1]),
+            "seen": pa.LargeListArray.from_arrays(pa.array(indptr), pa.array(seen)),
+        }
+    )
+    size = max(1, min(BLOCK_USERS, -(-U // num_workers)))
+    return [
+        users.slice(start, size).append_column("block", pa.array([n] * min(size, U - start)))
+        for n, start in enumerate(range(0, U, size))
+    ]
+
+
+def run_blocks(blocks: list, actor: type, kwargs: dict, num_workers: int, stage: str) -> None:
+    """Runs ``actor`` (built with ``kwargs``; called on each block, it writes the block's part
+    and returns ``{"block", "users"}``) over ``blocks`` on ``num_workers`` Ray Data actors of
+    one CPU each, showing the users done."""
+    import ray
+
+    done = ray.data.from_arrow(blocks).map_batches(
+        actor,
+        batch_format="pyarrow",
+        batch_size=None,  # a block at a time
+        num_cpus=1,
+        compute=ray.data.ActorPoolStrategy(size=min(num_workers, len(blocks))),
+        fn_constructor_kwargs=kwargs,
+    )
+    total = sum(block.num_rows for block in blocks)
+    shown = tqdm(total=total, desc=stage, unit="user", disable=None, mininterval=1.0)
+    for row in done.iter_rows():
+        shown.update(row["users"])
+    shown.close()
+
+
 def recommend_on_ray(
     prepared: Prepared,
     model: Recommender,
@@ -98,23 +143,13 @@ def recommend_on_ray(
     """Writes the top ``eval.top_k`` items of every user (training items excluded) as Parquet
     parts into the folder ``output`` with ``num_workers`` Ray Data actors (on
     ``parallel.address``, or a private local Ray instance); returns the number of users."""
-    import pyarrow as pa
     import ray
 
     from gnnrec.common.ray_cluster import connect
     from gnnrec.outputs import embeddings
 
-    data, graph = prepared.data, prepared.graph
-    U = data.num_users
+    graph, U = prepared.graph, prepared.data.num_users
     z = (embeddings(prepared, model, config) if z is None else z).detach().cpu().float()
-    indptr, seen = seen_items(*data.train[:2], U)
-    users = pa.table(
-        {
-            "user_id": arrow_strings(graph.users.ids),
-            "z": pa.FixedSizeListArray.from_arrays(pa.array(z[:U].numpy().reshape(-1)), z.shape[1]),
-            "seen": pa.LargeListArray.from_arrays(pa.array(indptr), pa.array(seen)),
-        }
-    )
     item_side = {
         "z": z[U:].numpy(),
         "ids": arrow_strings(graph.items.ids),
@@ -122,11 +157,7 @@ def recommend_on_ray(
         "model": None if model.scores_are_dot_products else model.cpu(),
     }
     connect(config.parallel.address, log_to_driver=False)
-    size = max(1, min(BLOCK_USERS, -(-U // num_workers)))
-    blocks = [
-        users.slice(start, size).append_column("block", pa.array([n] * min(size, U - start)))
-        for n, start in enumerate(range(0, U, size))
-    ]
+    blocks = user_blocks(prepared, z, num_workers)
     log.info(
         "recommending the top %d items to %d users on %d Ray Data workers into %s",
         config.eval.top_k,
@@ -135,20 +166,6 @@ def recommend_on_ray(
         output,
     )
     with staged_folder(Path(output), OUTPUT_KIND) as tmp:
-        done = ray.data.from_arrow(blocks).map_batches(
-            BlockRanker,
-            batch_format="pyarrow",
-            batch_size=None,  # a block at a time
-            num_cpus=1,
-            compute=ray.data.ActorPoolStrategy(size=min(num_workers, len(blocks))),
-            fn_constructor_kwargs={
-                "item_side_ref": [ray.put(item_side)],
-                "k": config.eval.top_k,
-                "folder": str(tmp),
-            },
-        )
-        shown = tqdm(total=U, desc="recommend", unit="user", disable=None, mininterval=1.0)
-        for row in done.iter_rows():
-            shown.update(row["users"])
-        shown.close()
+        kwargs = {"item_side_ref": [ray.put(item_side)], "k": config.eval.top_k, "folder": str(tmp)}
+        run_blocks(blocks, BlockRanker, kwargs, num_workers, "recommend")
     return U

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import csv
+import json
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from helpers import error_line, planted_config
@@ -45,6 +47,32 @@ def test_ray_data_recommendations_equal_the_one_process_table(
     assert len(pq.read_table(out)) == len(expected)
 
 
+def test_an_export_on_ray_data_holds_what_the_one_process_export_holds(
+    planted_dir, feature_cache, tmp_path
+):
+    run_dir = tmp_path / "run"
+    overrides = ["model.name=lightgcn", "model.text_features=false", "train.epochs=2"]
+    train_run(planted_config(planted_dir, feature_cache, run_dir, *overrides))
+    one, ray = tmp_path / "one", tmp_path / "ray"
+    assert main(["export", "--run-dir", str(run_dir), "--output", str(one)]) == 0
+    args = ["export", "--run-dir", str(run_dir), "--output", str(ray), "--num-workers", "2"]
+    assert main(args) == 0
+    parts = sorted((ray / "users").glob("part-*.parquet"))
+    assert len(parts) == 2  # a block a worker
+    users = pq.read_table(ray / "users").to_pydict()  # the parts in row order
+    assert users["user_id"] == pq.read_table(one / "user_ids.parquet")["id"].to_pylist()
+    np.testing.assert_array_equal(
+        np.array(users["embedding"], dtype=np.float32), np.load(one / "user_embeddings.npy")
+    )
+    indptr, seen = np.load(one / "seen_indptr.npy"), np.load(one / "seen_items.npy")
+    assert users["seen"] == [seen[a:b].tolist() for a, b in zip(indptr[:-1], indptr[1:])]
+    for name in ("item_embeddings.npy", "item_ids.parquet"):
+        assert (one / name).read_bytes() == (ray / name).read_bytes()
+    meta = json.loads((ray / "export.json").read_text())
+    assert meta["users"].startswith("users/part-") and meta["num_users"] == 48
+    assert not (ray / "user_embeddings.npy").exists()
+
+
 def test_what_cannot_be_written_is_refused_before_ray_starts(
     planted_dir, feature_cache, tmp_path, capsys
 ):
@@ -62,3 +90,5 @@ def test_what_cannot_be_written_is_refused_before_ray_starts(
         capsys, main([*args[:-1], "0", "--output", str(tmp_path / "x")])
     )
     assert "is new" in error_line(capsys, main([*args, "--items", "i0_1"]))
+    export = ["export", "--run-dir", str(run_dir), "--num-workers", "-1"]
+    assert "--num-workers must be >= 0" in error_line(capsys, main(export))
