@@ -9,7 +9,8 @@ old items (:mod:`gnnrec.data.updates`), each new ID row drawn as training draws 
 node positions; the graph is the whole grown training graph (propagation and negatives see every
 interaction). An update epoch takes the new interactions once, together with ``replay`` times as
 many earlier training interactions drawn at random (the same draw every epoch); the optimizer
-starts afresh (:class:`~gnnrec.update_config.UpdateConfig`). Sharded ID tables
+starts afresh, and only the ID rows of the users and items those interactions name train (the
+rest of the model is held: :class:`~gnnrec.update_config.UpdateConfig`). Sharded ID tables
 (``train.id_optimizer = "rowwise_adagrad"``) and Ray Train workers (``parallel.num_workers``)
 train as they do in ``gnnrec train``.
 """
