@@ -38,6 +38,7 @@ from pathlib import Path
 
 import torch
 
+from gnnrec.bench.arguments import add_output_argument
 from gnnrec.bench.graphs import FULL_SIZE, TINY, GraphSpec, synthetic_csr
 from gnnrec.bench.harness import (
     PeakDeviceMemory,
@@ -48,6 +49,7 @@ from gnnrec.bench.harness import (
     save_figure,
     write_results,
 )
+from gnnrec.common.flags import real, whole
 from gnnrec.kernels.tolerances import TOLERANCES
 
 # "projection": the layer's projection W x alone, with the same loss: what any GAT layer with
@@ -333,16 +335,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(
         prog="gnnrec bench attention", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--scale", type=float, default=1.0, help="fraction of products' size")
-    parser.add_argument("--fanouts", type=int, nargs="+", default=[15, 10, 5])
-    parser.add_argument("--batch-size", type=int, default=1024, help="0: the whole graph")
-    parser.add_argument("--batches", type=int, default=5)
-    parser.add_argument("--in-width", type=int, default=100)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--width", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--scale",
+        type=real(high=1.0, high_open=False),
+        default=1.0,
+        help="fraction of products' size",
+    )
+    parser.add_argument("--fanouts", type=whole(), nargs="+", default=[15, 10, 5])
+    parser.add_argument("--batch-size", type=whole(0), default=1024, help="0: the whole graph")
+    parser.add_argument("--batches", type=whole(), default=5)
+    parser.add_argument("--in-width", type=whole(), default=100)
+    parser.add_argument("--heads", type=whole(), default=4)
+    parser.add_argument("--width", type=whole(), default=64)
+    parser.add_argument("--seed", type=whole(0), default=0)
     parser.add_argument("--device", default="auto", help="auto: cuda where there is one")
-    parser.add_argument("--output", default="bench/results/attention.jsonl")
+    add_output_argument(parser, "attention")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.device == "auto":

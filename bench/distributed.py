@@ -14,7 +14,9 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from gnnrec.bench.arguments import add_output_argument
 from gnnrec.bench.harness import markdown_table, provenance, pyplot, save_figure, write_results
+from gnnrec.common.flags import whole
 from gnnrec.config import add_override_argument
 
 # ml-latest-small, ID embeddings only (no text to encode), neighbor-sampled like web-scale runs.
@@ -127,10 +129,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(
         prog="gnnrec bench distributed", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--workers", type=whole(0), nargs="+", default=[0, 1, 2])
     parser.add_argument("--recipe", default="ml_latest_small_cpu")
     add_override_argument(parser, "config override for every run")
-    parser.add_argument("--output", default="bench/results/distributed.jsonl")
+    add_output_argument(parser, "distributed")
     args = parser.parse_args(argv)
     rows = run(args)
     out = write_results(rows, args.output)

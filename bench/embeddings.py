@@ -24,7 +24,9 @@ import sys
 import time
 from pathlib import Path
 
+from gnnrec.bench.arguments import add_output_argument
 from gnnrec.bench.harness import markdown_table, provenance, pyplot, save_figure, write_results
+from gnnrec.common.flags import real, whole
 
 TABLES = ("dense", "sharded")
 
@@ -165,13 +167,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(
         prog="gnnrec bench embeddings", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--nodes", type=int, nargs="+", default=[1_000_000, 10_000_000])
-    parser.add_argument("--dim", type=int, default=64)
-    parser.add_argument("--lookup", type=int, default=50_000, help="ids per worker per step")
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--memory-fraction", type=float, default=0.6, help=argparse.SUPPRESS)
-    parser.add_argument("--output", default="bench/results/embeddings.jsonl")
+    parser.add_argument("--nodes", type=whole(), nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--dim", type=whole(), default=64)
+    parser.add_argument("--lookup", type=whole(), default=50_000, help="ids per worker per step")
+    parser.add_argument("--steps", type=whole(), default=20)
+    parser.add_argument("--warmup", type=whole(0), default=2)
+    parser.add_argument(
+        "--memory-fraction",
+        type=real(high=1.0, high_open=False),
+        default=0.6,
+        help=argparse.SUPPRESS,
+    )
+    add_output_argument(parser, "embeddings")
     parser.add_argument(
         "--child", nargs=3, metavar=("TABLE", "RANK", "PORT"), help=argparse.SUPPRESS
     )

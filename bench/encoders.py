@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import time
 
+from gnnrec.bench.arguments import add_output_argument
 from gnnrec.bench.harness import markdown_table, provenance, write_results
+from gnnrec.common.flags import whole
 
 
 def run(args: argparse.Namespace) -> list[dict]:
@@ -52,10 +54,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(
         prog="gnnrec bench encoders", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--count", type=int, default=1000, help="ml-latest-small item texts")
+    parser.add_argument("--count", type=whole(), default=1000, help="ml-latest-small item texts")
     parser.add_argument("--backends", nargs="+", default=["hf", "vllm"], choices=["hf", "vllm"])
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--output", default="bench/results/encoders.jsonl")
+    parser.add_argument("--batch-size", type=whole(), default=64)
+    add_output_argument(parser, "encoders")
     args = parser.parse_args(argv)
     rows = run(args)
     write_results(rows, args.output)

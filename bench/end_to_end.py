@@ -26,7 +26,9 @@ import threading
 import time
 from pathlib import Path
 
+from gnnrec.bench.arguments import add_output_argument
 from gnnrec.bench.harness import markdown_table, provenance, pyplot, save_figure, write_results
+from gnnrec.common.flags import real, whole
 from gnnrec.common.run_lock import remove_run_dir
 
 GNNREC = [sys.executable, "-m", "gnnrec.cli"]
@@ -134,17 +136,17 @@ def plot_stages(rows: list[dict], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(prog="gnnrec bench end_to_end", description=__doc__)
-    parser.add_argument("--users", type=int, default=1_000_000)
-    parser.add_argument("--items", type=int, default=100_000)
-    parser.add_argument("--per-user", type=float, default=10.0)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--batch-size", type=int, default=2048)
-    parser.add_argument("--test-users", type=int, default=10_000)
-    parser.add_argument("--recommend-users", type=int, default=0, help="0: every user")
+    parser.add_argument("--users", type=whole(), default=1_000_000)
+    parser.add_argument("--items", type=whole(), default=100_000)
+    parser.add_argument("--per-user", type=real(), default=10.0)
+    parser.add_argument("--workers", type=whole(), default=2)
+    parser.add_argument("--steps", type=whole(), default=1000)
+    parser.add_argument("--batch-size", type=whole(), default=2048)
+    parser.add_argument("--test-users", type=whole(), default=10_000)
+    parser.add_argument("--recommend-users", type=whole(0), default=0, help="0: every user")
     parser.add_argument(
         "--chunk-nodes",
-        type=int,
+        type=whole(),
         default=1_000_000,
         help="validation and final embeddings this many nodes at a time (0: the whole graph)",
     )
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument(
         "--reuse-data", action="store_true", help="the folder's log from an earlier run (no synth)"
     )
-    parser.add_argument("--output", type=Path, default=Path("bench/results/end_to_end.jsonl"))
+    add_output_argument(parser, "end_to_end")
     args = parser.parse_args(argv)
     folder, run_dir = args.folder / "data", args.folder / "run"
     remove_run_dir(run_dir)  # a fresh run, not a resume of an earlier one

@@ -32,8 +32,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from gnnrec.bench.arguments import add_output_argument
 from gnnrec.bench.harness import markdown_table, provenance, pyplot, save_figure, write_results
 from gnnrec.bench.sampling import uniformity_chi2
+from gnnrec.common.flags import real, whole
 from gnnrec.data.graph_store import CSR, GraphStore
 from gnnrec.data.out_of_core import build_csr_out_of_core
 from gnnrec.data.synthetic import (
@@ -437,32 +439,39 @@ def plot(rows: list[dict], path: Path) -> Path:
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(prog="gnnrec bench epoch", description=__doc__.split("\n")[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="products")
-    parser.add_argument("--nodes", type=int)
-    parser.add_argument("--edges", type=int, help="directed edges")
-    parser.add_argument("--train-fraction", type=float, help="share of nodes that are seeds")
+    parser.add_argument("--nodes", type=whole())
+    parser.add_argument("--edges", type=whole(), help="directed edges")
+    parser.add_argument(
+        "--train-fraction",
+        type=real(high=1.0, high_open=False),
+        help="share of nodes that are seeds",
+    )
     parser.add_argument("--build", choices=["files", "memory"], help="how the graph is made")
-    parser.add_argument("--classes", type=int, default=47)
-    parser.add_argument("--features", type=int, default=128)
-    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--classes", type=whole(), default=47)
+    parser.add_argument("--features", type=whole(), default=128)
+    parser.add_argument("--hidden", type=whole(), default=256)
     parser.add_argument(
         "--matmul-precision",
         choices=["highest", "high", "medium"],
         default="high",
         help="fp32 matmuls on the GPU (high: TF32, the training default)",
     )
-    parser.add_argument("--fanouts", type=int, nargs="+", default=[15, 10, 5])
-    parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--batches", type=int, default=20, help="timed training steps")
+    parser.add_argument("--fanouts", type=whole(), nargs="+", default=[15, 10, 5])
+    parser.add_argument("--batch-size", type=whole(), default=1024)
+    parser.add_argument("--batches", type=whole(), default=20, help="timed training steps")
     parser.add_argument("--full-epoch", action="store_true", help="time every batch")
     parser.add_argument(
-        "--max-seconds", type=float, default=float("inf"), help="stop a loader's timing here"
+        "--max-seconds",
+        type=real(low_open=False, high_open=False),
+        default=float("inf"),
+        help="stop a loader's timing here",
     )
     parser.add_argument(
         "--only", nargs="*", help="loaders (and 'uniformity') whose name has one of these words"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=whole(0), default=0)
     parser.add_argument("--workdir", default=None, help="where the graph files go (temporary)")
-    parser.add_argument("--output", default="bench/results/epoch.jsonl")
+    add_output_argument(parser, "epoch")
     args = parser.parse_args(argv)
     for key, value in SCALES[args.scale].items():
         if getattr(args, key) is None:

@@ -19,7 +19,9 @@ import sys
 import time
 from pathlib import Path
 
+from gnnrec.bench.arguments import add_output_argument
 from gnnrec.bench.harness import markdown_table, provenance, pyplot, save_figure, write_results
+from gnnrec.common.flags import whole
 
 READERS = ("rows", "columnar", "arrow")
 
@@ -142,12 +144,14 @@ def plot(rows: list[dict], path: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(prog="gnnrec bench ingest", description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--rows", type=whole(), default=10_000_000)
     parser.add_argument("--readers", nargs="+", default=list(READERS), choices=READERS)
-    parser.add_argument("--big-rows", type=int, default=0, help="a second table, columnar only")
-    parser.add_argument("--big-parts", type=int, default=20, help="Parquet parts of that table")
+    parser.add_argument(
+        "--big-rows", type=whole(0), default=0, help="a second table, columnar only"
+    )
+    parser.add_argument("--big-parts", type=whole(), default=20, help="Parquet parts of that table")
     parser.add_argument("--workdir", default="bench/data", help="where the tables are written")
-    parser.add_argument("--output", default="bench/results/ingest.jsonl")
+    add_output_argument(parser, "ingest")
     parser.add_argument("--child", nargs=2, metavar=("READER", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from gnnrec.bench.arguments import add_output_argument
 from gnnrec.bench.graphs import FULL_SIZE, TINY, synthetic_csr
 from gnnrec.bench.harness import (
     markdown_table,
@@ -40,6 +41,7 @@ from gnnrec.bench.kernel_candidates import (
 )
 from gnnrec.bench.kernel_check import check_on_device
 from gnnrec.bench.kernel_sweeps import tile_sweep
+from gnnrec.common.flags import whole
 from gnnrec.kernels.csr import inverse_sqrt_degree
 
 
@@ -186,9 +188,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         prog="gnnrec bench kernels", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--tiny", action="store_true", help="tiny graphs (forced without a GPU)")
-    parser.add_argument("--widths", type=int, nargs="+", default=[128, 64, 256])
+    parser.add_argument("--widths", type=whole(), nargs="+", default=[128, 64, 256])
     parser.add_argument("--graphs", nargs="+", help="names of the graphs to run (default: all)")
-    parser.add_argument("--output", default="bench/results/kernels.jsonl")
+    add_output_argument(parser, "kernels")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         args.tiny = True

@@ -19,7 +19,9 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from gnnrec.bench.arguments import add_output_argument
 from gnnrec.bench.harness import markdown_table, provenance, pyplot, save_figure, write_results
+from gnnrec.common.flags import whole
 from gnnrec.config import add_override_argument
 
 # name -> (recipe, overrides)
@@ -173,10 +175,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(
         prog="gnnrec bench quality", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=whole(0), nargs="+", default=[0, 1, 2])
     add_override_argument(parser, "config override for every run")
     parser.add_argument("--no-ratings", action="store_true", help="skip the rating-head runs")
-    parser.add_argument("--output", default="bench/results/quality.jsonl")
+    add_output_argument(parser, "quality")
     args = parser.parse_args(argv)
     rows = run(args)
     out = write_results(rows, args.output)

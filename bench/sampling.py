@@ -13,7 +13,9 @@ import argparse
 import numpy as np
 import torch
 
+from gnnrec.bench.arguments import add_output_argument
 from gnnrec.bench.harness import markdown_table, median_seconds, provenance, write_results
+from gnnrec.common.flags import whole
 from gnnrec.data import CSR, GraphStore
 from gnnrec.train.sampler import NeighborSampler
 
@@ -104,16 +106,18 @@ def run(args: argparse.Namespace) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=200_000)
-    parser.add_argument("--items", type=int, default=50_000)
-    parser.add_argument("--edges", type=int, default=5_000_000)
-    parser.add_argument("--fanouts", type=int, nargs="+", default=[15, 10, 5])
-    parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--batches", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", default="bench/results/sampling.jsonl")
+    parser = argparse.ArgumentParser(
+        prog="gnnrec bench sampling", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--users", type=whole(), default=200_000)
+    parser.add_argument("--items", type=whole(), default=50_000)
+    parser.add_argument("--edges", type=whole(), default=5_000_000)
+    parser.add_argument("--fanouts", type=whole(), nargs="+", default=[15, 10, 5])
+    parser.add_argument("--batch-size", type=whole(), default=1024)
+    parser.add_argument("--batches", type=whole(), default=10)
+    parser.add_argument("--repeats", type=whole(), default=3)
+    parser.add_argument("--seed", type=whole(0), default=0)
+    add_output_argument(parser, "sampling")
     args = parser.parse_args(argv)
     rows = run(args)
     write_results(rows, args.output)

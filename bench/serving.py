@@ -30,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gnnrec.bench.arguments import add_output_argument
 from gnnrec.bench.harness import markdown_table, pyplot, report, save_figure
+from gnnrec.common.flags import real, whole
 from gnnrec.config import add_override_argument
 
 FOLD_IN_MODELS = {  # name -> (recipe, overrides)
@@ -537,22 +539,28 @@ def main(argv: list[str] | None = None) -> list[dict]:
     add_override_argument(parser, "config override for the fold-in runs")
     parser.add_argument(
         "--fold-in-steps",
-        type=int,
+        type=whole(),
         help="BPR steps fitting a new user's ID row (default: the handle's, 50 for ID models)",
     )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--items", type=int, default=1_000_000, help="items of the latency run")
-    parser.add_argument("--users", type=int, default=100_000, help="users of the latency run")
-    parser.add_argument("--steps", type=int, default=30, help="training steps of the latency run")
+    parser.add_argument("--seeds", type=whole(0), nargs="+", default=[0, 1, 2])
+    parser.add_argument("--items", type=whole(), default=1_000_000, help="items of the latency run")
+    parser.add_argument("--users", type=whole(), default=100_000, help="users of the latency run")
+    parser.add_argument(
+        "--steps", type=whole(), default=30, help="training steps of the latency run"
+    )
     parser.add_argument("--index", choices=("hnsw", "ivf", "flat"), default="hnsw")
-    parser.add_argument("--ef-construction", type=int, default=40)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--seconds", type=float, default=10.0, help="each load's duration")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--batch-users", type=int, default=1_000_000, help="users of the batch run")
-    parser.add_argument("--batch-items", type=int, default=100_000, help="items of the batch run")
-    parser.add_argument("--workers", type=int, default=2, help="Ray Data workers (batch)")
-    parser.add_argument("--output", default="bench/results/serving.jsonl")
+    parser.add_argument("--ef-construction", type=whole(), default=40)
+    parser.add_argument("--concurrency", type=whole(), nargs="+", default=[1, 8, 32])
+    parser.add_argument("--seconds", type=real(), default=10.0, help="each load's duration")
+    parser.add_argument("--port", type=whole(), default=8765)
+    parser.add_argument(
+        "--batch-users", type=whole(), default=1_000_000, help="users of the batch run"
+    )
+    parser.add_argument(
+        "--batch-items", type=whole(), default=100_000, help="items of the batch run"
+    )
+    parser.add_argument("--workers", type=whole(), default=2, help="Ray Data workers (batch)")
+    add_output_argument(parser, "serving")
     args = parser.parse_args(argv)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="gnnrec-serving-") as tmp:

@@ -74,6 +74,12 @@ def child(args: argparse.Namespace) -> dict:
     except Enough:
         pass
     pairs = list(zip(stamps, stamps[1:]))[args.warmup :]
+    steps_per_epoch = -(-len(data.train[0]) // config.train.batch_size)
+    if not pairs:
+        raise ValueError(
+            f"an epoch of this data has {steps_per_epoch} steps, too few to time --steps "
+            f"{args.steps} after --warmup {args.warmup}: give more --users or --per-user"
+        )
     wall = [b[0] - a[0] for a, b in pairs]
     cpu = [b[1] - a[1] for a, b in pairs]
     return {
@@ -82,7 +88,7 @@ def child(args: argparse.Namespace) -> dict:
         "cpu_seconds_per_step": statistics.median(cpu),
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
         "training_pairs": len(data.train[0]),
-        "steps_per_epoch": -(-len(data.train[0]) // config.train.batch_size),
+        "steps_per_epoch": steps_per_epoch,
     }
 
 
@@ -117,6 +123,8 @@ def _measure(args, optimizer: str, huge_pages: bool, path: Path | None) -> dict:
         text=True,
         cwd=args.run_dir.parent,
     )
+    if out.returncode == 2:  # the child's own one-line error
+        raise ValueError(out.stderr.strip().splitlines()[-1])
     if out.returncode:
         raise RuntimeError(f"{optimizer} (huge pages {huge_pages}) failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -125,7 +133,16 @@ def _measure(args, optimizer: str, huge_pages: bool, path: Path | None) -> dict:
 def run(args: argparse.Namespace) -> list[dict]:
     from gnnrec.bench.harness import provenance
 
-    if not (args.data / "manifest.json").exists():
+    wanted = {"num_users": args.users, "num_items": args.items}
+    wanted["interactions_per_user"] = args.per_user
+    if (args.data / "manifest.json").exists():  # the log of an earlier run, reused
+        spec = json.loads((args.data / "manifest.json").read_text())["spec"]
+        if any(spec[key] != value for key, value in wanted.items()):
+            raise ValueError(
+                f"{args.data} holds another log ({', '.join(f'{k} {spec[k]}' for k in wanted)}):"
+                " give another --data, or the same sizes"
+            )
+    else:
         from gnnrec.data.synthetic import SyntheticSpec, write_synthetic
 
         spec = SyntheticSpec(
@@ -186,26 +203,25 @@ def plot(rows: list[dict], path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--child" in argv:
+        _child_main(argv)
+    from gnnrec.bench.arguments import add_output_argument
+    from gnnrec.bench.harness import markdown_table, write_results
+    from gnnrec.common.flags import whole
+
     parser = argparse.ArgumentParser(prog="gnnrec bench steps", description=__doc__.split("\n")[0])
-    parser.add_argument("--users", type=int, default=1_000_000)
-    parser.add_argument("--items", type=int, default=100_000)
-    parser.add_argument("--per-user", type=int, default=10)
+    parser.add_argument("--users", type=whole(), default=1_000_000)
+    parser.add_argument("--items", type=whole(), default=100_000)
+    parser.add_argument("--per-user", type=whole(), default=10)
     parser.add_argument("--data", type=Path, default=Path("bench/data/steps_synth"))
     parser.add_argument("--run-dir", type=Path, default=Path("bench/data/steps_run/run"))
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=whole(), default=20)
+    parser.add_argument("--warmup", type=whole(0), default=3)
     parser.add_argument("--baseline", default="", help="a commit to time alike (git archive)")
-    parser.add_argument("--output", default="bench/results/steps.jsonl")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    add_output_argument(parser, "steps")
     args = parser.parse_args(argv)
     args.data, args.run_dir = args.data.resolve(), args.run_dir.resolve()
-    if args.child:
-        print(json.dumps(child(args)), flush=True)
-        # An earlier tree's sampling thread may still be inside torch: leave without the
-        # interpreter's shutdown (the row is out).
-        os._exit(0)
-    from gnnrec.bench.harness import markdown_table, write_results
-
     rows = run(args)
     out = write_results(rows, args.output)
     print(f"{rows[0]['device']}, {rows[0]['cpu_count']} CPUs, torch {rows[0]['torch']}")
@@ -214,6 +230,27 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(markdown_table(rows, columns))
     print(f"written: {out}, {plot(rows, out.with_suffix('.png'))}")
     return rows
+
+
+def _child_main(argv: list[str]) -> None:
+    """The measuring process, of an earlier tree too: plain arguments (the parent checked
+    them); prints its row, or one line of error and exits 2."""
+    parser = argparse.ArgumentParser()
+    for flag in ("--child", "--data", "--run-dir"):
+        parser.add_argument(flag)
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--warmup", type=int)
+    args = parser.parse_args(argv)
+    args.data, args.run_dir = Path(args.data).resolve(), Path(args.run_dir).resolve()
+    try:
+        row = child(args)
+    except ValueError as err:
+        print(err, file=sys.stderr, flush=True)
+        os._exit(2)
+    print(json.dumps(row), flush=True)
+    # An earlier tree's sampling thread may still be inside torch: leave without the
+    # interpreter's shutdown (the row is out).
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gnnrec.bench.arguments import add_output_argument
 from gnnrec.bench.harness import markdown_table, pyplot, report, save_figure
+from gnnrec.common.flags import real, whole
 from gnnrec.config import add_override_argument
 from gnnrec.update_config import UpdateConfig
 
@@ -308,15 +310,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
         prog="gnnrec bench updates", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--models", nargs="+", choices=tuple(MODELS), default=list(MODELS))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--base", type=float, default=0.9, help="fraction of time in the base run")
-    parser.add_argument("--delta", type=float, default=0.05, help="fraction in the update")
-    parser.add_argument("--update-epochs", type=int, default=UpdateConfig.epochs)
-    parser.add_argument("--replay", type=float, default=UpdateConfig.replay)
-    parser.add_argument("--lr-scale", type=float, default=UpdateConfig.lr_scale)
+    parser.add_argument("--seeds", type=whole(0), nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--base", type=real(high=1.0), default=0.9, help="fraction of time in the base run"
+    )
+    parser.add_argument("--delta", type=real(high=1.0), default=0.05, help="fraction in the update")
+    parser.add_argument("--update-epochs", type=whole(), default=UpdateConfig.epochs)
+    parser.add_argument("--replay", type=real(low_open=False), default=UpdateConfig.replay)
+    parser.add_argument("--lr-scale", type=real(), default=UpdateConfig.lr_scale)
     parser.add_argument("--validate", action="store_true")
     add_override_argument(parser, "config override for every run")
-    parser.add_argument("--output", default="bench/results/updates.jsonl")
+    add_output_argument(parser, "updates")
     args = parser.parse_args(argv)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="gnnrec-updates-") as tmp:

@@ -113,6 +113,15 @@ def write_json_atomic(path: str | Path, data: Any, indent: int | None = 2) -> Pa
     return write_text_atomic(path, json.dumps(data, indent=indent, allow_nan=False))
 
 
+def read_json(path: str | Path) -> Any:
+    """The JSON in the file ``path``; ``ValueError`` naming it when it is not JSON (a
+    damaged or foreign file)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); restore it, or retrain") from None
+
+
 OUTPUT_MARKER = ".gnnrec-output.json"
 """The file in every folder written through :func:`staged_folder`: the kind of output and the
 names written at its top level. Only a folder holding this marker with the same kind, and no

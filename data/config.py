@@ -42,6 +42,19 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        for name in ("test_fraction", "valid_fraction"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"data.{name} must be in [0, 1), got {getattr(self, name)}")
+        for name in ("cold_item_fraction", "new_user_fraction"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"data.{name} must be in (0, 1), got {getattr(self, name)}")
+        if self.temporal_k < 1:
+            raise ValueError(f"data.temporal_k must be at least 1, got {self.temporal_k}")
+        if self.test_fraction + self.valid_fraction >= 1.0:
+            raise ValueError(
+                f"data.test_fraction + data.valid_fraction must be below 1, got "
+                f"{self.test_fraction} + {self.valid_fraction}"
+            )
         spec = dataset_spec(self.dataset)
         for name in ("item_template", "user_template"):
             template_fields(getattr(self, name))  # raises on anything but bare field names

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gnnrec.common.atomic_files import staged_folder
+from gnnrec.common.atomic_files import read_json, staged_folder
 from gnnrec.data.errors import DataError
 from gnnrec.kernels.csr import edge_rows, gcn_scales, same_structure, transpose_csr
 
@@ -251,7 +251,7 @@ class GraphStore:
         manifest_file = folder / "manifest.json"
         if not manifest_file.is_file():
             raise DataError("no manifest.json: not a saved graph store", folder)
-        manifest = json.loads(manifest_file.read_text())
+        manifest = read_json(manifest_file)
         if manifest.get("format_version") != FORMAT_VERSION:
             raise DataError(
                 f"unsupported format_version {manifest.get('format_version')}", manifest_file

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from gnnrec.common.atomic_files import staged_folder
+from gnnrec.common.atomic_files import read_json, staged_folder
 from gnnrec.common.typed_fields import check_fields
 from gnnrec.data.datasets import register_dataset
 from gnnrec.data.errors import DataError
@@ -289,7 +289,7 @@ def load_synthetic(folder: str | Path) -> TextGraph:
     manifest_file = folder / "manifest.json"
     if not manifest_file.is_file():
         raise DataError("no manifest.json: not a folder written by `gnnrec synth`", folder)
-    spec = SyntheticSpec(**json.loads(manifest_file.read_text())["spec"])
+    spec = SyntheticSpec(**read_json(manifest_file)["spec"])
     tables = []
     for kind, count, fields in (
         ("user", spec.num_users, ["profile"]),
@@ -335,7 +335,7 @@ def node_pair_chunks(folder: str | Path) -> Callable[[], Iterator[np.ndarray]]:
     """The interaction parts of a written dataset as ``[2, c]`` node-id pairs (users ``0..U-1``,
     items ``U..``), the ``chunks`` of :func:`~gnnrec.data.out_of_core.build_csr_out_of_core`."""
     folder = Path(folder)
-    num_users = json.loads((folder / "manifest.json").read_text())["spec"]["num_users"]
+    num_users = read_json(folder / "manifest.json")["spec"]["num_users"]
     parts = sorted((folder / "interactions").glob("part-*.npy"))
 
     def chunks() -> Iterator[np.ndarray]:

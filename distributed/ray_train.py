@@ -15,7 +15,6 @@ resumes the same way.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import socket
 import tempfile
@@ -26,7 +25,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from gnnrec.common.atomic_files import write_json_atomic
+from gnnrec.common.atomic_files import read_json, write_json_atomic
 from gnnrec.common.ray_cluster import connect
 from gnnrec.distributed.layout import ParallelLayout
 from gnnrec.distributed.memory import process_memory
@@ -336,5 +335,5 @@ def fit_on_ray(
             parts = [shard["tables"][name]["best"] for shard in shards]
             best[f"{name}.weight"] = rows_of_rank(parts, rank=0, world=1)  # whole
     workers_file = run_dir / WORKERS_FILE
-    workers = json.loads(workers_file.read_text()) if workers_file.exists() else []
+    workers = read_json(workers_file) if workers_file.exists() else []
     return FitResult(best, state["history"], state["best_epoch"], workers)

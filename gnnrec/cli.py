@@ -13,6 +13,7 @@ from pathlib import Path
 from gnnrec import __version__, commands
 from gnnrec.bench import TOPICS as BENCH_TOPICS
 from gnnrec.cli_errors import explain
+from gnnrec.common.flags import real, whole
 from gnnrec.common.log import console_level, log_to_console
 from gnnrec.config import add_override_argument
 from gnnrec.recipes import RECIPES
@@ -109,7 +110,7 @@ def add_demo(sub, common) -> None:
     )
     _config_args(demo)
     _allow_data_change(demo)
-    demo.add_argument("--users", type=int, default=3, help="known users to show")
+    demo.add_argument("--users", type=whole(), default=3, help="known users to show")
     demo.add_argument("--text", default=commands.DEMO_USER_TEXT, help="a new user's description")
     demo.set_defaults(func=commands.cmd_demo)
 
@@ -120,7 +121,7 @@ def add_train(sub, common) -> None:
     _allow_data_change(train)
     train.add_argument(
         "--num-workers",
-        type=int,
+        type=whole(0),
         help="train on Ray Train with N DDP workers (parallel.num_workers; 0: in this process)",
     )
     train.add_argument(
@@ -144,8 +145,8 @@ def add_encode(sub, common) -> None:
     _config_args(encode)
     encode.add_argument("--backend", choices=["hf", "vllm"], help="encoder.backend")
     encode.add_argument("--model", help="a local embedding model folder (encoder.model)")
-    encode.add_argument("--num-workers", type=int, help="Ray workers (encoder.num_workers)")
-    encode.add_argument("--shard-size", type=int, help="texts per shard (encoder.shard_size)")
+    encode.add_argument("--num-workers", type=whole(), help="Ray workers (encoder.num_workers)")
+    encode.add_argument("--shard-size", type=whole(), help="texts per shard (encoder.shard_size)")
     encode.add_argument(
         "--engine-arg",
         dest="engine_args",
@@ -167,7 +168,7 @@ def add_evaluate(sub, common) -> None:
 def add_recommend(sub, common) -> None:
     recommend = _command(sub, common, "recommend", help="top-K items per user, or for a text")
     _run_overrides(recommend)
-    recommend.add_argument("-k", type=int, default=10, help="items per user")
+    recommend.add_argument("-k", type=whole(), default=10, help="items per user")
     recommend.add_argument(
         "--users", nargs="+", metavar="ID", help="only these user ids (default: every user)"
     )
@@ -176,7 +177,7 @@ def add_recommend(sub, common) -> None:
     )
     recommend.add_argument(
         "--num-workers",
-        type=int,
+        type=whole(),
         help="rank every user on N Ray Data workers (parallel.address, or a private local Ray "
         "instance); --output is then a folder of Parquet parts",
     )
@@ -200,7 +201,7 @@ def add_similar(sub, common) -> None:
         "--users id, by cosine similarity of the run's final embeddings.",
     )
     similar.add_argument("--run-dir", required=True, help="the trained run's folder")
-    similar.add_argument("-k", type=int, default=10, help="neighbours per query")
+    similar.add_argument("-k", type=whole(), default=10, help="neighbours per query")
     _allow_data_change(similar)
     query = similar.add_mutually_exclusive_group(required=True)
     query.add_argument("--items", nargs="+", metavar="ID", help="item ids")
@@ -221,8 +222,8 @@ def add_serve(sub, common) -> None:
     )
     serve.add_argument("--run-dir", required=True, help="the trained run's folder")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
-    serve.add_argument("--replicas", type=int, default=1, help="replicas of the service")
+    serve.add_argument("--port", type=whole(), default=8000, help="port to listen on")
+    serve.add_argument("--replicas", type=whole(), default=1, help="replicas of the service")
     serve.add_argument(
         "--address", default="", help="a Ray cluster to serve on (default: a private local one)"
     )
@@ -255,17 +256,20 @@ def add_update(sub, common) -> None:
         "--users", type=Path, help="text of new users: user_id and the run's user text columns"
     )
     update.add_argument(
-        "--epochs", type=int, default=UpdateConfig.epochs, help="update epochs over the new data"
+        "--epochs",
+        type=whole(),
+        default=UpdateConfig.epochs,
+        help="update epochs over the new data",
     )
     update.add_argument(
         "--replay",
-        type=float,
+        type=real(low_open=False),
         default=UpdateConfig.replay,
         help="earlier interactions trained on per new one, each epoch",
     )
     update.add_argument(
         "--lr-scale",
-        type=float,
+        type=real(),
         default=UpdateConfig.lr_scale,
         help="Adam's step size as a multiple of the run's train.lr",
     )
@@ -299,10 +303,11 @@ def add_export(sub, common) -> None:
     _index_argument(export, "also build a faiss index of the item embeddings (items.faiss)")
     export.add_argument(
         "--num-workers",
-        type=int,
+        type=whole(0),
         default=0,
-        help="write the users' side as Parquet parts (users/part-*.parquet: user_id, embedding, "
-        "seen) on N Ray Data workers (parallel.address, or a private local Ray instance)",
+        help="0 (one process), or write the users' side as Parquet parts (users/part-*.parquet: "
+        "user_id, embedding, seen) on N Ray Data workers (parallel.address, or a private local "
+        "Ray instance)",
     )
     export.set_defaults(func=commands.cmd_export)
 
@@ -357,16 +362,22 @@ def add_synth(sub, common) -> None:
         "to a folder (see gnnrec/data/synthetic.py).",
     )
     synth.add_argument("--output", type=Path, required=True, help="the dataset's folder")
-    synth.add_argument("--users", type=int, default=10_000, help="users")
-    synth.add_argument("--items", type=int, default=2_000, help="items")
-    synth.add_argument("--communities", type=int, default=8, help="planted communities")
+    synth.add_argument("--users", type=whole(), default=10_000, help="users")
+    synth.add_argument("--items", type=whole(), default=2_000, help="items")
+    synth.add_argument("--communities", type=whole(), default=8, help="planted communities")
     synth.add_argument(
-        "--interactions-per-user", type=float, default=20.0, help="mean interactions a user"
+        "--interactions-per-user",
+        type=real(low=1.0, low_open=False),
+        default=20.0,
+        help="mean interactions a user",
     )
     synth.add_argument(
-        "--affinity", type=float, default=0.8, help="share of a user's items in its community"
+        "--affinity",
+        type=real(high=1.0, low_open=False, high_open=False),
+        default=0.8,
+        help="share of a user's items in its community",
     )
-    synth.add_argument("--seed", type=int, default=0, help="the generator's seed")
+    synth.add_argument("--seed", type=whole(0), default=0, help="the generator's seed")
     synth.add_argument(
         "--no-csv",
         action="store_true",
@@ -377,7 +388,7 @@ def add_synth(sub, common) -> None:
         action="store_true",
         help="also the interactions as Parquet parts in table/ (for the table dataset)",
     )
-    synth.add_argument("--workers", type=int, default=1, help="generating processes")
+    synth.add_argument("--workers", type=whole(), default=1, help="generating processes")
     synth.add_argument(
         "--overwrite",
         action="store_true",

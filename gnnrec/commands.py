@@ -179,6 +179,8 @@ def cmd_recommend(args: argparse.Namespace) -> None:
     if new_user:
         _recommend_for_new_user(args)
         return
+    if any(item.split("=", 1)[0].strip() == "eval.top_k" for item in args.overrides):
+        raise ValueError("recommend takes the items per user from -k, not --set eval.top_k")
     overrides = [*args.overrides, f"eval.top_k={args.k}"]
     # Writing into the run: its lock (and so a writable folder) first, before any loading.
     with run_dir_lock(args.run_dir, create=False) if args.output is None else nullcontext():
@@ -206,6 +208,8 @@ def _recommend_on_ray(args: argparse.Namespace) -> None:
             "FOLDER (and no --users)"
         )
     check_replaceable(args.output, OUTPUT_KIND)  # before the minutes of loading
+    if any(item.split("=", 1)[0].strip() == "eval.top_k" for item in args.overrides):
+        raise ValueError("recommend takes the items per user from -k, not --set eval.top_k")
     overrides = [*args.overrides, f"eval.top_k={args.k}"]
     config, prepared, model = load_run(
         args.run_dir, overrides, allow_data_change=args.allow_data_change

@@ -10,7 +10,6 @@ last ``train`` began and how long it took) and ``gnnrec.log`` (every train's INF
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import tempfile
 import time
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from gnnrec.common.atomic_files import write_json_atomic
+from gnnrec.common.atomic_files import read_json, write_json_atomic
 from gnnrec.common.log import get_logger, log_to_file
 from gnnrec.common.run_lock import run_dir_lock
 from gnnrec.config import (
@@ -291,9 +290,7 @@ def load_run(
         raise FileNotFoundError(f"{model_file} does not exist: train the run first")
     config = load_config(run_dir / "config.toml", overrides)
     log.info("loading %s: its data, features and model", run_dir)
-    state = load_checkpoint(model_file)  # checked before the data is loaded
-    if "model" not in state:
-        raise ValueError(f"{model_file}: holds no model weights (not a gnnrec model.pt)")
+    state = _model_state(model_file)  # checked before the data is loaded
     prepared = prepare(config, progress=progress)
     fingerprint = check_data(prepared, run_dir, allow_data_change, config)
     provenance = run_provenance(config, fingerprint)
@@ -308,6 +305,24 @@ def load_run(
             "the data or the model configuration changed since it was trained"
         ) from None
     return config, prepared, model.to(config.train.torch_device()).eval()
+
+
+def _model_state(model_file: Path, mmap: bool = False) -> dict:
+    state = load_checkpoint(model_file, mmap=mmap)
+    if "model" not in state:
+        raise ValueError(f"{model_file}: holds no model weights (not a gnnrec model.pt)")
+    return state
+
+
+def check_model_file(run_dir: str | Path) -> None:
+    """``ValueError`` unless the current version's ``model.pt`` is this run's own (its model
+    and settings; the data is checked where the run loads): quick, nothing but the file's
+    header and the config read."""
+    folder = current_dir(run_dir)
+    model_file = folder / "model.pt"
+    config = load_config(folder / "config.toml")
+    expected = unchecked_data(run_provenance(config, {"sha256": None}), allow_data_change=True)
+    check_provenance(_model_state(model_file, mmap=True), expected, model_file)
 
 
 def evaluate_run(
@@ -327,7 +342,7 @@ def _evaluate_run(
     metrics = evaluate(prepared, model, config)
     previous = current_dir(run_dir) / "metrics.json"
     if previous.exists():
-        old = json.loads(previous.read_text())
+        old = read_json(previous)
         metrics.update({k: old[k] for k in ("best_epoch", "epochs_run", "trained_on") if k in old})
     write_json_atomic(previous, metrics)
     return metrics

@@ -5,9 +5,9 @@ hold a run."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from gnnrec.common.atomic_files import read_json
 from gnnrec.common.devices import resolve_device
 from gnnrec.common.run_lock import is_run_dir
 from gnnrec.config import RunConfig, changed_on_resume, load_config
@@ -24,7 +24,7 @@ def check_data(prepared: Prepared, run_dir: Path, allow_change: bool, config: Ru
     now = data_fingerprint(prepared)
     saved_file = run_dir / DATA_FILE
     if saved_file.exists() and not allow_change:
-        saved = json.loads(saved_file.read_text())
+        saved = read_json(saved_file)
         text = saved.get("text_sha256")
         if config.model.text_features and text is not None and text != now["text_sha256"]:
             raise ValueError(
@@ -81,7 +81,8 @@ def check_resumable(config: RunConfig, run_dir: Path) -> None:
 def check_trainable_folder(run_dir: Path) -> None:
     """``ValueError`` unless ``run_dir`` may hold a run's files: a new or empty folder, or a
     run directory (it has a lock or ``config.toml``); never the current folder, one above it,
-    or a non-empty folder of other files (a run writes ``model.pt``, ``metrics.json``, ...)."""
+    a folder inside another run, or a non-empty folder of other files (a run writes
+    ``model.pt``, ``metrics.json``, ...)."""
     here = Path.cwd().resolve()
     resolved = run_dir.resolve()
     if resolved == here or resolved in here.parents:
@@ -90,6 +91,12 @@ def check_trainable_folder(run_dir: Path) -> None:
         )
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"--run-dir {run_dir}: exists and is not a folder")
+    holder = next((p for p in resolved.parents if is_run_dir(p)), None)
+    if holder is not None:
+        raise ValueError(
+            f"--run-dir {run_dir}: inside the run directory {holder}, whose folders are that "
+            "run's own (its versions, export, checkpoints); give a folder outside it"
+        )
     if run_dir.is_dir() and any(run_dir.iterdir()):
         if not (is_run_dir(run_dir) or (run_dir / "config.toml").exists()):
             raise ValueError(

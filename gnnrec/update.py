@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import shutil
 import time
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gnnrec.common.atomic_files import write_json_atomic
+from gnnrec.common.atomic_files import read_json, write_json_atomic
 from gnnrec.common.log import get_logger, log_to_file
 from gnnrec.common.run_lock import is_run_dir, run_dir_lock
 from gnnrec.config import RunConfig, load_config
@@ -146,7 +145,7 @@ def update_run(
         try:
             change.write(folder / UPDATE_DIR)
             with log_to_file(folder / LOG_FILE):
-                metrics = _update(base, folder, settings, on_step, progress)
+                metrics = _update(base, folder, settings, on_step, progress, named=data)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -167,8 +166,10 @@ def _update(
     settings: UpdateConfig,
     on_step: Callable[[int], None] | None,
     progress: bool,
+    named: str | Path,
 ) -> dict:
-    """Prepares the grown data, trains from ``base``'s weights and writes the version."""
+    """Prepares the grown data, trains from ``base``'s weights and writes the version
+    (``named``: the interactions table as the caller gave it, for messages)."""
     old = load_config(base / "config.toml")
     config: RunConfig = dataclasses.replace(
         old,
@@ -181,7 +182,7 @@ def _update(
             progress=progress,
         ),
     )
-    fingerprint = json.loads((base / DATA_FILE).read_text())
+    fingerprint = read_json(base / DATA_FILE)
     state = load_checkpoint(base / "model.pt")
     check_provenance(state, run_provenance(old, fingerprint), base / "model.pt")
     clock = StageClock()
@@ -194,8 +195,7 @@ def _update(
         added = len(prepared.graph.interactions) - fingerprint["interactions"]
         if added <= 0:
             raise ValueError(
-                f"{config.data.updates[-1]}: adds no interaction the run does not already "
-                "hold; nothing to update"
+                f"{named}: adds no interaction the run does not already hold; nothing to update"
             )
         _check_base_data(prepared, added, fingerprint, base, config.model.text_features)
         _check_new_items_have_text(config, prepared, fingerprint["items"])

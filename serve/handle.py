@@ -38,7 +38,7 @@ from gnnrec.serve.fold_in import (
     fit_rows_linear,
     fold_in_users,
 )
-from gnnrec.serve.item_index import IndexConfig, ItemIndex
+from gnnrec.serve.item_index import IndexConfig, ItemIndex, check_indexable
 from gnnrec.train.checkpoint import state_digest
 from gnnrec.train.recommend import top_k_items
 from gnnrec.train.training_data import seen_items
@@ -113,11 +113,7 @@ class RunHandle:
         self.fold_in_steps = fold_in_steps
         self._index = None
         if index is not None:
-            if not model.scores_are_dot_products:
-                raise ValueError(
-                    f"{model.label} scores pairs with more than a dot product, so an index of "
-                    "item embeddings cannot rank for it; serve it without one"
-                )
+            check_indexable(model)
             self._index = ItemIndex(self.z[self.num_users :].cpu().numpy(), index)
 
     @property
@@ -163,11 +159,15 @@ class RunHandle:
 
     def title(self, item: str) -> str:
         """The item's title (its id when the data has none)."""
-        return self._titles[self._item_row[item]]
+        return self._titles[int(self.item_rows(id_list([item], "item"))[0])]
 
     def seen_items(self, user: str) -> list[str]:
-        """The items ``user`` has (training interactions and any recorded since)."""
+        """The items ``user`` (known or folded in) has: training interactions and any recorded
+        since."""
+        user = id_list([user], "user")[0]
         with self._lock:
+            if not self.knows_user(user):
+                raise UnknownIds("user", [user])
             return [self.graph.items.ids[i] for i in self._seen_rows(user)]
 
     # ---- queries ------------------------------------------------------------------------------

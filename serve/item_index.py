@@ -12,7 +12,6 @@ candidates found.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 
+from gnnrec.common.atomic_files import read_json
 from gnnrec.common.typed_fields import check_fields
 
 INDEX_FILE = "items.faiss"
@@ -123,9 +123,19 @@ class ItemIndex:
     @staticmethod
     def load(folder: Path, items: np.ndarray) -> ItemIndex:
         """The index :meth:`save` wrote into an export ``folder`` beside ``items``."""
-        meta = json.loads((Path(folder) / "export.json").read_text())["index"]
+        meta = read_json(Path(folder) / "export.json")["index"]
         fields = {
             k: meta[k] for k in ("kind", "m", "ef_construction", "ef_search", "lists", "nprobe")
         }
         index = _faiss().read_index(str(Path(folder) / INDEX_FILE))
         return ItemIndex(items, IndexConfig(**fields), index)
+
+
+def check_indexable(model) -> None:
+    """``ValueError`` unless ``model`` (a :class:`~gnnrec.models.recommender.Recommender`)
+    scores by dot products of its embeddings, which an index of item embeddings ranks by."""
+    if not model.scores_are_dot_products:
+        raise ValueError(
+            f"{model.label} scores pairs with more than a dot product, so an index of "
+            "item embeddings cannot rank for it; serve it without one"
+        )

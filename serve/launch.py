@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import re
 import signal
 import socket
 import time
@@ -17,7 +18,11 @@ from pathlib import Path
 
 from gnnrec.common.log import get_logger
 from gnnrec.common.run_lock import lock_purpose, run_dir_lock
-from gnnrec.serve.item_index import IndexConfig
+from gnnrec.config import load_config
+from gnnrec.models.config import build_model
+from gnnrec.run import check_model_file
+from gnnrec.serve.interaction_log import InteractionLog
+from gnnrec.serve.item_index import IndexConfig, check_indexable
 from gnnrec.update import UPDATING
 from gnnrec.versions import current_dir
 
@@ -67,6 +72,8 @@ def check_servable(run_dir: Path) -> None:
             raise
     if not (current_dir(run_dir) / "model.pt").exists():
         raise ValueError(f"{run_dir}: the run has not finished training (no model.pt)")
+    check_model_file(run_dir)  # here, not in every replica that Ray Serve restarts
+    InteractionLog(run_dir).read_new()  # every line a record (its ids: the replicas check)
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -81,6 +88,19 @@ def check_port_free(host: str, port: int) -> None:
             raise ValueError(f"cannot listen on {host}:{port}: {err.strerror}") from None
 
 
+def replica_error(app) -> str | None:
+    """The exception a replica of ``app`` (a Ray Serve application status) failed to start
+    with, as its last traceback line says (``ValueError: ...`` without the type for a
+    ``ValueError``, the run's own refusals); ``None`` when no deployment says."""
+    for deployment in app.deployments.values() if app is not None else []:
+        lines = [line.strip() for line in (deployment.message or "").splitlines()]
+        raised = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception): ", line)]
+        if raised:
+            kind, _, message = raised[-1].partition(": ")
+            return message if kind == "ValueError" else raised[-1]
+    return None
+
+
 def serve_run(
     run_dir: str | Path,
     host: str = "127.0.0.1",
@@ -91,7 +111,7 @@ def serve_run(
     index: str | None = None,
 ) -> None:
     """Serves ``run_dir`` at ``http://host:port`` until interrupted (see the module docstring)."""
-    run_dir = Path(run_dir).absolute()
+    given, run_dir = Path(run_dir), Path(run_dir).absolute()  # errors name the path given
     if replicas < 1:
         raise ValueError(f"--replicas must be at least 1, got {replicas}")
     if not 0 < port < 65536:
@@ -99,7 +119,10 @@ def serve_run(
     token = read_token(token_file, host)
     if index is not None:
         IndexConfig(kind=index)  # a wrong kind refused here, not in every replica
-    check_servable(run_dir)
+    check_servable(given)
+    if index is not None:  # NCF: refused here, not after every replica failed to start
+        config = load_config(current_dir(given) / "config.toml")
+        check_indexable(build_model(config.model, 1, 1, feature_dim=8, seed=0))
     check_port_free(host, port)
 
     from ray import serve
@@ -113,12 +136,20 @@ def serve_run(
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     try:
         serve.start(http_options={"host": host, "port": port})
-        serve.run(
-            service_app(run_dir, replicas, token, index),
-            name=APP_NAME,
-            route_prefix="/",
-            blocking=False,
-        )
+        try:
+            serve.run(
+                service_app(run_dir, replicas, token, index),
+                name=APP_NAME,
+                route_prefix="/",
+                blocking=False,
+            )
+        except RuntimeError:
+            reason = replica_error(serve.status().applications.get(APP_NAME))
+            if reason is None:
+                raise
+            raise ValueError(
+                f"the service could not start: {reason}".replace(str(run_dir), str(given))
+            ) from None
         print(
             f"serving {run_dir} at http://{host}:{port} ({replicas} replicas); Ctrl-C stops",
             flush=True,

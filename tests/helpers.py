@@ -55,6 +55,18 @@ def error_line(capsys, code: int) -> str:
     return lines[0]
 
 
+def parse_refusal(capsys, argv: list[str]) -> str:
+    """The error line of a CLI call that argparse refuses (a flag's value out of its range):
+    it exits 2 before any work."""
+    from gnnrec.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as parsed:
+        code = parsed.code
+    return error_line(capsys, code)
+
+
 def trained_model(run_dir: Path) -> dict[str, torch.Tensor]:
     """The weights a run kept (``model.pt``)."""
     return torch.load(run_dir / "model.pt", weights_only=True)["model"]

@@ -15,6 +15,7 @@ from helpers import planted_config
 import gnnrec
 from gnnrec.outputs import write_recommendations
 from gnnrec.run import load_run, train_run
+from gnnrec.serve.launch import serve_run
 
 
 def test_every_exported_name_resolves():
@@ -77,3 +78,7 @@ def test_export_refuses_a_model_whose_score_is_not_a_dot_product(
     with pytest.raises(ValueError, match="more than a dot product.*gnnrec recommend"):
         gnnrec.export(run_dir)
     assert not (run_dir / "export").exists()  # nothing half-written
+    with pytest.raises(ValueError, match="more than a dot product.*without one"):
+        gnnrec.load(run_dir, index="flat")
+    with pytest.raises(ValueError, match="NCF on IDs scores pairs with more than a dot product"):
+        serve_run(run_dir, index="hnsw")  # before Ray starts, not in every replica

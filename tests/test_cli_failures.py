@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import error_line, planted_sets
+from helpers import error_line, parse_refusal, planted_sets
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -81,8 +81,8 @@ def test_recommend_refuses_empty_text_and_k_0(trained_run, capsys):
     before = snapshot(trained_run)
     err = error_line(capsys, main(["recommend", "--run-dir", str(trained_run), "--text", " "]))
     assert "--text is empty" in err
-    err = error_line(capsys, main(["recommend", "--run-dir", str(trained_run), "-k", "0"]))
-    assert "-k must be at least 1" in err
+    err = parse_refusal(capsys, ["recommend", "--run-dir", str(trained_run), "-k", "0"])
+    assert "argument -k: 0 is below 1" in err
     missing = trained_run.parent / "no-such-folder"
     out = ["--run-dir", str(trained_run), "--output", str(missing / "top.csv")]
     err = error_line(capsys, main(["recommend", *out]))
@@ -327,3 +327,30 @@ def test_a_damaged_table_trains_or_fails_in_one_line(tmp_path_factory, kind, dat
     assert code == 2 and len(errors) == 1, done.stderr
     assert str(table) in errors[0] or "interactions" in errors[0], errors[0]
     assert not run_dir.exists()
+
+
+NUMBERS = [  # (command line, flag): a value out of range, NaN, or no number at all
+    (["update", "--run-dir", "r", "--data", "d.csv", "--epochs", "0"], "--epochs"),
+    (["update", "--run-dir", "r", "--data", "d.csv", "--lr-scale", "nan"], "--lr-scale"),
+    (["update", "--run-dir", "r", "--data", "d.csv", "--replay", "-1"], "--replay"),
+    (["serve", "--run-dir", "r", "--replicas", "0"], "--replicas"),
+    (["serve", "--run-dir", "r", "--port", "x"], "--port"),
+    (["similar", "--run-dir", "r", "--items", "1", "-k", "1.5"], "-k"),
+    (["recommend", "--run-dir", "r", "--num-workers", "0"], "--num-workers"),
+    (["export", "--run-dir", "r", "--num-workers", "-1"], "--num-workers"),
+    (["synth", "--output", "s", "--users", "0"], "--users"),
+    (["synth", "--output", "s", "--affinity", "1.5"], "--affinity"),
+    (["synth", "--output", "s", "--interactions-per-user", "inf"], "--interactions-per-user"),
+    (["synth", "--output", "s", "--workers", "0"], "--workers"),
+    (["synth", "--output", "s", "--seed", "-1"], "--seed"),
+    (["demo", "--users", "-1"], "--users"),
+    (["encode", "--shard-size", "0"], "--shard-size"),
+    (["train", "--num-workers", "-2"], "--num-workers"),
+]
+
+
+@pytest.mark.parametrize("argv, flag", NUMBERS, ids=[" ".join(a[:1] + a[-2:]) for a, _ in NUMBERS])
+def test_every_numeric_flag_is_checked_as_it_is_parsed(tmp_path, monkeypatch, capsys, argv, flag):
+    monkeypatch.chdir(tmp_path)  # nothing is written, wherever the call runs
+    assert f"argument {flag}: " in parse_refusal(capsys, argv)
+    assert not any(tmp_path.iterdir())

@@ -152,6 +152,10 @@ def test_bad_input_is_refused_naming_it(runs):
     with pytest.raises(UnknownIds):
         handle.record("someone", ["i0_1", "missing"])
     assert not handle.knows_user("someone")  # nothing recorded from a refused call
+    with pytest.raises(UnknownIds, match="unknown user id.*'someone'"):
+        handle.seen_items("someone")  # not an empty history
+    with pytest.raises(UnknownIds, match="unknown item id.*'missing'"):
+        handle.title("missing")
 
 
 def test_the_cli_recommends_for_items_and_prints_similar_items(runs):

@@ -73,6 +73,8 @@ def output_cases(root: Path, data: list[str]) -> list[tuple[list[str], Path]]:
     for name in ("notes.txt", "ratings.csv", "run/model.pt", "run/config.toml", "photos/cat.jpg"):
         cases.append((["recommend", *run, "--output", str(root / name)], root / name))
     cases.append((["export", *run, "--output", str(root / "notes.txt")], root / "notes.txt"))
+    for inner in ("new", "checkpoints/new"):  # a run's folders are its own
+        cases.append((["train", "--run-dir", str(root / "run" / inner), *data], root / "run"))
     return cases
 
 

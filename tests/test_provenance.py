@@ -37,7 +37,7 @@ def test_a_model_from_another_run_of_the_same_shapes_is_refused(two_runs, tmp_pa
     run = tmp_path / "run"
     shutil.copytree(a, run)
     shutil.copy(b / "model.pt", run / "model.pt")
-    for command in (["evaluate"], ["recommend"], ["export"]):
+    for command in (["evaluate"], ["recommend"], ["export"], ["serve"]):  # serve: before Ray
         line = error_line(capsys, main([*command, "--run-dir", str(run)]))
         assert "model.pt belongs to another run" in line and "train.lr 0.05 != 0.02" in line
     assert main(["evaluate", "--run-dir", str(a)]) == 0  # its own model loads

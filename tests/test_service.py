@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -298,3 +299,38 @@ def test_what_cannot_be_served_is_refused_before_starting(run_dir, tmp_path, cap
             text=True,
         )
     assert held.returncode == 2 and "in use by another gnnrec process" in held.stderr, held.stderr
+
+
+def test_a_log_that_is_not_records_is_refused_before_starting(run_dir, tmp_path, capsys):
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    (copy / "interactions.jsonl").write_text('{"user": "u1", "items": [], "time": 1}\nnot json\n')
+    line = error_line(capsys, main(["serve", "--run-dir", str(copy), "--port", str(_free_port())]))
+    assert "interactions.jsonl, line 2: not a JSON record" in line
+
+
+def test_a_replica_that_fails_to_start_is_reported_by_its_own_error():
+    """What Ray Serve's status holds for a replica whose ``__init__`` raised (its traceback),
+    reduced to the error's line."""
+    from types import SimpleNamespace
+
+    from gnnrec.serve.launch import replica_error
+
+    trace = (
+        "ray.exceptions.RayTaskError(RuntimeError): Traceback (most recent call last):\n"
+        '  File "/x/serve/service.py", line 91, in _fold_log\n'
+        "    raise ValueError(...)\n"
+        "ValueError: run/interactions.jsonl, line 1: unknown item id(s): 'i9'"
+    )
+
+    def status(*messages):
+        deployments = {f"d{i}": SimpleNamespace(message=m) for i, m in enumerate(messages)}
+        return SimpleNamespace(deployments=deployments)
+
+    assert (
+        replica_error(status("", trace))
+        == "run/interactions.jsonl, line 1: unknown item id(s): 'i9'"
+    )
+    other = trace.replace("ValueError: run", "MemoryError: run")
+    assert replica_error(status(other)).startswith("MemoryError: run/interactions.jsonl")
+    assert replica_error(status("Deploying", None)) is None and replica_error(None) is None

@@ -190,8 +190,11 @@ def test_an_update_of_pairs_the_run_holds_is_refused(run, tmp_path):
     with open(load_config(run / "config.toml").data.path) as f:
         rows = list(csv.reader(f))[1:4]  # pairs the run holds (in training or held out)
     again = _write(tmp_path / "again.csv", ["user_id", "item_id"], [r[:2] for r in rows])
-    with pytest.raises(ValueError, match="adds no interaction the run does not already hold"):
+    with pytest.raises(
+        ValueError, match="adds no interaction the run does not already hold"
+    ) as err:
         update_run(run, again)
+    assert str(err.value).startswith(f"{again}: ")  # the table given, not the version's copy
     assert current_version(run) is None and not any((run / VERSIONS).iterdir())
 
 

@@ -83,10 +83,11 @@ class TrainConfig:
         check_device_name(self.device, "train.device")
         if self.prefetch < 0 or self.feature_cache_nodes < 0:
             raise ValueError("prefetch and feature_cache_nodes must be >= 0")
-        if self.epochs < 1 or self.batch_size < 1 or self.num_negatives < 1 or self.lr <= 0:
-            raise ValueError("epochs, batch_size, num_negatives >= 1 and lr > 0 are required")
-        if self.eval_every < 1 or self.patience < 1:
-            raise ValueError("eval_every and patience must be >= 1")
+        for name in ("epochs", "batch_size", "num_negatives", "eval_every", "patience"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"train.lr must be > 0, got {self.lr}")
         bad = [f for f in self.fanouts if f != -1 and f < 1]
         if bad or not self.fanouts:
             raise ValueError(
