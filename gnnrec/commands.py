@@ -156,8 +156,6 @@ def cmd_recommend(args: argparse.Namespace) -> None:
     from gnnrec.run import load_run
     from gnnrec.versions import current_dir
 
-    if args.k < 1:
-        raise ValueError(f"-k must be at least 1, got {args.k}")
     _check_output_folder(args.output)
     new_user = args.text is not None or args.items is not None
     if args.output is not None and new_user:
@@ -179,9 +177,7 @@ def cmd_recommend(args: argparse.Namespace) -> None:
     if new_user:
         _recommend_for_new_user(args)
         return
-    if any(item.split("=", 1)[0].strip() == "eval.top_k" for item in args.overrides):
-        raise ValueError("recommend takes the items per user from -k, not --set eval.top_k")
-    overrides = [*args.overrides, f"eval.top_k={args.k}"]
+    overrides = _recommend_overrides(args)
     # Writing into the run: its lock (and so a writable folder) first, before any loading.
     with run_dir_lock(args.run_dir, create=False) if args.output is None else nullcontext():
         config, prepared, model = load_run(
@@ -193,6 +189,13 @@ def cmd_recommend(args: argparse.Namespace) -> None:
     print(f"wrote top-{args.k} recommendations for {count} users to {out}")
 
 
+def _recommend_overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` with ``-k`` as ``eval.top_k`` (given both ways, it is refused)."""
+    if any(item.split("=", 1)[0].strip() == "eval.top_k" for item in args.overrides):
+        raise ValueError("recommend takes the items per user from -k, not --set eval.top_k")
+    return [*args.overrides, f"eval.top_k={args.k}"]
+
+
 def _recommend_on_ray(args: argparse.Namespace) -> None:
     """Every user's top ``-k`` as Parquet parts in the folder ``--output``, ranked by Ray Data
     workers."""
@@ -200,19 +203,19 @@ def _recommend_on_ray(args: argparse.Namespace) -> None:
     from gnnrec.run import load_run
     from gnnrec.serve.batch_recommend import OUTPUT_KIND, recommend_on_ray
 
-    if args.num_workers < 1:
-        raise ValueError(f"--num-workers must be at least 1, got {args.num_workers}")
     if args.output is None or args.users is not None:
         raise ValueError(
             "--num-workers ranks every user into a folder of Parquet parts: give --output "
             "FOLDER (and no --users)"
         )
+    if args.output.suffix.lower() in (".csv", ".tsv", ".parquet"):
+        raise ValueError(
+            f"--output {args.output}: --num-workers writes a folder of Parquet parts, not one "
+            f"{args.output.suffix} file; give a folder name"
+        )
     check_replaceable(args.output, OUTPUT_KIND)  # before the minutes of loading
-    if any(item.split("=", 1)[0].strip() == "eval.top_k" for item in args.overrides):
-        raise ValueError("recommend takes the items per user from -k, not --set eval.top_k")
-    overrides = [*args.overrides, f"eval.top_k={args.k}"]
     config, prepared, model = load_run(
-        args.run_dir, overrides, allow_data_change=args.allow_data_change
+        args.run_dir, _recommend_overrides(args), allow_data_change=args.allow_data_change
     )
     count = recommend_on_ray(prepared, model, config, args.output, args.num_workers)
     print(f"wrote top-{args.k} recommendations for {count} users to {args.output} (Parquet parts)")
@@ -240,8 +243,6 @@ def cmd_similar(args: argparse.Namespace) -> None:
     the users nearest each ``--users`` id."""
     from gnnrec.serve.handle import load
 
-    if args.k < 1:
-        raise ValueError(f"-k must be at least 1, got {args.k}")
     handle = load(args.run_dir, allow_data_change=args.allow_data_change)
     try:
         if args.items is not None:
@@ -296,8 +297,6 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     _check_output_folder(args.output)
     index = None if args.index is None else IndexConfig(kind=args.index)
-    if args.num_workers < 0:
-        raise ValueError(f"--num-workers must be >= 0, got {args.num_workers}")
     folder = export_embeddings(args.run_dir, args.output, index, args.num_workers)
     built = f" and the item index ({args.index})" if index else ""
     print(f"wrote user and item embeddings, their ids and seen items{built} to {folder}")

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from helpers import error_line, planted_config
+from helpers import error_line, parse_refusal, planted_config
 
 from gnnrec.cli import main
 from gnnrec.run import train_run
@@ -86,9 +86,11 @@ def test_what_cannot_be_written_is_refused_before_ray_starts(
     assert str(foreign) in error_line(capsys, main([*args, "--output", str(foreign)]))
     assert (foreign / "notes.txt").read_text() == "keep me"
     assert "give --output" in error_line(capsys, main(args))
-    assert "at least 1" in error_line(
-        capsys, main([*args[:-1], "0", "--output", str(tmp_path / "x")])
-    )
+    zero = [*args[:-1], "0", "--output", str(tmp_path / "x")]
+    assert "argument --num-workers: 0 is below 1" in parse_refusal(capsys, zero)
+    line = error_line(capsys, main([*args, "--output", str(tmp_path / "top.csv")]))
+    assert "a folder of Parquet parts, not one .csv file" in line  # the format its name says
     assert "is new" in error_line(capsys, main([*args, "--items", "i0_1"]))
     export = ["export", "--run-dir", str(run_dir), "--num-workers", "-1"]
-    assert "--num-workers must be >= 0" in error_line(capsys, main(export))
+    assert "argument --num-workers: -1 is below 0" in parse_refusal(capsys, export)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "top.csv").exists()
