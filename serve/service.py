@@ -287,4 +287,7 @@ def service_app(
 ):
     """The Ray Serve application of ``run_dir`` with ``replicas`` replicas (``index``: rank
     through a faiss index of that kind, or of that configuration)."""
-    return RunService.options(num_replicas=replicas).bind(str(run_dir), token, index)
+    # a replica that cannot load the run (its data, model or log) fails alike on every try:
+    # once is enough, and the driver reports its error at once
+    options = {"num_replicas": replicas, "max_constructor_retry_count": 1}
+    return RunService.options(**options).bind(str(run_dir), token, index)
