@@ -137,19 +137,21 @@ def serve_run(
     try:
         serve.start(http_options={"host": host, "port": port})
         try:
-            serve.run(
+            service = serve.run(
                 service_app(run_dir, replicas, token, index),
                 name=APP_NAME,
                 route_prefix="/",
                 blocking=False,
             )
-        except RuntimeError:
+            reason = service.startup_failure.remote().result()
+        except RuntimeError:  # a replica raised something else while loading
             reason = replica_error(serve.status().applications.get(APP_NAME))
             if reason is None:
                 raise
+        if reason is not None:
             raise ValueError(
                 f"the service could not start: {reason}".replace(str(run_dir), str(given))
-            ) from None
+            )
         print(
             f"serving {run_dir} at http://{host}:{port} ({replicas} replicas); Ctrl-C stops",
             flush=True,

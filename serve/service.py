@@ -146,12 +146,22 @@ class RunService:
         if isinstance(index, str):
             index = IndexConfig(kind=index)
         self.index = index
-        self.handle: RunHandle = load(run_dir, index=index)
-        self.handle.prepare_fold_in()
-        self.log = InteractionLog(run_dir)
         self._sync_lock = threading.Lock()
-        self._sync()  # replays everything recorded so far
+        self.failure: str | None = None
+        try:
+            self.handle: RunHandle = load(run_dir, index=index)
+            self.handle.prepare_fold_in()
+            self.log = InteractionLog(run_dir)
+            self._sync()  # replays everything recorded so far
+        except ValueError as err:  # the run's own refusal (its data changed, a bad log line)
+            self.failure = str(err)  # reported by `gnnrec serve`, which then stops the service
+            return
         threading.Thread(target=self._watch_versions, daemon=True).start()
+
+    def startup_failure(self) -> str | None:
+        """Why this replica could not load the run (``None``: it serves it); ``gnnrec serve``
+        asks before it announces the service."""
+        return self.failure
 
     def __del__(self) -> None:  # Ray Serve's replica shutdown: the version watcher stops too
         self._stop.set()

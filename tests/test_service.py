@@ -334,3 +334,27 @@ def test_a_replica_that_fails_to_start_is_reported_by_its_own_error():
     other = trace.replace("ValueError: run", "MemoryError: run")
     assert replica_error(status(other)).startswith("MemoryError: run/interactions.jsonl")
     assert replica_error(status("Deploying", None)) is None and replica_error(None) is None
+
+
+@pytest.mark.slow  # a real Ray Serve start
+def test_a_replica_that_cannot_load_the_run_stops_the_service_with_its_reason(run_dir, tmp_path):
+    """A log naming an item the run does not have (another run's log): the replica loads the
+    run, refuses the log, and ``gnnrec serve`` reports why in one line and stops, no traceback
+    on the console."""
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    (copy / "interactions.jsonl").write_text('{"user": "u1", "items": ["zzz"], "time": 1}\n')
+    port = _free_port()
+    done = subprocess.run(
+        [sys.executable, "-m", "gnnrec", "serve", "--run-dir", str(copy), "--port", str(port)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    errors = [line for line in done.stderr.splitlines() if line.startswith("gnnrec ")]
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert errors == [
+        f"gnnrec serve: error: the service could not start: {copy}/interactions.jsonl, "
+        "line 1: unknown item id(s): 'zzz'"
+    ]
+    assert all(listening != port for _, listening in _listeners())  # stopped, nothing left
