@@ -177,6 +177,7 @@ def update_rows(name: str, args, folder: Path, tables: dict, seed: int) -> list[
         "new_users": metrics["update"]["new_users"],
         "update_epochs": args.update_epochs,
         "replay": args.replay,
+        "lr_scale": settings.step_scale(config.model.text_features),
         "base_s": base_s,
         "update_s": update_s,
         "retrain_s": retrain_s,
@@ -317,7 +318,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--delta", type=real(high=1.0), default=0.05, help="fraction in the update")
     parser.add_argument("--update-epochs", type=whole(), default=UpdateConfig.epochs)
     parser.add_argument("--replay", type=real(low_open=False), default=UpdateConfig.replay)
-    parser.add_argument("--lr-scale", type=real(), default=UpdateConfig.lr_scale)
+    parser.add_argument("--lr-scale", type=real(), help="default: the update's, per model")
     parser.add_argument("--validate", action="store_true")
     add_override_argument(parser, "config override for every run")
     add_output_argument(parser, "updates")

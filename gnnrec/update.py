@@ -178,7 +178,7 @@ def _update(
         train=dataclasses.replace(
             old.train,
             epochs=settings.epochs,
-            lr=settings.lr_scale * old.train.lr,
+            lr=settings.step_scale(old.model.text_features) * old.train.lr,
             progress=progress,
         ),
     )

@@ -15,6 +15,7 @@ import torch
 from helpers import SHARDED, error_line, planted_config, trained_model
 
 import gnnrec
+from gnnrec import update as update_module
 from gnnrec.cli import main
 from gnnrec.common.run_lock import run_dir_lock
 from gnnrec.config import load_config
@@ -259,6 +260,26 @@ def test_update_settings_are_checked():
     for bad in ({"replay": -1.0}, {"replay": float("nan")}, {"lr_scale": 0.0}, {"epochs": 0}):
         with pytest.raises(ValueError, match="replay|lr_scale|epochs"):
             UpdateConfig(**bad)
+
+
+def test_the_step_size_defaults_per_model_and_a_given_one_wins(run, tmp_path, monkeypatch):
+    """4x the run's lr for ID-only models, 1x with text features (bench/README.md); the
+    trainer is handed that step size."""
+    assert UpdateConfig().step_scale(text_features=False) == 4.0
+    assert UpdateConfig().step_scale(text_features=True) == 1.0
+    assert UpdateConfig(lr_scale=2.5).step_scale(text_features=True) == 2.5
+    config = load_config(run / "config.toml")
+    steps = []
+    real_fit = update_module.fit
+
+    def spy(new_config, *args, **kwargs):
+        steps.append(new_config.train.lr)
+        return real_fit(new_config, *args, **kwargs)
+
+    monkeypatch.setattr(update_module, "fit", spy)
+    update_run(run, _write(tmp_path / "d.csv", ["user_id", "item_id"], [["u2", SPACE[6]]]))
+    expected = 1.0 if config.model.text_features else 4.0
+    assert steps == [pytest.approx(expected * config.train.lr)]
 
 
 def test_a_model_without_id_rows_keeps_its_weights_and_grows_its_graph(
