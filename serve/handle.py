@@ -184,13 +184,39 @@ class RunHandle:
         """Top-``k`` items for a new user who has ``items`` (best liked first; and, for a model
         with text features, describes themselves by ``text``), folded in; ``items`` excluded."""
         k = positive_int(k, "k")
+        rows = self.new_user_rows(items, text)
+        z = self._fold_new([rows], [text])[0]
+        return self._rank(z[None], [rows], k)[0]
+
+    def recommend_for_item_lists(
+        self,
+        item_lists: Sequence[Sequence[str]],
+        k: int = 10,
+        texts: Sequence[str | None] | None = None,
+    ) -> list[Ranked]:
+        """:meth:`recommend_for_items` for ``B`` new users at once (one fold-in and one ranking
+        for them all): each one's top-``k``, in order; ``texts``: each one's text or ``None``."""
+        k = positive_int(k, "k")
+        texts = [None] * len(item_lists) if texts is None else list(texts)
+        if len(texts) != len(item_lists):
+            raise ValueError(f"{len(item_lists)} item lists but {len(texts)} texts")
+        rows = [self.new_user_rows(items, text) for items, text in zip(item_lists, texts)]
+        return self._rank(self._fold_new(rows, texts), rows, k)
+
+    def new_user_rows(self, items: Sequence[str], text: str | None = None) -> np.ndarray:
+        """The item rows of a new user who has ``items`` (and describes themselves by
+        ``text``); the errors :meth:`recommend_for_items` raises for them (an unknown or no
+        item, text the model cannot read)."""
         rows = self.item_rows(id_list(items, "items"))
         if rows.size == 0:
             raise ValueError("items is empty: give at least one item the new user has")
         if text is not None:
             check_text(text, "text")
-        z = self._fold_new([rows], [text])[0]
-        return self._rank(z[None], [rows], k)[0]
+            if not self.config.model.text_features:
+                raise ValueError(
+                    "this model uses no text features, so it cannot read a new user's text"
+                )
+        return rows
 
     def embed_new_users(self, item_lists: Sequence[Sequence[str]]) -> torch.Tensor:
         """Final embeddings ``[B, H]`` of ``B`` new users, each folded in from their items
@@ -298,11 +324,7 @@ class RunHandle:
             ]
             with torch.no_grad():
                 h0 = self.model.place_text(self._encode(described)).to(self.z.device)
-        else:
-            if any(t for t in texts):
-                raise ValueError(
-                    "this model uses no text features, so it cannot read a new user's text"
-                )
+        else:  # (texts checked by new_user_rows: none for a model without text features)
             h0 = torch.zeros(len(item_lists), width, device=self.z.device)
         return self._fold(h0, item_lists)
 

@@ -13,13 +13,13 @@ Endpoints (JSON in and out; ids are strings or integers as in the data)::
     POST /similar/users          {"users", "k"}     -> {"similar": {id: [{"user", "score"}]}}
 
 An item list is ``[{"item", "score", "title"}]``, best first, seen items excluded; ``k`` larger
-than what is left returns all of it, with a ``note``. Known-user requests are batched
-(``@serve.batch``). A recorded interaction is in the log (:mod:`gnnrec.serve.interaction_log`)
-before the reply; every replica folds in the log's new lines before answering, so the next
-request of that user, on any replica, sees it. Errors are 4xx with ``{"error": ...}`` (unknown
-ids also list them in ``"unknown"``, invalid fields in ``"detail"``); a request body over
-:data:`MAX_BODY_BYTES` is 413; with a token, a request without ``Authorization: Bearer
-<token>`` is 401.
+than what is left returns all of it, with a ``note``. Known users' requests are batched
+(``@serve.batch``), and so are new users' (fold-in) requests. A recorded interaction is in the
+log (:mod:`gnnrec.serve.interaction_log`) before the reply; every replica folds in the log's
+new lines before answering, so the next request of that user, on any replica, sees it. Errors
+are 4xx with ``{"error": ...}`` (unknown ids also list them in ``"unknown"``, invalid fields in
+``"detail"``); a request body over :data:`MAX_BODY_BYTES` is 413; with a token, a request
+without ``Authorization: Bearer <token>`` is 401.
 
 When ``gnnrec update`` makes a new version of the run current, every replica loads it in the
 background and swaps it in once it holds the whole log; no request waits for it or fails.
@@ -46,7 +46,7 @@ from gnnrec.versions import current_version
 MAX_BODY_BYTES = 1 << 20
 MAX_IDS = 10_000  # ids in one request
 MAX_TEXT = 10_000  # characters of a text
-MAX_BATCH = 32  # known-user requests ranked together
+MAX_BATCH = 32  # requests ranked together (known users; new users' fold-ins)
 VERSION_POLL_S = 0.5  # how often a replica looks for a new version of the run
 logger = get_logger(__name__)
 
@@ -249,9 +249,32 @@ class RunService:
             raise ranked
         return {"user": user, **self._listed(ranked, body.k)}
 
+    @serve.batch(max_batch_size=MAX_BATCH, batch_wait_timeout_s=0.002)
+    async def _items_batch(self, requests: list[tuple[list[str], int, str | None]]) -> list:
+        """New users' requests folded in and ranked together; a request the handle refuses
+        (an unknown item, text the model cannot read) gets its own error, not the batch."""
+        answers: list = [None] * len(requests)
+        valid = []
+        for n, (items, _, text) in enumerate(requests):
+            try:
+                self.handle.new_user_rows(items, text)
+                valid.append(n)
+            except ValueError as err:
+                answers[n] = err
+        if valid:
+            k = max(requests[n][1] for n in valid)
+            ranked = self.handle.recommend_for_item_lists(
+                [requests[n][0] for n in valid], k, [requests[n][2] for n in valid]
+            )
+            for n, top in zip(valid, ranked):
+                answers[n] = top[: requests[n][1]]
+        return answers
+
     @app.post("/recommend/items")
-    def recommend_for_items(self, body: ItemsRequest) -> dict:
-        ranked = self.handle.recommend_for_items([str(i) for i in body.items], body.k, body.text)
+    async def recommend_for_items(self, body: ItemsRequest) -> dict:
+        ranked = await self._items_batch(([str(i) for i in body.items], body.k, body.text))
+        if isinstance(ranked, Exception):
+            raise ranked
         return self._listed(ranked, body.k)
 
     @app.post("/recommend/text")

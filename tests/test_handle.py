@@ -75,6 +75,21 @@ def test_a_new_user_folded_in_from_items_gets_their_genre(runs, name):
         assert sum(item in items for item in top) >= 3, (name, genre, top)  # random: 1.25
 
 
+@pytest.mark.parametrize("name", ["gcn", "lightgcn", "gat", "mf"])
+def test_new_users_folded_in_together_get_what_each_gets_alone(runs, name):
+    """The service batches fold-in requests: B new users at once rank as each one alone."""
+    handle = gnnrec.load(runs[name])
+    lists = [items[:n] for n, items in zip((3, 5, 1), GENRE_ITEMS.values())]
+    texts = ["I love space adventures", None, None] if name == "gcn" else None
+    together = handle.recommend_for_item_lists(lists, k=7, texts=texts)
+    for n, items in enumerate(lists):
+        alone = handle.recommend_for_items(items, k=7, text=texts[n] if texts else None)
+        assert [i for i, _ in together[n]] == [i for i, _ in alone]
+        assert [s for _, s in together[n]] == pytest.approx([s for _, s in alone], rel=1e-4)
+    with pytest.raises(ValueError, match="2 item lists but 1 texts"):
+        handle.recommend_for_item_lists(lists[:2], texts=[None])
+
+
 def test_recorded_interactions_are_folded_in_at_once(runs):
     handle = gnnrec.load(runs["lightgcn"])
     cooking = GENRE_ITEMS["cooking"]
