@@ -159,7 +159,10 @@ class RunHandle:
 
     def title(self, item: str) -> str:
         """The item's title (its id when the data has none)."""
-        return self._titles[int(self.item_rows(id_list([item], "item"))[0])]
+        row = self._item_row.get(str(item))  # (per item of every answer: one lookup)
+        if row is None:
+            raise UnknownIds("item", [str(item)])
+        return self._titles[row]
 
     def seen_items(self, user: str) -> list[str]:
         """The items ``user`` (known or folded in) has: training interactions and any recorded
