@@ -12,6 +12,7 @@ TOPICS = (
     "encoders",
     "end_to_end",
     "epoch",
+    "explain",
     "ingest",
     "kernels",
     "quality",

@@ -29,6 +29,7 @@ EPILOG = """examples:
   gnnrec recommend --run-dir runs/a -k 20 --output top20.parquet
   gnnrec recommend --run-dir runs/a --items 1 50 260   a new user from three items
   gnnrec similar --run-dir runs/a --items 1            the items nearest item 1
+  gnnrec explain --run-dir runs/a --user 1 --items 260 why item 260 for user 1
   gnnrec serve --run-dir runs/a --port 8000           JSON over HTTP on 127.0.0.1
   gnnrec update --run-dir runs/a --data new.parquet    learn new interactions (a new version)
   gnnrec config show --set model.hidden=128    the effective configuration, as TOML
@@ -207,6 +208,53 @@ def add_similar(sub, common) -> None:
     query.add_argument("--items", nargs="+", metavar="ID", help="item ids")
     query.add_argument("--users", nargs="+", metavar="ID", help="user ids")
     similar.set_defaults(func=commands.cmd_similar)
+
+
+def add_explain(sub, common) -> None:
+    explain_cmd = _command(
+        sub,
+        common,
+        "explain",
+        help="why an item is recommended to a user: the evidence and a sentence",
+        description="Takes the score of each (user, item) pair apart into the user's own term "
+        "and one term per item they have (exact for GCN and LightGCN, given the attention for "
+        "GAT), lists the largest terms and the paths through them, and says it in a sentence. "
+        "Without --items: the user's top --top recommendations.",
+    )
+    explain_cmd.add_argument("--run-dir", required=True, help="the trained run's folder")
+    _allow_data_change(explain_cmd)
+    who = explain_cmd.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="the user id")
+    who.add_argument(
+        "--pairs", type=Path, help="a CSV file with user and item columns: one explanation each"
+    )
+    explain_cmd.add_argument("--items", nargs="+", metavar="ID", help="items to explain")
+    explain_cmd.add_argument(
+        "--top", type=whole(), default=3, help="without --items: the user's top N items"
+    )
+    explain_cmd.add_argument("-k", type=whole(), default=5, help="history items listed")
+    explain_cmd.add_argument(
+        "--paths", type=whole(0), default=3, help="history items whose paths are listed"
+    )
+    explain_cmd.add_argument(
+        "--phrasing",
+        choices=("template", "llm"),
+        default="template",
+        help="the sentence: the deterministic template, or generated from the evidence by "
+        "--generator-model and validated (the template where it fails)",
+    )
+    explain_cmd.add_argument(
+        "--generator-model", help="a local instruct model folder or .gguf file (--phrasing llm)"
+    )
+    explain_cmd.add_argument("--generator-backend", choices=("hf", "vllm"), default="hf")
+    explain_cmd.add_argument(
+        "--generator-cache", help="folder of cached generations (default ~/.cache/gnnrec)"
+    )
+    explain_cmd.add_argument("--json", action="store_true", help="one JSON object a line")
+    explain_cmd.add_argument(
+        "--output", type=Path, help="a new .jsonl file for the explanations (with --pairs)"
+    )
+    explain_cmd.set_defaults(func=commands.cmd_explain)
 
 
 def add_serve(sub, common) -> None:
@@ -417,6 +465,7 @@ SUBCOMMANDS = (
     add_evaluate,
     add_recommend,
     add_similar,
+    add_explain,
     add_serve,
     add_update,
     add_export,

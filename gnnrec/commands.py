@@ -258,6 +258,58 @@ def cmd_similar(args: argparse.Namespace) -> None:
         handle.close()
 
 
+def cmd_explain(args: argparse.Namespace) -> None:
+    """Prints each pair's explanation (text, or JSON lines with ``--json``), or writes them to
+    ``--output`` as JSON lines."""
+    from gnnrec.explain.pairs_file import check_output, read_pairs
+    from gnnrec.explain.report import explanation_text
+    from gnnrec.serve.handle import load
+
+    if args.output is not None:
+        if args.pairs is None:
+            raise ValueError("--output writes the explanations of --pairs; give --pairs FILE.csv")
+        check_output(args.output)
+    if args.pairs is not None and args.items is not None:
+        raise ValueError("--items goes with --user; a --pairs file names its own items")
+    generator = None
+    if args.phrasing == "llm":
+        from gnnrec.explain.generator import Generator, GeneratorConfig
+
+        generator = Generator(
+            GeneratorConfig(
+                backend=args.generator_backend,
+                model=args.generator_model or "",
+                cache_dir=args.generator_cache or "",
+            )
+        )
+    pairs = read_pairs(args.pairs) if args.pairs is not None else None
+    handle = load(args.run_dir, allow_data_change=args.allow_data_change)
+    try:
+        if pairs is None:
+            items = args.items
+            if items is None:
+                items = [item for item, _ in handle.recommend([args.user], args.top)[args.user]]
+            pairs = [(args.user, item) for item in items]
+        explanations = handle.explain_pairs(pairs, args.k, args.paths)
+        if generator is not None:
+            from gnnrec.explain.phrasing import phrase
+
+            report = phrase(explanations, generator, handle.item_titles)
+            print(report.summary(), file=sys.stderr)
+    finally:
+        handle.close()
+    lines = [json.dumps(e.to_dict()) for e in explanations]
+    if args.output is not None:
+        from gnnrec.common.atomic_files import write_text_atomic
+
+        write_text_atomic(args.output, "".join(line + "\n" for line in lines))
+        print(f"wrote {len(lines)} explanations to {args.output}")
+    elif args.json:
+        print("\n".join(lines))
+    else:
+        print("\n\n".join(explanation_text(e) for e in explanations))
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     from gnnrec.serve.launch import serve_run
 

@@ -45,13 +45,18 @@ EDGE_CHUNK = 1 << 20  # values of [chunk, H F] rows the backward gathers at once
 class EdgeAttention:
     """The attention of :func:`gnnrec.kernels.aggregate`'s ``reduce="attention"``: per-node
     logit terms ``src`` ``[M, H]`` and ``dst`` ``[N, H]``, LeakyReLU's ``negative_slope``,
-    and edge dropout with probability ``dropout`` drawn from ``generator`` (training only)."""
+    and edge dropout with probability ``dropout`` drawn from ``generator`` (training only).
+    ``record``: the backend keeps the softmax weights it computed in ``weights`` ``[E, H]``
+    (detached; before dropout), so that a caller reads the attention the forward pass used
+    without computing it again or any ``[E, H, F]`` tensor."""
 
     src: torch.Tensor
     dst: torch.Tensor
     negative_slope: float = 0.2
     dropout: float = 0.0
     generator: torch.Generator | None = None
+    record: bool = False
+    weights: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.dropout < 1.0:
@@ -162,6 +167,8 @@ class _Attention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, indptr, indices, x, src, dst, attention, keep):
         alpha, s = attention_coefficients(indptr, indices, attention)
+        if attention.record:
+            attention.weights = alpha.detach()
         weights = alpha if keep is None else alpha * keep.to(alpha.dtype)
         out = _weighted_sum(indptr, indices, weights, x, indptr.numel() - 1)
         ctx.save_for_backward(indptr, indices, x, alpha, s, keep)

@@ -250,9 +250,11 @@ class TritonAttention(torch.autograd.Function):
     (see the module docstring)."""
 
     @staticmethod
-    def forward(ctx, x, src, dst, indptr, indices, slope, keep, plan, params, launch):
+    def forward(ctx, x, src, dst, indptr, indices, slope, keep, plan, params, launch, record):
         schedule = plan.schedule(indptr, params)
         alpha = edge_softmax(indptr, indices, src, dst, slope, schedule, launch.block_e)
+        if record is not None:
+            record.weights = alpha.detach()
         weights = alpha if keep is None else alpha * keep.to(alpha.dtype)
         out = _weighted_sums(indptr, indices, x, schedule, launch, weights)
         ctx.save_for_backward(x, src, dst, indptr, indices, alpha, keep)
@@ -293,7 +295,7 @@ class TritonAttention(torch.autograd.Function):
                 grad_src = _weighted_sums(t.indptr, t.perm, d_s, t_schedule, launch).to(src.dtype)
             if ctx.needs_input_grad[2]:
                 grad_dst = _weighted_sums(indptr, edge_ids, d_s, schedule, launch).to(dst.dtype)
-        return grad_x, grad_src, grad_dst, *([None] * 7)
+        return grad_x, grad_src, grad_dst, *([None] * 8)
 
 
 def aggregate_attention_triton(
@@ -328,4 +330,5 @@ def aggregate_attention_triton(
         plan,
         params or ScheduleParams(),
         Launch(block_e, block_f),
+        attention if attention.record else None,
     )

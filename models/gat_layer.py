@@ -57,22 +57,37 @@ class GATLayer(nn.Module):
             bound = math.sqrt(6.0 / (att.shape[0] + att.shape[1]))
             nn.init.uniform_(att, -bound, bound)
 
+    def values(self, h: torch.Tensor) -> torch.Tensor:
+        """The messages ``g = Theta h`` ``[M, F_out]`` the attention weights (``h`` itself
+        without ``weight``)."""
+        return h if self.weight is None else nn.functional.linear(h, self.weight)
+
+    def edge_weights(
+        self, h: torch.Tensor, view: GraphView, targets: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``alpha`` ``[E, H]``: each edge's attention weight per head, as :meth:`forward`
+        computes and uses it (``h'_i = ||_k sum_{e = (i, j)} alpha_ek (Theta h_j)^k``)."""
+        return self(h, view, targets, return_attention=True)[1]
+
     def forward(
         self,
         h: torch.Tensor,
         view: GraphView,
         targets: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
+        return_attention: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``h'`` ``[N, F_out]``; with ``return_attention``, also the weights ``alpha``
+        ``[E, H]`` (detached, in the view's edge order, before dropout) that the kernel computed
+        and used."""
         num_rows = view.csr.num_rows
         targets = h[:num_rows] if targets is None else targets
         heads, width = self.heads, self.att_src.shape[1]
+        g = self.values(h)
         if self.weight is None:
-            g = h
             src = (h.view(-1, heads, width) * self.att_src).sum(-1)
             dst = (targets.view(-1, heads, width) * self.att_dst).sum(-1)
         else:
-            g = nn.functional.linear(h, self.weight)
             # a . (W h) = (a^T W) h: [n, H] logit terms from the inputs, without [n, H, F]
             # products forward or backward
             w = self.weight.view(heads, width, -1)
@@ -84,8 +99,9 @@ class GATLayer(nn.Module):
             negative_slope=self.negative_slope,
             dropout=self.dropout if self.training else 0.0,
             generator=generator,
+            record=return_attention,
         )
-        return aggregate(
+        out = aggregate(
             view.csr.indptr,
             view.csr.indices,
             g,
@@ -93,3 +109,4 @@ class GATLayer(nn.Module):
             attention=attention,
             validate=False,
         )
+        return (out, attention.weights) if return_attention else out

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from gnnrec.kernels import aggregate
+from gnnrec.kernels.csr import edge_rows
 from gnnrec.models.graph_view import GraphView
 
 
@@ -46,6 +47,26 @@ class GCNLayer(nn.Module):
         if self.bias is not None:
             bound = 1 / math.sqrt(self.weight.shape[1]) if self.weight is not None else 0.0
             nn.init.uniform_(self.bias, -bound, bound)
+
+    def values(self, h: torch.Tensor) -> torch.Tensor:
+        """``Theta h`` ``[M, F_out]`` (no bias): what each edge carries, scaled by
+        :meth:`edge_weights` (``Theta`` commutes with the weighted sum)."""
+        return h if self.weight is None else nn.functional.linear(h, self.weight)
+
+    def edge_weights(
+        self, h: torch.Tensor, view: GraphView, targets: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
+        """``c`` ``[E, 1]`` with ``h'_i = sum_{e = (i, j)} c_e Theta h_j``: ``r_i c_j`` for
+        ``sum``, ``1 / d_i`` for ``mean``; None where the layer is not such a sum (``max``, a
+        bias). ``h`` and ``targets`` are unused (the signature of
+        :meth:`GATLayer.edge_weights`)."""
+        if self.bias is not None or self.aggregation == "max":
+            return None
+        rows, cols = edge_rows(view.csr.indptr), view.csr.indices.long()
+        if self.aggregation == "sum":
+            return (view.row_scale[rows] * view.col_scale[cols]).unsqueeze(1)
+        degree = view.csr.degree().to(view.row_scale.dtype)
+        return (1.0 / degree[rows]).unsqueeze(1)
 
     def forward(self, h: torch.Tensor, view: GraphView) -> torch.Tensor:
         scaled = self.aggregation == "sum"

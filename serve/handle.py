@@ -28,6 +28,8 @@ from gnnrec.common.arguments import check_text, id_list, positive_int
 from gnnrec.common.log import get_logger
 from gnnrec.config import RunConfig
 from gnnrec.data.user_text import user_text_for_items
+from gnnrec.explain.explanation import Explanation
+from gnnrec.explain.run_evidence import explain_pairs
 from gnnrec.models.graph_view import GraphView
 from gnnrec.models.recommender import Recommender
 from gnnrec.pipeline import Prepared
@@ -104,6 +106,7 @@ class RunHandle:
         self._seen = seen_items(data.train[0], data.train[1], self.num_users)
         self._state: GraphState | None = None  # built on the first fold-in (prepare_fold_in)
         self._fresh: dict[str, FoldedUser] = {}
+        self._z_text: torch.Tensor | None = None  # text_embeddings, made on first use
         if fold_in_steps is None:
             fold_in_steps = FIT_STEPS if config.model.id_embeddings else 0
         if fold_in_steps and not config.model.id_embeddings:
@@ -125,6 +128,11 @@ class RunHandle:
     def item_ids(self) -> Sequence[str]:
         """The items' ids, in row order."""
         return self.graph.items.ids
+
+    @property
+    def item_titles(self) -> Sequence[str]:
+        """The items' titles (their ids where the data has none), in row order."""
+        return self._titles
 
     def prepare_fold_in(self) -> None:
         """Computes what fold-in reads (each layer's inputs over the whole graph: one forward
@@ -257,6 +265,38 @@ class RunHandle:
         selves = [[self._user_row[u]] if u in self._user_row else [] for u in users]
         ranked = self._nearest(query, self._unit[: self.num_users], selves, k)
         return dict(zip(users, _named(ranked, self.graph.users.ids)))
+
+    def explain(self, user: str, item: str, k: int = 5, paths: int = 3) -> Explanation:
+        """Why ``item`` is (or would be) recommended to ``user``: the evidence of the score, its
+        ``k`` largest history terms and the paths through the ``paths`` best
+        (:mod:`gnnrec.explain`), with a template sentence."""
+        return explain_pairs(self, [(user, item)], k, paths)[0]
+
+    def explain_pairs(
+        self, pairs: Sequence[tuple[str, str]], k: int = 5, paths: int = 3
+    ) -> list[Explanation]:
+        """:meth:`explain` for many ``(user, item)`` pairs at once (one batched computation)."""
+        return explain_pairs(self, pairs, k, paths)
+
+    def text_embeddings(self) -> torch.Tensor:
+        """The text part of ``z`` ``[U + I, H]``: the model with every ID row masked (for a
+        model linear in layer 0, ``z`` less this is the ID part); computed once."""
+        if not self.config.model.text_features:
+            raise ValueError("this model uses no text features")
+        with self._lock:
+            if self._z_text is None:
+                data = self._data
+                view = GraphView.of(data.graph.csr).to(self.model.device)
+                n = data.graph.num_nodes
+                x = data.features.to(self.model.device)
+                with torch.no_grad():
+                    self._z_text = self.model(
+                        torch.arange(n, device=self.model.device),
+                        x,
+                        view,
+                        torch.zeros(n, dtype=torch.bool, device=self.model.device),
+                    )
+            return self._z_text
 
     # ---- updates ------------------------------------------------------------------------------
 

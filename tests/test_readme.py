@@ -36,7 +36,9 @@ def test_run_level_example_trains_recommends_and_exports(tmp_path):
         assert (run_dir / name).is_file(), name
     assert (run_dir / "export" / "user_embeddings.npy").is_file()
     assert "'item_embeddings.npy'" in out and "'seen_items.npy'" in out
-    folded, recorded, similar = (ast.literal_eval(line) for line in out.splitlines()[-3:])
+    *_, folded, recorded, similar, why = out.splitlines()
+    folded, recorded, similar = (ast.literal_eval(line) for line in (folded, recorded, similar))
+    assert why.startswith("Recommended ")
     for ranked in (folded, recorded, similar):
         assert len(ranked) == 3 and all(isinstance(s, float) for _, s in ranked)
     assert [i for i, _ in folded] == [i for i, _ in recorded]  # the same two movies

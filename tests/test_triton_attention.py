@@ -162,3 +162,20 @@ def test_a_gat_model_on_the_triton_kernels_equals_it_on_the_cpu_backend(monkeypa
     assert len(cpu_grads) == len(triton_grads) >= 4  # weights, attention vectors, IDs
     for a, b in zip(triton_grads, cpu_grads):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@settings(max_examples=10)
+@given(case=attention_cases([torch.float32], max_nodes=8, max_edges=20))
+def test_the_weights_the_kernel_used_are_handed_back(case):
+    """``record=True``: the softmax weights the forward computed ``[E, H]``, as the CPU
+    backend's (what ``GATLayer(return_attention=True)`` returns on a GPU)."""
+    (indptr, indices, _), slope = case.graph, case.slope
+    x, src, dst = case.inputs()
+    weights = {}
+    for backend in ("triton", "torch"):
+        attention = EdgeAttention(src, dst, negative_slope=slope, record=True)
+        with torch.no_grad():
+            aggregate(indptr, indices, x, reduce="attention", attention=attention, backend=backend)
+        weights[backend] = attention.weights
+    assert weights["triton"].shape == (indices.numel(), src.shape[1])
+    torch.testing.assert_close(weights["triton"], weights["torch"], rtol=1e-5, atol=1e-6)

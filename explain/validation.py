@@ -1,0 +1,66 @@
+"""What a generated sentence may say: only the evidence. A sentence is rejected when it is
+empty or over-long, names any catalogue item that is not in the evidence (its full title, or
+the title without its trailing year when that still has two words or more), names a user, or
+does not name the recommended item at all. Rejected sentences are replaced by the template."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
+USER = re.compile(r"\buser\s+\S+", re.IGNORECASE)
+MAX_CHARS = 400
+
+
+def title_forms(title: str) -> list[str]:
+    """The lower-case forms of ``title`` a sentence may name it by."""
+    full = " ".join(title.lower().split())
+    forms = [full]
+    bare = YEAR.sub("", full)
+    if bare != full and len(bare.split()) >= 2:
+        forms.append(bare)
+    return forms
+
+
+class SentenceValidator:
+    """Checks sentences against a catalogue of ``titles`` (see the module docstring)."""
+
+    def __init__(self, titles: Iterable[str], max_chars: int = MAX_CHARS):
+        self.max_chars = max_chars
+        self._forms = [(form, title) for title in set(titles) for form in title_forms(title)]
+
+    def problem(self, sentence: str, allowed: Sequence[str], item: str) -> str | None:
+        """None for a sentence that may be shown, else why not. ``allowed``: the titles of the
+        evidence (the recommended ``item`` among them)."""
+        text = " ".join(sentence.lower().split())
+        if not text:
+            return "empty"
+        if len(text) > self.max_chars:
+            return "too long"
+        if USER.search(text):
+            return "names a user"
+        allowed_titles = set(allowed) | {item}
+        named = {title for form, title in self._forms if form in text and _mentions(text, form)}
+        invented = sorted(named - allowed_titles)
+        if invented:
+            return f"names an item not in the evidence: {invented[0]!r}"
+        if not any(_mentions(text, form) for form in title_forms(item)):
+            return "does not name the recommended item"
+        return None
+
+
+def _mentions(text: str, form: str) -> bool:
+    """Whether ``form`` occurs in ``text`` as a whole (not inside a longer word or number:
+    "number 1" is not in "number 13")."""
+    start = text.find(form)
+    while start >= 0:
+        end = start + len(form)
+        before = text[start - 1] if start else " "
+        after = text[end] if end < len(text) else " "
+        if not (before.isalnum() and form[0].isalnum()) and not (
+            after.isalnum() and form[-1].isalnum()
+        ):
+            return True
+        start = text.find(form, start + 1)
+    return False
