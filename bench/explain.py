@@ -196,11 +196,21 @@ def dataset_rows(dataset: str, args, folder: Path) -> list[dict]:
     for method in METHODS:
         values = drops[method]
         row[f"mean_rank_drop_{method}"] = float(np.mean(values)) if values else None
-    # evidence's drop on the GNNExplainer subset, for a like-for-like mean
-    subset = drops["evidence"][: len(drops["gnnexplainer"])]
+        row[f"mean_score_drop_{method}"] = float(np.mean(score_drops[method])) if values else None
+    for other in ("random", "gnnexplainer"):  # on the pairs both were measured on
+        n = len(drops[other])
+        if not n:
+            continue
+        ours, theirs = np.asarray(drops["evidence"][:n]), np.asarray(drops[other])
+        row[f"win_rate_vs_{other}"] = float(np.mean(ours > theirs))  # rank lowered more
+        row[f"tie_rate_vs_{other}"] = float(np.mean(ours == theirs))
+        ours_s, theirs_s = np.asarray(score_drops["evidence"][:n]), np.asarray(score_drops[other])
+        row[f"score_win_rate_vs_{other}"] = float(np.mean(ours_s > theirs_s))
+    subset = drops["evidence"][: len(drops["gnnexplainer"])]  # like for like with GNNExplainer
     row["mean_rank_drop_evidence_on_gnnexplainer_pairs"] = (
         float(np.mean(subset)) if subset else None
     )
+    row["unchanged_rank_share_evidence"] = float(np.mean(np.asarray(drops["evidence"]) == 0))
     return [row]
 
 
