@@ -31,6 +31,10 @@ class DataConfig:
     new_user_fraction: float = 0.1  # of the users with test interactions (split new_users)
     seed: int = 0
     user_text_items: int = 20
+    # A user's text: "template" (their fields and liked items, user_template) or "profile" (the
+    # description gnnrec profile wrote for them into profiles_path, a .jsonl file)
+    user_text: Literal["template", "profile"] = "template"
+    profiles_path: str = ""
     # Text templates over field names (see gnnrec/data/templates.py); empty: "Field: value."
     # sentences of every field, and for users "Liked: <best-rated training items>."
     item_template: str = ""  # e.g. "{title}. Genres: {genres}. Tags: {tags}."
@@ -54,6 +58,11 @@ class DataConfig:
             raise ValueError(
                 f"data.test_fraction + data.valid_fraction must be below 1, got "
                 f"{self.test_fraction} + {self.valid_fraction}"
+            )
+        if self.user_text == "profile" and not self.profiles_path:
+            raise ValueError(
+                'data.user_text = "profile" reads data.profiles_path, which is empty: give the '
+                ".jsonl file gnnrec profile wrote"
             )
         spec = dataset_spec(self.dataset)
         for name in ("item_template", "user_template"):

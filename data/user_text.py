@@ -26,6 +26,17 @@ def liked_items(
 ) -> list[str]:
     """Per user, the best-rated training items (most recent first on ties), as
     ``"Toy Story (1995) (Animation, Comedy); ..."``. Only ``train_index`` is read."""
+    return [
+        liked_phrase(graph, chosen, title_field, genre_field)
+        for chosen in liked_item_rows(graph, train_index, max_items)
+    ]
+
+
+def liked_item_rows(
+    graph: TextGraph, train_index: np.ndarray, max_items: int = 20
+) -> list[list[int]]:
+    """Per user, the item rows of :func:`liked_items`: at most ``max_items`` training items,
+    best-rated first (most recent first on ties)."""
     inter = graph.interactions.subset(train_index)
     order = np.lexsort((-inter.timestamp, -inter.rating, inter.user))
     per_user: list[list[int]] = [[] for _ in range(graph.num_users)]
@@ -33,7 +44,7 @@ def liked_items(
         chosen = per_user[inter.user[k]]
         if len(chosen) < max_items:
             chosen.append(int(inter.item[k]))
-    return [liked_phrase(graph, chosen, title_field, genre_field) for chosen in per_user]
+    return per_user
 
 
 def liked_phrase(
@@ -95,7 +106,15 @@ def user_texts_from_interactions(
 
 
 def node_texts(graph: TextGraph, split: Split, cfg: DataConfig) -> list[str]:
-    """``U + I`` texts: users' from their training interactions (and profile), items' fields,
+    """``U + I`` texts: users' from their training interactions (and profile fields), or the
+    generated profiles of ``cfg.profiles_path`` (``user_text = "profile"``); items' fields;
     each through its template if one is configured."""
-    users = user_texts_from_interactions(graph, split.train, cfg.user_text_items, cfg.user_template)
+    if cfg.user_text == "profile":
+        from gnnrec.explain.profiles import read_profiles
+
+        users = read_profiles(cfg.profiles_path, graph.users.ids)
+    else:
+        users = user_texts_from_interactions(
+            graph, split.train, cfg.user_text_items, cfg.user_template
+        )
     return users + node_table_texts(graph.items, cfg.item_template)

@@ -30,9 +30,10 @@ class SentenceValidator:
         self.max_chars = max_chars
         self._forms = [(form, title) for title in set(titles) for form in title_forms(title)]
 
-    def problem(self, sentence: str, allowed: Sequence[str], item: str) -> str | None:
+    def problem(self, sentence: str, allowed: Sequence[str], item: str | None) -> str | None:
         """None for a sentence that may be shown, else why not. ``allowed``: the titles of the
-        evidence (the recommended ``item`` among them)."""
+        evidence; ``item``: the recommended title, which the sentence must name (None: no such
+        rule, as for a profile)."""
         text = " ".join(sentence.lower().split())
         if not text:
             return "empty"
@@ -40,12 +41,12 @@ class SentenceValidator:
             return "too long"
         if USER.search(text):
             return "names a user"
-        allowed_titles = set(allowed) | {item}
+        allowed_titles = set(allowed) | ({item} if item is not None else set())
         named = {title for form, title in self._forms if form in text and _mentions(text, form)}
         invented = sorted(named - allowed_titles)
         if invented:
             return f"names an item not in the evidence: {invented[0]!r}"
-        if not any(_mentions(text, form) for form in title_forms(item)):
+        if item is not None and not any(_mentions(text, form) for form in title_forms(item)):
             return "does not name the recommended item"
         return None
 

@@ -257,6 +257,29 @@ def add_explain(sub, common) -> None:
     explain_cmd.set_defaults(func=commands.cmd_explain)
 
 
+def add_profile(sub, common) -> None:
+    profile = _command(
+        sub,
+        common,
+        "profile",
+        help="a generated description of each user's taste, for data.user_text = 'profile'",
+        description="Writes one profile a user from their training-period items with a local "
+        "instruct model, validated (the template text where it fails), cached by prompt "
+        "(a second or resumed run generates only what is missing); --num-workers N shards the "
+        "users over Ray Data actors.",
+    )
+    _config_args(profile)
+    profile.add_argument("--output", type=Path, required=True, help="a new .jsonl file")
+    profile.add_argument("--generator-model", required=True, help="a local model folder or .gguf")
+    profile.add_argument("--generator-backend", choices=("hf", "vllm"), default="hf")
+    profile.add_argument("--generator-cache", help="folder of cached generations")
+    profile.add_argument("--max-new-tokens", type=whole(), default=64, help="per profile")
+    profile.add_argument("--batch-size", type=whole(), default=8, help="prompts at a time")
+    profile.add_argument("--num-workers", type=whole(), default=1, help="Ray Data actors")
+    profile.add_argument("--shard-size", type=whole(), default=256, help="users a Ray task")
+    profile.set_defaults(func=commands.cmd_profile)
+
+
 def add_serve(sub, common) -> None:
     serve = _command(
         sub,
@@ -466,6 +489,7 @@ SUBCOMMANDS = (
     add_recommend,
     add_similar,
     add_explain,
+    add_profile,
     add_serve,
     add_update,
     add_export,

@@ -310,6 +310,30 @@ def cmd_explain(args: argparse.Namespace) -> None:
         print("\n\n".join(explanation_text(e) for e in explanations))
 
 
+def cmd_profile(args: argparse.Namespace) -> None:
+    """Writes the users' generated profiles to ``--output`` and says how many passed."""
+    from gnnrec.explain.generator import GeneratorConfig
+    from gnnrec.explain.pairs_file import check_output
+    from gnnrec.explain.profiles import write_profiles
+
+    check_output(args.output)
+    generator = GeneratorConfig(
+        backend=args.generator_backend,
+        model=args.generator_model,
+        cache_dir=args.generator_cache or "",
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+    )
+    report = write_profiles(
+        _config(args), generator, args.output, args.num_workers, args.shard_size
+    )
+    print(report.summary())
+    print(
+        f"wrote {args.output}: train on it with --set data.user_text=profile "
+        f"--set data.profiles_path={args.output}"
+    )
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     from gnnrec.serve.launch import serve_run
 
