@@ -40,7 +40,7 @@ from gnnrec.data.graph_store import CSR
 from gnnrec.kernels.csr import edge_rows
 from gnnrec.models.graph_view import GraphView
 from gnnrec.models.recommender import Recommender
-from gnnrec.serve.fold_in import GraphState
+from gnnrec.serve.fold_in import GraphState, neighbor_rows
 
 EXACT = "exact"
 GIVEN_ATTENTION = "exact given the attention weights"
@@ -100,7 +100,8 @@ def pair_terms(
         raise ValueError("attention reads the user's own layer inputs: pass targets")
     device, dtype = z_users.device, z_users.dtype
     scores = model.pair_scores(z_users, z_items)
-    csr, columns = _rows(neighbors, device)
+    csr, columns = neighbor_rows(neighbors, 0)
+    csr = csr.to(device)
     local = [s[columns.to(s.device)].to(device, dtype) for s in state.states]
     view = GraphView(
         csr,
@@ -138,18 +139,6 @@ def pair_terms(
 def _is_weighted_sum(conv: torch.nn.Module) -> bool:
     """Whether a GCN layer is ``sum_e c_e Theta h_j`` (see ``GCNLayer.edge_weights``)."""
     return getattr(conv, "bias", None) is None and getattr(conv, "aggregation", "sum") != "max"
-
-
-def _rows(neighbors: Sequence[np.ndarray], device: torch.device) -> tuple[CSR, torch.Tensor]:
-    """A CSR of one row per pair over the distinct nodes the rows name (``columns``, node
-    ids), each row's nodes deduplicated and sorted."""
-    lists = [np.unique(np.asarray(n, dtype=np.int64)) for n in neighbors]
-    flat = np.concatenate(lists) if lists else np.zeros(0, dtype=np.int64)
-    columns, local = np.unique(flat, return_inverse=True)
-    indptr = np.zeros(len(lists) + 1, dtype=np.int64)
-    indptr[1:] = np.cumsum([len(n) for n in lists])
-    csr = CSR(torch.from_numpy(indptr), torch.from_numpy(local.astype(np.int64)), len(columns))
-    return csr.to(device), torch.from_numpy(columns)
 
 
 def _by_heads(weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -206,7 +195,8 @@ def _add_paths(
     nodes = [j for _, _, j in chosen]
     indptr, indices = graph.indptr.cpu(), graph.indices.cpu()
     lists = [indices[int(indptr[j]) : int(indptr[j + 1])].numpy() for j in nodes]
-    inner, columns = _rows(lists, device)
+    inner, columns = neighbor_rows(lists, 0)
+    inner = inner.to(device)
     scale = graph.degree().to(dtype).rsqrt().nan_to_num(posinf=0.0)
     view = GraphView(
         inner,

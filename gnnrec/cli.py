@@ -210,6 +210,17 @@ def add_similar(sub, common) -> None:
     similar.set_defaults(func=commands.cmd_similar)
 
 
+def _generator_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
+    """The text generator's flags (``explain/generator.py``)."""
+    parser.add_argument(
+        "--generator-model", required=required, help="a local instruct model folder or .gguf"
+    )
+    parser.add_argument("--generator-backend", choices=("hf", "vllm"), default="hf")
+    parser.add_argument(
+        "--generator-cache", help="folder of cached generations (default ~/.cache/gnnrec)"
+    )
+
+
 def add_explain(sub, common) -> None:
     explain_cmd = _command(
         sub,
@@ -243,13 +254,7 @@ def add_explain(sub, common) -> None:
         help="the sentence: the deterministic template, or generated from the evidence by "
         "--generator-model and validated (the template where it fails)",
     )
-    explain_cmd.add_argument(
-        "--generator-model", help="a local instruct model folder or .gguf file (--phrasing llm)"
-    )
-    explain_cmd.add_argument("--generator-backend", choices=("hf", "vllm"), default="hf")
-    explain_cmd.add_argument(
-        "--generator-cache", help="folder of cached generations (default ~/.cache/gnnrec)"
-    )
+    _generator_arguments(explain_cmd, required=False)
     explain_cmd.add_argument("--json", action="store_true", help="one JSON object a line")
     explain_cmd.add_argument(
         "--output", type=Path, help="a new .jsonl file for the explanations (with --pairs)"
@@ -270,9 +275,7 @@ def add_profile(sub, common) -> None:
     )
     _config_args(profile)
     profile.add_argument("--output", type=Path, required=True, help="a new .jsonl file")
-    profile.add_argument("--generator-model", required=True, help="a local model folder or .gguf")
-    profile.add_argument("--generator-backend", choices=("hf", "vllm"), default="hf")
-    profile.add_argument("--generator-cache", help="folder of cached generations")
+    _generator_arguments(profile, required=True)
     profile.add_argument("--max-new-tokens", type=whole(), default=64, help="per profile")
     profile.add_argument("--batch-size", type=whole(), default=8, help="prompts at a time")
     profile.add_argument("--num-workers", type=whole(), default=1, help="Ray Data actors")

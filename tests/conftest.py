@@ -66,3 +66,23 @@ def planted_dir(tmp_path_factory) -> Path:
 def feature_cache(tmp_path_factory) -> Path:
     """One feature cache for the whole session, so each text is encoded once."""
     return tmp_path_factory.mktemp("feature-cache")
+
+
+@pytest.fixture(scope="session")
+def model_runs(planted_dir, feature_cache, tmp_path_factory) -> dict[str, Path]:
+    """Trained planted runs, read-only for the tests that share them: the text + ID GCN,
+    LightGCN (IDs only), GAT and MF."""
+    from helpers import planted_config
+
+    from gnnrec.run import train_run
+
+    folder = tmp_path_factory.mktemp("model-runs")
+    extra = {
+        "gcn": [],
+        "lightgcn": ["model.name=lightgcn", "model.text_features=false", "model.layers=3"],
+        "gat": ["model.name=gat", "model.text_features=false"],
+        "mf": ["model.name=mf", "model.text_features=false", "model.layers=0"],
+    }
+    for name, overrides in extra.items():
+        train_run(planted_config(planted_dir, feature_cache, folder / name, *overrides))
+    return {name: folder / name for name in extra}

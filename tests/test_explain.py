@@ -9,30 +9,18 @@ import re
 
 import numpy as np
 import pytest
-from helpers import error_line, planted_config
+from helpers import error_line
 
 import gnnrec
 from gnnrec.cli import main
 from gnnrec.explain.evidence import EXACT, GIVEN_ATTENTION
 from gnnrec.explain.run_evidence import SIMILARITY
-from gnnrec.run import train_run
 from gnnrec.serve.handle import UnknownIds
 
 
 @pytest.fixture(scope="module")
-def runs(planted_dir, feature_cache, tmp_path_factory) -> dict:
-    folder = tmp_path_factory.mktemp("explain-runs")
-    extra = {
-        "gcn": [],
-        "lightgcn": ["model.name=lightgcn", "model.text_features=false", "model.layers=3"],
-        "gat": ["model.name=gat", "model.text_features=false"],
-        "mf": ["model.name=mf", "model.text_features=false", "model.layers=0"],
-    }
-    out = {}
-    for name, overrides in extra.items():
-        train_run(planted_config(planted_dir, feature_cache, folder / name, *overrides))
-        out[name] = folder / name
-    return out
+def runs(model_runs) -> dict:
+    return model_runs
 
 
 def _top_pairs(handle, users: int = 10) -> list[tuple[str, str]]:

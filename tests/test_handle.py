@@ -12,10 +12,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import planted_config
 
 import gnnrec
-from gnnrec.run import train_run
 from gnnrec.serve.handle import UnknownIds
 
 GENRE_ITEMS = {
@@ -25,21 +23,8 @@ GENRE_ITEMS = {
 
 
 @pytest.fixture(scope="module")
-def runs(planted_dir, feature_cache, tmp_path_factory) -> dict:
-    """Trained planted runs: the text + ID GCN, LightGCN (IDs only), GAT and MF."""
-    folder = tmp_path_factory.mktemp("handle-runs")
-    extra = {
-        "gcn": [],
-        "lightgcn": ["model.name=lightgcn", "model.text_features=false", "model.layers=3"],
-        "gat": ["model.name=gat", "model.text_features=false"],
-        "mf": ["model.name=mf", "model.text_features=false", "model.layers=0"],
-    }
-    out = {}
-    for name, overrides in extra.items():
-        run_dir = folder / name
-        train_run(planted_config(planted_dir, feature_cache, run_dir, *overrides))
-        out[name] = run_dir
-    return out
+def runs(model_runs) -> dict:
+    return model_runs
 
 
 def _table(path) -> dict[str, list[tuple[str, float]]]:
