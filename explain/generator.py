@@ -116,9 +116,17 @@ class Generator:
 
     def _run(self, prompts: list[str]) -> list[str]:
         if self._engine is None:
-            self._engine = (_VLLMEngine if self.config.backend == "vllm" else _HFEngine)(
-                self.path, self.config
-            )
+            engine = _VLLMEngine if self.config.backend == "vllm" else _HFEngine
+            try:
+                self._engine = engine(self.path, self.config)
+            except (OSError, ValueError, KeyError) as err:
+                reason = (
+                    str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                )
+                raise ValueError(
+                    f"generator.model {str(self.path)!r}: cannot load a text-generation model "
+                    f"from it ({reason})"
+                ) from err
         return self._engine.generate(prompts)
 
     def reload(self) -> None:
