@@ -42,11 +42,16 @@ def prompt(e: Explanation, verb: str = "rated") -> str:
     titles = evidence_titles(e)
     facts = [f'The recommended title is "{e.title}".']
     if titles:
-        facts.append("The user " + verb + " " + ", ".join(f'"{t}"' for t in titles) + ".")
+        listed = ", ".join(f'"{t}"' for t in titles)
+        shown = f" ({len(titles)} of their {e.history_size} items, those that count most)"
+        facts.append(
+            f"The user {verb} {listed}" + (shown if e.history_size > len(titles) else "") + "."
+        )
     for t in e.history:
         people = e.also_rated.get(t.node, 0)
         if t.title in titles and people:
-            facts.append(f'{people} other people who {verb} "{t.title}" also {verb} "{e.title}".')
+            who = "other person who" if people == 1 else "other people who"
+            facts.append(f'{people} {who} {verb} "{t.title}" also {verb} "{e.title}".')
     return (
         "Explain a recommendation to a user in one short sentence, using only these facts and "
         "naming no other title.\n" + "\n".join(facts) + '\nStart with "Recommended because".'
