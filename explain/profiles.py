@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gnnrec.common.atomic_files import write_text_atomic
 from gnnrec.common.log import get_logger
 from gnnrec.explain.generator import Generator, GeneratorConfig
 from gnnrec.explain.validation import SentenceValidator
+
+if TYPE_CHECKING:
+    from gnnrec.config import RunConfig
 
 log = get_logger(__name__)
 PROFILE_CHARS = 600
@@ -58,7 +63,7 @@ def profile_prompt(liked: str, verb: str = "rated") -> str:
 
 
 def write_profiles(
-    config,
+    config: RunConfig,
     generator_config: GeneratorConfig,
     output: str | Path,
     num_workers: int = 1,
@@ -99,7 +104,7 @@ def write_profiles(
     return report
 
 
-def read_profiles(path: str | Path, user_ids) -> list[str]:
+def read_profiles(path: str | Path, user_ids: Sequence[str]) -> list[str]:
     """Each user's profile from a ``gnnrec profile`` file, in ``user_ids`` order; ``ValueError``
     naming the file and line of a bad line, or the users it lacks."""
     path = Path(path)
