@@ -110,7 +110,7 @@ def node_texts(graph: TextGraph, split: Split, cfg: DataConfig) -> list[str]:
     generated profiles of ``cfg.profiles_path`` (``user_text = "profile"``); items' fields;
     each through its template if one is configured."""
     if cfg.user_text == "profile":
-        from gnnrec.explain.profiles import read_profiles
+        from gnnrec.data.profiles_file import read_profiles
 
         users = read_profiles(cfg.profiles_path, graph.users.ids)
     else:

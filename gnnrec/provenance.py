@@ -24,7 +24,14 @@ __all__ = [
 
 SHAPING_SECTIONS = ("data", "encoder", "model", "train")
 PATH_SETTINGS = frozenset(
-    {"data.path", "data.sha256", "data.updates", "encoder.model", "encoder.cache_dir"}
+    {
+        "data.path",
+        "data.sha256",
+        "data.updates",
+        "data.profiles_path",
+        "encoder.model",
+        "encoder.cache_dir",
+    }
 )
 
 
