@@ -50,10 +50,11 @@ def read_pairs(path: Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def check_output(path: Path) -> None:
-    """``ValueError`` unless ``path`` is a new ``.jsonl`` file name (nothing is replaced)."""
+def check_output(path: Path, kind: str = "explanations") -> None:
+    """``ValueError`` unless ``path`` is a new ``.jsonl`` file name (nothing is replaced);
+    ``kind``: what is written there, for the message."""
     if path.suffix != ".jsonl":
-        raise ValueError(f"{path}: explanations are written as JSON lines; give a .jsonl name")
+        raise ValueError(f"{path}: {kind} are written as JSON lines; give a .jsonl name")
     if path.exists() or path.is_symlink():
         raise ValueError(f"{path}: exists; give a new file name (nothing is replaced)")
     if not path.parent.is_dir():

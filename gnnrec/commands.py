@@ -316,7 +316,7 @@ def cmd_profile(args: argparse.Namespace) -> None:
     from gnnrec.explain.pairs_file import check_output
     from gnnrec.explain.profiles import write_profiles
 
-    check_output(args.output)
+    check_output(args.output, "profiles")
     generator = GeneratorConfig(
         backend=args.generator_backend,
         model=args.generator_model,
