@@ -16,6 +16,7 @@ TOPICS = (
     "ingest",
     "kernels",
     "quality",
+    "relations",
     "sampling",
     "serving",
     "steps",

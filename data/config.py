@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from gnnrec.common.typed_fields import check_fields
 from gnnrec.data.datasets import build_options, dataset_spec
+from gnnrec.data.edge_weights import EdgeWeight
 from gnnrec.data.templates import template_fields
 
 
@@ -30,6 +31,9 @@ class DataConfig:
     cold_item_fraction: float = 0.2
     new_user_fraction: float = 0.1  # of the users with test interactions (split new_users)
     seed: int = 0
+    # Each interaction's weight in the graph: none | rating | count | <interaction table column>,
+    # or log1p(<one of them>) (see gnnrec/data/edge_weights.py)
+    edge_weight: str = "none"
     user_text_items: int = 20
     # A user's text: "template" (their fields and liked items, user_template) or "profile" (the
     # description gnnrec profile wrote for them into profiles_path, a .jsonl file)
@@ -64,10 +68,16 @@ class DataConfig:
                 'data.user_text = "profile" reads data.profiles_path, which is empty: give the '
                 ".jsonl file gnnrec profile wrote"
             )
+        self._edge_weight = EdgeWeight.parse(self.edge_weight)
         spec = dataset_spec(self.dataset)
         for name in ("item_template", "user_template"):
             template_fields(getattr(self, name))  # raises on anything but bare field names
         self._options = build_options(spec, self.options)
+
+    @property
+    def edge_weight_spec(self) -> EdgeWeight:
+        """``edge_weight`` parsed."""
+        return self._edge_weight
 
     @property
     def dataset_options(self) -> Any:

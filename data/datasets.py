@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from gnnrec.common.log import get_logger
 from gnnrec.common.typed_fields import checked_fields
+from gnnrec.data.edge_weights import check_weight_source, pair_counts
 from gnnrec.data.splits import Split, split_interactions
 from gnnrec.data.textgraph import TextGraph
 
@@ -73,8 +76,14 @@ def load_dataset(cfg: DataConfig) -> tuple[TextGraph, Split]:
         raise ValueError(f"dataset {cfg.dataset!r} needs data.path (--set data.path=...)")
     path = resolve_source(cfg.path, cfg.sha256 or None) if cfg.path else None
     graph, split = spec.load(cfg, path)
+    weight = cfg.edge_weight_spec
+    check_weight_source(graph, weight)
     kept = graph.interactions.last_of_each_pair()
     duplicates = len(graph.interactions) - len(kept)
+    if weight.source == "count":  # a collapsed pair weighs its rows; rows kept weigh 1 each
+        inter = graph.interactions
+        collapse = bool(duplicates) and split is None
+        inter.weight = pair_counts(inter) if collapse else np.ones(len(inter), np.float32)
     if duplicates and split is None:
         # A pair seen twice would land in train and test at once, and its test copy would be
         # masked as a training positive: keep one (the latest) and say so.

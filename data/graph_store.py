@@ -17,7 +17,7 @@ import torch
 
 from gnnrec.common.atomic_files import read_json, staged_folder
 from gnnrec.data.errors import DataError
-from gnnrec.kernels.csr import edge_rows, gcn_scales, same_structure, transpose_csr
+from gnnrec.kernels.csr import edge_rows, gcn_scales, row_sums, same_structure, transpose_csr
 
 FORMAT_VERSION = 1
 INDEX_DTYPE_LIMIT = 2**31
@@ -26,11 +26,13 @@ INDEX_DTYPE_LIMIT = 2**31
 @dataclass
 class CSR:
     """Compressed rows: ``indptr`` int64 ``[R + 1]``, ``indices`` int32 (int64 past 2^31)
-    ``[E]``, sorted by row then column."""
+    ``[E]``, sorted by row then column; ``values`` float32 ``[E]``: the edges' weights (None:
+    every edge weighs 1)."""
 
     indptr: torch.Tensor
     indices: torch.Tensor
     num_cols: int
+    values: torch.Tensor | None = None
 
     @property
     def num_rows(self) -> int:
@@ -43,6 +45,10 @@ class CSR:
     def degree(self) -> torch.Tensor:
         return self.indptr[1:] - self.indptr[:-1]
 
+    def row_sums(self) -> torch.Tensor:
+        """Each row's weighted degree ``sum_j w_ij`` ``[R]`` float64 (needs ``values``)."""
+        return row_sums(self.indptr, self.values)
+
     def row_ids(self) -> torch.Tensor:
         """Row of every edge, int64 ``[E]``."""
         return edge_rows(self.indptr)
@@ -51,7 +57,8 @@ class CSR:
         """This CSR on ``device`` (itself when already there)."""
         if self.indptr.device == torch.device(device):
             return self
-        return CSR(self.indptr.to(device), self.indices.to(device), self.num_cols)
+        values = None if self.values is None else self.values.to(device)
+        return CSR(self.indptr.to(device), self.indices.to(device), self.num_cols, values)
 
     def pin_memory(self) -> CSR:
         """A copy in page-locked host memory (fast, asynchronous host-to-GPU copies; a GPU reads
@@ -62,24 +69,47 @@ class CSR:
                 return t.pin_memory()
             return torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t)
 
-        return CSR(pinned(self.indptr), pinned(self.indices), self.num_cols)
+        values = None if self.values is None else pinned(self.values)
+        return CSR(pinned(self.indptr), pinned(self.indices), self.num_cols, values)
+
+    def rows_prefix(self, rows: int, cols: int | None = None) -> CSR:
+        """The first ``rows`` rows (their edges a prefix of ``indices``), over ``cols``
+        columns (default: all)."""
+        indptr = self.indptr[: rows + 1]
+        end = int(indptr[-1])
+        values = None if self.values is None else self.values[:end]
+        return CSR(indptr, self.indices[:end], self.num_cols if cols is None else cols, values)
 
     @staticmethod
     def from_edges(
-        rows: torch.Tensor, cols: torch.Tensor, num_rows: int, num_cols: int, coalesce: bool = True
+        rows: torch.Tensor,
+        cols: torch.Tensor,
+        num_rows: int,
+        num_cols: int,
+        coalesce: bool = True,
+        values: torch.Tensor | None = None,
     ) -> CSR:
-        """CSR of the edges ``(rows[e], cols[e])``; duplicates merged when ``coalesce``."""
+        """CSR of the edges ``(rows[e], cols[e])`` with weights ``values[e]``; duplicates
+        merged when ``coalesce`` (their weights summed)."""
         rows, cols = (
             torch.as_tensor(rows, dtype=torch.int64),
             torch.as_tensor(cols, dtype=torch.int64),
         )
         key = rows * num_cols + cols
-        key = torch.unique(key) if coalesce else torch.sort(key).values
+        if values is None:
+            key = torch.unique(key) if coalesce else torch.sort(key).values
+        else:
+            key, order = torch.sort(key, stable=True)
+            values = torch.as_tensor(values, dtype=torch.float32)[order]
+            if coalesce:
+                key, inverse = torch.unique_consecutive(key, return_inverse=True)
+                merged = torch.zeros(key.numel(), dtype=torch.float64, device=key.device)
+                values = merged.index_add_(0, inverse, values.double()).float()
         rows, cols = key // num_cols, key % num_cols
         indptr = torch.zeros(num_rows + 1, dtype=torch.int64, device=rows.device)
         indptr[1:] = torch.cumsum(torch.bincount(rows, minlength=num_rows), 0)
         dtype = torch.int32 if num_cols < INDEX_DTYPE_LIMIT else torch.int64
-        return CSR(indptr, cols.to(dtype), num_cols)
+        return CSR(indptr, cols.to(dtype), num_cols, values)
 
     def contains(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         """Whether each ``(rows[k], cols[k])`` ``[K]`` is an edge: a vectorised binary search in
@@ -102,9 +132,10 @@ class CSR:
 
     def transpose(self) -> CSR:
         """``A^T`` (rows sorted by column, as :meth:`from_edges` would sort them)."""
-        indptr, rows, _ = transpose_csr(self.indptr, self.indices, self.num_cols)
+        indptr, rows, perm = transpose_csr(self.indptr, self.indices, self.num_cols)
         dtype = torch.int32 if self.num_rows < INDEX_DTYPE_LIMIT else torch.int64
-        return CSR(indptr, rows.to(dtype), self.num_rows)
+        values = None if self.values is None else self.values[perm]
+        return CSR(indptr, rows.to(dtype), self.num_rows, values)
 
 
 KEY_CHUNK = 1 << 24  # keys turned into columns at a time (bounds the int64 temporaries)
@@ -129,33 +160,54 @@ def edge_keys(parts: Sequence[EdgePart], num_cols: int) -> np.ndarray:
 
 
 def csr_of_key_blocks(
-    blocks: Iterable[np.ndarray], num_edges: int, num_rows: int, num_cols: int
+    blocks: Iterable[tuple[np.ndarray, np.ndarray | None]],
+    num_edges: int,
+    num_rows: int,
+    num_cols: int,
+    weighted: bool = False,
 ) -> CSR:
     """The CSR of the edges ``key = row * num_cols + col`` (int64), duplicates merged, on the
     host. The keys come in blocks of rows (every key of a block below every key of the next,
-    e.g. the users' rows, then the items'); each block is sorted in place (consumed), so the
-    build holds one block, a bool per key of it and the ``[E']`` indices (``E' <= num_edges``,
-    the blocks' total), never rows and columns whole."""
+    e.g. the users' rows, then the items'), each with its edges' weights (float32, or None
+    when not ``weighted``; a merged edge weighs the sum of its copies). Each block is sorted
+    in place (consumed), so the build holds one block, a bool per key of it and the ``[E']``
+    indices (``E' <= num_edges``, the blocks' total), never rows and columns whole; weights
+    add a sort order (8 bytes a key of the block) and the ``[E']`` values."""
     dtype = np.int32 if num_cols < INDEX_DTYPE_LIMIT else np.int64
     indices = np.empty(num_edges, dtype=dtype)
+    values = np.empty(num_edges, dtype=np.float32) if weighted else None
     counts = np.zeros(num_rows, dtype=np.int64)
     done = 0
-    for key in blocks:
-        key.sort()
+    for key, weight in blocks:
+        if weighted:
+            order = np.argsort(key, kind="stable")
+            key, weight = key[order], weight[order]
+            del order
+        else:
+            key.sort()
         first = np.empty(len(key), dtype=bool)  # first of its run of equal keys
         first[:1] = True
         np.not_equal(key[1:], key[:-1], out=first[1:])
+        if weighted and len(key):
+            starts = np.flatnonzero(first)
+            values[done : done + len(starts)] = np.add.reduceat(weight.astype(np.float64), starts)
         for start in range(0, len(key), KEY_CHUNK):
             kept = key[start : start + KEY_CHUNK][first[start : start + KEY_CHUNK]]
             counts += np.bincount(kept // num_cols, minlength=num_rows)
             indices[done : done + len(kept)] = kept % num_cols
             done += len(kept)
-        del key, first  # before the next block is made
+        del key, first, weight  # before the next block is made
     if done < num_edges:  # duplicates were merged
         indices = indices[:done].copy()
+        values = None if values is None else values[:done].copy()
     indptr = np.zeros(num_rows + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
-    return CSR(torch.from_numpy(indptr), torch.from_numpy(indices), num_cols)
+    return CSR(
+        torch.from_numpy(indptr),
+        torch.from_numpy(indices),
+        num_cols,
+        None if values is None else torch.from_numpy(values),
+    )
 
 
 @dataclass
@@ -178,7 +230,12 @@ class GraphStore:
 
     def gcn_scales(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(D_r^-1/2, D_c^-1/2)`` float32 (see :func:`gnnrec.kernels.csr.gcn_scales`)."""
-        return gcn_scales(self.csr.indptr, self.csr.indices, self.csr.num_cols)
+        return gcn_scales(self.csr.indptr, self.csr.indices, self.csr.num_cols, self.csr.values)
+
+    @property
+    def weighted(self) -> bool:
+        """Whether the edges carry weights (``csr.values``)."""
+        return self.csr.values is not None
 
     @staticmethod
     def from_csr(csr: CSR, num_users: int = 0, num_items: int = 0) -> GraphStore:
@@ -196,14 +253,18 @@ class GraphStore:
         num_items: int,
         user_edges: np.ndarray | None = None,
         item_edges: np.ndarray | None = None,
+        weight: np.ndarray | None = None,
     ) -> GraphStore:
         """The symmetric user–item graph: users ``0..U-1``, items ``U..U+I-1``, both directions,
         duplicates merged; optional ``[2, E']`` user–user and item–item edges join it (both
-        directions too).
+        directions too). ``weight`` ``[E]``: each interaction's weight (both directions carry
+        it; same-type edges weigh 1; a merged edge weighs the sum of its copies), kept as the
+        CSR's ``values``.
 
         Built on the host from one int64 key ``target * N + source`` per directed edge, the
         users' rows, then the items' (:func:`csr_of_key_blocks`): about 5 bytes a directed edge
-        at the peak beside the result, no edge list copies."""
+        at the peak beside the result, no edge list copies (weights: 12 more a key of a
+        block)."""
         n = num_users + num_items
         user, item = np.asarray(user), np.asarray(item)
         user_rows: list[EdgePart] = [(user, 0, item, num_users)]
@@ -212,16 +273,27 @@ class GraphStore:
             if edges is not None:
                 edges = np.asarray(edges)
                 rows += [(edges[0], offset, edges[1], offset), (edges[1], offset, edges[0], offset)]
-        blocks = (edge_keys(rows, n) for rows in (user_rows, item_rows))
+
+        def weights(rows: list[EdgePart]) -> np.ndarray | None:
+            if weight is None:
+                return None
+            ones = np.ones(sum(len(target) for target, *_ in rows[1:]), dtype=np.float32)
+            return np.concatenate([np.asarray(weight, dtype=np.float32), ones])
+
+        blocks = ((edge_keys(rows, n), weights(rows)) for rows in (user_rows, item_rows))
         total = sum(len(target) for target, *_ in user_rows + item_rows)
-        csr = csr_of_key_blocks(blocks, total, n, n)
+        csr = csr_of_key_blocks(blocks, total, n, n, weighted=weight is not None)
         return GraphStore(csr, csr, True, num_users, num_items)
 
     def save(self, folder: str | Path) -> Path:
         """Writes ``.npy`` arrays and ``manifest.json`` into a temporary folder, then renames it."""
         arrays = {"csr_indptr": self.csr.indptr, "csr_indices": self.csr.indices}
+        if self.weighted:
+            arrays["csr_values"] = self.csr.values
         if not self.symmetric:
             arrays.update(csc_indptr=self.csc.indptr, csc_indices=self.csc.indices)
+            if self.weighted:
+                arrays["csc_values"] = self.csc.values
         manifest = {
             "format_version": FORMAT_VERSION,
             "num_nodes": self.num_nodes,
@@ -268,22 +340,31 @@ class GraphStore:
                 )
             arrays[name] = torch.from_numpy(array)
         n = manifest["num_nodes"]
-        csr = CSR(arrays["csr_indptr"], arrays["csr_indices"], n)
-        csc = CSR(arrays["csc_indptr"], arrays["csc_indices"], n) if "csc_indptr" in arrays else csr
+        csr = CSR(arrays["csr_indptr"], arrays["csr_indices"], n, arrays.get("csr_values"))
+        csc = (
+            CSR(arrays["csc_indptr"], arrays["csc_indices"], n, arrays.get("csc_values"))
+            if "csc_indptr" in arrays
+            else csr
+        )
         return GraphStore(
             csr, csc, manifest["symmetric"], manifest["num_users"], manifest["num_items"]
         )
 
     def to_pyg(self):
-        """PyG ``Data`` with ``edge_index = [source; target]``."""
+        """PyG ``Data`` with ``edge_index = [source; target]`` (and ``edge_weight`` ``[E]`` when
+        weighted)."""
         from torch_geometric.data import Data
 
         edge_index = torch.stack([self.csr.indices.long(), self.csr.row_ids()])
-        return Data(edge_index=edge_index, num_nodes=self.num_nodes)
+        data = Data(edge_index=edge_index, num_nodes=self.num_nodes)
+        if self.weighted:
+            data.edge_weight = self.csr.values
+        return data
 
     @staticmethod
     def from_pyg(data) -> GraphStore:
-        """From a PyG ``Data`` (homogeneous) or a user–item ``HeteroData``."""
+        """From a PyG ``Data`` (homogeneous) or a user–item ``HeteroData``; a 1-D
+        ``edge_weight`` becomes the edges' weights."""
         from torch_geometric.data import HeteroData
 
         if isinstance(data, HeteroData):
@@ -292,11 +373,21 @@ class GraphStore:
                 raise ValueError("HeteroData has no edge type between two node types")
             src, _, dst = cross[0]
             ei = data[cross[0]].edge_index
+            weight = _edge_weight(data[cross[0]])
             return GraphStore.bipartite(
-                ei[0].numpy(), ei[1].numpy(), data[src].num_nodes, data[dst].num_nodes
+                ei[0].numpy(),
+                ei[1].numpy(),
+                data[src].num_nodes,
+                data[dst].num_nodes,
+                weight=None if weight is None else weight.numpy(),
             )
         csr = CSR.from_edges(
-            data.edge_index[1], data.edge_index[0], data.num_nodes, data.num_nodes, coalesce=False
+            data.edge_index[1],
+            data.edge_index[0],
+            data.num_nodes,
+            data.num_nodes,
+            coalesce=False,
+            values=_edge_weight(data),
         )
         return GraphStore.from_csr(csr)
 
@@ -313,4 +404,22 @@ class GraphStore:
         edges = torch.stack([src[forward], dst[forward] - self.num_users])
         data[user, "rates", item].edge_index = edges
         data[item, "rated_by", user].edge_index = edges.flip(0)
+        if self.weighted:
+            data[user, "rates", item].edge_weight = self.csr.values[forward]
+            data[item, "rated_by", user].edge_weight = self.csr.values[forward]
         return data
+
+
+def _edge_weight(store) -> torch.Tensor | None:
+    """A PyG edge store's ``edge_weight`` ``[E]`` float32 (None when it has none); anything
+    else named ``edge_weight`` is refused."""
+    weight = getattr(store, "edge_weight", None)
+    if weight is None:
+        return None
+    weight = torch.as_tensor(weight)
+    edges = store.edge_index.shape[1]
+    if weight.shape != (edges,):
+        raise ValueError(f"edge_weight must have shape ({edges},), got {tuple(weight.shape)}")
+    if not bool(torch.isfinite(weight).all()) or bool((weight < 0).any()):
+        raise ValueError("edge_weight must be finite and non-negative")
+    return weight.float()

@@ -27,12 +27,14 @@ log = get_logger(__name__)
 @dataclass(kw_only=True)
 class ColumnMapping:
     """Which columns hold what. ``rating``/``timestamp`` are optional (1.0 and 0 when absent);
-    ``user_text``/``item_text`` name text columns of the user and item tables."""
+    ``weight``: an optional edge-weight column (finite, >= 0); ``user_text``/``item_text``
+    name text columns of the user and item tables."""
 
     user: str = "user_id"
     item: str = "item_id"
     rating: str | None = None
     timestamp: str | None = None
+    weight: str | None = None
     user_text: list[str] = field(default_factory=list)
     item_text: list[str] = field(default_factory=list)
 
@@ -166,12 +168,13 @@ def read_interaction_rows(
     m: ColumnMapping,
     known_users: Container[str] | None = None,
     known_items: Container[str] | None = None,
-) -> tuple[list[str], list[str], list[float], list[int]]:
-    """One file's ``(users, items, ratings, timestamps)``, ids stripped; the first bad row
-    (empty id, id missing from a given node table, bad rating or timestamp) is an error."""
-    cols = [m.user, m.item] + [c for c in (m.rating, m.timestamp) if c]
+) -> tuple[list[str], list[str], list[float], list[int], list[float]]:
+    """One file's ``(users, items, ratings, timestamps, weights)`` (weights empty without a
+    weight column), ids stripped; the first bad row (empty id, id missing from a given node
+    table, bad rating, timestamp or weight) is an error."""
+    cols = [m.user, m.item] + list(dict.fromkeys(c for c in (m.rating, m.timestamp, m.weight) if c))
     roles = {m.user: "id", m.item: "id", **({m.timestamp: "timestamp"} if m.timestamp else {})}
-    users, items, ratings, times = [], [], [], []
+    users, items, ratings, times, weights = [], [], [], [], []
     for line, row in rows(path, cols, roles):
         for kind, col, known, out in (
             ("user", m.user, known_users, users),
@@ -185,7 +188,15 @@ def read_interaction_rows(
             out.append(node)
         ratings.append(parse_float(row[m.rating], m.rating, path, line) if m.rating else 1.0)
         times.append(parse_int(row[m.timestamp], m.timestamp, path, line) if m.timestamp else 0)
-    return users, items, ratings, times
+        if m.weight:
+            weights.append(parse_float(row[m.weight], m.weight, path, line))
+            if weights[-1] < 0:
+                raise DataError(
+                    f"{m.weight} {row[m.weight]!r} is negative: edge weights must be >= 0",
+                    path,
+                    line,
+                )
+    return users, items, ratings, times, weights
 
 
 def read_edge_rows(path: Path, index: Mapping[str, int], kind: str) -> np.ndarray:
@@ -223,18 +234,21 @@ def load_table_rows(
             tables[kind] = read_node_rows(Path(table_path), col, text)
             index[kind] = {node: i for i, node in enumerate(tables[kind].ids)}
     fixed = {kind: index[kind] if tables[kind] is not None else None for kind in index}
-    u_idx, i_idx, ratings, times = [], [], [], []
+    u_idx, i_idx, ratings, times, weights = [], [], [], [], []
     for part in table_files(path):
-        u, i, r, t = read_interaction_rows(part, m, fixed["user"], fixed["item"])
+        u, i, r, t, w = read_interaction_rows(part, m, fixed["user"], fixed["item"])
         u_idx += [index["user"].setdefault(node, len(index["user"])) for node in u]
         i_idx += [index["item"].setdefault(node, len(index["item"])) for node in i]
         ratings += r
         times += t
+        weights += w
     return TextGraph(
         name or path.stem,
         tables["user"] or NodeTable(list(index["user"])),
         tables["item"] or NodeTable(list(index["item"])),
-        Interactions(np.asarray(u_idx), np.asarray(i_idx), ratings, times),
+        Interactions(
+            np.asarray(u_idx), np.asarray(i_idx), ratings, times, weights if m.weight else None
+        ),
         user_edges=None
         if user_edges is None
         else read_edge_rows(Path(user_edges), index["user"], "user"),

@@ -223,10 +223,15 @@ def load_table(
         "user": None if users is None else _read_node_keys(Path(users), m.user, m.user_text),
         "item": None if items is None else _read_node_keys(Path(items), m.item, m.item_text),
     }
-    numbers = {c: t for c, t in ((m.rating, pa.float64()), (m.timestamp, pa.int64())) if c}
+    numbers = {
+        c: t
+        for c, t in ((m.rating, pa.float64()), (m.timestamp, pa.int64()), (m.weight, pa.float64()))
+        if c
+    }
     codes = {"user": _Keys(), "item": _Keys()}
     ratings: list[np.ndarray] = []
     times: list[np.ndarray] = []
+    weights: list[np.ndarray] = []
     files = table_files(path)
     for n, part in enumerate(files):
         try:
@@ -237,18 +242,25 @@ def load_table(
                 count = len(batch[m.user])
                 ratings.append(batch[m.rating] if m.rating else np.ones(count, np.float32))
                 times.append(batch[m.timestamp] if m.timestamp else np.zeros(count, np.int64))
+                if m.weight:
+                    if (batch[m.weight] < 0).any():
+                        raise _RowByRow  # the row reader names the line
+                    weights.append(batch[m.weight])
                 pieces += 1
         except _RowByRow:
             _first_unknown(files[:n], codes, nodes, m)  # an earlier file's error comes first
             for kind in codes:
                 codes[kind].drop_file(n)
             del ratings[len(ratings) - pieces :], times[len(times) - pieces :]
+            del weights[len(weights) - (pieces if m.weight else 0) :]
             known = {k: None if v is None else v.known() for k, v in nodes.items()}
-            u, i, r, t = read_interaction_rows(part, m, known["user"], known["item"])
+            u, i, r, t, w = read_interaction_rows(part, m, known["user"], known["item"])
             codes["user"].add(pa.array(u, pa.string()), n)
             codes["item"].add(pa.array(i, pa.string()), n)
             ratings.append(np.asarray(r, dtype=np.float32))
             times.append(np.asarray(t, dtype=np.int64))
+            if m.weight:
+                weights.append(np.asarray(w, dtype=np.float32))
     tables, index, keys = {}, {}, {}
     with ThreadPoolExecutor(2) as pool:  # Arrow's hashing lets go of the GIL
         encoded = {
@@ -262,6 +274,7 @@ def load_table(
         tables[kind] = node.table if node else NodeTable(TextColumn(keys[kind].cast(pa.string())))
     del codes, encoded  # the ids as read: their positions are all that is needed now
     ratings, times = np.concatenate(ratings), np.concatenate(times)
+    weight = np.concatenate(weights) if m.weight else None
     # Arrow's allocator keeps what the batches and hashes freed for reuse (3.3 GB after 10^8
     # rows, as much as the arrays kept): hand it back before the split and graph allocate
     pa.default_memory_pool().release_unused()
@@ -269,7 +282,7 @@ def load_table(
         name or path.stem,
         tables["user"],
         tables["item"],
-        Interactions(index["user"], index["item"], ratings, times),
+        Interactions(index["user"], index["item"], ratings, times, weight),
         user_edges=None
         if user_edges is None
         else _edges(Path(user_edges), keys["user"], tables["user"], "user"),
@@ -340,6 +353,7 @@ def _load_table_dataset(cfg: DataConfig, path: Path | None) -> tuple[TextGraph, 
         item=o.item_column,
         rating=o.rating_column or None,
         timestamp=o.timestamp_column or None,
+        weight=cfg.edge_weight_spec.column,
         user_text=o.user_text_columns,
         item_text=o.item_text_columns,
     )

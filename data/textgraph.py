@@ -56,20 +56,25 @@ def sentences(names: list[str], values: Sequence[str]) -> str:
 
 @dataclass
 class Interactions:
-    """``E`` user–item interactions as parallel arrays (rating 1.0 and timestamp 0 if unknown)."""
+    """``E`` user–item interactions as parallel arrays (rating 1.0 and timestamp 0 if unknown);
+    ``weight``: each interaction's edge weight (``data.edge_weight``; None: unweighted)."""
 
     user: np.ndarray  # int64 [E]
     item: np.ndarray  # int64 [E]
     rating: np.ndarray  # float32 [E]
     timestamp: np.ndarray  # int64 [E]
+    weight: np.ndarray | None = None  # float32 [E]
 
     def __post_init__(self) -> None:
         self.user = np.asarray(self.user, dtype=np.int64)
         self.item = np.asarray(self.item, dtype=np.int64)
         self.rating = np.asarray(self.rating, dtype=np.float32)
         self.timestamp = np.asarray(self.timestamp, dtype=np.int64)
+        if self.weight is not None:
+            self.weight = np.asarray(self.weight, dtype=np.float32)
         n = len(self.user)
-        if not all(len(a) == n for a in (self.item, self.rating, self.timestamp)):
+        arrays = (self.item, self.rating, self.timestamp, self.weight)
+        if not all(a is None or len(a) == n for a in arrays):
             raise ValueError("interaction arrays must have equal lengths")
 
     def __len__(self) -> int:
@@ -98,16 +103,23 @@ class Interactions:
 
     def subset(self, index: np.ndarray) -> Interactions:
         return Interactions(
-            self.user[index], self.item[index], self.rating[index], self.timestamp[index]
+            self.user[index],
+            self.item[index],
+            self.rating[index],
+            self.timestamp[index],
+            None if self.weight is None else self.weight[index],
         )
 
     @staticmethod
     def concat(parts: list[Interactions]) -> Interactions:
+        """The parts one after another (weights kept when every part has them)."""
+        weighted = all(p.weight is not None for p in parts)
         return Interactions(
             *(
                 np.concatenate([getattr(p, k) for p in parts])
                 for k in ("user", "item", "rating", "timestamp")
-            )
+            ),
+            np.concatenate([p.weight for p in parts]) if weighted and parts else None,
         )
 
 

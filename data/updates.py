@@ -29,6 +29,7 @@ from gnnrec.common.log import get_logger
 from gnnrec.data.columns import TextColumn, arrow_strings, as_numpy
 from gnnrec.data.config import DataConfig
 from gnnrec.data.datasets import load_dataset
+from gnnrec.data.edge_weights import EdgeWeight
 from gnnrec.data.errors import DataError
 from gnnrec.data.splits import Split
 from gnnrec.data.table_rows import ColumnMapping, table_files
@@ -191,15 +192,25 @@ def load_updated(cfg: DataConfig) -> tuple[TextGraph, Split]:
     """:func:`~gnnrec.data.datasets.load_dataset` with ``cfg.updates`` applied in order."""
     graph, split = load_dataset(cfg)
     for update in cfg.updates:
-        counts = apply_update(graph, split, read_update(update))
+        counts = apply_update(graph, split, read_update(update), cfg.edge_weight_spec)
         log.info("%s: %s", update, counts.line())
     return graph, split
 
 
-def apply_update(graph: TextGraph, split: Split, change: Update) -> UpdateCounts:
+def apply_update(
+    graph: TextGraph, split: Split, change: Update, edge_weight: EdgeWeight | None = None
+) -> UpdateCounts:
     """Appends ``change``'s interactions to ``graph`` (in place: new users and items grown, with
     their text where ``change`` has it; known nodes keep theirs) and to ``split.train``; returns
-    what it added."""
+    what it added. Under ``edge_weight = count`` each added pair counts once; a weight column
+    is not read from update tables (refused)."""
+    edge_weight = edge_weight or EdgeWeight()
+    if edge_weight.column is not None:
+        raise DataError(
+            f"the run weighs its edges by column {edge_weight.column!r} (data.edge_weight), "
+            "which update tables do not carry: retrain with the new rows in the table",
+            graph.name,
+        )
     update = change.interactions
     inter = update.interactions
     user_rows, new_users = _rows(graph.users.ids, update.users.ids)
@@ -213,7 +224,10 @@ def apply_update(graph: TextGraph, split: Split, change: Update) -> UpdateCounts
     keep = np.zeros(len(keys), dtype=bool)
     keep[first] = True
     keep &= ~np.isin(keys, old_keys)
-    added = Interactions(users[keep], items[keep], inter.rating[keep], inter.timestamp[keep])
+    weight = None if graph.interactions.weight is None else np.ones(int(keep.sum()), np.float32)
+    added = Interactions(
+        users[keep], items[keep], inter.rating[keep], inter.timestamp[keep], weight
+    )
     start = len(old)
     graph.users = _grown(graph.users, new_users, change.users, "user")
     graph.items = _grown(graph.items, new_items, change.items, "item")

@@ -24,6 +24,7 @@ def share(data: TrainingData) -> dict[str, Any]:
     arrays: dict[str, Any] = {
         "csr_indptr": graph.csr.indptr.numpy(),
         "csr_indices": graph.csr.indices.numpy(),
+        "csr_values": None if graph.csr.values is None else graph.csr.values.numpy(),
         "features": None if data.features is None else data.features.numpy(),
         "train": tuple(np.asarray(a) for a in data.train),
         "valid": tuple(np.asarray(a) for a in data.valid),
@@ -31,6 +32,8 @@ def share(data: TrainingData) -> dict[str, Any]:
     }
     if not graph.symmetric:
         arrays.update(csc_indptr=graph.csc.indptr.numpy(), csc_indices=graph.csc.indices.numpy())
+        if graph.csc.values is not None:
+            arrays["csc_values"] = graph.csc.values.numpy()
     return arrays
 
 
@@ -40,16 +43,30 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array)
 
 
+def _optional(array: np.ndarray | None) -> torch.Tensor | None:
+    return None if array is None else _tensor(array)
+
+
 def unshare(arrays: dict[str, Any]) -> TrainingData:
     num_users, num_items, num_cols = arrays["sizes"]
-    csr = CSR(_tensor(arrays["csr_indptr"]), _tensor(arrays["csr_indices"]), num_cols)
+    csr = CSR(
+        _tensor(arrays["csr_indptr"]),
+        _tensor(arrays["csr_indices"]),
+        num_cols,
+        _optional(arrays.get("csr_values")),
+    )
     symmetric = "csc_indptr" not in arrays
     csc = (
         csr
         if symmetric
-        else CSR(_tensor(arrays["csc_indptr"]), _tensor(arrays["csc_indices"]), num_cols)
+        else CSR(
+            _tensor(arrays["csc_indptr"]),
+            _tensor(arrays["csc_indices"]),
+            num_cols,
+            _optional(arrays.get("csc_values")),
+        )
     )
-    features = None if arrays["features"] is None else _tensor(arrays["features"])
+    features = _optional(arrays["features"])
     return TrainingData(
         GraphStore(csr, csc, symmetric, num_users, num_items),
         features,

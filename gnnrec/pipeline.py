@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gnnrec.common.log import get_logger
 from gnnrec.config import RunConfig
 from gnnrec.data import Split, TextGraph, node_texts
 from gnnrec.data.textgraph import Interactions
@@ -20,6 +21,8 @@ from gnnrec.encoders import encode_texts
 from gnnrec.models.config import build_model
 from gnnrec.models.recommender import Recommender
 from gnnrec.train.training_data import TrainingData, split_pairs, training_data
+
+log = get_logger(__name__)
 
 
 def encode_nodes(graph: TextGraph, split: Split, config: RunConfig, progress: bool = True) -> int:
@@ -43,6 +46,12 @@ def encode_nodes(graph: TextGraph, split: Split, config: RunConfig, progress: bo
     return encoded
 
 
+# models that do not read edge weights, and why
+IGNORE_WEIGHTS = {
+    "gat": "attention weighs the edges by its own softmax",
+    "mf": "it scores without the graph",
+    "ncf": "it scores without the graph",
+}
 INTERACTION_COLUMNS = ("user", "item", "rating", "timestamp")
 SPLIT_PARTS = ("train", "valid", "test", "fold_in")
 
@@ -73,7 +82,8 @@ class Prepared:
         outlive their use."""
         inter = self.graph.interactions
         self.graph.interactions = Interactions(
-            *(mapped(getattr(inter, k), folder / f"{k}.npy") for k in INTERACTION_COLUMNS)
+            *(mapped(getattr(inter, k), folder / f"{k}.npy") for k in INTERACTION_COLUMNS),
+            None if inter.weight is None else mapped(inter.weight, folder / "weight.npy"),
         )
         split = self.split
         self.split = Split(
@@ -89,6 +99,8 @@ def data_fingerprint(prepared: Prepared) -> dict:
     inter, split = prepared.graph.interactions, prepared.split
     for array in (inter.user, inter.item, inter.rating, inter.timestamp):
         digest.update(np.ascontiguousarray(array).tobytes())
+    if inter.weight is not None:  # a weight column or counts (unweighted runs: as before)
+        digest.update(np.ascontiguousarray(inter.weight).tobytes())
     for ids in (prepared.graph.users.ids, prepared.graph.items.ids):
         digest.update("\n".join(ids).encode())
     for index in (split.train, split.valid, split.test):
@@ -112,8 +124,16 @@ def data_fingerprint(prepared: Prepared) -> dict:
 def prepare(config: RunConfig, progress: bool = True) -> Prepared:
     """Loads, splits (and updates: ``data.updates``) and encodes ``config``'s dataset."""
     graph, split = load_updated(config.data)
+    weight = config.data.edge_weight_spec
+    if weight.weighted and config.model.name in IGNORE_WEIGHTS:
+        log.warning(
+            "data.edge_weight = %s has no effect on %s: %s",
+            weight,
+            config.model.name,
+            IGNORE_WEIGHTS[config.model.name],
+        )
     encode_nodes(graph, split, config, progress)
-    return Prepared(graph, split, training_data(graph, split))
+    return Prepared(graph, split, training_data(graph, split, config.data.edge_weight_spec))
 
 
 def model_for(config: RunConfig, data: TrainingData) -> Recommender:

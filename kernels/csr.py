@@ -49,14 +49,30 @@ def same_structure(
 def inverse_sqrt_degree(degree: torch.Tensor) -> torch.Tensor:
     """``d^-1/2`` as float32, 0 where ``d = 0`` (isolated nodes get no message)."""
     degree = degree.to(torch.float32)
-    return torch.where(degree > 0, degree.clamp(min=1).rsqrt(), torch.zeros_like(degree))
+    return torch.where(degree > 0, degree.clamp(min=1e-30).rsqrt(), torch.zeros_like(degree))
+
+
+def row_sums(indptr: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``sum_{e in row i} values_e`` ``[N]`` float64: a row's weighted (in-)degree."""
+    return torch.zeros(indptr.numel() - 1, dtype=torch.float64, device=values.device).index_add_(
+        0, edge_rows(indptr), values.to(torch.float64)
+    )
 
 
 def gcn_scales(
-    indptr: torch.Tensor, indices: torch.Tensor, num_cols: int
+    indptr: torch.Tensor,
+    indices: torch.Tensor,
+    num_cols: int,
+    values: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(D_r^-1/2 [N], D_c^-1/2 [M])``: row (in-)degrees and column (out-)degrees, so that
-    ``D_r^-1/2 A D_c^-1/2 X = r * (A (c * X))`` needs no per-edge values."""
+    ``D_r^-1/2 A D_c^-1/2 X = r * (A (c * X))`` needs no per-edge values. With edge
+    ``values`` ``[E]`` (weights ``w``), the weighted degrees ``d_i = sum_j w_ij`` (PyG's
+    ``gcn_norm`` with ``edge_weight``, on a symmetric graph)."""
+    if values is not None:
+        col_degree = torch.zeros(num_cols, dtype=torch.float64, device=indices.device)
+        col_degree.index_add_(0, indices.long(), values.to(torch.float64))
+        return inverse_sqrt_degree(row_sums(indptr, values)), inverse_sqrt_degree(col_degree)
     col_degree = torch.zeros(num_cols, dtype=torch.int64, device=indices.device)
     for start in range(0, indices.numel(), DEGREE_CHUNK):  # int64 copies of a chunk only
         col_degree += torch.bincount(

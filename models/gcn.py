@@ -154,7 +154,8 @@ class GCNRecommender(TextAndIDRecommender):
 
         (attention reads ``h^l_u`` as its target row), combined as in :meth:`propagate`.
         Differentiable in ``h0`` (a new user's ID row can be fitted through it)."""
-        view = GraphView(neighbors, inverse_sqrt_degree(neighbors.degree()), col_scale)
+        degree = neighbors.degree() if neighbors.values is None else neighbors.row_sums()
+        view = GraphView(neighbors, inverse_sqrt_degree(degree), col_scale)
         h, total = h0, h0
         for conv, inputs in zip(self.convs, states):
             targets = {"targets": h} if self.ATTENDS else {}
@@ -195,8 +196,11 @@ class GCNRecommender(TextAndIDRecommender):
             new = total if into_total else torch.empty_like(h)
             for start, end in row_ranges(host_indptr, chunk_nodes, chunk_nodes):
                 indptr, indices, sources = row_block(view.csr.indptr, view.csr.indices, start, end)
+                values = view.csr.values
+                if values is not None:
+                    values = values[int(view.csr.indptr[start]) : int(view.csr.indptr[end])]
                 block = GraphView(
-                    CSR(indptr, indices, sources.numel()),
+                    CSR(indptr, indices, sources.numel(), values),
                     view.row_scale[start:end],
                     view.col_scale[sources],
                 ).to(device)

@@ -4,7 +4,9 @@ the recommender stacks and the benchmarks train.
 .. math::
     \\mathbf{h}' = \\Theta\\big(D_r^{-1/2} A D_c^{-1/2} \\mathbf{h}\\big) (+ \\mathbf{b})
 
-for ``sum`` aggregation; ``mean`` and ``max`` aggregate without the degree scales. ``Theta``
+for ``sum`` aggregation; ``mean`` and ``max`` aggregate without the degree scales. Over a
+weighted view (edge weights ``w``, ``A_ij = w_ij``, the degrees weighted), ``mean`` is the
+weighted mean ``sum_j w_ij h_j / sum_j w_ij`` and ``max`` takes ``max_j w_ij h_j``. ``Theta``
 is the identity when ``weight`` is off (LightGCN). Shapes: ``h`` ``[M, F_in]`` (the view's
 columns) -> ``[N, F_out]`` (its rows). The aggregation is :func:`gnnrec.kernels.aggregate`
 (Triton on a GPU).
@@ -18,7 +20,7 @@ import torch
 from torch import nn
 
 from gnnrec.kernels import aggregate
-from gnnrec.kernels.csr import edge_rows
+from gnnrec.kernels.csr import edge_rows, row_sums
 from gnnrec.models.graph_view import GraphView
 
 
@@ -63,19 +65,27 @@ class GCNLayer(nn.Module):
         if self.bias is not None or self.aggregation == "max":
             return None
         rows, cols = edge_rows(view.csr.indptr), view.csr.indices.long()
+        weight = view.csr.values
         if self.aggregation == "sum":
-            return (view.row_scale[rows] * view.col_scale[cols]).unsqueeze(1)
-        degree = view.csr.degree().to(view.row_scale.dtype)
-        return (1.0 / degree[rows]).unsqueeze(1)
+            c = view.row_scale[rows] * view.col_scale[cols]
+            return (c if weight is None else c * weight.to(c.dtype)).unsqueeze(1)
+        if weight is None:
+            degree = view.csr.degree().to(view.row_scale.dtype)
+            return (1.0 / degree[rows]).unsqueeze(1)
+        return (weight.to(view.row_scale.dtype) * _inverse_row_sums(view)[rows]).unsqueeze(1)
 
     def forward(self, h: torch.Tensor, view: GraphView) -> torch.Tensor:
         scaled = self.aggregation == "sum"
+        reduce, row_scale = self.aggregation, view.row_scale if scaled else None
+        if self.aggregation == "mean" and view.csr.values is not None:
+            reduce, row_scale = "sum", _inverse_row_sums(view)  # the weighted mean
         h = aggregate(
             view.csr.indptr,
             view.csr.indices,
             h,
-            reduce=self.aggregation,
-            row_scale=view.row_scale if scaled else None,
+            edge_values=view.csr.values,
+            reduce=reduce,
+            row_scale=row_scale,
             col_scale=view.col_scale if scaled else None,
             validate=False,
         )
@@ -84,3 +94,9 @@ class GCNLayer(nn.Module):
         elif self.bias is not None:
             h = h + self.bias
         return h
+
+
+def _inverse_row_sums(view: GraphView) -> torch.Tensor:
+    """``1 / sum_j w_ij`` ``[N]`` float32 of a weighted view (0 for a row without weight)."""
+    total = row_sums(view.csr.indptr, view.csr.values)
+    return torch.where(total > 0, 1.0 / total.clamp(min=1e-300), 0.0).float()

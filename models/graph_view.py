@@ -14,7 +14,8 @@ from gnnrec.kernels.csr import gcn_scales
 class GraphView:
     """A CSR to propagate over with its scales: ``row_scale = D_r^-1/2`` (in-degree of each
     target) ``[N]``, ``col_scale = D_c^-1/2`` (out-degree of each source) ``[M]``, 0 for
-    degree 0.
+    degree 0; over a weighted CSR (``csr.values``: ``w`` ``[E]``), the weighted degrees
+    ``sum_j w_ij``, and the layers multiply each message by its edge's weight.
 
     ``hops``: for a sampled subgraph whose nodes are numbered by hop (the seeds first, then the
     nodes first reached at hop 1, ...; every edge into a node of hop ``k`` comes from hop
@@ -36,7 +37,7 @@ class GraphView:
             from gnnrec.data.pyg_stores import as_csr
 
             graph = as_csr(graph)
-        scales = gcn_scales(graph.indptr, graph.indices, graph.num_cols)
+        scales = gcn_scales(graph.indptr, graph.indices, graph.num_cols, graph.values)
         return GraphView(graph, *scales, None if hops is None else tuple(hops))
 
     def within(self, hop: int) -> int:
@@ -56,9 +57,7 @@ class GraphView:
         csr = self.csr
         if rows == csr.num_rows and cols == csr.num_cols:
             return self
-        indptr = csr.indptr[: rows + 1]
-        prefix = CSR(indptr, csr.indices[: int(indptr[-1])], cols)
-        return GraphView(prefix, self.row_scale[:rows], self.col_scale[:cols])
+        return GraphView(csr.rows_prefix(rows, cols), self.row_scale[:rows], self.col_scale[:cols])
 
     def scaled_sources(self, factor: torch.Tensor) -> GraphView:
         """This view with ``col_scale * factor[:M]``: sources weighted as well as scaled."""

@@ -38,11 +38,23 @@ FIT_LR = 0.05
 @dataclass
 class GraphState:
     """What fold-in reads of a trained graph: the inputs ``states[l]`` ``[N, H]`` of each
-    layer (:meth:`Recommender.layer_states`) and every node's column scale ``[N]``."""
+    layer (:meth:`Recommender.layer_states`) and every node's column scale ``[N]``;
+    ``weighted``: whether the graph's edges carry weights (``data.edge_weight``)."""
 
     states: list[torch.Tensor]
     col_scale: torch.Tensor
     num_users: int
+    weighted: bool = False
+
+    def require_unweighted(self, what: str, instead: str) -> None:
+        """Raises ``ValueError`` naming ``what`` (fold-in, an explanation), which reads a
+        user's edges without their weights, and what to do ``instead``: a graph with weighted
+        edges is refused, not misread."""
+        if self.weighted:
+            raise ValueError(
+                f"{what} is not built yet for a graph with weighted edges (data.edge_weight); "
+                f"{instead}"
+            )
 
 
 def neighbor_rows(item_lists: Sequence[np.ndarray], num_users: int) -> tuple[CSR, torch.Tensor]:
@@ -62,6 +74,9 @@ def fold_in_users(
 ) -> torch.Tensor:
     """Final embeddings ``[B, H]`` of ``B`` users with layer 0 ``h0`` ``[B, H]`` whose edges
     go to the item rows ``item_lists[b]``, by the model's own layers (the graph held fixed)."""
+    graph.require_unweighted(
+        "fold-in", "recommend for the run's own users, or train without edge weights"
+    )
     csr, columns = neighbor_rows(item_lists, graph.num_users)
     device = h0.device
     states = [s[columns.to(s.device)].to(device) for s in graph.states]

@@ -116,6 +116,47 @@ def test_quality_bench_compares_every_model_on_both_splits(planted_dir, feature_
     assert (tmp_path / "q.png").stat().st_size > 0
 
 
+def test_relations_bench_compares_weighted_and_unweighted_graphs(
+    planted_dir, feature_cache, tmp_path
+):
+    from helpers import planted_overrides
+
+    from gnnrec.bench import relations
+
+    overrides = [
+        o for o in planted_overrides(planted_dir, feature_cache) if not o.startswith("model.layers")
+    ] + ["train.epochs=2"]
+    args = ["--seeds", "0", "1", "--weights", "rating", "log1p(rating)"]
+    args += ["--output", str(tmp_path / "r.jsonl")]
+    rows = relations.main([*args, *[f"--set={o}" for o in overrides]])
+    shown = {(r["model"], r["edge_weight"]) for r in rows}
+    weights = ("none", "rating", "log1p(rating)")
+    assert shown == {(m, w) for m in ("LightGCN", "text GCN") for w in weights}
+    for r in rows:
+        assert r["seeds"] == 2 and [run["seed"] for run in r["runs"]] == [0, 1]
+        has_verdict = r["edge_weight"] != "none"
+        assert ("recall@20_verdict" in r) == has_verdict
+        if has_verdict:
+            assert r["recall@20_verdict"] in ("win", "tie", "loss")
+    assert (tmp_path / "r.md").read_text().count("±") == 2 * len(rows)
+    assert (tmp_path / "r.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "weighted, plain, expected",
+    [
+        ([0.30, 0.31, 0.32], [0.20, 0.21, 0.22], "win"),
+        ([0.20, 0.21, 0.22], [0.30, 0.31, 0.32], "loss"),
+        ([0.30, 0.19, 0.32], [0.20, 0.21, 0.22], "tie"),  # one seed worse
+        ([0.201, 0.30, 0.10], [0.200, 0.29, 0.09], "tie"),  # better each time, within spread
+    ],
+)
+def test_relations_verdict(weighted, plain, expected):
+    from gnnrec.bench.relations import verdict
+
+    assert verdict(weighted, plain) == expected
+
+
 @pytest.mark.slow
 def test_distributed_bench_times_one_process_and_ray_workers(tmp_path):
 

@@ -27,7 +27,9 @@ from gnnrec.data.graph_store import CSR, INDEX_DTYPE_LIMIT
 @dataclass
 class SampledSubgraph:
     """A sampled subgraph in local ids: ``n_id`` ``[n]`` global ids (seeds first), the local CSR
-    (rows are targets), ``seed_index`` ``[S]`` local id of each input seed."""
+    (rows are targets; over a weighted graph its ``values`` are the sampled edges' weights),
+    ``seed_index`` ``[S]`` local id of each input seed, ``e_id`` ``[E_s]`` the position of each
+    sampled edge in the sampled graph's CSR."""
 
     n_id: torch.Tensor
     csr: CSR
@@ -35,6 +37,7 @@ class SampledSubgraph:
     seed_index: torch.Tensor
     num_sampled_nodes: list[int]
     num_sampled_edges: list[int]
+    e_id: torch.Tensor
 
     @property
     def hops(self) -> tuple[int, ...]:
@@ -45,14 +48,18 @@ class SampledSubgraph:
         from torch_geometric.data import Data
 
         edge_index = torch.stack([self.csr.indices.long(), self.csr.row_ids()])
-        return Data(
+        data = Data(
             edge_index=edge_index,
+            e_id=self.e_id,
             n_id=self.n_id,
             batch_size=self.batch_size,
             num_nodes=self.n_id.numel(),
             num_sampled_nodes=self.num_sampled_nodes,
             num_sampled_edges=self.num_sampled_edges,
         )
+        if self.csr.values is not None:
+            data.edge_weight = self.csr.values
+        return data
 
 
 def unique_in_order(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,13 +132,14 @@ def sample_neighbors(
     fanout: int,
     generator: torch.Generator | None = None,
     read: Read = index_read,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For each of ``nodes`` ``[n]``, up to ``fanout`` distinct neighbors uniformly at random.
 
-    Returns ``(target_position [m], neighbor [m])``: the position in ``nodes`` of each sampled
-    edge's target, and the neighbor's global id. Rows with ``fanout < deg <= 4 fanout`` shuffle
-    their neighbors; rows with ``deg > 4 fanout`` (hubs) draw offsets and redraw repeats, so a
-    hub costs ``O(fanout)``, not ``O(deg)``.
+    Returns ``(target_position [m], neighbor [m], edge [m])``: the position in ``nodes`` of
+    each sampled edge's target, the neighbor's global id and the edge's position in ``csr``.
+    Rows with ``fanout < deg <= 4 fanout`` shuffle their neighbors; rows with
+    ``deg > 4 fanout`` (hubs) draw offsets and redraw repeats, so a hub costs ``O(fanout)``,
+    not ``O(deg)``.
     """
     device = nodes.device
     start = read(csr.indptr, nodes)
@@ -152,8 +160,8 @@ def sample_neighbors(
         is_heavy = torch.zeros(nodes.numel(), dtype=torch.bool, device=device)
         is_heavy[heavy] = True
         offset[is_heavy[position]] = picked.flatten()
-    neighbor = read(csr.indices, start.index_select(0, position) + offset).long()
-    return position, neighbor
+    edge = start.index_select(0, position) + offset
+    return position, read(csr.indices, edge).long(), edge
 
 
 class NeighborSampler:
@@ -173,7 +181,7 @@ class NeighborSampler:
         self.device = csr.indptr.device if device is None else torch.device(device)
         self.read: Read = index_read
         if self.device != csr.indptr.device:
-            if not (csr.indptr.is_pinned() and csr.indices.is_pinned()):
+            if not all(t is None or t.is_pinned() for t in (csr.indptr, csr.indices, csr.values)):
                 raise ValueError(
                     f"a CSR on {csr.indptr.device} cannot be sampled on {self.device}: move it "
                     "there (csr.to(device)) or pin it (csr.pin_memory()) to read it in place"
@@ -190,10 +198,10 @@ class NeighborSampler:
         n_id, seed_index = unique_in_order(seeds)
         batch_size = n_id.numel()
         first = 0  # the frontier: nodes n_id[first:], first reached at the last hop
-        targets, sources = [], []
+        targets, sources, edges = [], [], []
         num_nodes, num_edges = [batch_size], []
         for fanout in self.fanouts:
-            position, neighbor = sample_neighbors(
+            position, neighbor, edge = sample_neighbors(
                 self.csr, n_id[first:], fanout, generator, self.read
             )
             known = n_id.numel()
@@ -201,6 +209,7 @@ class NeighborSampler:
             local = local[known:]
             targets.append(position + first)
             sources.append(local)
+            edges.append(edge)
             first = known
             num_nodes.append(n_id.numel() - known)
             num_edges.append(neighbor.numel())
@@ -210,5 +219,7 @@ class NeighborSampler:
         indptr = torch.zeros(n + 1, dtype=torch.int64, device=device)
         indptr[1:] = torch.cumsum(torch.bincount(torch.cat(targets), minlength=n), 0)
         dtype = torch.int32 if n < INDEX_DTYPE_LIMIT else torch.int64
-        csr = CSR(indptr, torch.cat(sources).to(dtype), n)
-        return SampledSubgraph(n_id, csr, batch_size, seed_index, num_nodes, num_edges)
+        e_id = torch.cat(edges)
+        values = None if self.csr.values is None else self.read(self.csr.values, e_id)
+        csr = CSR(indptr, torch.cat(sources).to(dtype), n, values)
+        return SampledSubgraph(n_id, csr, batch_size, seed_index, num_nodes, num_edges, e_id)

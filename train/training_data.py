@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from gnnrec.data.edge_weights import EdgeWeight, edge_weights
 from gnnrec.data.graph_store import GraphStore
 from gnnrec.data.splits import Split
 from gnnrec.data.textgraph import TextGraph
@@ -44,12 +45,22 @@ def split_pairs(graph: TextGraph, index: np.ndarray) -> Pairs:
     return inter.user[index], inter.item[index], inter.rating[index]
 
 
-def training_data(graph: TextGraph, split: Split) -> TrainingData:
-    """The training graph (training interactions plus any user–user/item–item edges), the node
-    features ``[U + I, F]`` float32 from the graph's slots, and the train/validation pairs."""
+def training_data(
+    graph: TextGraph, split: Split, edge_weight: EdgeWeight | None = None
+) -> TrainingData:
+    """The training graph (training interactions, weighted by ``edge_weight`` when given,
+    plus any user–user/item–item edges), the node features ``[U + I, F]`` float32 from the
+    graph's slots, and the train/validation pairs."""
     train = split_pairs(graph, split.train)
+    weight = None if edge_weight is None else edge_weights(graph, edge_weight)
     store = GraphStore.bipartite(
-        train[0], train[1], graph.num_users, graph.num_items, graph.user_edges, graph.item_edges
+        train[0],
+        train[1],
+        graph.num_users,
+        graph.num_items,
+        graph.user_edges,
+        graph.item_edges,
+        weight=None if weight is None else weight[split.train],
     )
     features = None
     if graph.user_features is not None and graph.item_features is not None:
