@@ -1,13 +1,20 @@
-"""Weighted relations: what edge weights do to ranking quality, several seeds, as JSON rows, a
-markdown table and a plot.
+"""Relations: what edge weights and extra relations do to ranking quality, several seeds, as
+JSON rows, a markdown table and a plot.
 
-Each model trains on ml-latest-small (random split) once unweighted and once per weight in
-``--weights`` (``data.edge_weight``: the rating, ``log1p(rating)``), same seeds, same budget.
-The verdict of a weight against the unweighted graph, per model and metric: a **win** when the
-weighted run is better on every seed and the mean gain exceeds the spread over seeds (the
-larger of the two standard deviations), a **loss** the same the other way, else a **tie**.
+- ``weights``: each model on ml-latest-small (random split), unweighted and with each of
+  ``--weights`` (``data.edge_weight``: the rating, ``log1p(rating)``).
+- ``social``: LightGCN (IDs only) on a synthetic graph with planted friendships (``gnnrec synth
+  --friends-per-user``; friends share a community, users have few interactions): the plain
+  user–item graph, with the friendships merged into it, and with them as a typed relation
+  (``model.relations = "typed"``).
 
-    gnnrec bench relations [--seeds 0 1 2] [--weights rating] [--set train.epochs=30 ...]
+Every variant trains with the same seeds and budget (``data.seed``, ``train.seed`` and, for
+``social``, the dataset's seed). The verdict of a variant against its experiment's first, per
+metric: a **win** when it is better on every seed and the mean gain exceeds the spread over
+seeds (the larger of the two standard deviations), a **loss** the same the other way, else a
+**tie**.
+
+    gnnrec bench relations [--experiments weights social] [--seeds 0 1 2] [--set ...]
 """
 
 from __future__ import annotations
@@ -22,13 +29,48 @@ from gnnrec.bench.harness import markdown_table, provenance, pyplot, save_figure
 from gnnrec.common.flags import whole
 from gnnrec.config import add_override_argument
 
-# name -> (recipe, overrides)
+# model -> (recipe, overrides) of the weights experiment
 MODELS = {
     "LightGCN": ("lightgcn_ml_latest_small", []),
     "text GCN": ("ml_latest_small_cpu", []),
 }
 METRICS = ("recall@20", "ndcg@20")
 UNWEIGHTED = "none"
+SOCIAL_MODEL = "LightGCN"
+
+
+def social_variants(folder: Path) -> dict[str, list[str]]:
+    """The social experiment's graphs of the dataset in ``folder``."""
+    data = ["data.dataset=synthetic", f'data.path="{folder}"']
+    return {
+        "user-item graph": [*data, "data.options.friendships=false"],
+        "+ friendships, merged": [*data, "data.options.friendships=true"],
+        "+ friendships, typed": [*data, "data.options.friendships=true", "model.relations=typed"],
+    }
+
+
+def experiments(args: argparse.Namespace, tmp: Path, seed: int):
+    """``(experiment, model, recipe, {variant: overrides})`` of one seed."""
+    from gnnrec.data.synthetic import SyntheticSpec, write_synthetic
+
+    if "weights" in args.experiments:
+        for model, (recipe, extra) in MODELS.items():
+            if not args.models or model in args.models:
+                variants = {
+                    w: [f'data.edge_weight="{w}"', *extra] for w in (UNWEIGHTED, *args.weights)
+                }
+                yield "weights", model, recipe, variants
+    if "social" in args.experiments:
+        spec = SyntheticSpec(
+            num_users=args.social_users,
+            num_items=max(args.social_users // 4, 8),
+            communities=8,
+            interactions_per_user=3.0,
+            friends_per_user=5,
+            seed=seed,
+        )
+        folder = write_synthetic(spec, tmp / f"social-{seed}", write_csv=False)
+        yield "social", SOCIAL_MODEL, "lightgcn_ml_latest_small", social_variants(folder)
 
 
 def run(args: argparse.Namespace) -> list[dict]:
@@ -39,33 +81,29 @@ def run(args: argparse.Namespace) -> list[dict]:
     results: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            for model, (recipe, extra) in MODELS.items():
-                if args.models and model not in args.models:
-                    continue
-                for weight in (UNWEIGHTED, *args.weights):
-                    run_dir = Path(tmp) / f"{model}-{weight}-{seed}".replace(" ", "_")
+            for experiment, model, recipe, variants in experiments(args, Path(tmp), seed):
+                for variant, extra in variants.items():
+                    run_dir = Path(tmp) / f"{experiment}-{model}-{variant}-{seed}"
                     overrides = [
                         f'run_dir="{run_dir}"',
-                        f'data.edge_weight="{weight}"',
                         f"data.seed={seed}",
                         f"train.seed={seed}",
                         "train.progress=false",
                         *extra,
                         *args.overrides,
                     ]
-                    config = load_config(None, overrides, base=RECIPES[recipe]())
-                    metrics = train_run(config)
-                    row = {"model": model, "edge_weight": weight, "seed": seed}
-                    results.append(row | {m: metrics[m] for m in METRICS})
+                    metrics = train_run(load_config(None, overrides, base=RECIPES[recipe]()))
+                    row = {"experiment": experiment, "model": model, "variant": variant}
+                    results.append(row | {"seed": seed} | {m: metrics[m] for m in METRICS})
     return summarise(results)
 
 
-def verdict(weighted: list[float], plain: list[float]) -> str:
+def verdict(variant: list[float], baseline: list[float]) -> str:
     """``win``, ``loss`` or ``tie`` of paired per-seed values (see the module docstring)."""
-    gains = [w - p for w, p in zip(weighted, plain)]
+    gains = [v - b for v, b in zip(variant, baseline)]
     spread = max(
-        statistics.stdev(weighted) if len(weighted) > 1 else 0.0,
-        statistics.stdev(plain) if len(plain) > 1 else 0.0,
+        statistics.stdev(variant) if len(variant) > 1 else 0.0,
+        statistics.stdev(baseline) if len(baseline) > 1 else 0.0,
     )
     mean = statistics.mean(gains)
     if all(g > 0 for g in gains) and mean > spread:
@@ -76,26 +114,26 @@ def verdict(weighted: list[float], plain: list[float]) -> str:
 
 
 def summarise(results: list[dict]) -> list[dict]:
-    """One row per (model, edge weight): mean and std over seeds, and for a weight its verdict
-    against the unweighted runs of the same seeds."""
+    """One row per (experiment, model, variant): mean and std over seeds, and for every
+    variant but the experiment's first its verdict against it on the same seeds."""
     rows, meta = [], provenance()
-    for model in dict.fromkeys(r["model"] for r in results):
+    groups = dict.fromkeys((r["experiment"], r["model"]) for r in results)
+    for experiment, model in groups:
+        mine = [r for r in results if (r["experiment"], r["model"]) == (experiment, model)]
         runs = {
-            weight: sorted(
-                (r for r in results if (r["model"], r["edge_weight"]) == (model, weight)),
-                key=lambda r: r["seed"],
-            )
-            for weight in dict.fromkeys(r["edge_weight"] for r in results if r["model"] == model)
+            v: sorted((r for r in mine if r["variant"] == v), key=lambda r: r["seed"])
+            for v in dict.fromkeys(r["variant"] for r in mine)
         }
-        for weight, own in runs.items():
-            row = {"bench": "relations", "model": model, "edge_weight": weight, "seeds": len(own)}
+        baseline = next(iter(runs))
+        for variant, own in runs.items():
+            row = {"bench": "relations", "experiment": experiment, "model": model}
+            row |= {"variant": variant, "seeds": len(own)}
             for metric in METRICS:
                 values = [r[metric] for r in own]
                 row[metric] = statistics.mean(values)
                 row[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
-                if weight != UNWEIGHTED:
-                    plain = [r[metric] for r in runs[UNWEIGHTED]]
-                    row[f"{metric}_verdict"] = verdict(values, plain)
+                if variant != baseline:
+                    row[f"{metric}_verdict"] = verdict(values, [r[metric] for r in runs[baseline]])
             rows.append({**row, "runs": own, **meta})
     return rows
 
@@ -103,8 +141,11 @@ def summarise(results: list[dict]) -> list[dict]:
 def table(rows: list[dict]) -> str:
     shown = [
         {
+            "experiment": r["experiment"],
             "model": r["model"],
-            "data.edge_weight": r["edge_weight"],
+            "graph": r["variant"]
+            if r["experiment"] != "weights"
+            else f"edge_weight = {r['variant']}",
             "seeds": r["seeds"],
             **{
                 m: f"{r[m]:.4f} ± {r[m + '_std']:.4f}"
@@ -114,41 +155,47 @@ def table(rows: list[dict]) -> str:
         }
         for r in rows
     ]
-    return markdown_table(shown, ["model", "data.edge_weight", "seeds", *METRICS])
+    return markdown_table(shown, ["experiment", "model", "graph", "seeds", *METRICS])
 
 
 def plot(rows: list[dict], path: Path) -> Path:
-    """Recall@20 and NDCG@20 (mean ± std over seeds) per model, unweighted and each weight side
-    by side, each weight's verdict written over its bars."""
+    """Recall@20 and NDCG@20 (mean ± std over seeds) of every variant, one row of panels per
+    experiment, each variant's verdict written over its bar."""
     plt = pyplot()
-    models = list(dict.fromkeys(r["model"] for r in rows))
-    weights = list(dict.fromkeys(r["edge_weight"] for r in rows))
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(6 * len(METRICS), 4.2), squeeze=False)
-    width = 0.8 / len(weights)
-    for ax, metric in zip(axes[0], METRICS):
-        for k, weight in enumerate(weights):
-            chosen = [
-                next((r for r in rows if (r["model"], r["edge_weight"]) == (m, weight)), None)
-                for m in models
-            ]
-            places = [p + (k - (len(weights) - 1) / 2) * width for p in range(len(models))]
-            label = "unweighted" if weight == UNWEIGHTED else f"weight = {weight}"
-            values = [r[metric] if r else 0.0 for r in chosen]
-            ax.bar(
-                places,
-                values,
-                width,
-                yerr=[r[f"{metric}_std"] if r else 0.0 for r in chosen],
-                capsize=3,
-                label=label,
-            )
-            for x, value, r in zip(places, values, chosen):
-                if r and f"{metric}_verdict" in r:
-                    ax.text(x, value * 1.02, r[f"{metric}_verdict"], ha="center", fontsize=8)
-        ax.set_xticks(range(len(models)), models)
-        name = metric.replace("recall", "Recall").replace("ndcg", "NDCG")
-        ax.set(title=f"{name}, ml-latest-small (mean ± std over seeds)", ylabel=name)
-        ax.legend(fontsize=8, loc="lower right")
+    shown = list(dict.fromkeys(r["experiment"] for r in rows))
+    fig, axes = plt.subplots(
+        len(shown), len(METRICS), figsize=(6 * len(METRICS), 4.2 * len(shown)), squeeze=False
+    )
+    for panels, experiment in zip(axes, shown):
+        mine = [r for r in rows if r["experiment"] == experiment]
+        groups = list(dict.fromkeys(r["model"] for r in mine))
+        variants = list(dict.fromkeys(r["variant"] for r in mine))
+        width = 0.8 / len(variants)
+        for ax, metric in zip(panels, METRICS):
+            for k, variant in enumerate(variants):
+                chosen = [
+                    next((r for r in mine if (r["model"], r["variant"]) == (m, variant)), None)
+                    for m in groups
+                ]
+                places = [p + (k - (len(variants) - 1) / 2) * width for p in range(len(groups))]
+                values = [r[metric] if r else 0.0 for r in chosen]
+                label = f"edge_weight = {variant}" if experiment == "weights" else variant
+                ax.bar(
+                    places,
+                    values,
+                    width,
+                    yerr=[r[f"{metric}_std"] if r else 0.0 for r in chosen],
+                    capsize=3,
+                    label=label,
+                )
+                for x, value, r in zip(places, values, chosen):
+                    if r and f"{metric}_verdict" in r:
+                        ax.text(x, value * 1.02, r[f"{metric}_verdict"], ha="center", fontsize=8)
+            ax.set_xticks(range(len(groups)), groups)
+            name = metric.replace("recall", "Recall").replace("ndcg", "NDCG")
+            where = "ml-latest-small" if experiment == "weights" else "planted friendships"
+            ax.set(title=f"{name}, {where} (mean ± std over seeds)", ylabel=name)
+            ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -157,11 +204,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(
         prog="gnnrec bench relations", description=__doc__.split("\n")[0]
     )
+    parser.add_argument(
+        "--experiments", nargs="+", choices=["weights", "social"], default=["weights", "social"]
+    )
     parser.add_argument("--seeds", type=whole(0), nargs="+", default=[0, 1, 2])
     parser.add_argument(
         "--weights", nargs="+", default=["rating"], help="data.edge_weight values to compare"
     )
     parser.add_argument("--models", nargs="+", choices=list(MODELS), help="default: all")
+    parser.add_argument(
+        "--social-users", type=whole(8), default=4000, help="users of the social graph"
+    )
     add_override_argument(parser, "config override for every run")
     add_output_argument(parser, "relations")
     args = parser.parse_args(argv)

@@ -8,7 +8,7 @@ Convention: row ``i`` of the CSR lists the nodes ``j`` whose messages flow into 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from gnnrec.data.errors import DataError
 from gnnrec.kernels.csr import edge_rows, gcn_scales, row_sums, same_structure, transpose_csr
 
 FORMAT_VERSION = 1
+EDGE_FIELDS = ("values", "relation")  # optional per-edge arrays of a CSR
 INDEX_DTYPE_LIMIT = 2**31
 
 
@@ -27,12 +28,25 @@ INDEX_DTYPE_LIMIT = 2**31
 class CSR:
     """Compressed rows: ``indptr`` int64 ``[R + 1]``, ``indices`` int32 (int64 past 2^31)
     ``[E]``, sorted by row then column; ``values`` float32 ``[E]``: the edges' weights (None:
-    every edge weighs 1)."""
+    every edge weighs 1); ``relation`` int8 ``[E]``: each edge's relation (None: one relation;
+    see :mod:`gnnrec.data.hetero`)."""
 
     indptr: torch.Tensor
     indices: torch.Tensor
     num_cols: int
     values: torch.Tensor | None = None
+    relation: torch.Tensor | None = None
+
+    def edge_fields(
+        self, fn: Callable[[torch.Tensor], torch.Tensor]
+    ) -> dict[str, torch.Tensor | None]:
+        """``fn`` of each per-edge array this CSR has (:data:`EDGE_FIELDS`), None for the
+        others: what a CSR made of some of these edges carries, e.g.
+        ``CSR(indptr, indices, n, **csr.edge_fields(lambda t: t[kept]))``."""
+        return {
+            name: None if getattr(self, name) is None else fn(getattr(self, name))
+            for name in EDGE_FIELDS
+        }
 
     @property
     def num_rows(self) -> int:
@@ -57,8 +71,8 @@ class CSR:
         """This CSR on ``device`` (itself when already there)."""
         if self.indptr.device == torch.device(device):
             return self
-        values = None if self.values is None else self.values.to(device)
-        return CSR(self.indptr.to(device), self.indices.to(device), self.num_cols, values)
+        fields = self.edge_fields(lambda t: t.to(device))
+        return CSR(self.indptr.to(device), self.indices.to(device), self.num_cols, **fields)
 
     def pin_memory(self) -> CSR:
         """A copy in page-locked host memory (fast, asynchronous host-to-GPU copies; a GPU reads
@@ -69,16 +83,16 @@ class CSR:
                 return t.pin_memory()
             return torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t)
 
-        values = None if self.values is None else pinned(self.values)
-        return CSR(pinned(self.indptr), pinned(self.indices), self.num_cols, values)
+        fields = self.edge_fields(pinned)
+        return CSR(pinned(self.indptr), pinned(self.indices), self.num_cols, **fields)
 
     def rows_prefix(self, rows: int, cols: int | None = None) -> CSR:
         """The first ``rows`` rows (their edges a prefix of ``indices``), over ``cols``
         columns (default: all)."""
         indptr = self.indptr[: rows + 1]
         end = int(indptr[-1])
-        values = None if self.values is None else self.values[:end]
-        return CSR(indptr, self.indices[:end], self.num_cols if cols is None else cols, values)
+        fields = self.edge_fields(lambda t: t[:end])
+        return CSR(indptr, self.indices[:end], self.num_cols if cols is None else cols, **fields)
 
     @staticmethod
     def from_edges(
@@ -134,8 +148,7 @@ class CSR:
         """``A^T`` (rows sorted by column, as :meth:`from_edges` would sort them)."""
         indptr, rows, perm = transpose_csr(self.indptr, self.indices, self.num_cols)
         dtype = torch.int32 if self.num_rows < INDEX_DTYPE_LIMIT else torch.int64
-        values = None if self.values is None else self.values[perm]
-        return CSR(indptr, rows.to(dtype), self.num_rows, values)
+        return CSR(indptr, rows.to(dtype), self.num_rows, **self.edge_fields(lambda t: t[perm]))
 
 
 KEY_CHUNK = 1 << 24  # keys turned into columns at a time (bounds the int64 temporaries)
@@ -288,12 +301,10 @@ class GraphStore:
     def save(self, folder: str | Path) -> Path:
         """Writes ``.npy`` arrays and ``manifest.json`` into a temporary folder, then renames it."""
         arrays = {"csr_indptr": self.csr.indptr, "csr_indices": self.csr.indices}
-        if self.weighted:
-            arrays["csr_values"] = self.csr.values
+        arrays |= _present(self.csr.edge_fields(lambda t: t), "csr")
         if not self.symmetric:
             arrays.update(csc_indptr=self.csc.indptr, csc_indices=self.csc.indices)
-            if self.weighted:
-                arrays["csc_values"] = self.csc.values
+            arrays |= _present(self.csc.edge_fields(lambda t: t), "csc")
         manifest = {
             "format_version": FORMAT_VERSION,
             "num_nodes": self.num_nodes,
@@ -340,9 +351,12 @@ class GraphStore:
                 )
             arrays[name] = torch.from_numpy(array)
         n = manifest["num_nodes"]
-        csr = CSR(arrays["csr_indptr"], arrays["csr_indices"], n, arrays.get("csr_values"))
+        fields = {
+            part: {f: arrays.get(f"{part}_{f}") for f in EDGE_FIELDS} for part in ("csr", "csc")
+        }
+        csr = CSR(arrays["csr_indptr"], arrays["csr_indices"], n, **fields["csr"])
         csc = (
-            CSR(arrays["csc_indptr"], arrays["csc_indices"], n, arrays.get("csc_values"))
+            CSR(arrays["csc_indptr"], arrays["csc_indices"], n, **fields["csc"])
             if "csc_indptr" in arrays
             else csr
         )
@@ -364,23 +378,16 @@ class GraphStore:
     @staticmethod
     def from_pyg(data) -> GraphStore:
         """From a PyG ``Data`` (homogeneous) or a user–item ``HeteroData``; a 1-D
-        ``edge_weight`` becomes the edges' weights."""
+        ``edge_weight`` becomes the edges' weights.
+
+        ``HeteroData``: two node types; the first edge type between them gives the
+        interactions (its source type is the users), made symmetric (a reverse type, such as
+        ``to_hetero``'s ``rated_by``, must hold the same pairs); an edge type within one node
+        type gives its same-type edges (made undirected, weight 1)."""
         from torch_geometric.data import HeteroData
 
         if isinstance(data, HeteroData):
-            cross = [t for t in data.edge_types if t[0] != t[2]]
-            if not cross:
-                raise ValueError("HeteroData has no edge type between two node types")
-            src, _, dst = cross[0]
-            ei = data[cross[0]].edge_index
-            weight = _edge_weight(data[cross[0]])
-            return GraphStore.bipartite(
-                ei[0].numpy(),
-                ei[1].numpy(),
-                data[src].num_nodes,
-                data[dst].num_nodes,
-                weight=None if weight is None else weight.numpy(),
-            )
+            return _from_hetero(data)
         csr = CSR.from_edges(
             data.edge_index[1],
             data.edge_index[0],
@@ -392,22 +399,77 @@ class GraphStore:
         return GraphStore.from_csr(csr)
 
     def to_hetero(self, user: str = "user", item: str = "item"):
-        """PyG ``HeteroData`` with ``(user, rates, item)`` and ``(item, rated_by, user)`` edges."""
+        """PyG ``HeteroData`` with ``(user, rates, item)`` and ``(item, rated_by, user)`` edges,
+        ``(user, links, user)`` / ``(item, links, item)`` for same-type edges, each in its CSC
+        order (:mod:`gnnrec.data.hetero`), with ``edge_weight`` when weighted."""
         from torch_geometric.data import HeteroData
 
-        if not self.num_users:
-            raise ValueError("to_hetero needs a bipartite store (num_users > 0)")
-        src, dst = self.csr.indices.long(), self.csr.row_ids()
-        forward = (src < self.num_users) & (dst >= self.num_users)
+        from gnnrec.data.hetero import TypedGraph, TypeNames
+
+        typed = TypedGraph(self, TypeNames(user=user, item=item))
         data = HeteroData()
         data[user].num_nodes, data[item].num_nodes = self.num_users, self.num_items
-        edges = torch.stack([src[forward], dst[forward] - self.num_users])
-        data[user, "rates", item].edge_index = edges
-        data[item, "rated_by", user].edge_index = edges.flip(0)
-        if self.weighted:
-            data[user, "rates", item].edge_weight = self.csr.values[forward]
-            data[item, "rated_by", user].edge_weight = self.csr.values[forward]
+        for edge_type in typed.edge_types:
+            data[edge_type].edge_index = typed.edge_index(edge_type)
+            weight = typed.edge_weight(edge_type)
+            if weight is not None:
+                data[edge_type].edge_weight = weight
         return data
+
+
+def _from_hetero(data) -> GraphStore:
+    """:meth:`GraphStore.from_pyg` of a ``HeteroData``."""
+    if len(data.node_types) != 2:
+        raise ValueError(
+            f"HeteroData with node types {data.node_types}: a user-item store takes two node types"
+        )
+    cross = [t for t in data.edge_types if t[0] != t[2]]
+    if not cross:
+        raise ValueError("HeteroData has no edge type between two node types")
+    src, _, dst = cross[0]
+    ei = data[cross[0]].edge_index
+    pairs = _pair_keys(ei[0], ei[1], data[dst].num_nodes)
+    for other in cross[1:]:
+        back = data[other].edge_index
+        if other[0] != dst or not torch.equal(
+            pairs, _pair_keys(back[1], back[0], data[dst].num_nodes)
+        ):
+            raise ValueError(
+                f"HeteroData edge types {cross[0]} and {other}: the second must hold the same "
+                "pairs reversed (a user-item store has one interaction relation)"
+            )
+    same = {}
+    for node_type in (src, dst):
+        types = [t for t in data.edge_types if t[0] == t[2] == node_type]
+        if len(types) > 1:
+            raise ValueError(
+                f"HeteroData has {len(types)} edge types within {node_type!r}: one at most"
+            )
+        if types:
+            e = data[types[0]].edge_index
+            n = data[node_type].num_nodes
+            key = torch.unique(torch.minimum(e[0], e[1]) * n + torch.maximum(e[0], e[1]))
+            same[node_type] = torch.stack([key // n, key % n]).numpy()
+    weight = _edge_weight(data[cross[0]])
+    return GraphStore.bipartite(
+        ei[0].numpy(),
+        ei[1].numpy(),
+        data[src].num_nodes,
+        data[dst].num_nodes,
+        same.get(src),
+        same.get(dst),
+        weight=None if weight is None else weight.numpy(),
+    )
+
+
+def _pair_keys(source: torch.Tensor, target: torch.Tensor, num_targets: int) -> torch.Tensor:
+    """The sorted distinct ``source * num_targets + target`` keys of a pair list."""
+    return torch.unique(source.long() * num_targets + target.long())
+
+
+def _present(fields: dict[str, torch.Tensor | None], prefix: str) -> dict[str, torch.Tensor]:
+    """The per-edge arrays that exist, named ``{prefix}_{field}`` as saved."""
+    return {f"{prefix}_{name}": t for name, t in fields.items() if t is not None}
 
 
 def _edge_weight(store) -> torch.Tensor | None:

@@ -9,8 +9,15 @@ format PyG users hold.
   NumPy arrays (a memory-mapped ``features.npy`` from ``gnnrec encode`` stays on disk; only the
   rows a batch asks for are read).
 
+- :class:`PyGHeteroGraphStore` is the same over a user–item store seen by type
+  (:mod:`gnnrec.data.hetero`): ``('user', 'rates', 'item')``, ``('item', 'rated_by', 'user')``
+  (and same-type ``links``), each in CSC layout with local ids; :meth:`PyGFeatureStore.hetero`
+  holds features per node type (``group_name``).
+
 So ``NeighborLoader((feature_store, graph_store), ...)`` or ``NodeLoader`` with our sampler
-(:class:`gnnrec.train.pyg_sampler.PyGNeighborSampler`) train PyG models on gnnrec's data.
+(:class:`gnnrec.train.pyg_sampler.PyGNeighborSampler`, and
+:class:`~gnnrec.train.pyg_sampler.PyGHeteroNeighborSampler` behind ``NodeLoader`` /
+``LinkLoader`` over typed stores) train PyG models on gnnrec's data.
 :func:`as_csr` turns a PyG ``EdgeIndex``, an ``edge_index`` tensor, a ``torch.sparse`` matrix or
 a ``SparseTensor`` into our :class:`~gnnrec.data.graph_store.CSR`.
 """
@@ -26,6 +33,7 @@ from torch_geometric.data import FeatureStore as _PyGFeatureStore
 from torch_geometric.data import GraphStore as _PyGGraphStore
 
 from gnnrec.data.graph_store import CSR, GraphStore
+from gnnrec.data.hetero import EdgeType, TypedGraph, TypeNames
 
 
 def as_csr(graph: Any, num_nodes: int | None = None) -> CSR:
@@ -85,23 +93,68 @@ class PyGGraphStore(_PyGGraphStore):
         return [self._attr]
 
 
+class PyGHeteroGraphStore(_PyGGraphStore):
+    """A read-only PyG ``GraphStore`` of a user–item store by edge type (CSC layout, local ids
+    of each node type; see :class:`~gnnrec.data.hetero.TypedGraph`): a pure user–item graph's
+    ``rates`` CSC is a slice of our CSR; each type is built once, on first use."""
+
+    def __init__(self, store: GraphStore | TypedGraph, names: TypeNames | None = None):
+        super().__init__()
+        self.typed = store if isinstance(store, TypedGraph) else TypedGraph(store, names)
+        self._cache: dict[EdgeType, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _put_edge_index(self, edge_index, edge_attr: EdgeAttr) -> bool:
+        raise NotImplementedError("PyGHeteroGraphStore is read-only: build a gnnrec GraphStore")
+
+    def _get_edge_index(self, edge_attr: EdgeAttr):
+        edge_type = edge_attr.edge_type
+        if edge_type not in self.typed.edge_types or edge_attr.layout != EdgeLayout.CSC:
+            return None
+        if edge_type not in self._cache:
+            self._cache[edge_type] = self.typed.csc(edge_type)
+        return self._cache[edge_type]
+
+    def _remove_edge_index(self, edge_attr: EdgeAttr) -> bool:
+        return False
+
+    def get_all_edge_attrs(self) -> list[EdgeAttr]:
+        typed = self.typed
+        return [
+            EdgeAttr(
+                t,
+                EdgeLayout.CSC,
+                is_sorted=True,
+                size=(typed.num_nodes(t[0]), typed.num_nodes(t[2])),
+            )
+            for t in typed.edge_types
+        ]
+
+
 class PyGFeatureStore(_PyGFeatureStore):
-    """A PyG ``FeatureStore`` of homogeneous node attributes (``group_name`` None), e.g.
-    ``PyGFeatureStore(x=features, y=labels)``; NumPy arrays (memory maps too) are read per
-    batch, only the asked rows."""
+    """A PyG ``FeatureStore`` of node attributes: homogeneous (``group_name`` None), e.g.
+    ``PyGFeatureStore(x=features, y=labels)``, or per node type with :meth:`hetero`; NumPy
+    arrays (memory maps too) are read per batch, only the asked rows."""
 
     def __init__(self, **tensors: torch.Tensor | np.ndarray):
         super().__init__()
-        self.tensors: dict[str, torch.Tensor | np.ndarray] = dict(tensors)
+        self.tensors: dict[tuple[str | None, str], torch.Tensor | np.ndarray] = {
+            (None, name): t for name, t in tensors.items()
+        }
 
     @staticmethod
-    def _key(attr: TensorAttr) -> str | None:
-        return attr.attr_name if attr.group_name is None else None
+    def hetero(groups: dict[str, dict[str, torch.Tensor | np.ndarray]]) -> PyGFeatureStore:
+        """Attributes per node type: ``{"user": {"x": ...}, "item": {"x": ...}}``."""
+        store = PyGFeatureStore()
+        for group, tensors in groups.items():
+            store.tensors.update({(group, name): t for name, t in tensors.items()})
+        return store
+
+    @staticmethod
+    def _key(attr: TensorAttr) -> tuple[str | None, str]:
+        return attr.group_name, attr.attr_name
 
     def _put_tensor(self, tensor, attr: TensorAttr) -> bool:
-        if attr.group_name is not None:
-            return False
-        self.tensors[attr.attr_name] = tensor
+        self.tensors[self._key(attr)] = tensor
         return True
 
     def _get_tensor(self, attr: TensorAttr) -> torch.Tensor | None:
@@ -122,4 +175,4 @@ class PyGFeatureStore(_PyGFeatureStore):
         return None if source is None else tuple(source.shape)
 
     def get_all_tensor_attrs(self) -> list[TensorAttr]:
-        return [TensorAttr(None, name) for name in self.tensors]
+        return [TensorAttr(group, name) for group, name in self.tensors]

@@ -9,6 +9,11 @@ follow a power law too. Item text names its community's topic words; user text n
 topic words of the user's community, so a text encoder alone already places cold nodes near
 their community, and the graph adds who-likes-what.
 
+Planted friendships (``friends_per_user > 0``): each user names that many friends, each in
+the user's own community with probability ``affinity`` (friends share tastes), else anywhere;
+written as ``friendships.npy`` (``[2, F]`` user ids) and ``friendships.csv`` (``src,dst``),
+read as the graph's user–user edges (``[data.options] friendships = false`` leaves them out).
+
 Deterministic by ``seed``: users are generated in blocks of ``block_users`` from generators
 seeded by ``(seed, block)``, every step a tensor op (:func:`draw_block`, on the CPU or a GPU).
 :func:`synthetic_graph` compresses the blocks into the symmetric graph in memory (a
@@ -82,6 +87,7 @@ class SyntheticSpec:
     popularity_alpha: float = 1.0
     seed: int = 0
     block_users: int = 100_000
+    friends_per_user: int = 0
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -93,6 +99,23 @@ class SyntheticSpec:
             raise ValueError("affinity must be in [0, 1] and interactions_per_user >= 1")
         if self.activity_alpha <= 1.0:
             raise ValueError("activity_alpha must be > 1 (a finite mean)")
+        if self.friends_per_user < 0:
+            raise ValueError("friends_per_user must be >= 0")
+
+
+def draw_friendships(spec: SyntheticSpec) -> np.ndarray:
+    """``[2, F]`` int64 ``(user, friend)`` pairs: ``friends_per_user`` draws per user, in the
+    user's community with probability ``affinity`` (else any community), uniform within it;
+    self-pairs dropped. Deterministic by ``seed`` (its own stream, apart from the blocks')."""
+    rng = np.random.default_rng([spec.seed, 2])
+    U, C = spec.num_users, spec.communities
+    users = np.repeat(np.arange(U, dtype=np.int64), spec.friends_per_user)
+    same = rng.random(len(users)) < spec.affinity
+    community = np.where(same, users % C, rng.integers(0, C, len(users)))
+    members = (U - community + C - 1) // C  # users in each drawn community
+    friend = community + C * np.floor(rng.random(len(users)) * members).astype(np.int64)
+    keep = (friend != users) & (friend < U)
+    return np.stack([users[keep], friend[keep]])
 
 
 def topic(community: int) -> tuple[str, list[str]]:
@@ -276,15 +299,30 @@ def write_synthetic(
                 interactions += pairs.shape[1]
                 if progress is not None:
                     progress(last)
-        manifest = {"spec": dataclasses.asdict(spec), "interactions": interactions}
+        friendships = 0
+        if spec.friends_per_user:
+            pairs = draw_friendships(spec)
+            np.save(tmp / "friendships.npy", pairs)
+            if write_csv:
+                with open(tmp / "friendships.csv", "w", newline="") as f:
+                    w = csv.writer(f)
+                    w.writerow(["src", "dst"])
+                    w.writerows((f"u{a}", f"u{b}") for a, b in zip(*pairs.tolist()))
+            friendships = pairs.shape[1]
+        manifest = {
+            "spec": dataclasses.asdict(spec),
+            "interactions": interactions,
+            "friendships": friendships,
+        }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return folder
 
 
-def load_synthetic(folder: str | Path) -> TextGraph:
+def load_synthetic(folder: str | Path, friendships: bool = True) -> TextGraph:
     """A folder of :func:`write_synthetic` as a :class:`TextGraph`, without parsing
     ``interactions.csv`` (which need not exist): interactions from the ``.npy`` parts, with the
-    ratings and timestamps the CSV holds; text from ``users.csv`` and ``items.csv``."""
+    ratings and timestamps the CSV holds; text from ``users.csv`` and ``items.csv``; the
+    planted friendships as user–user edges (unless ``friendships`` is False)."""
     folder = Path(folder)
     manifest_file = folder / "manifest.json"
     if not manifest_file.is_file():
@@ -322,13 +360,29 @@ def load_synthetic(folder: str | Path) -> TextGraph:
         count = pairs.shape[1]
         ratings = block_ratings(spec, block, count)
         parts.append(Interactions(pairs[0], pairs[1], ratings, np.arange(count)))
-    return TextGraph(folder.name, *tables, Interactions.concat(parts))
+    user_edges = None
+    if friendships and spec.friends_per_user:
+        path = folder / "friendships.npy"
+        if not path.is_file():
+            raise DataError("missing: the manifest plants friendships", path)
+        user_edges = np.load(path, allow_pickle=False).astype(np.int64)
+        if user_edges.ndim != 2 or user_edges.shape[0] != 2:
+            raise DataError(f"expected a [2, F] array, got shape {list(user_edges.shape)}", path)
+    return TextGraph(folder.name, *tables, Interactions.concat(parts), user_edges=user_edges)
 
 
-@register_dataset("synthetic")
+@dataclass(kw_only=True)
+class SyntheticOptions:
+    """``[data.options]`` of the ``synthetic`` dataset: ``friendships``: read the planted
+    friendships (when the folder has them) as user–user edges."""
+
+    friendships: bool = True
+
+
+@register_dataset("synthetic", options=SyntheticOptions)
 def _load_synthetic_dataset(cfg: DataConfig, path: Path | None) -> tuple[TextGraph, None]:
     """A folder written by ``gnnrec synth``."""
-    return load_synthetic(path), None
+    return load_synthetic(path, cfg.dataset_options.friendships), None
 
 
 def node_pair_chunks(folder: str | Path) -> Callable[[], Iterator[np.ndarray]]:

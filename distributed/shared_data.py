@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gnnrec.data.graph_store import CSR, GraphStore
+from gnnrec.data.graph_store import CSR, EDGE_FIELDS, GraphStore
 from gnnrec.train.training_data import TrainingData
 
 PAGE = 4096
@@ -24,7 +24,7 @@ def share(data: TrainingData) -> dict[str, Any]:
     arrays: dict[str, Any] = {
         "csr_indptr": graph.csr.indptr.numpy(),
         "csr_indices": graph.csr.indices.numpy(),
-        "csr_values": None if graph.csr.values is None else graph.csr.values.numpy(),
+        **{f"csr_{k}": v for k, v in graph.csr.edge_fields(torch.Tensor.numpy).items()},
         "features": None if data.features is None else data.features.numpy(),
         "train": tuple(np.asarray(a) for a in data.train),
         "valid": tuple(np.asarray(a) for a in data.valid),
@@ -32,8 +32,7 @@ def share(data: TrainingData) -> dict[str, Any]:
     }
     if not graph.symmetric:
         arrays.update(csc_indptr=graph.csc.indptr.numpy(), csc_indices=graph.csc.indices.numpy())
-        if graph.csc.values is not None:
-            arrays["csc_values"] = graph.csc.values.numpy()
+        arrays |= {f"csc_{k}": v for k, v in graph.csc.edge_fields(torch.Tensor.numpy).items()}
     return arrays
 
 
@@ -53,7 +52,7 @@ def unshare(arrays: dict[str, Any]) -> TrainingData:
         _tensor(arrays["csr_indptr"]),
         _tensor(arrays["csr_indices"]),
         num_cols,
-        _optional(arrays.get("csr_values")),
+        **{f: _optional(arrays.get(f"csr_{f}")) for f in EDGE_FIELDS},
     )
     symmetric = "csc_indptr" not in arrays
     csc = (
@@ -63,7 +62,7 @@ def unshare(arrays: dict[str, Any]) -> TrainingData:
             _tensor(arrays["csc_indptr"]),
             _tensor(arrays["csc_indices"]),
             num_cols,
-            _optional(arrays.get("csc_values")),
+            **{f: _optional(arrays.get(f"csc_{f}")) for f in EDGE_FIELDS},
         )
     )
     features = _optional(arrays["features"])

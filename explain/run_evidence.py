@@ -71,7 +71,7 @@ def _graph_terms(handle, users, fresh, seen, z_users, z_items, paths) -> list[Pa
     model, U = handle.model, handle.num_users
     handle.prepare_fold_in()
     state, graph = handle._state, handle._data.graph.csr
-    state.require_unweighted("an explanation from the graph", "train without edge weights")
+    state.require_plain("an explanation from the graph", "retrain without them")
     indptr, indices = graph.indptr.numpy(), graph.indices.numpy()
     if any(fresh) and (model.ATTENDS or method_of(model) != EXACT):
         raise ValueError(

@@ -11,7 +11,8 @@ Run level (what the CLI does)::
 Building blocks: :func:`aggregate` (the sparse aggregation), :class:`NeighborSampler`,
 :class:`GraphStore`/:class:`CSR`, :class:`FeatureStore`, :class:`GCNLayer`,
 :class:`GCNRecommender` and the :class:`Recommender` interface, :class:`Trainer`; PyG's
-extension points: :class:`PyGNeighborSampler` (a ``BaseSampler``), :class:`PyGGraphStore` /
+extension points: :class:`PyGNeighborSampler` / :class:`PyGHeteroNeighborSampler` (a
+``BaseSampler``), :class:`PyGGraphStore` / :class:`PyGHeteroGraphStore` /
 :class:`PyGFeatureStore`, :class:`KernelGCNConv` / :class:`KernelLGConv`. Names load on first
 use, so ``import gnnrec`` stays light.
 """
@@ -63,7 +64,9 @@ _EXPORTS = {
     "make_encoder": "gnnrec.encoders.factory",
     # PyG extension points
     "PyGNeighborSampler": "gnnrec.train.pyg_sampler",
+    "PyGHeteroNeighborSampler": "gnnrec.train.pyg_sampler",
     "PyGGraphStore": "gnnrec.data.pyg_stores",
+    "PyGHeteroGraphStore": "gnnrec.data.pyg_stores",
     "PyGFeatureStore": "gnnrec.data.pyg_stores",
     "as_csr": "gnnrec.data.pyg_stores",
     "KernelGCNConv": "gnnrec.models.pyg_conv",

@@ -451,6 +451,12 @@ def add_synth(sub, common) -> None:
         default=0.8,
         help="share of a user's items in its community",
     )
+    synth.add_argument(
+        "--friends-per-user",
+        type=whole(0),
+        default=0,
+        help="planted friendships a user (in their community with --affinity)",
+    )
     synth.add_argument("--seed", type=whole(0), default=0, help="the generator's seed")
     synth.add_argument(
         "--no-csv",

@@ -429,6 +429,7 @@ def cmd_synth(args: argparse.Namespace) -> None:
         interactions_per_user=args.interactions_per_user,
         affinity=args.affinity,
         seed=args.seed,
+        friends_per_user=args.friends_per_user,
     )
     with tqdm(total=spec.num_users, unit="user", desc="generating") as bar:
         folder = write_synthetic(

@@ -133,7 +133,9 @@ def prepare(config: RunConfig, progress: bool = True) -> Prepared:
             IGNORE_WEIGHTS[config.model.name],
         )
     encode_nodes(graph, split, config, progress)
-    return Prepared(graph, split, training_data(graph, split, config.data.edge_weight_spec))
+    typed = config.model.relations == "typed"
+    data = training_data(graph, split, config.data.edge_weight_spec, typed)
+    return Prepared(graph, split, data)
 
 
 def model_for(config: RunConfig, data: TrainingData) -> Recommender:

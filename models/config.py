@@ -55,6 +55,12 @@ class ModelConfig:
     ``heads`` of them concatenated, in place of the convolutions) or ``ncf`` (NeuMF over the
     layer-0 embeddings, :mod:`gnnrec.models.ncf`: no graph; ``layers``, ``aggregation`` and
     ``conv_weights`` unused). ``lightgcn`` and ``mf`` are checked to be exactly that.
+
+    ``relations``: ``merged`` (one graph: every edge alike) or ``typed`` (GCN and LightGCN:
+    each relation of the graph, users rating items, items rated by users, user–user and
+    item–item edges, with its own normalisation and, with ``conv_weights``, its own weight;
+    ``relation_bases > 0``: those weights combined from that many shared bases, R-GCN's
+    decomposition; :mod:`gnnrec.models.relational_layer`).
     """
 
     RESUMABLE: ClassVar[frozenset[str]] = frozenset()
@@ -69,6 +75,8 @@ class ModelConfig:
     id_embeddings: bool = True
     id_dropout: float = 0.3
     heads: int = 2
+    relations: Literal["merged", "typed"] = "merged"
+    relation_bases: int = 0
 
     @property
     def label(self) -> str:
@@ -87,6 +95,20 @@ class ModelConfig:
             raise ValueError("the model needs text_features, id_embeddings or both")
         if self.hidden < 1 or self.layers < 0 or not 0.0 <= self.id_dropout < 1.0:
             raise ValueError("hidden >= 1, layers >= 0 and id_dropout in [0, 1) are required")
+        if self.relations == "typed" and (
+            self.name not in ("gcn", "lightgcn") or self.aggregation == "max"
+        ):
+            raise ValueError(
+                "relations = 'typed' is built for gcn and lightgcn with sum or mean "
+                f"aggregation, not {self.name} with {self.aggregation}"
+            )
+        if self.relation_bases < 0 or (
+            self.relation_bases and (self.relations != "typed" or not self.conv_weights)
+        ):
+            raise ValueError(
+                "relation_bases (>= 0) decomposes the typed relations' weights: it needs "
+                "relations = 'typed' and conv_weights = true"
+            )
         MODELS[self.name].check(self)
 
     @property

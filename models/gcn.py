@@ -23,11 +23,13 @@ from torch import nn
 
 from gnnrec.common.row_ranges import row_ranges
 from gnnrec.data.graph_store import CSR
+from gnnrec.data.hetero import NUM_RELATIONS
 from gnnrec.kernels.csr import inverse_sqrt_degree, row_block
 from gnnrec.models.config import ModelConfig, register_model
 from gnnrec.models.gcn_layer import GCNLayer
 from gnnrec.models.graph_view import GraphView
 from gnnrec.models.node_inputs import TextAndIDRecommender
+from gnnrec.models.relational_layer import RelationalGCNLayer
 
 
 def _lightgcn_only(config: ModelConfig) -> None:
@@ -67,8 +69,19 @@ class GCNRecommender(TextAndIDRecommender):
         self._init_rating_head()
 
     def make_layer(self, width: int) -> nn.Module:
-        """One propagation layer of ``width`` in and out: a graph convolution."""
-        return GCNLayer(width, width, self.config.aggregation, weight=self.config.conv_weights)
+        """One propagation layer of ``width`` in and out: a graph convolution (one per relation
+        with ``relations = "typed"``)."""
+        config = self.config
+        if config.relations == "typed":
+            return RelationalGCNLayer(
+                width,
+                width,
+                NUM_RELATIONS,
+                config.aggregation,
+                weight=config.conv_weights,
+                bases=config.relation_bases,
+            )
+        return GCNLayer(width, width, config.aggregation, weight=config.conv_weights)
 
     def propagate(
         self, h0: torch.Tensor, view: GraphView, source_mask: torch.Tensor | None = None
@@ -196,13 +209,10 @@ class GCNRecommender(TextAndIDRecommender):
             new = total if into_total else torch.empty_like(h)
             for start, end in row_ranges(host_indptr, chunk_nodes, chunk_nodes):
                 indptr, indices, sources = row_block(view.csr.indptr, view.csr.indices, start, end)
-                values = view.csr.values
-                if values is not None:
-                    values = values[int(view.csr.indptr[start]) : int(view.csr.indptr[end])]
-                block = GraphView(
-                    CSR(indptr, indices, sources.numel(), values),
-                    view.row_scale[start:end],
-                    view.col_scale[sources],
+                lo, hi = int(view.csr.indptr[start]), int(view.csr.indptr[end])
+                fields = view.csr.edge_fields(lambda t, lo=lo, hi=hi: t[lo:hi])
+                block = view.block(
+                    CSR(indptr, indices, sources.numel(), **fields), slice(start, end), sources
                 ).to(device)
                 # attention also reads the block's own rows (its targets)
                 targets = {"targets": h[start:end].to(device)} if self.ATTENDS else {}

@@ -74,12 +74,15 @@ class GCNLayer(nn.Module):
             return (1.0 / degree[rows]).unsqueeze(1)
         return (weight.to(view.row_scale.dtype) * _inverse_row_sums(view)[rows]).unsqueeze(1)
 
-    def forward(self, h: torch.Tensor, view: GraphView) -> torch.Tensor:
-        scaled = self.aggregation == "sum"
-        reduce, row_scale = self.aggregation, view.row_scale if scaled else None
-        if self.aggregation == "mean" and view.csr.values is not None:
+    @staticmethod
+    def propagate(h: torch.Tensor, view: GraphView, aggregation: str) -> torch.Tensor:
+        """The aggregation alone, ``[M, F]`` -> ``[N, F]``: ``D_r^-1/2 A D_c^-1/2 h`` for
+        ``sum``, the (weighted) mean or the max."""
+        scaled = aggregation == "sum"
+        reduce, row_scale = aggregation, view.row_scale if scaled else None
+        if aggregation == "mean" and view.csr.values is not None:
             reduce, row_scale = "sum", _inverse_row_sums(view)  # the weighted mean
-        h = aggregate(
+        return aggregate(
             view.csr.indptr,
             view.csr.indices,
             h,
@@ -89,6 +92,9 @@ class GCNLayer(nn.Module):
             col_scale=view.col_scale if scaled else None,
             validate=False,
         )
+
+    def forward(self, h: torch.Tensor, view: GraphView) -> torch.Tensor:
+        h = self.propagate(h, view, self.aggregation)
         if self.weight is not None:
             h = nn.functional.linear(h, self.weight, self.bias)
         elif self.bias is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +18,11 @@ class GraphView:
     degree 0; over a weighted CSR (``csr.values``: ``w`` ``[E]``), the weighted degrees
     ``sum_j w_ij``, and the layers multiply each message by its edge's weight.
 
+    Over a CSR with relations (``csr.relation``), also each relation's own scales,
+    ``relation_row_scale`` ``[R, N]`` and ``relation_col_scale`` ``[R, M]`` (the degrees
+    within relation ``r``), and its edges as a CSR of their own (:meth:`relation_csr`), for
+    the typed layers (:mod:`gnnrec.models.relational_layer`).
+
     ``hops``: for a sampled subgraph whose nodes are numbered by hop (the seeds first, then the
     nodes first reached at hop 1, ...; every edge into a node of hop ``k`` comes from hop
     ``<= k + 1``), the number of nodes within hop ``0, 1, ..., K`` of the seeds. An ``L``-layer
@@ -28,6 +34,8 @@ class GraphView:
     row_scale: torch.Tensor
     col_scale: torch.Tensor
     hops: tuple[int, ...] | None = None
+    relation_row_scale: torch.Tensor | None = None
+    relation_col_scale: torch.Tensor | None = None
 
     @staticmethod
     def of(graph: CSR | object, hops: list[int] | tuple[int, ...] | None = None) -> GraphView:
@@ -38,7 +46,45 @@ class GraphView:
 
             graph = as_csr(graph)
         scales = gcn_scales(graph.indptr, graph.indices, graph.num_cols, graph.values)
-        return GraphView(graph, *scales, None if hops is None else tuple(hops))
+        view = GraphView(graph, *scales, None if hops is None else tuple(hops))
+        if graph.relation is not None:
+            per_relation = [
+                gcn_scales(csr.indptr, csr.indices, csr.num_cols, csr.values)
+                for csr in view.relation_csrs
+            ]
+            view.relation_row_scale = _stack([r for r, _ in per_relation], graph.num_rows)
+            view.relation_col_scale = _stack([c for _, c in per_relation], graph.num_cols)
+        return view
+
+    @functools.cached_property
+    def relation_csrs(self) -> list[CSR]:
+        """The edges of each relation ``0..R-1`` as a CSR over the same rows and columns (in
+        the view's edge order), made once per view."""
+        csr = self.csr
+        if csr.relation is None:
+            return [csr]
+        count = int(csr.relation.max()) + 1 if csr.num_edges else 1
+        rows, relation = csr.row_ids(), csr.relation.long()
+        out = []
+        for r in range(count):
+            kept = torch.nonzero(relation == r).flatten()
+            indptr = torch.zeros(csr.num_rows + 1, dtype=torch.int64, device=rows.device)
+            indptr[1:] = torch.cumsum(torch.bincount(rows[kept], minlength=csr.num_rows), 0)
+            fields = csr.edge_fields(lambda t, kept=kept: t[kept])
+            out.append(CSR(indptr, csr.indices[kept], csr.num_cols, **fields))
+        return out
+
+    def relation_view(self, relation: int) -> GraphView | None:
+        """Relation ``relation``'s edges with its own scales (None: no such edges here)."""
+        if self.relation_row_scale is None:
+            return self if relation == 0 else None
+        if relation >= len(self.relation_csrs):
+            return None
+        return GraphView(
+            self.relation_csrs[relation],
+            self.relation_row_scale[relation],
+            self.relation_col_scale[relation],
+        )
 
     def within(self, hop: int) -> int:
         """The nodes within ``hop`` hops of the seeds: a prefix of the rows (all of them without
@@ -57,17 +103,48 @@ class GraphView:
         csr = self.csr
         if rows == csr.num_rows and cols == csr.num_cols:
             return self
-        return GraphView(csr.rows_prefix(rows, cols), self.row_scale[:rows], self.col_scale[:cols])
+        return self.block(csr.rows_prefix(rows, cols), slice(0, rows), slice(0, cols))
+
+    def block(self, csr: CSR, rows: slice, cols: slice | torch.Tensor) -> GraphView:
+        """The view of ``csr``, some of this view's edges: those of the rows ``rows`` reading
+        the columns ``cols`` (a prefix, or the sources a row block reads), every scale taken
+        from this view (the degrees of the whole graph)."""
+        relation = {}
+        if self.relation_row_scale is not None:
+            relation = {
+                "relation_row_scale": self.relation_row_scale[:, rows],
+                "relation_col_scale": self.relation_col_scale[:, cols],
+            }
+        return GraphView(csr, self.row_scale[rows], self.col_scale[cols], **relation)
 
     def scaled_sources(self, factor: torch.Tensor) -> GraphView:
         """This view with ``col_scale * factor[:M]``: sources weighted as well as scaled."""
-        col_scale = self.col_scale * factor[: self.csr.num_cols].to(self.col_scale.dtype)
-        return GraphView(self.csr, self.row_scale, col_scale, self.hops)
+        factor = factor[: self.csr.num_cols].to(self.col_scale.dtype)
+        view = GraphView(self.csr, self.row_scale, self.col_scale * factor, self.hops)
+        if self.relation_row_scale is not None:
+            view.relation_row_scale = self.relation_row_scale
+            view.relation_col_scale = self.relation_col_scale * factor
+            view.__dict__["relation_csrs"] = self.relation_csrs  # the same edges
+        return view
 
     def to(self, device: torch.device) -> GraphView:
         """This view on ``device`` (itself when already there)."""
         if self.row_scale.device == torch.device(device):
             return self
+
+        def moved(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device)
+
         return GraphView(
-            self.csr.to(device), self.row_scale.to(device), self.col_scale.to(device), self.hops
+            self.csr.to(device),
+            self.row_scale.to(device),
+            self.col_scale.to(device),
+            self.hops,
+            moved(self.relation_row_scale),
+            moved(self.relation_col_scale),
         )
+
+
+def _stack(scales: list[torch.Tensor], size: int) -> torch.Tensor:
+    """``[R, size]`` of the relations' scales."""
+    return torch.stack(scales) if scales else torch.zeros(0, size)

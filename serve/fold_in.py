@@ -39,22 +39,25 @@ FIT_LR = 0.05
 class GraphState:
     """What fold-in reads of a trained graph: the inputs ``states[l]`` ``[N, H]`` of each
     layer (:meth:`Recommender.layer_states`) and every node's column scale ``[N]``;
-    ``weighted``: whether the graph's edges carry weights (``data.edge_weight``)."""
+    ``weighted``: whether the graph's edges carry weights (``data.edge_weight``); ``typed``:
+    whether they carry relations (``model.relations = "typed"``)."""
 
     states: list[torch.Tensor]
     col_scale: torch.Tensor
     num_users: int
     weighted: bool = False
+    typed: bool = False
 
-    def require_unweighted(self, what: str, instead: str) -> None:
+    def require_plain(self, what: str, instead: str) -> None:
         """Raises ``ValueError`` naming ``what`` (fold-in, an explanation), which reads a
-        user's edges without their weights, and what to do ``instead``: a graph with weighted
-        edges is refused, not misread."""
-        if self.weighted:
-            raise ValueError(
-                f"{what} is not built yet for a graph with weighted edges (data.edge_weight); "
-                f"{instead}"
-            )
+        user's edges as one unweighted relation, and what to do ``instead``: a graph with
+        weighted or typed edges is refused, not misread."""
+        for refused, kind in (
+            (self.weighted, "weighted edges (data.edge_weight)"),
+            (self.typed, "typed relations (model.relations)"),
+        ):
+            if refused:
+                raise ValueError(f"{what} is not built yet for a graph with {kind}; {instead}")
 
 
 def neighbor_rows(item_lists: Sequence[np.ndarray], num_users: int) -> tuple[CSR, torch.Tensor]:
@@ -74,9 +77,7 @@ def fold_in_users(
 ) -> torch.Tensor:
     """Final embeddings ``[B, H]`` of ``B`` users with layer 0 ``h0`` ``[B, H]`` whose edges
     go to the item rows ``item_lists[b]``, by the model's own layers (the graph held fixed)."""
-    graph.require_unweighted(
-        "fold-in", "recommend for the run's own users, or train without edge weights"
-    )
+    graph.require_plain("fold-in", "recommend for the run's own users, or retrain without them")
     csr, columns = neighbor_rows(item_lists, graph.num_users)
     device = h0.device
     states = [s[columns.to(s.device)].to(device) for s in graph.states]

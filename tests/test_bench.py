@@ -126,20 +126,31 @@ def test_relations_bench_compares_weighted_and_unweighted_graphs(
     overrides = [
         o for o in planted_overrides(planted_dir, feature_cache) if not o.startswith("model.layers")
     ] + ["train.epochs=2"]
-    args = ["--seeds", "0", "1", "--weights", "rating", "log1p(rating)"]
+    args = ["--experiments", "weights", "--seeds", "0", "1", "--weights", "rating", "log1p(rating)"]
     args += ["--output", str(tmp_path / "r.jsonl")]
     rows = relations.main([*args, *[f"--set={o}" for o in overrides]])
-    shown = {(r["model"], r["edge_weight"]) for r in rows}
+    shown = {(r["model"], r["variant"]) for r in rows}
     weights = ("none", "rating", "log1p(rating)")
     assert shown == {(m, w) for m in ("LightGCN", "text GCN") for w in weights}
     for r in rows:
         assert r["seeds"] == 2 and [run["seed"] for run in r["runs"]] == [0, 1]
-        has_verdict = r["edge_weight"] != "none"
+        has_verdict = r["variant"] != "none"
         assert ("recall@20_verdict" in r) == has_verdict
         if has_verdict:
             assert r["recall@20_verdict"] in ("win", "tie", "loss")
     assert (tmp_path / "r.md").read_text().count("±") == 2 * len(rows)
     assert (tmp_path / "r.png").stat().st_size > 0
+
+
+def test_relations_bench_compares_graphs_with_planted_friendships(tmp_path):
+    from gnnrec.bench import relations
+
+    args = ["--experiments", "social", "--seeds", "0", "--social-users", "200"]
+    args += ["--output", str(tmp_path / "s.jsonl"), "--set", "train.epochs=2"]
+    rows = relations.main(args)
+    assert [r["variant"] for r in rows] == list(relations.social_variants(tmp_path))
+    assert all(r["experiment"] == "social" and r["recall@20"] >= 0 for r in rows)
+    assert [("recall@20_verdict" in r) for r in rows] == [False, True, True]
 
 
 @pytest.mark.parametrize(

@@ -23,8 +23,8 @@ def run_example(code: str, cwd: Path) -> str:
     return done.stdout
 
 
-def test_the_readme_has_both_examples():
-    assert len(EXAMPLES) == 2
+def test_the_readme_has_its_three_examples():
+    assert len(EXAMPLES) == 3
 
 
 @pytest.mark.slow
@@ -48,3 +48,10 @@ def test_run_level_example_trains_recommends_and_exports(tmp_path):
 def test_building_blocks_example(tmp_path):
     out = run_example(EXAMPLES[1], tmp_path).splitlines()
     assert out == ["torch.Size([7, 16])", "tensor([0, 1])"]
+
+
+def test_hetero_loader_example(tmp_path):
+    pairs, weights = run_example(EXAMPLES[2], tmp_path).splitlines()
+    users, positives = (ast.literal_eval(p) for p in pairs.replace("] [", "]|[").split("|"))
+    assert users == [0, 0] and len(positives) == 2  # the first two pairs: user 0's
+    assert ast.literal_eval(weights) == [5.0, 3.0, 4.0, 1.0, 2.0]

@@ -18,6 +18,7 @@ from gnnrec.data.graph_store import GraphStore
 from gnnrec.data.out_of_core import build_csr_out_of_core
 from gnnrec.data.synthetic import (
     SyntheticSpec,
+    draw_friendships,
     generate_blocks,
     load_synthetic,
     node_pair_chunks,
@@ -67,6 +68,27 @@ def test_planted_communities_power_law_and_text():
     assert user_degree.min() >= 1 and user_degree.max() > 5 * np.median(user_degree)
     keys = pairs[0] * spec.num_items + pairs[1]
     assert np.unique(keys).size == keys.size  # no repeated interaction
+
+
+def test_planted_friends_share_a_community_and_load_as_user_edges(tmp_path):
+    spec = SyntheticSpec(**{**SMALL.__dict__, "friends_per_user": 5, "affinity": 0.8})
+    folder = write_synthetic(spec, tmp_path / "social")
+    pairs = draw_friendships(spec)
+    same = (pairs[0] % 4 == pairs[1] % 4).mean()
+    assert 0.78 < same < 0.9  # 0.8 planted + 0.2 / 4 by chance
+    assert pairs.shape[1] > 0.95 * 5 * spec.num_users and not (pairs[0] == pairs[1]).any()
+    graph = load_synthetic(folder)
+    assert np.array_equal(graph.user_edges, pairs)
+    assert (folder / "friendships.csv").read_text().splitlines()[
+        1
+    ] == f"u{pairs[0, 0]},u{pairs[1, 0]}"
+    assert load_synthetic(folder, friendships=False).user_edges is None
+    loose = draw_friendships(SyntheticSpec(**{**spec.__dict__, "affinity": 0.0}))
+    assert abs((loose[0] % 4 == loose[1] % 4).mean() - 0.25) < 0.03
+    assert (
+        SMALL.friends_per_user == 0
+        and load_synthetic(write_synthetic(SMALL, tmp_path / "plain")).user_edges is None
+    )
 
 
 @pytest.mark.slow

@@ -181,7 +181,8 @@ class NeighborSampler:
         self.device = csr.indptr.device if device is None else torch.device(device)
         self.read: Read = index_read
         if self.device != csr.indptr.device:
-            if not all(t is None or t.is_pinned() for t in (csr.indptr, csr.indices, csr.values)):
+            arrays = (csr.indptr, csr.indices, *csr.edge_fields(lambda t: t).values())
+            if not all(t is None or t.is_pinned() for t in arrays):
                 raise ValueError(
                     f"a CSR on {csr.indptr.device} cannot be sampled on {self.device}: move it "
                     "there (csr.to(device)) or pin it (csr.pin_memory()) to read it in place"
@@ -220,6 +221,6 @@ class NeighborSampler:
         indptr[1:] = torch.cumsum(torch.bincount(torch.cat(targets), minlength=n), 0)
         dtype = torch.int32 if n < INDEX_DTYPE_LIMIT else torch.int64
         e_id = torch.cat(edges)
-        values = None if self.csr.values is None else self.read(self.csr.values, e_id)
-        csr = CSR(indptr, torch.cat(sources).to(dtype), n, values)
+        fields = self.csr.edge_fields(lambda t: self.read(t, e_id))
+        csr = CSR(indptr, torch.cat(sources).to(dtype), n, **fields)
         return SampledSubgraph(n_id, csr, batch_size, seed_index, num_nodes, num_edges, e_id)

@@ -10,6 +10,7 @@ import torch
 
 from gnnrec.data.edge_weights import EdgeWeight, edge_weights
 from gnnrec.data.graph_store import GraphStore
+from gnnrec.data.hetero import TypedGraph
 from gnnrec.data.splits import Split
 from gnnrec.data.textgraph import TextGraph
 
@@ -46,11 +47,14 @@ def split_pairs(graph: TextGraph, index: np.ndarray) -> Pairs:
 
 
 def training_data(
-    graph: TextGraph, split: Split, edge_weight: EdgeWeight | None = None
+    graph: TextGraph,
+    split: Split,
+    edge_weight: EdgeWeight | None = None,
+    typed: bool = False,
 ) -> TrainingData:
     """The training graph (training interactions, weighted by ``edge_weight`` when given,
-    plus any user–user/item–item edges), the node features ``[U + I, F]`` float32 from the
-    graph's slots, and the train/validation pairs."""
+    plus any user–user/item–item edges; each edge's relation kept when ``typed``), the node
+    features ``[U + I, F]`` float32 from the graph's slots, and the train/validation pairs."""
     train = split_pairs(graph, split.train)
     weight = None if edge_weight is None else edge_weights(graph, edge_weight)
     store = GraphStore.bipartite(
@@ -62,6 +66,8 @@ def training_data(
         graph.item_edges,
         weight=None if weight is None else weight[split.train],
     )
+    if typed:
+        store.csr.relation = TypedGraph(store).relation
     features = None
     if graph.user_features is not None and graph.item_features is not None:
         features = torch.cat([graph.user_features, graph.item_features]).float()
