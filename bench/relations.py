@@ -7,6 +7,10 @@ JSON rows, a markdown table and a plot.
   --friends-per-user``; friends share a community, users have few interactions): the plain
   user–item graph, with the friendships merged into it, and with them as a typed relation
   (``model.relations = "typed"``).
+- ``cost``: a typed model's training step and full-graph forward (time, peak memory) against
+  the merged one on a synthetic graph of ``--cost-users`` users (20 interactions each, so
+  ``10^7`` interactions at the default) with two extra relations
+  (:mod:`gnnrec.bench.relation_cost`).
 
 Every variant trains with the same seeds and budget (``data.seed``, ``train.seed`` and, for
 ``social``, the dataset's seed). The verdict of a variant against its experiment's first, per
@@ -37,6 +41,7 @@ MODELS = {
 METRICS = ("recall@20", "ndcg@20")
 UNWEIGHTED = "none"
 SOCIAL_MODEL = "LightGCN"
+LABELS = {"merged": "merged graph (one weight)", "typed": "typed relations (a weight each)"}
 
 
 def social_variants(folder: Path) -> dict[str, list[str]]:
@@ -79,6 +84,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     from gnnrec.run import train_run
 
     results: list[dict] = []
+    if "cost" in args.experiments:
+        results += cost_rows(args)
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             for experiment, model, recipe, variants in experiments(args, Path(tmp), seed):
@@ -96,6 +103,19 @@ def run(args: argparse.Namespace) -> list[dict]:
                     row = {"experiment": experiment, "model": model, "variant": variant}
                     results.append(row | {"seed": seed} | {m: metrics[m] for m in METRICS})
     return summarise(results)
+
+
+def cost_rows(args: argparse.Namespace) -> list[dict]:
+    """The cost experiment's rows: merged then typed, on one graph."""
+    from gnnrec.bench.relation_cost import cost_graph, measure
+
+    store, pairs, sizes = cost_graph(args.cost_users, args.seeds[0])
+    rows, meta = [], provenance()
+    for relations in ("merged", "typed"):
+        measured = measure(store, pairs, relations, steps=args.cost_steps, seed=args.seeds[0])
+        row = {"bench": "relations", "experiment": "cost", "model": "GCN", "variant": relations}
+        rows.append(row | sizes | measured | meta)
+    return rows
 
 
 def verdict(variant: list[float], baseline: list[float]) -> str:
@@ -116,7 +136,9 @@ def verdict(variant: list[float], baseline: list[float]) -> str:
 def summarise(results: list[dict]) -> list[dict]:
     """One row per (experiment, model, variant): mean and std over seeds, and for every
     variant but the experiment's first its verdict against it on the same seeds."""
-    rows, meta = [], provenance()
+    rows = [r for r in results if r["experiment"] == "cost"]
+    results = [r for r in results if r["experiment"] != "cost"]
+    meta = provenance()
     groups = dict.fromkeys((r["experiment"], r["model"]) for r in results)
     for experiment, model in groups:
         mine = [r for r in results if (r["experiment"], r["model"]) == (experiment, model)]
@@ -139,6 +161,18 @@ def summarise(results: list[dict]) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
+    cost = [r for r in rows if r["experiment"] == "cost"]
+    rows = [r for r in rows if r["experiment"] != "cost"]
+    parts = [quality_table(rows)] if rows else []
+    if cost:
+        columns = ["model", "relations", "interactions", "directed_edges", "step_s", "step_peak_mb"]
+        columns += ["forward_s", "forward_peak_mb", "layer_parameters"]
+        shown = [{**r, "relations": r["variant"]} for r in cost]
+        parts.append(markdown_table(shown, columns))
+    return "\n\n".join(parts)
+
+
+def quality_table(rows: list[dict]) -> str:
     shown = [
         {
             "experiment": r["experiment"],
@@ -162,11 +196,16 @@ def plot(rows: list[dict], path: Path) -> Path:
     """Recall@20 and NDCG@20 (mean ± std over seeds) of every variant, one row of panels per
     experiment, each variant's verdict written over its bar."""
     plt = pyplot()
-    shown = list(dict.fromkeys(r["experiment"] for r in rows))
+    cost = [r for r in rows if r["experiment"] == "cost"]
+    rows = [r for r in rows if r["experiment"] != "cost"]
+    shown = list(dict.fromkeys(r["experiment"] for r in rows)) + (["cost"] if cost else [])
     fig, axes = plt.subplots(
         len(shown), len(METRICS), figsize=(6 * len(METRICS), 4.2 * len(shown)), squeeze=False
     )
     for panels, experiment in zip(axes, shown):
+        if experiment == "cost":
+            plot_cost(cost, panels)
+            continue
         mine = [r for r in rows if r["experiment"] == experiment]
         groups = list(dict.fromkeys(r["model"] for r in mine))
         variants = list(dict.fromkeys(r["variant"] for r in mine))
@@ -200,12 +239,39 @@ def plot(rows: list[dict], path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def plot_cost(rows: list[dict], panels) -> None:
+    """Step and forward time of the merged and the typed model, the peak memory on each bar."""
+    names = [r["variant"] for r in rows]
+    for ax, (what, seconds, peak) in zip(
+        panels,
+        (
+            ("training step", "step_s", "step_peak_mb"),
+            ("full-graph forward", "forward_s", "forward_peak_mb"),
+        ),
+    ):
+        values = [r[seconds] for r in rows]
+        ax.bar(range(len(rows)), values, 0.6, color=["tab:gray", "tab:purple"][: len(rows)])
+        for x, (value, r) in enumerate(zip(values, rows)):
+            ax.text(
+                x, value * 1.01, f"{value:.2f} s, peak +{r[peak]:.0f} MB", ha="center", fontsize=8
+            )
+        ax.set_xticks(range(len(rows)), [LABELS[n] for n in names])
+        r = rows[0]
+        ax.set(
+            title=f"{what}: {r['interactions']:,} interactions + 2 relations\n{r['device']}",
+            ylabel="seconds (median)" if seconds == "step_s" else "seconds",
+        )
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(
         prog="gnnrec bench relations", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
-        "--experiments", nargs="+", choices=["weights", "social"], default=["weights", "social"]
+        "--experiments",
+        nargs="+",
+        choices=["weights", "social", "cost"],
+        default=["weights", "social", "cost"],
     )
     parser.add_argument("--seeds", type=whole(0), nargs="+", default=[0, 1, 2])
     parser.add_argument(
@@ -215,6 +281,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument(
         "--social-users", type=whole(8), default=4000, help="users of the social graph"
     )
+    parser.add_argument(
+        "--cost-users", type=whole(16), default=500_000, help="users of the cost graph"
+    )
+    parser.add_argument("--cost-steps", type=whole(1), default=5, help="timed steps a model")
     add_override_argument(parser, "config override for every run")
     add_output_argument(parser, "relations")
     args = parser.parse_args(argv)

@@ -3,6 +3,7 @@
 Importing this package registers the built-in datasets (:mod:`gnnrec.data.datasets`)."""
 
 from gnnrec.data import (  # noqa: F401 (each registers its datasets)
+    lastfm,
     lightgcn_format,
     movielens,
     recbole,

@@ -270,9 +270,9 @@ class GraphStore:
     ) -> GraphStore:
         """The symmetric user–item graph: users ``0..U-1``, items ``U..U+I-1``, both directions,
         duplicates merged; optional ``[2, E']`` user–user and item–item edges join it (both
-        directions too). ``weight`` ``[E]``: each interaction's weight (both directions carry
-        it; same-type edges weigh 1; a merged edge weighs the sum of its copies), kept as the
-        CSR's ``values``.
+        directions too, a pair listed twice or both ways once). ``weight`` ``[E]``: each
+        interaction's weight (both directions carry it; same-type edges weigh 1; a merged
+        interaction weighs the sum of its copies), kept as the CSR's ``values``.
 
         Built on the host from one int64 key ``target * N + source`` per directed edge, the
         users' rows, then the items' (:func:`csr_of_key_blocks`): about 5 bytes a directed edge
@@ -282,10 +282,13 @@ class GraphStore:
         user, item = np.asarray(user), np.asarray(item)
         user_rows: list[EdgePart] = [(user, 0, item, num_users)]
         item_rows: list[EdgePart] = [(item, num_users, user, 0)]
-        for edges, offset, rows in ((user_edges, 0, user_rows), (item_edges, num_users, item_rows)):
+        for edges, offset, rows, count in (
+            (user_edges, 0, user_rows, num_users),
+            (item_edges, num_users, item_rows, num_items),
+        ):
             if edges is not None:
-                edges = np.asarray(edges)
-                rows += [(edges[0], offset, edges[1], offset), (edges[1], offset, edges[0], offset)]
+                source, target = _both_directions(np.asarray(edges), count)
+                rows.append((target, offset, source, offset))
 
         def weights(rows: list[EdgePart]) -> np.ndarray | None:
             if weight is None:
@@ -465,6 +468,16 @@ def _from_hetero(data) -> GraphStore:
 def _pair_keys(source: torch.Tensor, target: torch.Tensor, num_targets: int) -> torch.Tensor:
     """The sorted distinct ``source * num_targets + target`` keys of a pair list."""
     return torch.unique(source.long() * num_targets + target.long())
+
+
+def _both_directions(edges: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(sources, targets)`` of the undirected same-type ``edges`` ``[2, E']`` over ``count``
+    nodes: every distinct pair in both directions, a self-loop once."""
+    low, high = np.minimum(edges[0], edges[1]), np.maximum(edges[0], edges[1])
+    key = np.unique(low.astype(np.int64) * count + high)
+    low, high = key // count, key % count
+    loop = low == high
+    return np.concatenate([low, high[~loop]]), np.concatenate([high, low[~loop]])
 
 
 def _present(fields: dict[str, torch.Tensor | None], prefix: str) -> dict[str, torch.Tensor]:

@@ -24,6 +24,7 @@ EdgeType = tuple[str, str, str]
 # The relations of a user-item store, numbered by (target is an item, source is an item):
 # user -> user links, item -> user (rated_by), user -> item (rates), item -> item links
 NUM_RELATIONS = 4
+RELATION_NAMES = ("user_links", "rated_by", "rates", "item_links")  # in relation-id order
 
 
 @dataclass(frozen=True)

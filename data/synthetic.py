@@ -13,6 +13,8 @@ Planted friendships (``friends_per_user > 0``): each user names that many friend
 the user's own community with probability ``affinity`` (friends share tastes), else anywhere;
 written as ``friendships.npy`` (``[2, F]`` user ids) and ``friendships.csv`` (``src,dst``),
 read as the graph's user–user edges (``[data.options] friendships = false`` leaves them out).
+Planted item links (``links_per_item > 0``) likewise between items (``item_links.npy`` /
+``.csv``, item–item edges unless ``item_links = false``).
 
 Deterministic by ``seed``: users are generated in blocks of ``block_users`` from generators
 seeded by ``(seed, block)``, every step a tensor op (:func:`draw_block`, on the CPU or a GPU).
@@ -88,6 +90,7 @@ class SyntheticSpec:
     seed: int = 0
     block_users: int = 100_000
     friends_per_user: int = 0
+    links_per_item: int = 0
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -99,23 +102,34 @@ class SyntheticSpec:
             raise ValueError("affinity must be in [0, 1] and interactions_per_user >= 1")
         if self.activity_alpha <= 1.0:
             raise ValueError("activity_alpha must be > 1 (a finite mean)")
-        if self.friends_per_user < 0:
-            raise ValueError("friends_per_user must be >= 0")
+        if self.friends_per_user < 0 or self.links_per_item < 0:
+            raise ValueError("friends_per_user and links_per_item must be >= 0")
+
+
+def draw_links(spec: SyntheticSpec, count: int, per_node: int, stream: int) -> np.ndarray:
+    """``[2, F]`` int64 ``(node, other)`` pairs among ``count`` nodes of one type (node ``k``
+    in community ``k % C``): ``per_node`` draws per node, in its community with probability
+    ``affinity`` (else any community), uniform within it; self-pairs dropped. Deterministic
+    by ``(seed, stream)``, apart from the blocks' streams."""
+    rng = np.random.default_rng([spec.seed, stream])
+    C = spec.communities
+    nodes = np.repeat(np.arange(count, dtype=np.int64), per_node)
+    same = rng.random(len(nodes)) < spec.affinity
+    community = np.where(same, nodes % C, rng.integers(0, C, len(nodes)))
+    members = (count - community + C - 1) // C  # nodes in each drawn community
+    other = community + C * np.floor(rng.random(len(nodes)) * members).astype(np.int64)
+    keep = (other != nodes) & (other < count)
+    return np.stack([nodes[keep], other[keep]])
 
 
 def draw_friendships(spec: SyntheticSpec) -> np.ndarray:
-    """``[2, F]`` int64 ``(user, friend)`` pairs: ``friends_per_user`` draws per user, in the
-    user's community with probability ``affinity`` (else any community), uniform within it;
-    self-pairs dropped. Deterministic by ``seed`` (its own stream, apart from the blocks')."""
-    rng = np.random.default_rng([spec.seed, 2])
-    U, C = spec.num_users, spec.communities
-    users = np.repeat(np.arange(U, dtype=np.int64), spec.friends_per_user)
-    same = rng.random(len(users)) < spec.affinity
-    community = np.where(same, users % C, rng.integers(0, C, len(users)))
-    members = (U - community + C - 1) // C  # users in each drawn community
-    friend = community + C * np.floor(rng.random(len(users)) * members).astype(np.int64)
-    keep = (friend != users) & (friend < U)
-    return np.stack([users[keep], friend[keep]])
+    """The planted friendships ``[2, F]`` (user ids): :func:`draw_links` of the users."""
+    return draw_links(spec, spec.num_users, spec.friends_per_user, 2)
+
+
+def draw_item_links(spec: SyntheticSpec) -> np.ndarray:
+    """The planted item links ``[2, F]`` (item ids): :func:`draw_links` of the items."""
+    return draw_links(spec, spec.num_items, spec.links_per_item, 3)
 
 
 def topic(community: int) -> tuple[str, list[str]]:
@@ -242,6 +256,10 @@ def block_table(spec: SyntheticSpec, block: int, pairs: np.ndarray):
     )
 
 
+# name, drawn by, id prefix: the planted links a folder may hold
+LINKS = (("friendships", draw_friendships, "u"), ("item_links", draw_item_links, "i"))
+
+
 def write_synthetic(
     spec: SyntheticSpec,
     folder: str | Path,
@@ -299,30 +317,32 @@ def write_synthetic(
                 interactions += pairs.shape[1]
                 if progress is not None:
                     progress(last)
-        friendships = 0
-        if spec.friends_per_user:
-            pairs = draw_friendships(spec)
-            np.save(tmp / "friendships.npy", pairs)
-            if write_csv:
-                with open(tmp / "friendships.csv", "w", newline="") as f:
-                    w = csv.writer(f)
-                    w.writerow(["src", "dst"])
-                    w.writerows((f"u{a}", f"u{b}") for a, b in zip(*pairs.tolist()))
-            friendships = pairs.shape[1]
-        manifest = {
-            "spec": dataclasses.asdict(spec),
-            "interactions": interactions,
-            "friendships": friendships,
-        }
+        links = {}
+        for name, draw, prefix in LINKS:
+            pairs = draw(spec)
+            if pairs.size:
+                np.save(tmp / f"{name}.npy", pairs)
+                if write_csv:
+                    with open(tmp / f"{name}.csv", "w", newline="") as f:
+                        w = csv.writer(f)
+                        w.writerow(["src", "dst"])
+                        w.writerows(
+                            (f"{prefix}{a}", f"{prefix}{b}") for a, b in zip(*pairs.tolist())
+                        )
+            links[name] = pairs.shape[1]
+        manifest = {"spec": dataclasses.asdict(spec), "interactions": interactions, **links}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return folder
 
 
-def load_synthetic(folder: str | Path, friendships: bool = True) -> TextGraph:
+def load_synthetic(
+    folder: str | Path, friendships: bool = True, item_links: bool = True
+) -> TextGraph:
     """A folder of :func:`write_synthetic` as a :class:`TextGraph`, without parsing
     ``interactions.csv`` (which need not exist): interactions from the ``.npy`` parts, with the
     ratings and timestamps the CSV holds; text from ``users.csv`` and ``items.csv``; the
-    planted friendships as user–user edges (unless ``friendships`` is False)."""
+    planted friendships and item links as user–user and item–item edges (unless
+    ``friendships`` / ``item_links`` is False)."""
     folder = Path(folder)
     manifest_file = folder / "manifest.json"
     if not manifest_file.is_file():
@@ -360,29 +380,46 @@ def load_synthetic(folder: str | Path, friendships: bool = True) -> TextGraph:
         count = pairs.shape[1]
         ratings = block_ratings(spec, block, count)
         parts.append(Interactions(pairs[0], pairs[1], ratings, np.arange(count)))
-    user_edges = None
-    if friendships and spec.friends_per_user:
-        path = folder / "friendships.npy"
-        if not path.is_file():
-            raise DataError("missing: the manifest plants friendships", path)
-        user_edges = np.load(path, allow_pickle=False).astype(np.int64)
-        if user_edges.ndim != 2 or user_edges.shape[0] != 2:
-            raise DataError(f"expected a [2, F] array, got shape {list(user_edges.shape)}", path)
-    return TextGraph(folder.name, *tables, Interactions.concat(parts), user_edges=user_edges)
+    edges = {}
+    for (name, _, _), wanted in zip(LINKS, (friendships, item_links)):
+        edges[name] = _links(folder, name) if wanted else None
+    return TextGraph(
+        folder.name,
+        *tables,
+        Interactions.concat(parts),
+        user_edges=edges["friendships"],
+        item_edges=edges["item_links"],
+    )
+
+
+def _links(folder: Path, name: str) -> np.ndarray | None:
+    """The planted links ``name`` ``[2, F]`` of a written folder (None when it has none)."""
+    manifest = read_json(folder / "manifest.json")
+    if not manifest.get(name):
+        return None
+    path = folder / f"{name}.npy"
+    if not path.is_file():
+        raise DataError(f"missing: the manifest plants {manifest[name]} {name}", path)
+    pairs = np.load(path, allow_pickle=False).astype(np.int64)
+    if pairs.ndim != 2 or pairs.shape[0] != 2:
+        raise DataError(f"expected a [2, F] array, got shape {list(pairs.shape)}", path)
+    return pairs
 
 
 @dataclass(kw_only=True)
 class SyntheticOptions:
-    """``[data.options]`` of the ``synthetic`` dataset: ``friendships``: read the planted
-    friendships (when the folder has them) as user–user edges."""
+    """``[data.options]`` of the ``synthetic`` dataset: read the planted friendships and item
+    links (when the folder has them) as user–user and item–item edges."""
 
     friendships: bool = True
+    item_links: bool = True
 
 
 @register_dataset("synthetic", options=SyntheticOptions)
 def _load_synthetic_dataset(cfg: DataConfig, path: Path | None) -> tuple[TextGraph, None]:
     """A folder written by ``gnnrec synth``."""
-    return load_synthetic(path, cfg.dataset_options.friendships), None
+    o: SyntheticOptions = cfg.dataset_options
+    return load_synthetic(path, o.friendships, o.item_links), None
 
 
 def node_pair_chunks(folder: str | Path) -> Callable[[], Iterator[np.ndarray]]:

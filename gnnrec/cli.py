@@ -457,6 +457,12 @@ def add_synth(sub, common) -> None:
         default=0,
         help="planted friendships a user (in their community with --affinity)",
     )
+    synth.add_argument(
+        "--links-per-item",
+        type=whole(0),
+        default=0,
+        help="planted item-item links an item (in its community with --affinity)",
+    )
     synth.add_argument("--seed", type=whole(0), default=0, help="the generator's seed")
     synth.add_argument(
         "--no-csv",

@@ -430,6 +430,7 @@ def cmd_synth(args: argparse.Namespace) -> None:
         affinity=args.affinity,
         seed=args.seed,
         friends_per_user=args.friends_per_user,
+        links_per_item=args.links_per_item,
     )
     with tqdm(total=spec.num_users, unit="user", desc="generating") as bar:
         folder = write_synthetic(

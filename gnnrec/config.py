@@ -51,6 +51,13 @@ class RunConfig:
                 f"train.fanouts has {len(self.train.fanouts)} hops but model.layers is "
                 f"{self.model.layers}: sampled training needs one fanout per layer"
             )
+        if self.train.relation_fanouts and (
+            self.train.mode != "sampled" or self.model.relations != "typed"
+        ):
+            raise ValueError(
+                "train.relation_fanouts samples each relation on its own: it needs "
+                "train.mode = 'sampled' and model.relations = 'typed'"
+            )
 
 
 def check_run_dir(run_dir: str) -> None:

@@ -153,6 +153,22 @@ def test_relations_bench_compares_graphs_with_planted_friendships(tmp_path):
     assert [("recall@20_verdict" in r) for r in rows] == [False, True, True]
 
 
+def test_relations_bench_times_the_typed_model_against_the_merged_one(tmp_path):
+    from gnnrec.bench import relations
+
+    out = tmp_path / "c.jsonl"
+    rows = relations.main(
+        ["--experiments", "cost", "--cost-users", "300", "--cost-steps", "1", "--output", str(out)]
+    )
+    assert [r["variant"] for r in rows] == ["merged", "typed"]
+    merged, typed = rows
+    assert merged["directed_edges"] == typed["directed_edges"] > 2 * merged["interactions"]
+    assert merged["friendships"] > 0 and merged["item_links"] > 0
+    assert typed["layer_parameters"] == 4 * merged["layer_parameters"]  # a weight per relation
+    assert all(r["step_s"] > 0 and r["forward_s"] > 0 for r in rows)
+    assert "| typed |" in out.with_suffix(".md").read_text()
+
+
 @pytest.mark.parametrize(
     "weighted, plain, expected",
     [

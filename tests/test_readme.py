@@ -51,7 +51,8 @@ def test_building_blocks_example(tmp_path):
 
 
 def test_hetero_loader_example(tmp_path):
-    pairs, weights = run_example(EXAMPLES[2], tmp_path).splitlines()
+    pairs, weights, same = run_example(EXAMPLES[2], tmp_path).splitlines()
+    assert same == "True"
     users, positives = (ast.literal_eval(p) for p in pairs.replace("] [", "]|[").split("|"))
     assert users == [0, 0] and len(positives) == 2  # the first two pairs: user 0's
     assert ast.literal_eval(weights) == [5.0, 3.0, 4.0, 1.0, 2.0]

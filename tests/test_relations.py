@@ -173,3 +173,94 @@ def test_a_typed_run_trains_and_refuses_fold_in(planted_dir, feature_cache, tmp_
     assert not torch.equal(typed.z, runs["merged"].z)
     with pytest.raises(ValueError, match="fold-in is not built yet for a graph with typed"):
         typed.record("someone-new", [typed.item_ids[0]])
+
+
+@given(
+    typed_graphs(),
+    st.integers(0, 2**31 - 1),
+    st.lists(st.sampled_from([-1, 0, 1, 2]), min_size=8, max_size=8),
+)
+def test_per_relation_fanouts_take_up_to_k_of_each_relation(store, seed, picks):
+    fanouts = {r: picks[2 * r : 2 * r + 2] for r in range(NUM_RELATIONS)}
+    sampler = NeighborSampler(store.csr, fanouts)
+    seeds = torch.arange(min(3, store.num_nodes))
+    sub = sampler.sample(seeds, torch.Generator().manual_seed(seed))
+    assert torch.equal(store.csr.row_ids()[sub.e_id], sub.n_id[sub.csr.row_ids()])
+    assert torch.equal(sub.csr.relation, store.csr.relation[sub.e_id])
+    assert sub.e_id.unique().numel() == sub.e_id.numel()  # without replacement
+    degree = torch.zeros(NUM_RELATIONS, store.num_nodes, dtype=torch.int64)
+    degree.index_put_(
+        (store.csr.relation.long(), store.csr.row_ids()),
+        torch.ones(store.num_edges, dtype=torch.int64),
+        accumulate=True,
+    )
+    bounds = [0, *sub.hops]
+    for hop in range(2):
+        for local in range(bounds[hop], bounds[hop + 1]):  # the frontier of this hop
+            node = int(sub.n_id[local])
+            mine = sub.csr.row_ids() == local
+            for r, hops in fanouts.items():
+                got = int((mine & (sub.csr.relation == r)).sum())
+                k, d = hops[hop], int(degree[r, node])
+                assert got == (d if k == -1 else min(d, k)), (hop, node, r)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["train.relation_fanouts={follows=[2, 2]}"], "names 'follows', not a relation"),
+        (["train.relation_fanouts={rates=[2]}"], "has 1 hops and train.fanouts 2"),
+        (["train.relation_fanouts={rates=[2, -3]}"], "each >= 0 or -1"),
+        (["train.mode=full", "model.relations=typed"], "needs train.mode = 'sampled'"),
+        (["model.relations=merged"], "model.relations = 'typed'"),
+    ],
+)
+def test_relation_fanouts_that_do_not_fit_are_refused(overrides, message):
+    from gnnrec.config import load_config
+
+    base = ["model.layers=2", "train.fanouts=[3, 3]", "train.mode=sampled", "model.relations=typed"]
+    if not any(o.startswith("train.relation_fanouts") for o in overrides):
+        base.append("train.relation_fanouts={rates=[2, 2]}")
+    with pytest.raises(ValueError, match=message):
+        load_config(None, [*base, *overrides])
+
+
+def test_a_sampled_run_with_per_relation_fanouts_trains(planted_dir, feature_cache, tmp_path):
+    from helpers import planted_config
+
+    from gnnrec.run import train_run
+
+    config = planted_config(
+        planted_dir,
+        feature_cache,
+        tmp_path / "run",
+        "model.text_features=false",
+        "model.relations=typed",
+        "train.mode=sampled",
+        "train.fanouts=[5, 5]",
+        "train.relation_fanouts={rated_by=[8, 0], rates=[-1, 3]}",
+    )
+    metrics = train_run(config)
+    assert metrics["recall@20"] > metrics["baselines"]["popularity"]["recall@20"]
+
+
+def test_per_relation_fanouts_of_a_relation_without_edges_are_refused(
+    planted_dir, feature_cache, tmp_path
+):
+    from helpers import planted_config
+
+    from gnnrec.run import train_run
+
+    config = planted_config(
+        planted_dir,
+        feature_cache,
+        tmp_path / "run",
+        "model.text_features=false",
+        "model.relations=typed",
+        "train.mode=sampled",
+        "train.fanouts=[5, 5]",
+        "train.relation_fanouts={user_links=[3, 3]}",  # the planted data has no friendships
+    )
+    with pytest.raises(ValueError, match=r"names \['user_links'\], which have no edges"):
+        train_run(config)
+    assert not (tmp_path / "run" / "model.pt").exists()

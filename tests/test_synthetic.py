@@ -19,6 +19,7 @@ from gnnrec.data.out_of_core import build_csr_out_of_core
 from gnnrec.data.synthetic import (
     SyntheticSpec,
     draw_friendships,
+    draw_item_links,
     generate_blocks,
     load_synthetic,
     node_pair_chunks,
@@ -83,6 +84,11 @@ def test_planted_friends_share_a_community_and_load_as_user_edges(tmp_path):
         1
     ] == f"u{pairs[0, 0]},u{pairs[1, 0]}"
     assert load_synthetic(folder, friendships=False).user_edges is None
+    assert graph.item_edges is None  # no item links planted
+    linked = SyntheticSpec(**{**spec.__dict__, "links_per_item": 3})
+    items = load_synthetic(write_synthetic(linked, tmp_path / "linked")).item_edges
+    assert np.array_equal(items, draw_item_links(linked)) and items.shape[1] > 0.9 * 3 * 160
+    assert (items[0] % 4 == items[1] % 4).mean() > 0.75
     loose = draw_friendships(SyntheticSpec(**{**spec.__dict__, "affinity": 0.0}))
     assert abs((loose[0] % 4 == loose[1] % 4).mean() - 0.25) < 0.03
     assert (

@@ -9,6 +9,7 @@ import torch
 
 from gnnrec.common.devices import check_device_name, resolve_device
 from gnnrec.common.typed_fields import check_fields
+from gnnrec.data.hetero import RELATION_NAMES
 
 
 @dataclass(kw_only=True)
@@ -37,6 +38,10 @@ class TrainConfig:
     objective: Literal["bpr", "mse"] = "bpr"
     mode: Literal["full", "sampled"] = "full"
     fanouts: list[int] = field(default_factory=lambda: [10, 10, 10])
+    # Per-relation fanouts of a typed model (model.relations = "typed"), overriding fanouts for
+    # the relations named (rates, rated_by, user_links, item_links): a list per hop, each >= 0
+    # (0: none of that relation at that hop) or -1 (all)
+    relation_fanouts: dict[str, list[int]] = field(default_factory=dict)
     sample_on: Literal["cpu", "device", "pinned"] = "cpu"
     prefetch: int = 2  # sampled batches prepared ahead on a background thread (0: none)
     features_on: Literal["host", "pinned", "device"] = "host"
@@ -94,6 +99,24 @@ class TrainConfig:
                 f"fanouts must be a non-empty list of neighbors per hop, each >= 1 or -1 (all), "
                 f"got {self.fanouts}"
             )
+        for name, hops in self.relation_fanouts.items():
+            if name not in RELATION_NAMES:
+                raise ValueError(
+                    f"train.relation_fanouts names {name!r}, not a relation; the relations: "
+                    f"{', '.join(RELATION_NAMES)}"
+                )
+            if not isinstance(hops, list) or any(
+                isinstance(f, bool) or not isinstance(f, int) or f < -1 for f in hops
+            ):
+                raise ValueError(
+                    f"train.relation_fanouts.{name} must be a list of neighbors per hop, each "
+                    f">= 0 or -1 (all), got {hops!r}"
+                )
+            if len(hops) != len(self.fanouts):
+                raise ValueError(
+                    f"train.relation_fanouts.{name} has {len(hops)} hops and train.fanouts "
+                    f"{len(self.fanouts)}: one fanout per hop for every relation"
+                )
         if self.id_cache_rows < 0:
             raise ValueError(f"id_cache_rows must be >= 0, got {self.id_cache_rows}")
         if (self.id_table_on != "device" or self.id_cache_rows) and not self.sharded_ids:

@@ -167,9 +167,19 @@ def sample_neighbors(
 class NeighborSampler:
     """Samples multi-hop subgraphs around seed nodes of a CSR graph (see module docstring) on
     ``device`` (default: the CSR's; a CPU CSR sampled on a GPU must be pinned); the generator
-    must live on that device too."""
+    must live on that device too.
 
-    def __init__(self, csr: CSR, fanouts: list[int], device: torch.device | str | None = None):
+    ``fanouts``: neighbors per hop, every edge alike; or, over a CSR with relations
+    (``csr.relation``), ``{relation: [k_1, ..., k_L]}``: each relation sampled on its own, up
+    to ``k_l`` of its neighbors at hop ``l`` (0: none, -1: all), the relations' picks
+    together making the hop."""
+
+    def __init__(
+        self,
+        csr: CSR,
+        fanouts: list[int] | dict[int, list[int]],
+        device: torch.device | str | None = None,
+    ):
         if not isinstance(csr, CSR):  # a PyG EdgeIndex, an edge_index, a sparse adjacency
             from gnnrec.data.pyg_stores import as_csr
 
@@ -177,7 +187,10 @@ class NeighborSampler:
         if not fanouts:
             raise ValueError("fanouts must name at least one layer")
         self.csr = csr
-        self.fanouts = list(fanouts)
+        self.parts: list[tuple[CSR, torch.Tensor | None, list[int]]] = [(csr, None, list(fanouts))]
+        if isinstance(fanouts, dict):
+            self.parts = relation_parts(csr, fanouts)
+        self.hops = len(self.parts[0][2])
         self.device = csr.indptr.device if device is None else torch.device(device)
         self.read: Read = index_read
         if self.device != csr.indptr.device:
@@ -188,6 +201,30 @@ class NeighborSampler:
                     "there (csr.to(device)) or pin it (csr.pin_memory()) to read it in place"
                 )
             self.read = pinned_read
+            self.parts = [
+                (part.pin_memory(), None if at is None else at.pin_memory(), hops)
+                for part, at, hops in self.parts
+            ]
+
+    def _hop(self, frontier: torch.Tensor, hop: int, generator) -> tuple[torch.Tensor, ...]:
+        """``(target_position, neighbor, edge)`` of one hop (see :func:`sample_neighbors`),
+        every relation's picks merged in target order."""
+        picks = []
+        for part, at, hops in self.parts:
+            if hops[hop] == 0:
+                continue
+            position, neighbor, edge = sample_neighbors(
+                part, frontier, hops[hop], generator, self.read
+            )
+            picks.append((position, neighbor, edge if at is None else self.read(at, edge)))
+        if len(picks) == 1:
+            return picks[0]
+        if not picks:
+            empty = torch.zeros(0, dtype=torch.int64, device=frontier.device)
+            return empty, empty, empty
+        position, neighbor, edge = (torch.cat(p) for p in zip(*picks))
+        order = torch.argsort(position, stable=True)
+        return position[order], neighbor[order], edge[order]
 
     def sample(
         self, seeds: torch.Tensor, generator: torch.Generator | None = None
@@ -201,10 +238,8 @@ class NeighborSampler:
         first = 0  # the frontier: nodes n_id[first:], first reached at the last hop
         targets, sources, edges = [], [], []
         num_nodes, num_edges = [batch_size], []
-        for fanout in self.fanouts:
-            position, neighbor, edge = sample_neighbors(
-                self.csr, n_id[first:], fanout, generator, self.read
-            )
+        for hop in range(self.hops):
+            position, neighbor, edge = self._hop(n_id[first:], hop, generator)
             known = n_id.numel()
             n_id, local = unique_in_order(torch.cat([n_id, neighbor]))
             local = local[known:]
@@ -224,3 +259,23 @@ class NeighborSampler:
         fields = self.csr.edge_fields(lambda t: self.read(t, e_id))
         csr = CSR(indptr, torch.cat(sources).to(dtype), n, **fields)
         return SampledSubgraph(n_id, csr, batch_size, seed_index, num_nodes, num_edges, e_id)
+
+
+def relation_parts(
+    csr: CSR, fanouts: dict[int, list[int]]
+) -> list[tuple[CSR, torch.Tensor, list[int]]]:
+    """``(csr_r, positions_r, fanouts_r)`` of every relation ``fanouts`` names: its edges as a
+    CSR of their own, and each one's position in ``csr``."""
+    if csr.relation is None:
+        raise ValueError("per-relation fanouts need a CSR with relations (csr.relation)")
+    lengths = {len(hops) for hops in fanouts.values()}
+    if len(lengths) != 1 or 0 in lengths:
+        raise ValueError(f"every relation needs one fanout per hop, got {fanouts}")
+    rows, relation = csr.row_ids(), csr.relation.long()
+    parts = []
+    for r, hops in sorted(fanouts.items()):
+        at = torch.nonzero(relation == r).flatten()
+        indptr = torch.zeros(csr.num_rows + 1, dtype=torch.int64, device=at.device)
+        indptr[1:] = torch.cumsum(torch.bincount(rows[at], minlength=csr.num_rows), 0)
+        parts.append((CSR(indptr, csr.indices[at], csr.num_cols), at, list(hops)))
+    return parts

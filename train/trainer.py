@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from gnnrec.common.atomic_files import write_text_atomic
 from gnnrec.common.log import get_logger
+from gnnrec.data.hetero import RELATION_NAMES
 from gnnrec.models.graph_view import GraphView
 from gnnrec.models.recommender import Recommender
 from gnnrec.train.checkpoint import (
@@ -116,7 +117,20 @@ def build_sampler(
         )
     csr = data.graph.csr
     csr = csr.pin_memory() if config.sample_on == "pinned" else csr.to(sample_device)
-    return NeighborSampler(csr, config.fanouts, sample_device)
+    fanouts = config.fanouts
+    if config.relation_fanouts:
+        present = set(torch.unique(data.graph.csr.relation).tolist())
+        empty = [n for n in config.relation_fanouts if RELATION_NAMES.index(n) not in present]
+        if empty:
+            raise ValueError(
+                f"train.relation_fanouts names {empty}, which have no edges in this graph "
+                f"(it has {[RELATION_NAMES[r] for r in sorted(present)]})"
+            )
+        fanouts = {
+            relation: config.relation_fanouts.get(name, config.fanouts)
+            for relation, name in enumerate(RELATION_NAMES)
+        }
+    return NeighborSampler(csr, fanouts, sample_device)
 
 
 def build_features(
