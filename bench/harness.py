@@ -81,6 +81,28 @@ def write_results(rows: list[dict[str, Any]], path: str | Path) -> Path:
     return path
 
 
+def seeded_report(
+    rows: list[dict[str, Any]],
+    args: Any,
+    table: Callable[[list[dict[str, Any]]], str],
+    plot: Callable[[list[dict[str, Any]], Path], Path],
+) -> list[dict[str, Any]]:
+    """Rows of runs over ``args.seeds`` (each with its provenance already) appended to
+    ``args.output``, with the ``table`` beside it (``.md``, under a line naming the machine,
+    versions, seeds and ``args.overrides``) and the ``plot`` (``.png``); returns them."""
+    out = write_results(rows, args.output)
+    markdown = table(rows)
+    first = rows[0]
+    out.with_suffix(".md").write_text(
+        f"{first['device']}, torch {first['torch']}, git {first['git_sha']}, {first['date']}; "
+        f"seeds {args.seeds}; overrides {args.overrides}\n\n{markdown}\n"
+    )
+    png = plot(rows, out.with_suffix(".png"))
+    print(markdown)
+    print(f"written: {out}, {out.with_suffix('.md')}, {png}")
+    return rows
+
+
 def report(
     rows: list[dict[str, Any]],
     output: str | Path,

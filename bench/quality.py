@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from gnnrec.bench.arguments import add_output_argument
-from gnnrec.bench.harness import markdown_table, provenance, pyplot, save_figure, write_results
+from gnnrec.bench.harness import markdown_table, provenance, pyplot, save_figure, seeded_report
 from gnnrec.common.flags import whole
 from gnnrec.config import add_override_argument
 
@@ -180,17 +180,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--no-ratings", action="store_true", help="skip the rating-head runs")
     add_output_argument(parser, "quality")
     args = parser.parse_args(argv)
-    rows = run(args)
-    out = write_results(rows, args.output)
-    markdown = table(rows)
-    out.with_suffix(".md").write_text(
-        f"{rows[0]['device']}, torch {rows[0]['torch']}, git {rows[0]['git_sha']}, "
-        f"{rows[0]['date']}; seeds {args.seeds}; overrides {args.overrides}\n\n{markdown}\n"
-    )
-    png = plot(rows, out.with_suffix(".png"))
-    print(markdown)
-    print(f"written: {out}, {out.with_suffix('.md')}, {png}")
-    return rows
+    return seeded_report(run(args), args, table, plot)
 
 
 if __name__ == "__main__":

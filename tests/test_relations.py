@@ -225,7 +225,8 @@ def test_relation_fanouts_that_do_not_fit_are_refused(overrides, message):
         load_config(None, [*base, *overrides])
 
 
-def test_a_sampled_run_with_per_relation_fanouts_trains(planted_dir, feature_cache, tmp_path):
+def sampled_typed_run(planted_dir, feature_cache, run_dir, relation_fanouts: str) -> dict:
+    """Trains a typed model on the planted data, sampled with ``relation_fanouts``."""
     from helpers import planted_config
 
     from gnnrec.run import train_run
@@ -233,34 +234,26 @@ def test_a_sampled_run_with_per_relation_fanouts_trains(planted_dir, feature_cac
     config = planted_config(
         planted_dir,
         feature_cache,
-        tmp_path / "run",
+        run_dir,
         "model.text_features=false",
         "model.relations=typed",
         "train.mode=sampled",
         "train.fanouts=[5, 5]",
-        "train.relation_fanouts={rated_by=[8, 0], rates=[-1, 3]}",
+        f"train.relation_fanouts={relation_fanouts}",
     )
-    metrics = train_run(config)
+    return train_run(config)
+
+
+def test_a_sampled_run_with_per_relation_fanouts_trains(planted_dir, feature_cache, tmp_path):
+    fanouts = "{rated_by=[8, 0], rates=[-1, 3]}"
+    metrics = sampled_typed_run(planted_dir, feature_cache, tmp_path / "run", fanouts)
     assert metrics["recall@20"] > metrics["baselines"]["popularity"]["recall@20"]
 
 
 def test_per_relation_fanouts_of_a_relation_without_edges_are_refused(
     planted_dir, feature_cache, tmp_path
 ):
-    from helpers import planted_config
-
-    from gnnrec.run import train_run
-
-    config = planted_config(
-        planted_dir,
-        feature_cache,
-        tmp_path / "run",
-        "model.text_features=false",
-        "model.relations=typed",
-        "train.mode=sampled",
-        "train.fanouts=[5, 5]",
-        "train.relation_fanouts={user_links=[3, 3]}",  # the planted data has no friendships
-    )
+    fanouts = "{user_links=[3, 3]}"  # the planted data has no friendships
     with pytest.raises(ValueError, match=r"names \['user_links'\], which have no edges"):
-        train_run(config)
+        sampled_typed_run(planted_dir, feature_cache, tmp_path / "run", fanouts)
     assert not (tmp_path / "run" / "model.pt").exists()
