@@ -25,6 +25,7 @@ EdgeType = tuple[str, str, str]
 # user -> user links, item -> user (rated_by), user -> item (rates), item -> item links
 NUM_RELATIONS = 4
 RELATION_NAMES = ("user_links", "rated_by", "rates", "item_links")  # in relation-id order
+RATED_BY = RELATION_NAMES.index("rated_by")  # a user's edges from their items
 
 
 @dataclass(frozen=True)

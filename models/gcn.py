@@ -155,11 +155,14 @@ class GCNRecommender(TextAndIDRecommender):
         neighbors: CSR,
         states: list[torch.Tensor],
         col_scale: torch.Tensor,
+        relation_col_scale: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Final embeddings ``[B, H]`` of ``B`` nodes placed into the trained graph: ``h0``
         ``[B, H]`` their layer 0, ``neighbors`` a CSR of ``B`` rows over ``M`` columns whose
         layer inputs are ``states[l]`` ``[M, H]`` and scales ``col_scale`` ``[M]`` (held at
-        their trained values). Each layer is the model's own, over the rows' edges:
+        their trained values; with typed relations, ``neighbors.relation`` and each relation's
+        column scales ``relation_col_scale`` ``[R, M]``). Each layer is the model's own, over
+        the rows' edges:
 
         .. math::
             h^{l+1}_u = \\Theta_l\\big(d_u^{-1/2} \\textstyle\\sum_{j \\in N(u)} d_j^{-1/2}
@@ -169,6 +172,8 @@ class GCNRecommender(TextAndIDRecommender):
         Differentiable in ``h0`` (a new user's ID row can be fitted through it)."""
         degree = neighbors.degree() if neighbors.values is None else neighbors.row_sums()
         view = GraphView(neighbors, inverse_sqrt_degree(degree), col_scale)
+        if relation_col_scale is not None:
+            view = view.held_columns(relation_col_scale)
         h, total = h0, h0
         for conv, inputs in zip(self.convs, states):
             targets = {"targets": h} if self.ATTENDS else {}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from gnnrec.data.graph_store import CSR
-from gnnrec.kernels.csr import gcn_scales
+from gnnrec.kernels.csr import gcn_scales, inverse_sqrt_degree
 
 
 @dataclass
@@ -85,6 +85,18 @@ class GraphView:
             self.relation_row_scale[relation],
             self.relation_col_scale[relation],
         )
+
+    def held_columns(self, relation_col_scale: torch.Tensor) -> GraphView:
+        """This view (a CSR with relations) with each relation's row scales from its rows'
+        own degrees and its column scales held at ``relation_col_scale`` ``[R, M]``: rows
+        placed into a trained graph whose columns keep their degrees (fold-in)."""
+        csrs = self.relation_csrs
+        rows = [inverse_sqrt_degree(c.degree() if c.values is None else c.row_sums()) for c in csrs]
+        view = GraphView(self.csr, self.row_scale, self.col_scale, self.hops)
+        view.relation_row_scale = torch.stack(rows).to(self.row_scale.device)
+        view.relation_col_scale = relation_col_scale[: len(csrs)]
+        view.__dict__["relation_csrs"] = csrs
+        return view
 
     def within(self, hop: int) -> int:
         """The nodes within ``hop`` hops of the seeds: a prefix of the rows (all of them without

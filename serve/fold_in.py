@@ -17,6 +17,11 @@ without an ID table places a new user by text alone; their items are only exclud
 
 A propagating model with ID embeddings may fit the new user's ID row the same way, through its
 own fold-in (``fold_in_steps > 0``): what training would learn for that row, the rest frozen.
+
+**Typed relations** (``model.relations = "typed"``): the user's edges are the ``rated_by``
+relation, normalised by their number and each item's trained degree within that relation
+(a user's friendships are not read). **Weighted edges** (``data.edge_weight``): refused, a
+new interaction's weight is not known here.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import numpy as np
 import torch
 
 from gnnrec.data.graph_store import CSR
+from gnnrec.data.hetero import RATED_BY
 from gnnrec.models.recommender import Recommender
 
 FIT_STEPS = 50  # BPR steps of fit_rows
@@ -39,22 +45,24 @@ FIT_LR = 0.05
 class GraphState:
     """What fold-in reads of a trained graph: the inputs ``states[l]`` ``[N, H]`` of each
     layer (:meth:`Recommender.layer_states`) and every node's column scale ``[N]``;
-    ``weighted``: whether the graph's edges carry weights (``data.edge_weight``); ``typed``:
-    whether they carry relations (``model.relations = "typed"``)."""
+    ``weighted``: whether the graph's edges carry weights (``data.edge_weight``);
+    ``relation_col_scale`` ``[R, N]``: with typed relations (``model.relations = "typed"``),
+    every node's column scale within each relation (else None)."""
 
     states: list[torch.Tensor]
     col_scale: torch.Tensor
     num_users: int
     weighted: bool = False
-    typed: bool = False
+    relation_col_scale: torch.Tensor | None = None
 
-    def require_plain(self, what: str, instead: str) -> None:
+    def require_plain(self, what: str, instead: str, typed_ok: bool = False) -> None:
         """Raises ``ValueError`` naming ``what`` (fold-in, an explanation), which reads a
-        user's edges as one unweighted relation, and what to do ``instead``: a graph with
-        weighted or typed edges is refused, not misread."""
+        user's edges as one unweighted relation (typed relations too with ``typed_ok``), and
+        what to do ``instead``: such a graph is refused, not misread."""
+        typed = self.relation_col_scale is not None and not typed_ok
         for refused, kind in (
             (self.weighted, "weighted edges (data.edge_weight)"),
-            (self.typed, "typed relations (model.relations)"),
+            (typed, "typed relations (model.relations)"),
         ):
             if refused:
                 raise ValueError(f"{what} is not built yet for a graph with {kind}; {instead}")
@@ -77,12 +85,19 @@ def fold_in_users(
 ) -> torch.Tensor:
     """Final embeddings ``[B, H]`` of ``B`` users with layer 0 ``h0`` ``[B, H]`` whose edges
     go to the item rows ``item_lists[b]``, by the model's own layers (the graph held fixed)."""
-    graph.require_plain("fold-in", "recommend for the run's own users, or retrain without them")
+    graph.require_plain(
+        "fold-in", "recommend for the run's own users, or retrain without them", typed_ok=True
+    )
     csr, columns = neighbor_rows(item_lists, graph.num_users)
     device = h0.device
     states = [s[columns.to(s.device)].to(device) for s in graph.states]
     col_scale = graph.col_scale[columns.to(graph.col_scale.device)].to(device)
-    return model.fold_in(h0, csr.to(device), states, col_scale)
+    relation_col_scale = None
+    if graph.relation_col_scale is not None:  # a user's edges: items -> user, rated_by
+        csr.relation = torch.full((csr.num_edges,), RATED_BY, dtype=torch.int8)
+        at = columns.to(graph.relation_col_scale.device)
+        relation_col_scale = graph.relation_col_scale[:, at].to(device)
+    return model.fold_in(h0, csr.to(device), states, col_scale, relation_col_scale)
 
 
 def fit_rows(

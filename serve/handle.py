@@ -493,8 +493,9 @@ def _graph_state(model: Recommender, data) -> GraphState:
     nodes = torch.arange(data.graph.num_nodes, device=device)
     x = None if data.features is None else data.features.to(device)
     states = model.layer_states(nodes, x, view, has_edges)
-    typed = data.graph.csr.relation is not None
-    return GraphState(states, view.col_scale, data.num_users, data.graph.weighted, typed)
+    return GraphState(
+        states, view.col_scale, data.num_users, data.graph.weighted, view.relation_col_scale
+    )
 
 
 def _named(ranked: tuple[torch.Tensor, torch.Tensor], ids: Sequence[str]) -> list[Ranked]:

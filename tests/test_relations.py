@@ -139,7 +139,9 @@ def test_typed_settings_that_do_not_fit_are_refused(overrides, message):
 
 
 @pytest.mark.parametrize("mode", ["full", "sampled"])
-def test_a_typed_run_trains_and_refuses_fold_in(planted_dir, feature_cache, tmp_path, mode):
+def test_a_typed_run_trains_folds_in_and_refuses_explanations(
+    planted_dir, feature_cache, tmp_path, mode
+):
     from helpers import planted_config
 
     from gnnrec.run import train_run
@@ -171,8 +173,14 @@ def test_a_typed_run_trains_and_refuses_fold_in(planted_dir, feature_cache, tmp_
     relations = typed._data.graph.csr.relation
     assert set(relations.tolist()) == {0, 1, 2}  # friendships, rated_by, rates
     assert not torch.equal(typed.z, runs["merged"].z)
-    with pytest.raises(ValueError, match="fold-in is not built yet for a graph with typed"):
-        typed.record("someone-new", [typed.item_ids[0]])
+    space = [i for i in typed.item_ids if i.startswith("i0_")][:5]  # a new user of space stories
+    typed.record("someone-new", space)
+    ranked = [i for i, _ in typed.recommend(["someone-new"], k=5)["someone-new"]]
+    assert not set(ranked) & set(space) and sum(i.startswith("i0_") for i in ranked) >= 3
+    user = typed.user_ids[0]
+    unseen = next(i for i in typed.item_ids if i not in set(typed.seen_items(user)))
+    with pytest.raises(ValueError, match="explanation from the graph is not built yet .* typed"):
+        typed.explain(user, unseen)
 
 
 @given(
@@ -257,3 +265,46 @@ def test_per_relation_fanouts_of_a_relation_without_edges_are_refused(
     with pytest.raises(ValueError, match=r"names \['user_links'\], which have no edges"):
         sampled_typed_run(planted_dir, feature_cache, tmp_path / "run", fanouts)
     assert not (tmp_path / "run" / "model.pt").exists()
+
+
+@given(typed_graphs(weighted=False), st.sampled_from(["sum", "mean"]), st.integers(0, 100))
+def test_fold_in_of_a_typed_model_gives_a_trained_user_their_embedding(store, aggregation, seed):
+    from gnnrec.serve.fold_in import GraphState, fold_in_users
+
+    users = store.num_users
+    relation = store.csr.relation.long()
+    # a user's friendships are not read by fold-in (it places a user from their items)
+    assume = [
+        u
+        for u in range(users)
+        if not bool((relation[store.csr.indptr[u] : store.csr.indptr[u + 1]] == 0).any())
+    ]
+    config = ModelConfig(
+        name="gcn",
+        hidden=4,
+        layers=2,
+        text_features=False,
+        conv_weights=True,
+        aggregation=aggregation,
+        relations="typed",
+    )
+    from gnnrec.models.config import build_model
+
+    model = build_model(config, users, store.num_items, 0, seed).requires_grad_(False)
+    view = GraphView.of(store.csr)
+    nodes, has_edges = torch.arange(store.num_nodes), store.csr.degree() > 0
+    z = model(nodes, None, view, has_edges)
+    state = GraphState(
+        model.layer_states(nodes, None, view, has_edges),
+        view.col_scale,
+        users,
+        relation_col_scale=view.relation_col_scale,
+    )
+    for user in assume:
+        items = (
+            store.csr.indices[store.csr.indptr[user] : store.csr.indptr[user + 1]].numpy() - users
+        )
+        if aggregation == "mean" and len(items) == 0:
+            continue
+        folded = fold_in_users(model, state, state.states[0][user : user + 1], [items])
+        torch.testing.assert_close(folded[0], z[user], rtol=1e-5, atol=1e-6)
