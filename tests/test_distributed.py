@@ -163,6 +163,31 @@ def test_two_workers_with_sharded_id_tables_match_one_process(planted_dir, featu
 
 
 @pytest.mark.slow  # a Ray cluster on localhost
+def test_two_workers_train_typed_weighted_relations_as_one_process(
+    planted_dir, feature_cache, tmp_path
+):
+    """Typed relations over rating-weighted edges with sharded ID tables: the workers read the
+    weights and relations from the shared graph and reach the one-process model."""
+    common = ["train.mode=sampled", "train.fanouts=[4, 3]", "train.epochs=2", *SHARDED]
+    common += ["model.relations=typed", "model.conv_weights=true", "data.edge_weight=rating"]
+    common += ["train.relation_fanouts={rates=[3, 2]}"]
+    alone = train_run(
+        planted_config(
+            planted_dir, feature_cache, tmp_path / "one", *common, "parallel.partitions=2"
+        )
+    )
+    both = train_run(
+        planted_config(
+            planted_dir, feature_cache, tmp_path / "two", *common, "parallel.num_workers=2"
+        )
+    )
+    model = trained_model(tmp_path / "two")
+    assert model["convs.0.weight"].shape[0] == 4  # a weight per relation
+    assert_same_model(trained_model(tmp_path / "one"), model, rtol=1e-5, atol=1e-6)
+    assert both["recall@20"] == pytest.approx(alone["recall@20"], abs=0.03)
+
+
+@pytest.mark.slow  # a Ray cluster on localhost
 def test_sharded_tables_resume_on_another_number_of_workers(planted_dir, feature_cache, tmp_path):
     """A run of 2 workers with sharded tables (6 batch slices), stopped after epoch 1, resumes on
     3 workers and on 1 (each cuts the gathered tables into its own shards) and ends with the
