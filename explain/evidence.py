@@ -8,7 +8,8 @@ the layer mean, ``[l = L]`` for the last layer), and each layer is a sum over ``
     z_u = a_0 h^0_u + \\sum_{l=1}^{L} a_l \\sum_{j \\in N(u)} m^l_{uj}, \\qquad
     m^l_{uj} = c^l_{uj} \\odot \\Theta_l h^{l-1}_j
 
-with ``c_uj = d_u^{-1/2} d_j^{-1/2}`` (GCN and LightGCN, ``sum``), ``1 / d_u`` (``mean``) or the
+with ``c_uj = d_u^{-1/2} d_j^{-1/2}`` (GCN and LightGCN, ``sum``), ``1 / d_u`` (``mean``), each
+times the edge's weight ``w_uj`` and with weighted degrees over a weighted graph, or the
 attention weights ``alpha^l_uj`` per head (GAT: the weights the forward pass used, returned by
 the kernel). So ``s(u, i) = a_0 h^0_u . z_i + sum_j t_j``, one term ``t_j = (sum_l a_l m^l_uj)
 . z_i`` per neighbour ``j`` (the items ``u`` has): exact for GCN and LightGCN, exact given the
@@ -87,12 +88,15 @@ def pair_terms(
     neighbors: Sequence[np.ndarray],
     targets: list[torch.Tensor] | None = None,
     paths: int = 3,
+    neighbor_weights: Sequence[np.ndarray] | None = None,
 ) -> list[PairTerms]:
     """The evidence of ``B`` pairs: users with final embeddings ``z_users`` ``[B, H]`` and
     neighbour node ids ``neighbors[b]`` (a trained user's row of ``graph``; a folded-in user's
     items), items ``z_items`` ``[B, H]``. ``targets``: each layer's input at the users' own
     rows (``[h^0_u, ..., h^{L-1}_u]``, each ``[B, H]``; attention reads them, so GAT needs
-    them); ``paths``: the neighbours (best first) whose paths ``u -> j -> w`` are listed."""
+    them); ``paths``: the neighbours (best first) whose paths ``u -> j -> w`` are listed.
+    Over a weighted graph (``graph.values``), ``neighbor_weights[b]``: the weights of the
+    user's edges to ``neighbors[b]`` (the degrees are weighted as the model's are)."""
     method = method_of(model)
     if method is None:
         raise ValueError(f"{model.label} scores without the graph: no evidence to take apart")
@@ -100,12 +104,12 @@ def pair_terms(
         raise ValueError("attention reads the user's own layer inputs: pass targets")
     device, dtype = z_users.device, z_users.dtype
     scores = model.pair_scores(z_users, z_items)
-    csr, columns = neighbor_rows(neighbors, 0)
+    csr, columns = neighbor_rows(neighbors, 0, neighbor_weights)
     csr = csr.to(device)
     local = [s[columns.to(s.device)].to(device, dtype) for s in state.states]
     view = GraphView(
         csr,
-        (csr.degree().to(dtype)).rsqrt().nan_to_num(posinf=0.0),
+        _inverse_sqrt_degree(csr, dtype),
         state.col_scale[columns.to(state.col_scale.device)].to(device, dtype),
     )
     rows = edge_rows(csr.indptr)
@@ -134,6 +138,12 @@ def pair_terms(
     if paths and weights is not None and len(model.convs) >= 2:
         _add_paths(model, state, graph, out, weights, csr, z_items, paths, device, dtype)
     return out
+
+
+def _inverse_sqrt_degree(csr: CSR, dtype: torch.dtype) -> torch.Tensor:
+    """``d^-1/2`` of every row (weighted degrees over a weighted CSR), 0 for degree 0."""
+    degree = csr.degree() if csr.values is None else csr.row_sums()
+    return degree.to(dtype).rsqrt().nan_to_num(posinf=0.0)
 
 
 def _is_weighted_sum(conv: torch.nn.Module) -> bool:
@@ -194,10 +204,12 @@ def _add_paths(
         return
     nodes = [j for _, _, j in chosen]
     indptr, indices = graph.indptr.cpu(), graph.indices.cpu()
-    lists = [indices[int(indptr[j]) : int(indptr[j + 1])].numpy() for j in nodes]
-    inner, columns = neighbor_rows(lists, 0)
+    spans = [(int(indptr[j]), int(indptr[j + 1])) for j in nodes]
+    lists = [indices[a:b].numpy() for a, b in spans]
+    weights_of = None if graph.values is None else [graph.values[a:b].numpy() for a, b in spans]
+    inner, columns = neighbor_rows(lists, 0, weights_of)
     inner = inner.to(device)
-    scale = graph.degree().to(dtype).rsqrt().nan_to_num(posinf=0.0)
+    scale = _inverse_sqrt_degree(graph, dtype)
     view = GraphView(
         inner,
         scale[torch.as_tensor(nodes)].to(device),

@@ -71,7 +71,7 @@ def _graph_terms(handle, users, fresh, seen, z_users, z_items, paths) -> list[Pa
     model, U = handle.model, handle.num_users
     handle.prepare_fold_in()
     state, graph = handle._state, handle._data.graph.csr
-    state.require_plain("an explanation from the graph", "retrain without them")
+    state.require_plain("an explanation from the graph", "retrain without them", weighted_ok=True)
     indptr, indices = graph.indptr.numpy(), graph.indices.numpy()
     if any(fresh) and (model.ATTENDS or method_of(model) != EXACT):
         raise ValueError(
@@ -79,15 +79,19 @@ def _graph_terms(handle, users, fresh, seen, z_users, z_items, paths) -> list[Pa
             "are weighted sums (GCN, LightGCN); this model's layers read the user's own "
             "layer inputs, which fold-in does not keep"
         )
+    rows = [handle._user_row.get(u, -1) for u in users]
     neighbors = [
         seen[b] + U if fresh[b] else indices[indptr[row] : indptr[row + 1]]
-        for b, row in enumerate(handle._user_row.get(u, -1) for u in users)
+        for b, row in enumerate(rows)
     ]
+    weights = None  # a weighted run has no folded-in users (its fold-in is refused)
+    if graph.values is not None:
+        weights = [graph.values[indptr[row] : indptr[row + 1]].numpy() for row in rows]
     targets = None
     if not any(fresh):
         rows = torch.as_tensor([handle._user_row[u] for u in users], dtype=torch.long)
         targets = [s[rows.to(s.device)].to(z_users.device) for s in state.states]
-    return pair_terms(model, state, graph, z_users, z_items, neighbors, targets, paths)
+    return pair_terms(model, state, graph, z_users, z_items, neighbors, targets, paths, weights)
 
 
 def _similarity_terms(handle, z_users, z_items, item_rows, seen) -> list[PairTerms]:

@@ -55,28 +55,45 @@ class GraphState:
     weighted: bool = False
     relation_col_scale: torch.Tensor | None = None
 
-    def require_plain(self, what: str, instead: str, typed_ok: bool = False) -> None:
+    def require_plain(
+        self, what: str, instead: str, *, typed_ok: bool = False, weighted_ok: bool = False
+    ) -> None:
         """Raises ``ValueError`` naming ``what`` (fold-in, an explanation), which reads a
-        user's edges as one unweighted relation (typed relations too with ``typed_ok``), and
-        what to do ``instead``: such a graph is refused, not misread."""
+        user's edges as one relation (``typed_ok``: or typed relations) without weights
+        (``weighted_ok``: or with them), and what to do ``instead``: another graph is refused,
+        not misread."""
         typed = self.relation_col_scale is not None and not typed_ok
         for refused, kind in (
-            (self.weighted, "weighted edges (data.edge_weight)"),
+            (self.weighted and not weighted_ok, "weighted edges (data.edge_weight)"),
             (typed, "typed relations (model.relations)"),
         ):
             if refused:
                 raise ValueError(f"{what} is not built yet for a graph with {kind}; {instead}")
 
 
-def neighbor_rows(item_lists: Sequence[np.ndarray], num_users: int) -> tuple[CSR, torch.Tensor]:
+def neighbor_rows(
+    item_lists: Sequence[np.ndarray],
+    num_users: int,
+    weights: Sequence[np.ndarray] | None = None,
+) -> tuple[CSR, torch.Tensor]:
     """``(csr, columns)``: a CSR of one row per list over only the nodes the lists name (each
-    list's item rows deduplicated and sorted), ``columns`` ``[M]`` their node ids."""
-    lists = [np.unique(np.asarray(items, dtype=np.int64)) for items in item_lists]
+    list's item rows deduplicated and sorted, with their ``weights`` when given: the CSR's
+    values), ``columns`` ``[M]`` their node ids."""
+    firsts = [
+        np.unique(np.asarray(items, dtype=np.int64), return_index=True) for items in item_lists
+    ]
+    lists = [items for items, _ in firsts]
     flat = np.concatenate(lists) if lists else np.zeros(0, dtype=np.int64)
     columns, local = np.unique(flat, return_inverse=True)
     indptr = np.zeros(len(lists) + 1, dtype=np.int64)
     indptr[1:] = np.cumsum([len(items) for items in lists])
-    csr = CSR(torch.from_numpy(indptr), torch.from_numpy(local.astype(np.int64)), len(columns))
+    values = None
+    if weights is not None:
+        kept = [np.asarray(w, dtype=np.float32)[at] for w, (_, at) in zip(weights, firsts)]
+        values = torch.from_numpy(np.concatenate(kept) if kept else np.zeros(0, np.float32))
+    csr = CSR(
+        torch.from_numpy(indptr), torch.from_numpy(local.astype(np.int64)), len(columns), values
+    )
     return csr, torch.from_numpy(columns + num_users)
 
 

@@ -275,7 +275,7 @@ def test_shared_training_data_keeps_the_weights():
 
 
 @pytest.mark.parametrize("mode", ["full", "sampled"])
-def test_a_weighted_run_trains_on_the_weights_and_refuses_what_reads_edges_unweighted(
+def test_a_weighted_run_trains_on_the_weights_explains_and_refuses_fold_in(
     planted_dir, feature_cache, tmp_path, mode
 ):
     from helpers import planted_config
@@ -304,10 +304,12 @@ def test_a_weighted_run_trains_on_the_weights_and_refuses_what_reads_edges_unwei
     user = weighted.user_ids[0]
     with pytest.raises(ValueError, match="fold-in is not built yet for a graph with weighted"):
         weighted.record("someone-new", [weighted.item_ids[0]])
-    unseen = next(i for i in weighted.item_ids if i not in set(weighted.seen_items(user)))
-    with pytest.raises(ValueError, match="explanation from the graph is not built yet"):
-        weighted.explain(user, unseen)
-    assert weighted.recommend([user], k=3)[user]  # ranking the run's own users works
+    best, score = weighted.recommend([user], k=1)[user][0]
+    why = weighted.explain(user, best, k=3)  # the evidence over the weighted edges
+    assert why.method == "exact" and why.score == pytest.approx(score, abs=1e-5)
+    assert why.own + sum(t.contribution for t in why.history) + why.rest == pytest.approx(
+        score, abs=1e-4
+    )
 
 
 @pytest.mark.parametrize("edge_weight", ["rating", "count"])

@@ -22,15 +22,26 @@ from gnnrec.serve.fold_in import GraphState
 WIDTH, FEATURES = 4, 3
 
 
-def _setup(seed: int, config: ModelConfig, users: int = 6, items: int = 8, draws: int = 20):
+def _setup(
+    seed: int,
+    config: ModelConfig,
+    users: int = 6,
+    items: int = 8,
+    draws: int = 20,
+    weighted: bool = False,
+):
     g = torch.Generator().manual_seed(seed)
     pairs = torch.randint(0, users * items, (draws,), generator=g).unique()
-    store = GraphStore.bipartite((pairs // items).numpy(), (pairs % items).numpy(), users, items)
+    weight = torch.randint(1, 6, pairs.shape, generator=g).numpy() / 2 if weighted else None
+    store = GraphStore.bipartite(
+        (pairs // items).numpy(), (pairs % items).numpy(), users, items, weight=weight
+    )
     model = build_model(config, users, items, FEATURES, seed).double().requires_grad_(False)
     n = users + items
     x = torch.randn(n, FEATURES, generator=g, dtype=torch.float64) if config.text_features else None
     has_edges = store.csr.degree() > 0
-    scale = store.csr.degree().double().rsqrt().nan_to_num(posinf=0.0)  # (square, symmetric)
+    degree = store.csr.degree() if store.csr.values is None else store.csr.row_sums()
+    scale = degree.double().rsqrt().nan_to_num(posinf=0.0)  # (square, symmetric)
     view = GraphView(store.csr, scale, scale)
     nodes = torch.arange(n)
     z = model(nodes, x, view, has_edges)
@@ -55,11 +66,13 @@ def _config(kind: str, combination: str, aggregation: str, weights: bool, text: 
 
 def _terms(store, model, z, state, user: int, item: int, paths: int = 3):
     csr, users = store.csr, model.num_users
-    row = csr.indices[csr.indptr[user] : csr.indptr[user + 1]].numpy()
+    span = slice(int(csr.indptr[user]), int(csr.indptr[user + 1]))
+    row = csr.indices[span].numpy()
+    weights = None if csr.values is None else [csr.values[span].numpy()]
     targets = [s[user : user + 1] for s in state.states]
     return pair_terms(
         model, state, csr, z[user : user + 1], z[users + item : users + item + 1], [row],
-        targets, paths,
+        targets, paths, weights,
     )[0]  # fmt: skip
 
 
@@ -72,12 +85,13 @@ def _terms(store, model, z, state, user: int, item: int, paths: int = 3):
     weights=st.booleans(),
     text=st.booleans(),
     item=st.integers(0, 7),
+    weighted=st.booleans(),
 )
 def test_the_terms_add_up_to_the_score_and_each_term_to_its_paths(
-    seed, kind, combination, aggregation, weights, text, item
+    seed, kind, combination, aggregation, weights, text, item, weighted
 ):
     config = _config(kind, combination, aggregation, weights, text)
-    store, model, z, state = _setup(seed, config)
+    store, model, z, state = _setup(seed, config, weighted=weighted and kind != "gat")
     assert method_of(model) == (GIVEN_ATTENTION if kind == "gat" else EXACT)
     a0 = 0.0 if model.config.layer_combination == "last" else 1.0 / 4
     for user in range(model.num_users):
