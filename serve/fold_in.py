@@ -20,8 +20,10 @@ own fold-in (``fold_in_steps > 0``): what training would learn for that row, the
 
 **Typed relations** (``model.relations = "typed"``): the user's edges are the ``rated_by``
 relation, normalised by their number and each item's trained degree within that relation
-(a user's friendships are not read). **Weighted edges** (``data.edge_weight``): refused, a
-new interaction's weight is not known here.
+(a user's friendships are not read). **Weighted edges** (``data.edge_weight``): a user's trained
+edges keep their weights; a new interaction weighs what one occurrence of a pair weighs under
+``count`` (``1``, or ``log1p(1)``); a rating or a column is not known here, so a new
+interaction of a run weighted by one is refused.
 """
 
 from __future__ import annotations
@@ -98,14 +100,22 @@ def neighbor_rows(
 
 
 def fold_in_users(
-    model: Recommender, graph: GraphState, h0: torch.Tensor, item_lists: Sequence[np.ndarray]
+    model: Recommender,
+    graph: GraphState,
+    h0: torch.Tensor,
+    item_lists: Sequence[np.ndarray],
+    weights: Sequence[np.ndarray] | None = None,
 ) -> torch.Tensor:
     """Final embeddings ``[B, H]`` of ``B`` users with layer 0 ``h0`` ``[B, H]`` whose edges
-    go to the item rows ``item_lists[b]``, by the model's own layers (the graph held fixed)."""
+    go to the item rows ``item_lists[b]`` (weighing ``weights[b]`` over a weighted graph), by
+    the model's own layers (the graph held fixed)."""
     graph.require_plain(
-        "fold-in", "recommend for the run's own users, or retrain without them", typed_ok=True
+        "fold-in",
+        "recommend for the run's own users, or retrain without them",
+        typed_ok=True,
+        weighted_ok=weights is not None,
     )
-    csr, columns = neighbor_rows(item_lists, graph.num_users)
+    csr, columns = neighbor_rows(item_lists, graph.num_users, weights)
     device = h0.device
     states = [s[columns.to(s.device)].to(device) for s in graph.states]
     col_scale = graph.col_scale[columns.to(graph.col_scale.device)].to(device)

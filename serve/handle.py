@@ -319,7 +319,9 @@ class RunHandle:
                 self.prepare_fold_in()
                 h0 = self._state.states[0][row : row + 1] if self._state else self.z[row : row + 1]
                 # their trained ID row is kept; MF and NCF refit it to the new items
-                z = self._fold(h0.to(self.z.device), [seen], fit=not self.model.propagates)[0]
+                z = self._fold(
+                    h0.to(self.z.device), [seen], fit=not self.model.propagates, user_rows=[row]
+                )[0]
             else:
                 z = self._fold_new([np.asarray(recent)], [None])[0]
             self._fresh[user] = FoldedUser(z, seen, recent)
@@ -372,26 +374,36 @@ class RunHandle:
         return self._fold(h0, item_lists)
 
     def _fold(
-        self, h0: torch.Tensor, item_lists: list[np.ndarray], fit: bool = True
+        self,
+        h0: torch.Tensor,
+        item_lists: list[np.ndarray],
+        fit: bool = True,
+        user_rows: list[int] | None = None,
     ) -> torch.Tensor:
-        """Embeddings ``[B, H]`` of users with layer 0 ``h0`` and edges to ``item_lists``:
-        propagated (an ID row fitted through the propagation with ``fold_in_steps``), or an ID
-        row fitted (MF, NCF), or ``h0`` (no graph and no ID table)."""
+        """Embeddings ``[B, H]`` of users with layer 0 ``h0`` and edges to ``item_lists``
+        (``user_rows``: each one's trained row, or -1 / None for new users): propagated (an ID
+        row fitted through the propagation with ``fold_in_steps``), or an ID row fitted (MF,
+        NCF), or ``h0`` (no graph and no ID table)."""
         self.prepare_fold_in()
         state = self._state
         if state is not None:
+            weights = None
+            if state.weighted:
+                rows = user_rows or [-1] * len(item_lists)
+                weights = [self._edge_weights(r, items) for r, items in zip(rows, item_lists)]
             if not (fit and self.fold_in_steps):
-                return fold_in_users(self.model, state, h0, item_lists)
+                return fold_in_users(self.model, state, h0, item_lists, weights)
 
             share = self.model.own_layer0_share
             if share is None:  # attention reads the row: the fold-in again at every step
 
                 def embed(b: int, row: torch.Tensor) -> torch.Tensor:
-                    return fold_in_users(self.model, state, h0[b : b + 1] + row, [item_lists[b]])
+                    w = None if weights is None else [weights[b]]
+                    return fold_in_users(self.model, state, h0[b : b + 1] + row, [item_lists[b]], w)
 
             elif self.model.scores_are_dot_products:  # z linear in the row: a closed gradient
                 return fit_rows_linear(
-                    fold_in_users(self.model, state, h0, item_lists),
+                    fold_in_users(self.model, state, h0, item_lists, weights),
                     share,
                     self.z[self.num_users :],
                     item_lists,
@@ -416,6 +428,30 @@ class RunHandle:
             self.fold_in_steps if state is not None else FIT_STEPS,
             self.config.train.seed,
         )
+
+    def _edge_weights(self, user_row: int, items: np.ndarray) -> np.ndarray:
+        """The weights of a user's edges to the item rows ``items``: their trained edges' as
+        trained, a new one what one occurrence weighs under ``data.edge_weight = count``
+        (another weight of a new interaction is not known: refused)."""
+        csr = self._data.graph.csr
+        weights = np.full(len(items), np.nan, dtype=np.float32)
+        if user_row >= 0:
+            start, end = int(csr.indptr[user_row]), int(csr.indptr[user_row + 1])
+            trained = csr.indices[start:end].numpy().astype(np.int64)  # sorted node ids
+            nodes = np.asarray(items, dtype=np.int64) + self.num_users
+            at = np.minimum(np.searchsorted(trained, nodes), max(len(trained) - 1, 0))
+            known = (trained[at] == nodes) if len(trained) else np.zeros(len(items), bool)
+            weights[known] = csr.values[start:end].numpy()[at[known]]
+        spec = self.config.data.edge_weight_spec
+        if np.isnan(weights).any():
+            if spec.source != "count":
+                raise ValueError(
+                    f"fold-in of a new interaction is not built for a run weighted by "
+                    f"data.edge_weight = {spec}: its weight is not known here (count is); "
+                    "recommend for the run's own users, or retrain with the interaction"
+                )
+            weights[np.isnan(weights)] = np.log1p(1.0) if spec.log1p else 1.0
+        return weights
 
     def _encode(self, texts: list[str]) -> torch.Tensor:
         if not self.config.model.text_features:

@@ -275,7 +275,7 @@ def test_shared_training_data_keeps_the_weights():
 
 
 @pytest.mark.parametrize("mode", ["full", "sampled"])
-def test_a_weighted_run_trains_on_the_weights_explains_and_refuses_fold_in(
+def test_a_weighted_run_trains_on_the_weights_explains_and_refuses_unknown_weights(
     planted_dir, feature_cache, tmp_path, mode
 ):
     from helpers import planted_config
@@ -302,7 +302,7 @@ def test_a_weighted_run_trains_on_the_weights_explains_and_refuses_fold_in(
     assert not plain._data.graph.weighted
     assert not torch.equal(weighted.z, plain.z)  # same seed, other weights: other embeddings
     user = weighted.user_ids[0]
-    with pytest.raises(ValueError, match="fold-in is not built yet for a graph with weighted"):
+    with pytest.raises(ValueError, match="weighted by data.edge_weight = rating: its weight"):
         weighted.record("someone-new", [weighted.item_ids[0]])
     best, score = weighted.recommend([user], k=1)[user][0]
     why = weighted.explain(user, best, k=3)  # the evidence over the weighted edges
@@ -349,3 +349,33 @@ def test_an_update_of_a_run_weighted_by_a_column_is_refused(tmp_path):
     with pytest.raises(DataError, match="column 'plays'.*update tables do not carry"):
         apply_update(old, split, Update(graph()), EdgeWeight("plays"))
     assert len(old.interactions) == 1
+
+
+def test_fold_in_of_a_count_weighted_run_keeps_trained_weights_and_weighs_new_pairs(
+    planted_dir, feature_cache, tmp_path
+):
+    from helpers import planted_config
+
+    from gnnrec.run import train_run
+    from gnnrec.serve.fold_in import fold_in_users
+    from gnnrec.serve.handle import load
+
+    extra = ("model.name=lightgcn", "model.text_features=false", "data.edge_weight=log1p(count)")
+    train_run(planted_config(planted_dir, feature_cache, tmp_path / "run", *extra))
+    handle = load(tmp_path / "run")
+    handle.prepare_fold_in()
+    state, csr, U = handle._state, handle._data.graph.csr, handle.num_users
+    for user in range(0, U, 7):  # a trained user placed from their trained, weighted edges
+        items = csr.indices[csr.indptr[user] : csr.indptr[user + 1]].numpy() - U
+        weights = handle._edge_weights(user, items)
+        assert np.allclose(weights, csr.values[csr.indptr[user] : csr.indptr[user + 1]].numpy())
+        folded = fold_in_users(
+            handle.model, state, state.states[0][user : user + 1], [items], [weights]
+        )
+        torch.testing.assert_close(folded[0], handle.z[user], rtol=1e-5, atol=1e-6)
+    new = handle._edge_weights(-1, np.array([0, 1]))
+    assert new.tolist() == pytest.approx([np.log1p(1.0)] * 2)
+    space = [i for i in handle.item_ids if i.startswith("i0_")][:5]
+    handle.record("someone-new", space)
+    ranked = [i for i, _ in handle.recommend(["someone-new"], k=5)["someone-new"]]
+    assert not set(ranked) & set(space) and sum(i.startswith("i0_") for i in ranked) >= 3
