@@ -28,7 +28,7 @@ def keep_figures(monkeypatch):
         fig.savefig(path)
         return Path(path)
 
-    for name in ("harness", "attention", "distributed", "epoch", "quality"):
+    for name in ("harness", "attention", "distributed", "epoch", "quality", "relations"):
         monkeypatch.setattr(importlib.import_module(f"gnnrec.bench.{name}"), "save_figure", save)
     yield figures
     for fig in figures:
@@ -83,6 +83,31 @@ def test_quality_is_sorted_best_first_with_ndcg(keep_figures, tmp_path):
         recall = [bar.get_height() for bar in bars[0]]
         assert recall == sorted(recall, reverse=True)
         assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Recall@20", "NDCG@20"]
+
+
+def test_relations_write_each_verdict_above_its_error_bar(keep_figures, tmp_path):
+    from gnnrec.bench import relations
+
+    rows = rows_of("relations") + rows_of("relations_cost")
+    relations.plot(rows, tmp_path / "r.png")
+    fig = keep_figures[-1]
+    verdicts = [t for ax in fig.axes for t in ax.texts if t.get_text() in ("win", "tie", "loss")]
+    assert len(verdicts) == 2 * sum(1 for r in rows if "recall@20_verdict" in r)
+    for ax in fig.axes:  # each verdict above the top of the error bar at its x
+        tops = {}
+        for bars in ax.containers:
+            if getattr(bars, "errorbar", None) is not None:
+                for segment in bars.errorbar.lines[2][0].get_segments():
+                    tops[round(float(segment[0][0]), 6)] = float(segment[:, 1].max())
+        for text in ax.texts:
+            if text.get_text() in ("win", "tie", "loss"):
+                x, y = text.get_position()
+                assert y > tops[round(float(x), 6)]
+    legend = [
+        t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()
+    ]
+    assert "edge_weight = rating" in legend and "+ friendships, typed" in legend
+    assert any("10,071,499 interactions" in t for t in texts(fig))
 
 
 def test_epoch_splits_sampling_from_the_rest_of_the_step(keep_figures, tmp_path):
