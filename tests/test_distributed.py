@@ -124,6 +124,15 @@ def test_two_workers_with_half_batches_match_one_process_with_whole_ones(
     assert [row["examples"] for row in history] == [330] * 3  # every example, once per epoch
 
 
+def _one_process_and_two_workers(planted_dir, feature_cache, tmp_path, common: list[str]):
+    """The metrics of one process over 2 batch slices (``one``) and of 2 workers (``two``)."""
+    runs = []
+    for name, layout in (("one", "parallel.partitions=2"), ("two", "parallel.num_workers=2")):
+        config = planted_config(planted_dir, feature_cache, tmp_path / name, *common, layout)
+        runs.append(train_run(config))
+    return runs
+
+
 @pytest.mark.slow  # a Ray cluster on localhost
 def test_two_workers_with_sharded_id_tables_match_one_process(planted_dir, feature_cache, tmp_path):
     """Row-wise Adagrad on ID tables sharded over 2 workers (rows r % 2) reaches the model one
@@ -131,16 +140,7 @@ def test_two_workers_with_sharded_id_tables_match_one_process(planted_dir, featu
     and its state, the tables' traffic beside DDP's all-reduce of the dense parameters only."""
     common = ["train.mode=sampled", "train.fanouts=[4, 3]", "train.epochs=2"]
     common += ["train.id_optimizer=rowwise_adagrad", "model.text_features=true"]
-    alone = train_run(
-        planted_config(
-            planted_dir, feature_cache, tmp_path / "one", *common, "parallel.partitions=2"
-        )
-    )
-    both = train_run(
-        planted_config(
-            planted_dir, feature_cache, tmp_path / "two", *common, "parallel.num_workers=2"
-        )
-    )
+    alone, both = _one_process_and_two_workers(planted_dir, feature_cache, tmp_path, common)
     assert_same_model(
         trained_model(tmp_path / "one"), trained_model(tmp_path / "two"), rtol=1e-5, atol=1e-6
     )
@@ -171,16 +171,7 @@ def test_two_workers_train_typed_weighted_relations_as_one_process(
     common = ["train.mode=sampled", "train.fanouts=[4, 3]", "train.epochs=2", *SHARDED]
     common += ["model.relations=typed", "model.conv_weights=true", "data.edge_weight=rating"]
     common += ["train.relation_fanouts={rates=[3, 2]}"]
-    alone = train_run(
-        planted_config(
-            planted_dir, feature_cache, tmp_path / "one", *common, "parallel.partitions=2"
-        )
-    )
-    both = train_run(
-        planted_config(
-            planted_dir, feature_cache, tmp_path / "two", *common, "parallel.num_workers=2"
-        )
-    )
+    alone, both = _one_process_and_two_workers(planted_dir, feature_cache, tmp_path, common)
     model = trained_model(tmp_path / "two")
     assert model["convs.0.weight"].shape[0] == 4  # a weight per relation
     assert_same_model(trained_model(tmp_path / "one"), model, rtol=1e-5, atol=1e-6)
