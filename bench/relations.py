@@ -7,6 +7,9 @@ JSON rows, a markdown table and a plot.
   --friends-per-user``; friends share a community, users have few interactions): the plain
   user–item graph, with the friendships merged into it, and with them as a typed relation
   (``model.relations = "typed"``).
+- ``cold``: the same on a synthetic graph with planted item links (linked items share a
+  community) and a cold-item split, measured on the held-out items (ranked among them):
+  without the links, with them merged, typed.
 - ``cost``: a typed model's training step and full-graph forward (time, peak memory) against
   the merged one on a synthetic graph of ``--cost-users`` users (20 interactions each, so
   about ``10^7`` interactions at the default) with two extra relations
@@ -41,16 +44,23 @@ MODELS = {
 METRICS = ("recall@20", "ndcg@20")
 UNWEIGHTED = "none"
 SOCIAL_MODEL = "LightGCN"
+WHERE = {
+    "weights": "ml-latest-small",
+    "social": "planted friendships",
+    "cold": "cold items, planted item links",
+}
 LABELS = {"merged": "merged graph (one weight)", "typed": "typed relations (a weight each)"}
 
 
-def social_variants(folder: Path) -> dict[str, list[str]]:
-    """The social experiment's graphs of the dataset in ``folder``."""
+def planted_variants(folder: Path, links: str = "friendships") -> dict[str, list[str]]:
+    """The graphs of the synthetic dataset in ``folder``: without its planted ``links``
+    (``friendships`` or ``item_links``), with them merged, and typed."""
     data = ["data.dataset=synthetic", f'data.path="{folder}"']
+    name = links.replace("_", " ")
     return {
-        "user-item graph": [*data, "data.options.friendships=false"],
-        "+ friendships, merged": [*data, "data.options.friendships=true"],
-        "+ friendships, typed": [*data, "data.options.friendships=true", "model.relations=typed"],
+        "user-item graph": [*data, f"data.options.{links}=false"],
+        f"+ {name}, merged": [*data, f"data.options.{links}=true"],
+        f"+ {name}, typed": [*data, f"data.options.{links}=true", "model.relations=typed"],
     }
 
 
@@ -65,17 +75,22 @@ def experiments(args: argparse.Namespace, tmp: Path, seed: int):
                     w: [f'data.edge_weight="{w}"', *extra] for w in (UNWEIGHTED, *args.weights)
                 }
                 yield "weights", model, recipe, variants
-    if "social" in args.experiments:
+    planted = {"social": ("friendships", []), "cold": ("item_links", ["data.split=cold_items"])}
+    for experiment, (links, split) in planted.items():
+        if experiment not in args.experiments:
+            continue
         spec = SyntheticSpec(
             num_users=args.social_users,
             num_items=max(args.social_users // 4, 8),
             communities=8,
             interactions_per_user=3.0,
-            friends_per_user=5,
+            friends_per_user=5 if links == "friendships" else 0,
+            links_per_item=5 if links == "item_links" else 0,
             seed=seed,
         )
-        folder = write_synthetic(spec, tmp / f"social-{seed}", write_csv=False)
-        yield "social", SOCIAL_MODEL, "lightgcn_ml_latest_small", social_variants(folder)
+        folder = write_synthetic(spec, tmp / f"{experiment}-{seed}", write_csv=False)
+        variants = {v: [*o, *split] for v, o in planted_variants(folder, links).items()}
+        yield experiment, SOCIAL_MODEL, "lightgcn_ml_latest_small", variants
 
 
 def run(args: argparse.Namespace) -> list[dict]:
@@ -101,7 +116,8 @@ def run(args: argparse.Namespace) -> list[dict]:
                     ]
                     metrics = train_run(load_config(None, overrides, base=RECIPES[recipe]()))
                     row = {"experiment": experiment, "model": model, "variant": variant}
-                    results.append(row | {"seed": seed} | {m: metrics[m] for m in METRICS})
+                    measured = metrics["cold"] if experiment == "cold" else metrics
+                    results.append(row | {"seed": seed} | {m: measured[m] for m in METRICS})
     return summarise(results)
 
 
@@ -235,7 +251,7 @@ def plot(rows: list[dict], path: Path) -> Path:
                         )
             ax.set_xticks(range(len(groups)), groups)
             name = metric.replace("recall", "Recall").replace("ndcg", "NDCG")
-            where = "ml-latest-small" if experiment == "weights" else "planted friendships"
+            where = WHERE[experiment]
             ax.set(title=f"{name}, {where} (mean ± std over seeds)", ylabel=name)
             ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
@@ -273,8 +289,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument(
         "--experiments",
         nargs="+",
-        choices=["weights", "social", "cost"],
-        default=["weights", "social", "cost"],
+        choices=["weights", "social", "cold", "cost"],
+        default=["weights", "social", "cold", "cost"],
     )
     parser.add_argument("--seeds", type=whole(0), nargs="+", default=[0, 1, 2])
     parser.add_argument(
@@ -282,7 +298,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     parser.add_argument("--models", nargs="+", choices=list(MODELS), help="default: all")
     parser.add_argument(
-        "--social-users", type=whole(8), default=4000, help="users of the social graph"
+        "--social-users", type=whole(8), default=4000, help="users of the planted graphs"
     )
     parser.add_argument(
         "--cost-users", type=whole(16), default=580_000, help="users of the cost graph"

@@ -148,7 +148,7 @@ def test_relations_bench_compares_graphs_with_planted_friendships(tmp_path):
     args = ["--experiments", "social", "--seeds", "0", "--social-users", "200"]
     args += ["--output", str(tmp_path / "s.jsonl"), "--set", "train.epochs=2"]
     rows = relations.main(args)
-    assert [r["variant"] for r in rows] == list(relations.social_variants(tmp_path))
+    assert [r["variant"] for r in rows] == list(relations.planted_variants(tmp_path))
     assert all(r["experiment"] == "social" and r["recall@20"] >= 0 for r in rows)
     assert [("recall@20_verdict" in r) for r in rows] == [False, True, True]
 
