@@ -142,15 +142,19 @@ def test_relations_bench_compares_weighted_and_unweighted_graphs(
     assert (tmp_path / "r.png").stat().st_size > 0
 
 
-def test_relations_bench_compares_graphs_with_planted_friendships(tmp_path):
+def test_relations_bench_compares_graphs_with_planted_links(tmp_path):
     from gnnrec.bench import relations
 
-    args = ["--experiments", "social", "--seeds", "0", "--social-users", "200"]
+    args = ["--experiments", "social", "cold", "--seeds", "0", "--social-users", "200"]
     args += ["--output", str(tmp_path / "s.jsonl"), "--set", "train.epochs=2"]
     rows = relations.main(args)
-    assert [r["variant"] for r in rows] == list(relations.planted_variants(tmp_path))
-    assert all(r["experiment"] == "social" and r["recall@20"] >= 0 for r in rows)
-    assert [("recall@20_verdict" in r) for r in rows] == [False, True, True]
+    for experiment, links in (("social", "friendships"), ("cold", "item_links")):
+        mine = [r for r in rows if r["experiment"] == experiment]
+        assert [r["variant"] for r in mine] == list(relations.planted_variants(tmp_path, links))
+        assert all(0 <= r["recall@20"] <= 1 for r in mine)
+        assert [("recall@20_verdict" in r) for r in mine] == [False, True, True]
+    cold = json.loads((tmp_path / "s.jsonl").read_text().splitlines()[-1])
+    assert cold["experiment"] == "cold" and len(cold["runs"]) == 1
 
 
 def test_relations_bench_times_the_typed_model_against_the_merged_one(tmp_path):
