@@ -92,6 +92,15 @@ def parse_float(value: str, column: str, path: str | Path, line: int) -> float:
     return number
 
 
+def parse_weight(value: str, column: str, path: str | Path, line: int) -> float:
+    """An edge weight: a finite float >= 0, or a :class:`DataError` naming the column, file
+    and line."""
+    number = parse_float(value, column, path, line)
+    if number < 0:
+        raise DataError(f"{column} {value!r} is negative: edge weights must be >= 0", path, line)
+    return number
+
+
 def parse_int(value: str, column: str, path: str | Path, line: int) -> int:
     """An integer, or a :class:`DataError` naming the column, file and line."""
     try:

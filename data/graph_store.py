@@ -267,12 +267,16 @@ class GraphStore:
         user_edges: np.ndarray | None = None,
         item_edges: np.ndarray | None = None,
         weight: np.ndarray | None = None,
+        user_edge_weight: np.ndarray | None = None,
+        item_edge_weight: np.ndarray | None = None,
     ) -> GraphStore:
         """The symmetric user–item graph: users ``0..U-1``, items ``U..U+I-1``, both directions,
         duplicates merged; optional ``[2, E']`` user–user and item–item edges join it (both
         directions too, a pair listed twice or both ways once). ``weight`` ``[E]``: each
-        interaction's weight (both directions carry it; same-type edges weigh 1; a merged
-        interaction weighs the sum of its copies), kept as the CSR's ``values``.
+        interaction's weight (both directions carry it; a merged interaction weighs the sum of
+        its copies); ``user_edge_weight`` / ``item_edge_weight`` ``[E']``: the same-type
+        edges' (a pair listed twice or both ways weighs its largest); any of them makes the
+        graph weighted (the CSR's ``values``; what is not given weighs 1).
 
         Built on the host from one int64 key ``target * N + source`` per directed edge, the
         users' rows, then the items' (:func:`csr_of_key_blocks`): about 5 bytes a directed edge
@@ -282,23 +286,26 @@ class GraphStore:
         user, item = np.asarray(user), np.asarray(item)
         user_rows: list[EdgePart] = [(user, 0, item, num_users)]
         item_rows: list[EdgePart] = [(item, num_users, user, 0)]
-        for edges, offset, rows, count in (
-            (user_edges, 0, user_rows, num_users),
-            (item_edges, num_users, item_rows, num_items),
+        weighted = any(w is not None for w in (weight, user_edge_weight, item_edge_weight))
+        interactions = (
+            np.ones(len(user), np.float32) if weight is None else np.asarray(weight, np.float32)
+        )
+        row_weights = [[interactions], [interactions]]  # of user_rows' parts, item_rows'
+        for edges, edge_weight, offset, rows, own, count in (
+            (user_edges, user_edge_weight, 0, user_rows, row_weights[0], num_users),
+            (item_edges, item_edge_weight, num_users, item_rows, row_weights[1], num_items),
         ):
             if edges is not None:
-                source, target = _both_directions(np.asarray(edges), count)
+                source, target, links = _both_directions(np.asarray(edges), count, edge_weight)
                 rows.append((target, offset, source, offset))
+                own.append(links)
 
-        def weights(rows: list[EdgePart]) -> np.ndarray | None:
-            if weight is None:
-                return None
-            ones = np.ones(sum(len(target) for target, *_ in rows[1:]), dtype=np.float32)
-            return np.concatenate([np.asarray(weight, dtype=np.float32), ones])
-
-        blocks = ((edge_keys(rows, n), weights(rows)) for rows in (user_rows, item_rows))
+        blocks = (
+            (edge_keys(rows, n), np.concatenate(own) if weighted else None)
+            for rows, own in zip((user_rows, item_rows), row_weights)
+        )
         total = sum(len(target) for target, *_ in user_rows + item_rows)
-        csr = csr_of_key_blocks(blocks, total, n, n, weighted=weight is not None)
+        csr = csr_of_key_blocks(blocks, total, n, n, weighted=weighted)
         return GraphStore(csr, csr, True, num_users, num_items)
 
     def save(self, folder: str | Path) -> Path:
@@ -386,7 +393,7 @@ class GraphStore:
         ``HeteroData``: two node types; the first edge type between them gives the
         interactions (its source type is the users), made symmetric (a reverse type, such as
         ``to_hetero``'s ``rated_by``, must hold the same pairs); an edge type within one node
-        type gives its same-type edges (made undirected, weight 1)."""
+        type gives its same-type edges (made undirected, with its ``edge_weight`` if any)."""
         from torch_geometric.data import HeteroData
 
         if isinstance(data, HeteroData):
@@ -441,7 +448,7 @@ def _from_hetero(data) -> GraphStore:
                 f"HeteroData edge types {cross[0]} and {other}: the second must hold the same "
                 "pairs reversed (a user-item store has one interaction relation)"
             )
-    same = {}
+    same, same_weight = {}, {}
     for node_type in (src, dst):
         types = [t for t in data.edge_types if t[0] == t[2] == node_type]
         if len(types) > 1:
@@ -449,11 +456,8 @@ def _from_hetero(data) -> GraphStore:
                 f"HeteroData has {len(types)} edge types within {node_type!r}: one at most"
             )
         if types:
-            e = data[types[0]].edge_index
-            n = data[node_type].num_nodes
-            key = torch.unique(torch.minimum(e[0], e[1]) * n + torch.maximum(e[0], e[1]))
-            same[node_type] = torch.stack([key // n, key % n]).numpy()
-    weight = _edge_weight(data[cross[0]])
+            same[node_type] = data[types[0]].edge_index.numpy()
+            same_weight[node_type] = _numpy(_edge_weight(data[types[0]]))
     return GraphStore.bipartite(
         ei[0].numpy(),
         ei[1].numpy(),
@@ -461,8 +465,14 @@ def _from_hetero(data) -> GraphStore:
         data[dst].num_nodes,
         same.get(src),
         same.get(dst),
-        weight=None if weight is None else weight.numpy(),
+        weight=_numpy(_edge_weight(data[cross[0]])),
+        user_edge_weight=same_weight.get(src),
+        item_edge_weight=same_weight.get(dst),
     )
+
+
+def _numpy(tensor: torch.Tensor | None) -> np.ndarray | None:
+    return None if tensor is None else tensor.numpy()
 
 
 def _pair_keys(source: torch.Tensor, target: torch.Tensor, num_targets: int) -> torch.Tensor:
@@ -470,14 +480,23 @@ def _pair_keys(source: torch.Tensor, target: torch.Tensor, num_targets: int) -> 
     return torch.unique(source.long() * num_targets + target.long())
 
 
-def _both_directions(edges: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(sources, targets)`` of the undirected same-type ``edges`` ``[2, E']`` over ``count``
-    nodes: every distinct pair in both directions, a self-loop once."""
+def _both_directions(
+    edges: np.ndarray, count: int, weight: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(sources, targets, weights)`` of the undirected same-type ``edges`` ``[2, E']`` over
+    ``count`` nodes: every distinct pair in both directions (a self-loop once), weighing the
+    largest of its ``weight`` entries (1 without)."""
     low, high = np.minimum(edges[0], edges[1]), np.maximum(edges[0], edges[1])
-    key = np.unique(low.astype(np.int64) * count + high)
+    key, inverse = np.unique(low.astype(np.int64) * count + high, return_inverse=True)
+    largest = np.zeros(len(key), np.float32)
+    np.maximum.at(largest, inverse, 1.0 if weight is None else np.asarray(weight, np.float32))
     low, high = key // count, key % count
     loop = low == high
-    return np.concatenate([low, high[~loop]]), np.concatenate([high, low[~loop]])
+    return (
+        np.concatenate([low, high[~loop]]),
+        np.concatenate([high, low[~loop]]),
+        np.concatenate([largest, largest[~loop]]),
+    )
 
 
 def _present(fields: dict[str, torch.Tensor | None], prefix: str) -> dict[str, torch.Tensor]:

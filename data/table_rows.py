@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from gnnrec.common.log import get_logger
-from gnnrec.data.csv_rows import iter_rows, parse_float, parse_int
+from gnnrec.data.csv_rows import iter_rows, parse_float, parse_int, parse_weight
 from gnnrec.data.errors import DataError
 from gnnrec.data.textgraph import Interactions, NodeTable, TextGraph
 
@@ -35,6 +35,8 @@ class ColumnMapping:
     rating: str | None = None
     timestamp: str | None = None
     weight: str | None = None
+    user_link_weight: str | None = None  # a weight column of the user–user edge table
+    item_link_weight: str | None = None  # of the item–item edge table
     user_text: list[str] = field(default_factory=list)
     item_text: list[str] = field(default_factory=list)
 
@@ -189,26 +191,27 @@ def read_interaction_rows(
         ratings.append(parse_float(row[m.rating], m.rating, path, line) if m.rating else 1.0)
         times.append(parse_int(row[m.timestamp], m.timestamp, path, line) if m.timestamp else 0)
         if m.weight:
-            weights.append(parse_float(row[m.weight], m.weight, path, line))
-            if weights[-1] < 0:
-                raise DataError(
-                    f"{m.weight} {row[m.weight]!r} is negative: edge weights must be >= 0",
-                    path,
-                    line,
-                )
+            weights.append(parse_weight(row[m.weight], m.weight, path, line))
     return users, items, ratings, times, weights
 
 
-def read_edge_rows(path: Path, index: Mapping[str, int], kind: str) -> np.ndarray:
-    """``[2, E']`` internal ids from a ``src,dst`` table; unknown ids are errors with line."""
-    pairs = []
-    for line, row in rows(path, ["src", "dst"], {"src": "id", "dst": "id"}):
+def read_edge_rows(
+    path: Path, index: Mapping[str, int], kind: str, weight: str | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``[2, E']`` internal ids from a ``src,dst`` table, and the ``weight`` column's values
+    ``[E']`` (None without one); unknown ids and bad weights are errors with line."""
+    pairs, weights = [], []
+    columns = ["src", "dst", *([weight] if weight else [])]
+    for line, row in rows(path, columns, {"src": "id", "dst": "id"}):
         ends = [row["src"].strip(), row["dst"].strip()]
         for node in ends:
             if node not in index:
                 raise DataError(f"unknown {kind} {node!r}", path, line)
         pairs.append([index[ends[0]], index[ends[1]]])
-    return np.asarray(pairs, dtype=np.int64).T.reshape(2, -1)
+        if weight:
+            weights.append(parse_weight(row[weight], weight, path, line))
+    edges = np.asarray(pairs, dtype=np.int64).T.reshape(2, -1)
+    return edges, np.asarray(weights, dtype=np.float32) if weight else None
 
 
 def load_table_rows(
@@ -249,10 +252,17 @@ def load_table_rows(
         Interactions(
             np.asarray(u_idx), np.asarray(i_idx), ratings, times, weights if m.weight else None
         ),
-        user_edges=None
-        if user_edges is None
-        else read_edge_rows(Path(user_edges), index["user"], "user"),
-        item_edges=None
-        if item_edges is None
-        else read_edge_rows(Path(item_edges), index["item"], "item"),
+        **_links(user_edges, index["user"], "user", m.user_link_weight),
+        **_links(item_edges, index["item"], "item", m.item_link_weight),
     )
+
+
+def _links(
+    path: str | Path | None, index: Mapping[str, int], kind: str, weight: str | None
+) -> dict[str, np.ndarray | None]:
+    """A TextGraph's ``{kind}_edges`` and ``{kind}_edge_weight`` from a same-type edge table
+    (none when ``path`` is None)."""
+    edges, weights = (
+        (None, None) if path is None else read_edge_rows(Path(path), index, kind, weight)
+    )
+    return {f"{kind}_edges": edges, f"{kind}_edge_weight": weights}

@@ -283,12 +283,8 @@ def load_table(
         tables["user"],
         tables["item"],
         Interactions(index["user"], index["item"], ratings, times, weight),
-        user_edges=None
-        if user_edges is None
-        else _edges(Path(user_edges), keys["user"], tables["user"], "user"),
-        item_edges=None
-        if item_edges is None
-        else _edges(Path(item_edges), keys["item"], tables["item"], "item"),
+        **_links(user_edges, keys["user"], tables["user"], "user", m.user_link_weight),
+        **_links(item_edges, keys["item"], tables["item"], "item", m.item_link_weight),
     )
 
 
@@ -310,10 +306,23 @@ def _first_unknown(
         read_interaction_rows(files[n], m, known["user"], known["item"])  # raises
 
 
-def _edges(path: Path, keys: pa.Array, table: NodeTable, kind: str) -> np.ndarray:
-    """``[2, E']`` internal ids from a ``src,dst`` table; unknown ids are errors with line."""
+def _links(
+    path: str | Path | None, keys: pa.Array, table: NodeTable, kind: str, weight: str | None
+) -> dict[str, np.ndarray | None]:
+    """A TextGraph's ``{kind}_edges`` and ``{kind}_edge_weight`` from a same-type edge table
+    (none when ``path`` is None)."""
+    edges, weights = (None, None) if path is None else _edges(Path(path), keys, table, kind, weight)
+    return {f"{kind}_edges": edges, f"{kind}_edge_weight": weights}
+
+
+def _edges(
+    path: Path, keys: pa.Array, table: NodeTable, kind: str, weight: str | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``[2, E']`` internal ids from a ``src,dst`` table and its ``weight`` column (finite,
+    >= 0; None without one); unknown ids and bad weights are errors with line."""
     try:
-        batches = list(_batches(path, ["src", "dst"], {}, []))
+        numbers = {weight: pa.float64()} if weight else {}
+        batches = list(_batches(path, ["src", "dst"], numbers, []))
         ends = []
         for end in ("src", "dst"):
             column, ids = _same_type(
@@ -322,9 +331,13 @@ def _edges(path: Path, keys: pa.Array, table: NodeTable, kind: str) -> np.ndarra
             ends.append(as_numpy(pc.index_in(column, value_set=ids).fill_null(-1)))
         if any((e < 0).any() for e in ends):
             raise _RowByRow
-        return np.stack(ends).astype(np.int64)
+        weights = np.concatenate([b[weight] for b in batches]) if weight else None
+        if weights is not None and (weights < 0).any():
+            raise _RowByRow  # the row reader names the line
+        return np.stack(ends).astype(np.int64), weights
     except _RowByRow:
-        return read_edge_rows(path, {node: i for i, node in enumerate(table.ids)}, kind)
+        index = {node: i for i, node in enumerate(table.ids)}
+        return read_edge_rows(path, index, kind, weight)
 
 
 @dataclass(kw_only=True)
@@ -337,6 +350,9 @@ class TableOptions:
     items_path: str = ""
     user_edges_path: str = ""
     item_edges_path: str = ""
+    # a weight column of each edge table (empty: its edges weigh 1)
+    user_edges_weight_column: str = ""
+    item_edges_weight_column: str = ""
     user_column: str = "user_id"
     item_column: str = "item_id"
     rating_column: str = ""
@@ -354,6 +370,8 @@ def _load_table_dataset(cfg: DataConfig, path: Path | None) -> tuple[TextGraph, 
         rating=o.rating_column or None,
         timestamp=o.timestamp_column or None,
         weight=cfg.edge_weight_spec.column,
+        user_link_weight=o.user_edges_weight_column or None,
+        item_link_weight=o.item_edges_weight_column or None,
         user_text=o.user_text_columns,
         item_text=o.item_text_columns,
     )

@@ -127,7 +127,8 @@ class Interactions:
 class TextGraph:
     """A user–item graph with node text, optional same-type edges and a slot for node features.
 
-    ``user_edges``/``item_edges`` are ``[2, E']`` int64 arrays of internal ids;
+    ``user_edges``/``item_edges`` are ``[2, E']`` int64 arrays of internal ids, with their
+    weights ``user_edge_weight``/``item_edge_weight`` ``[E']`` float32 (None: 1 each);
     ``user_features`` ``[U, F]`` and ``item_features`` ``[I, F]`` are filled by an encoder.
     """
 
@@ -139,6 +140,8 @@ class TextGraph:
     item_edges: np.ndarray | None = None
     user_features: torch.Tensor | None = None
     item_features: torch.Tensor | None = None
+    user_edge_weight: np.ndarray | None = None
+    item_edge_weight: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -168,9 +171,9 @@ class TextGraph:
         if not np.isfinite(inter.rating).all():
             bad = int(np.flatnonzero(~np.isfinite(inter.rating))[0])
             raise DataError(f"interaction {bad} has a non-finite rating", self.name)
-        for kind, edges, n in (
-            ("user", self.user_edges, self.num_users),
-            ("item", self.item_edges, self.num_items),
+        for kind, edges, weight, n in (
+            ("user", self.user_edges, self.user_edge_weight, self.num_users),
+            ("item", self.item_edges, self.item_edge_weight, self.num_items),
         ):
             if edges is not None and (
                 edges.ndim != 2
@@ -179,4 +182,14 @@ class TextGraph:
             ):
                 raise DataError(
                     f"{kind}-{kind} edges must be a [2, E] array of ids < {n}", self.name
+                )
+            if weight is not None and (
+                edges is None
+                or weight.shape != (edges.shape[1],)
+                or not np.isfinite(weight).all()
+                or (weight < 0).any()
+            ):
+                raise DataError(
+                    f"{kind}-{kind} edge weights must be one finite value >= 0 per edge",
+                    self.name,
                 )

@@ -379,3 +379,55 @@ def test_fold_in_of_a_count_weighted_run_keeps_trained_weights_and_weighs_new_pa
     handle.record("someone-new", space)
     ranked = [i for i, _ in handle.recommend(["someone-new"], k=5)["someone-new"]]
     assert not set(ranked) & set(space) and sum(i.startswith("i0_") for i in ranked) >= 3
+
+
+def test_same_type_edges_weigh_their_largest_copy_both_ways():
+    links = np.array([[0, 1, 2, 2], [1, 0, 2, 0]])  # 0-1 twice (both ways), a loop, 2-0
+    store = GraphStore.bipartite(
+        np.array([0]), np.array([0]), 3, 1, user_edges=links, user_edge_weight=[2.0, 5.0, 3.0, 0.5]
+    )
+    a = dense(store)
+    assert a[0, 1] == a[1, 0] == 5.0 and a[2, 2] == 3.0 and a[0, 2] == a[2, 0] == 0.5
+    assert a[0, 3] == a[3, 0] == 1.0  # the interaction, unweighted
+    back = GraphStore.from_pyg(store.to_hetero())
+    assert torch.equal(back.csr.indices, store.csr.indices)
+    assert torch.equal(back.csr.values, store.csr.values)
+
+
+@pytest.mark.parametrize("reader", ["columnar", "rows"])
+def test_edge_tables_read_a_weight_column(tmp_path, reader):
+    from gnnrec.data.table_rows import ColumnMapping, load_table_rows
+    from gnnrec.data.tabular import load_table
+
+    path = write_table(tmp_path / "t", ROWS)
+    friends = tmp_path / "friends.csv"
+    friends.write_text("src,dst,trust\nu0,u1,0.5\nu2,u3,4\n")
+    mapping = ColumnMapping(rating="rating", user_link_weight="trust")
+    load = load_table if reader == "columnar" else load_table_rows
+    graph = load(path, mapping=mapping, user_edges=friends)
+    assert graph.user_edge_weight.tolist() == [0.5, 4.0]
+    ids = list(graph.users.ids)
+    assert graph.user_edges.T.tolist() == [
+        [ids.index("u0"), ids.index("u1")],
+        [ids.index("u2"), ids.index("u3")],
+    ]
+    friends.write_text("src,dst,trust\nu0,u1,0.5\nu2,u3,-4\n")
+    with pytest.raises(DataError, match=rf"{friends}:3: trust '-4' is negative"):
+        load(path, mapping=mapping, user_edges=friends)
+
+
+def test_a_run_weighs_friendships_by_a_column(tmp_path):
+    path = write_table(tmp_path / "t", ROWS)
+    friends = tmp_path / "friends.csv"
+    friends.write_text("src,dst,trust\nu0,u1,0.5\nu2,u3,4\n")
+    options = {"user_edges_path": str(friends), "user_edges_weight_column": "trust"}
+    cfg = table_config(path, "none", **options)
+    graph, split = load_dataset(cfg)
+    store = training_data(graph, split, cfg.edge_weight_spec).graph
+    a, ids = dense(store), list(graph.users.ids)
+    assert a[ids.index("u0"), ids.index("u1")] == 0.5 and a[ids.index("u3"), ids.index("u2")] == 4
+    assert set(
+        a[: graph.num_users, graph.num_users :][
+            a[: graph.num_users, graph.num_users :] > 0
+        ].tolist()
+    ) == {1.0}

@@ -65,6 +65,8 @@ def training_data(
         graph.user_edges,
         graph.item_edges,
         weight=None if weight is None else weight[split.train],
+        user_edge_weight=graph.user_edge_weight,
+        item_edge_weight=graph.item_edge_weight,
     )
     if typed:
         store.csr.relation = TypedGraph(store).relation
