@@ -9,7 +9,8 @@ the layer mean, ``[l = L]`` for the last layer), and each layer is a sum over ``
     m^l_{uj} = c^l_{uj} \\odot \\Theta_l h^{l-1}_j
 
 with ``c_uj = d_u^{-1/2} d_j^{-1/2}`` (GCN and LightGCN, ``sum``), ``1 / d_u`` (``mean``), each
-times the edge's weight ``w_uj`` and with weighted degrees over a weighted graph, or the
+times the edge's weight ``w_uj`` and with weighted degrees over a weighted graph (typed
+relations: the degrees within the edge's relation ``r``, and ``Theta_{l,r}`` its weight), or the
 attention weights ``alpha^l_uj`` per head (GAT: the weights the forward pass used, returned by
 the kernel). So ``s(u, i) = a_0 h^0_u . z_i + sum_j t_j``, one term ``t_j = (sum_l a_l m^l_uj)
 . z_i`` per neighbour ``j`` (the items ``u`` has): exact for GCN and LightGCN, exact given the
@@ -89,6 +90,7 @@ def pair_terms(
     targets: list[torch.Tensor] | None = None,
     paths: int = 3,
     neighbor_weights: Sequence[np.ndarray] | None = None,
+    neighbor_relations: Sequence[np.ndarray] | None = None,
 ) -> list[PairTerms]:
     """The evidence of ``B`` pairs: users with final embeddings ``z_users`` ``[B, H]`` and
     neighbour node ids ``neighbors[b]`` (a trained user's row of ``graph``; a folded-in user's
@@ -96,7 +98,9 @@ def pair_terms(
     rows (``[h^0_u, ..., h^{L-1}_u]``, each ``[B, H]``; attention reads them, so GAT needs
     them); ``paths``: the neighbours (best first) whose paths ``u -> j -> w`` are listed.
     Over a weighted graph (``graph.values``), ``neighbor_weights[b]``: the weights of the
-    user's edges to ``neighbors[b]`` (the degrees are weighted as the model's are)."""
+    user's edges to ``neighbors[b]`` (the degrees are weighted as the model's are); with typed
+    relations, ``neighbor_relations[b]``: their relation ids (each relation normalised on its
+    own, through its own weight)."""
     method = method_of(model)
     if method is None:
         raise ValueError(f"{model.label} scores without the graph: no evidence to take apart")
@@ -104,14 +108,11 @@ def pair_terms(
         raise ValueError("attention reads the user's own layer inputs: pass targets")
     device, dtype = z_users.device, z_users.dtype
     scores = model.pair_scores(z_users, z_items)
-    csr, columns = neighbor_rows(neighbors, 0, neighbor_weights)
+    csr, columns = neighbor_rows(neighbors, 0, neighbor_weights, neighbor_relations)
     csr = csr.to(device)
     local = [s[columns.to(s.device)].to(device, dtype) for s in state.states]
-    view = GraphView(
-        csr,
-        _inverse_sqrt_degree(csr, dtype),
-        state.col_scale[columns.to(state.col_scale.device)].to(device, dtype),
-    )
+    view = _held_view(state, csr, columns, _inverse_sqrt_degree(csr, dtype), device, dtype)
+    relation = None if csr.relation is None else csr.relation.long()
     rows = edge_rows(csr.indptr)
     if method == GRADIENT:
         terms = _gradient_terms(model, local, view, targets, z_users, z_items, rows)
@@ -124,7 +125,7 @@ def pair_terms(
         a = layer_coefficients(model)
         total = torch.zeros(csr.indices.numel(), z_users.shape[1], device=device, dtype=dtype)
         for layer, (conv, inputs) in enumerate(zip(model.convs, local)):
-            values = conv.values(inputs).index_select(0, csr.indices.long())
+            values = _values(conv, inputs.index_select(0, csr.indices.long()), relation)
             total += a[layer + 1] * _by_heads(weights[layer], values)
         terms = (total * z_items.index_select(0, rows)).sum(1)
     own = scores - torch.zeros_like(scores).index_add_(0, rows, terms)
@@ -138,6 +139,28 @@ def pair_terms(
     if paths and weights is not None and len(model.convs) >= 2:
         _add_paths(model, state, graph, out, weights, csr, z_items, paths, device, dtype)
     return out
+
+
+def _held_view(
+    state: GraphState,
+    csr: CSR,
+    columns: torch.Tensor,
+    row_scale: torch.Tensor,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> GraphView:
+    """The view of some rows ``csr`` placed in the trained graph: their own row scales, the
+    columns' (``columns``, node ids) as trained, per relation too for typed relations."""
+    at = columns.to(state.col_scale.device)
+    view = GraphView(csr, row_scale, state.col_scale[at].to(device, dtype))
+    if csr.relation is not None:
+        view = view.held_columns(state.relation_col_scale[:, at].to(device, dtype))
+    return view
+
+
+def _values(conv: torch.nn.Module, h: torch.Tensor, relation: torch.Tensor | None):
+    """``Theta h`` of each row of ``h`` (through the weight of its relation, typed layers)."""
+    return conv.values(h) if relation is None else conv.values(h, relation)
 
 
 def _inverse_sqrt_degree(csr: CSR, dtype: torch.dtype) -> torch.Tensor:
@@ -206,15 +229,16 @@ def _add_paths(
     indptr, indices = graph.indptr.cpu(), graph.indices.cpu()
     spans = [(int(indptr[j]), int(indptr[j + 1])) for j in nodes]
     lists = [indices[a:b].numpy() for a, b in spans]
-    weights_of = None if graph.values is None else [graph.values[a:b].numpy() for a, b in spans]
-    inner, columns = neighbor_rows(lists, 0, weights_of)
+
+    def of_spans(t: torch.Tensor | None) -> list[np.ndarray] | None:
+        return None if t is None else [t[a:b].cpu().numpy() for a, b in spans]
+
+    inner, columns = neighbor_rows(lists, 0, of_spans(graph.values), of_spans(graph.relation))
     inner = inner.to(device)
-    scale = _inverse_sqrt_degree(graph, dtype)
-    view = GraphView(
-        inner,
-        scale[torch.as_tensor(nodes)].to(device),
-        state.col_scale[columns.to(state.col_scale.device)].to(device, dtype),
-    )
+    scale = _inverse_sqrt_degree(graph, dtype)[torch.as_tensor(nodes)].to(device)
+    view = _held_view(state, inner, columns, scale, device, dtype)
+    inner_relation = None if inner.relation is None else inner.relation.long()
+    outer_relation = None if csr.relation is None else csr.relation.long()
     inner_rows = edge_rows(inner.indptr)
     outer_edge = torch.as_tensor([e for _, e, _ in chosen], device=device)
     pair_of = torch.as_tensor([b for b, _, _ in chosen], device=device)
@@ -224,14 +248,19 @@ def _add_paths(
         inputs = state.states[layer - 2][columns.to(state.states[0].device)].to(device, dtype)
         targets = state.states[layer - 2][torch.as_tensor(nodes)].to(device, dtype)
         w_inner = below.edge_weights(inputs, view, targets)
-        message = _by_heads(w_inner, below.values(inputs).index_select(0, inner.indices.long()))
+        sources = inputs.index_select(0, inner.indices.long())
+        message = _by_heads(w_inner, _values(below, sources, inner_relation))
         w_outer = weights[layer - 1].index_select(0, outer_edge).index_select(0, inner_rows)
-        total += a[layer] * _by_heads(w_outer, conv.values(message))
+        through = None  # each path through its outer edge's relation
+        if outer_relation is not None:
+            through = outer_relation.index_select(0, outer_edge).index_select(0, inner_rows)
+        total += a[layer] * _by_heads(w_outer, _values(conv, message, through))
     item = z_items.index_select(0, pair_of).index_select(0, inner_rows)
     terms = (total * item).sum(1).cpu().numpy()
+    first = None if outer_relation is None else outer_relation.index_select(0, outer_edge)
     direct = _by_heads(  # a_1 m^1_uj . z_i: the path u -> j itself
         weights[0].index_select(0, outer_edge),
-        model.convs[0].values(state.states[0][torch.as_tensor(nodes)].to(device, dtype)),
+        _values(model.convs[0], state.states[0][torch.as_tensor(nodes)].to(device, dtype), first),
     )
     direct = (a[1] * direct * z_items.index_select(0, pair_of)).sum(1).cpu().numpy()
     for k, (b, _, j) in enumerate(chosen):

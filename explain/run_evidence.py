@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from gnnrec.common.arguments import id_list, positive_int
+from gnnrec.data.hetero import RATED_BY
 from gnnrec.explain.evidence import EXACT, PairTerms, method_of, pair_terms
 from gnnrec.explain.explanation import Explanation, Term, template_sentence
 
@@ -71,7 +72,9 @@ def _graph_terms(handle, users, fresh, seen, z_users, z_items, paths) -> list[Pa
     model, U = handle.model, handle.num_users
     handle.prepare_fold_in()
     state, graph = handle._state, handle._data.graph.csr
-    state.require_plain("an explanation from the graph", "retrain without them", weighted_ok=True)
+    state.require_plain(
+        "an explanation from the graph", "retrain without them", weighted_ok=True, typed_ok=True
+    )
     indptr, indices = graph.indptr.numpy(), graph.indices.numpy()
     if any(fresh) and (model.ATTENDS or method_of(model) != EXACT):
         raise ValueError(
@@ -84,14 +87,30 @@ def _graph_terms(handle, users, fresh, seen, z_users, z_items, paths) -> list[Pa
         seen[b] + U if fresh[b] else indices[indptr[row] : indptr[row + 1]]
         for b, row in enumerate(rows)
     ]
-    weights = None  # a weighted run has no folded-in users (its fold-in is refused)
+    # per edge: a trained user's from the graph, a folded-in user's as fold-in weighed and
+    # related them (their items: rated_by)
+    weights = relations = None
     if graph.values is not None:
-        weights = [graph.values[indptr[row] : indptr[row + 1]].numpy() for row in rows]
+        weights = [
+            handle._edge_weights(row, seen[b])
+            if fresh[b]
+            else graph.values[indptr[row] : indptr[row + 1]].numpy()
+            for b, row in enumerate(rows)
+        ]
+    if graph.relation is not None:
+        relations = [
+            np.full(len(seen[b]), RATED_BY)
+            if fresh[b]
+            else graph.relation[indptr[row] : indptr[row + 1]].numpy()
+            for b, row in enumerate(rows)
+        ]
     targets = None
     if not any(fresh):
         rows = torch.as_tensor([handle._user_row[u] for u in users], dtype=torch.long)
         targets = [s[rows.to(s.device)].to(z_users.device) for s in state.states]
-    return pair_terms(model, state, graph, z_users, z_items, neighbors, targets, paths, weights)
+    return pair_terms(
+        model, state, graph, z_users, z_items, neighbors, targets, paths, weights, relations
+    )
 
 
 def _similarity_terms(handle, z_users, z_items, item_rows, seen) -> list[PairTerms]:

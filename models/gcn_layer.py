@@ -64,9 +64,15 @@ class GCNLayer(nn.Module):
         :meth:`GATLayer.edge_weights`)."""
         if self.bias is not None or self.aggregation == "max":
             return None
+        return self.coefficients(view, self.aggregation)
+
+    @staticmethod
+    def coefficients(view: GraphView, aggregation: str) -> torch.Tensor:
+        """``c`` ``[E, 1]`` of a ``sum`` or ``mean`` aggregation over ``view`` (see
+        :meth:`edge_weights`)."""
         rows, cols = edge_rows(view.csr.indptr), view.csr.indices.long()
         weight = view.csr.values
-        if self.aggregation == "sum":
+        if aggregation == "sum":
             c = view.row_scale[rows] * view.col_scale[cols]
             return (c if weight is None else c * weight.to(c.dtype)).unsqueeze(1)
         if weight is None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from gnnrec.data.graph_store import CSR
-from gnnrec.kernels.csr import gcn_scales, inverse_sqrt_degree
+from gnnrec.kernels.csr import gcn_scales
 
 
 @dataclass
@@ -90,8 +90,11 @@ class GraphView:
         """This view (a CSR with relations) with each relation's row scales from its rows'
         own degrees and its column scales held at ``relation_col_scale`` ``[R, M]``: rows
         placed into a trained graph whose columns keep their degrees (fold-in)."""
-        csrs = self.relation_csrs
-        rows = [inverse_sqrt_degree(c.degree() if c.values is None else c.row_sums()) for c in csrs]
+        csrs, dtype = self.relation_csrs, self.row_scale.dtype
+        rows = []
+        for c in csrs:  # d^-1/2 in the view's dtype, 0 for degree 0
+            degree = (c.degree() if c.values is None else c.row_sums()).to(dtype)
+            rows.append(torch.where(degree > 0, degree.clamp(min=1e-30).rsqrt(), 0.0))
         view = GraphView(self.csr, self.row_scale, self.col_scale, self.hops)
         view.relation_row_scale = torch.stack(rows).to(self.row_scale.device)
         view.relation_col_scale = relation_col_scale[: len(csrs)]

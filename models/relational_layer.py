@@ -71,6 +71,38 @@ class RelationalGCNLayer(nn.Module):
             return torch.einsum("rb,boi->roi", self.coefficients, self.basis)
         return self.weight
 
+    def values(self, h: torch.Tensor, relation: torch.Tensor | None = None) -> torch.Tensor:
+        """``Theta_{r_k} h_k`` ``[n, F_out]``: each row through the weight of its relation
+        ``relation[k]`` (``[n]``; rows read along edges of that relation); ``h`` itself
+        without weights."""
+        theta = self.relation_weights()
+        if theta is None:
+            return h
+        if relation is None:
+            raise ValueError("a typed layer's values need each row's relation")
+        out = h.new_empty(h.shape[0], theta.shape[1])
+        for r in range(self.num_relations):
+            at = torch.nonzero(relation == r).flatten()
+            out[at] = nn.functional.linear(h[at], theta[r])
+        return out
+
+    def edge_weights(
+        self, h: torch.Tensor, view: GraphView, targets: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``c`` ``[E, 1]`` with ``h'_i = sum_{e = (i, j)} c_e Theta_{r_e} h_j``: each edge's
+        coefficient within its relation (:meth:`GCNLayer.coefficients` over the relation's
+        view). ``h`` and ``targets`` are unused (the signature of ``GCNLayer.edge_weights``)."""
+        relation = view.csr.relation
+        dtype = view.row_scale.dtype
+        c = torch.zeros(view.csr.num_edges, 1, dtype=dtype, device=view.row_scale.device)
+        for r in range(self.num_relations):
+            part = view.relation_view(r)
+            if part is None:
+                continue
+            at = torch.nonzero(relation == r).flatten() if relation is not None else slice(None)
+            c[at] = GCNLayer.coefficients(part, self.aggregation).to(dtype)
+        return c
+
     def forward(self, h: torch.Tensor, view: GraphView) -> torch.Tensor:
         theta = self.relation_weights()
         out = None

@@ -77,10 +77,11 @@ def neighbor_rows(
     item_lists: Sequence[np.ndarray],
     num_users: int,
     weights: Sequence[np.ndarray] | None = None,
+    relations: Sequence[np.ndarray] | None = None,
 ) -> tuple[CSR, torch.Tensor]:
     """``(csr, columns)``: a CSR of one row per list over only the nodes the lists name (each
-    list's item rows deduplicated and sorted, with their ``weights`` when given: the CSR's
-    values), ``columns`` ``[M]`` their node ids."""
+    list's item rows deduplicated and sorted, with their ``weights`` and ``relations`` when
+    given: the CSR's values and relation ids), ``columns`` ``[M]`` their node ids."""
     firsts = [
         np.unique(np.asarray(items, dtype=np.int64), return_index=True) for items in item_lists
     ]
@@ -89,12 +90,19 @@ def neighbor_rows(
     columns, local = np.unique(flat, return_inverse=True)
     indptr = np.zeros(len(lists) + 1, dtype=np.int64)
     indptr[1:] = np.cumsum([len(items) for items in lists])
-    values = None
-    if weights is not None:
-        kept = [np.asarray(w, dtype=np.float32)[at] for w, (_, at) in zip(weights, firsts)]
-        values = torch.from_numpy(np.concatenate(kept) if kept else np.zeros(0, np.float32))
+
+    def per_edge(arrays: Sequence[np.ndarray] | None, dtype) -> torch.Tensor | None:
+        if arrays is None:
+            return None
+        kept = [np.asarray(a, dtype=dtype)[at] for a, (_, at) in zip(arrays, firsts)]
+        return torch.from_numpy(np.concatenate(kept) if kept else np.zeros(0, dtype))
+
     csr = CSR(
-        torch.from_numpy(indptr), torch.from_numpy(local.astype(np.int64)), len(columns), values
+        torch.from_numpy(indptr),
+        torch.from_numpy(local.astype(np.int64)),
+        len(columns),
+        per_edge(weights, np.float32),
+        per_edge(relations, np.int8),
     )
     return csr, torch.from_numpy(columns + num_users)
 

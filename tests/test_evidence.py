@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gnnrec.data.graph_store import CSR, GraphStore
+from gnnrec.data.hetero import TypedGraph
 from gnnrec.explain.evidence import EXACT, GIVEN_ATTENTION, GRADIENT, method_of, pair_terms
 from gnnrec.models.config import ModelConfig, build_model
 from gnnrec.models.graph_view import GraphView
@@ -33,9 +34,15 @@ def _setup(
     g = torch.Generator().manual_seed(seed)
     pairs = torch.randint(0, users * items, (draws,), generator=g).unique()
     weight = torch.randint(1, 6, pairs.shape, generator=g).numpy() / 2 if weighted else None
+    typed = config.relations == "typed"
+    links = [
+        torch.randint(0, n, (2, 4), generator=g).numpy() if typed else None for n in (users, items)
+    ]
     store = GraphStore.bipartite(
-        (pairs // items).numpy(), (pairs % items).numpy(), users, items, weight=weight
+        (pairs // items).numpy(), (pairs % items).numpy(), users, items, *links, weight=weight
     )
+    if typed:
+        store.csr.relation = TypedGraph(store).relation
     model = build_model(config, users, items, FEATURES, seed).double().requires_grad_(False)
     n = users + items
     x = torch.randn(n, FEATURES, generator=g, dtype=torch.float64) if config.text_features else None
@@ -43,16 +50,31 @@ def _setup(
     degree = store.csr.degree() if store.csr.values is None else store.csr.row_sums()
     scale = degree.double().rsqrt().nan_to_num(posinf=0.0)  # (square, symmetric)
     view = GraphView(store.csr, scale, scale)
+    if typed:  # each relation's scales, in fp64 like the others
+        scales = GraphView.of(store.csr)
+        view.relation_row_scale = _fp64_scales(store.csr, scales.relation_csrs)
+        view.relation_col_scale = view.relation_row_scale  # (square, symmetric)
     nodes = torch.arange(n)
     z = model(nodes, x, view, has_edges)
-    state = GraphState(model.layer_states(nodes, x, view, has_edges), view.col_scale, users)
+    states = model.layer_states(nodes, x, view, has_edges)
+    state = GraphState(states, view.col_scale, users, relation_col_scale=view.relation_col_scale)
     return store, model, z, state
 
 
-def _config(kind: str, combination: str, aggregation: str, weights: bool, text: bool):
+def _fp64_scales(csr: CSR, parts: list[CSR]) -> torch.Tensor:
+    """``[R, N]`` ``d_r^-1/2`` of every node within each relation, in fp64."""
+    rows = [(p.degree() if p.values is None else p.row_sums()).double() for p in parts]
+    return torch.stack([d.rsqrt().nan_to_num(posinf=0.0) for d in rows])
+
+
+def _config(kind: str, combination: str, aggregation: str, weights: bool, text: bool, typed=False):
+    relations = "typed" if typed else "merged"
     if kind == "lightgcn":
-        return ModelConfig(name="lightgcn", hidden=WIDTH, layers=3, text_features=False)
+        return ModelConfig(
+            name="lightgcn", hidden=WIDTH, layers=3, text_features=False, relations=relations
+        )
     return ModelConfig(
+        relations=relations,
         name=kind,
         hidden=WIDTH,
         heads=2,
@@ -69,10 +91,11 @@ def _terms(store, model, z, state, user: int, item: int, paths: int = 3):
     span = slice(int(csr.indptr[user]), int(csr.indptr[user + 1]))
     row = csr.indices[span].numpy()
     weights = None if csr.values is None else [csr.values[span].numpy()]
+    relations = None if csr.relation is None else [csr.relation[span].numpy()]
     targets = [s[user : user + 1] for s in state.states]
     return pair_terms(
         model, state, csr, z[user : user + 1], z[users + item : users + item + 1], [row],
-        targets, paths, weights,
+        targets, paths, weights, relations,
     )[0]  # fmt: skip
 
 
@@ -86,11 +109,12 @@ def _terms(store, model, z, state, user: int, item: int, paths: int = 3):
     text=st.booleans(),
     item=st.integers(0, 7),
     weighted=st.booleans(),
+    typed=st.booleans(),
 )
 def test_the_terms_add_up_to_the_score_and_each_term_to_its_paths(
-    seed, kind, combination, aggregation, weights, text, item, weighted
+    seed, kind, combination, aggregation, weights, text, item, weighted, typed
 ):
-    config = _config(kind, combination, aggregation, weights, text)
+    config = _config(kind, combination, aggregation, weights, text, typed and kind != "gat")
     store, model, z, state = _setup(seed, config, weighted=weighted and kind != "gat")
     assert method_of(model) == (GIVEN_ATTENTION if kind == "gat" else EXACT)
     a0 = 0.0 if model.config.layer_combination == "last" else 1.0 / 4

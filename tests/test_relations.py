@@ -139,7 +139,7 @@ def test_typed_settings_that_do_not_fit_are_refused(overrides, message):
 
 
 @pytest.mark.parametrize("mode", ["full", "sampled"])
-def test_a_typed_run_trains_folds_in_and_refuses_explanations(
+def test_a_typed_run_trains_folds_in_and_explains(
     planted_dir, feature_cache, tmp_path, mode
 ):
     from helpers import planted_config
@@ -177,10 +177,12 @@ def test_a_typed_run_trains_folds_in_and_refuses_explanations(
     typed.record("someone-new", space)
     ranked = [i for i, _ in typed.recommend(["someone-new"], k=5)["someone-new"]]
     assert not set(ranked) & set(space) and sum(i.startswith("i0_") for i in ranked) >= 3
-    user = typed.user_ids[0]
-    unseen = next(i for i in typed.item_ids if i not in set(typed.seen_items(user)))
-    with pytest.raises(ValueError, match="explanation from the graph is not built yet .* typed"):
-        typed.explain(user, unseen)
+    for user in (typed.user_ids[0], "someone-new"):  # a trained user (with friends), a new one
+        best, score = typed.recommend([user], k=1)[user][0]
+        why = typed.explain(user, best, k=3)
+        assert why.method == "exact" and why.score == pytest.approx(score, abs=1e-5)
+        parts = why.own + sum(t.contribution for t in why.history) + why.rest
+        assert parts == pytest.approx(score, abs=1e-4)
 
 
 @given(
