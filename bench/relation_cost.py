@@ -59,6 +59,7 @@ def measure(
     pairs: np.ndarray,
     relations: str,
     *,
+    kernel: str = "per_relation",
     hidden: int = 64,
     layers: int = 2,
     fanouts: tuple[int, ...] = (10, 10),
@@ -67,7 +68,8 @@ def measure(
     seed: int = 0,
 ) -> dict:
     """Median seconds of a training step and of a full-graph forward of the ``relations``
-    (``merged`` / ``typed``) model, and each block's peak resident memory."""
+    (``merged`` / ``typed``, with the typed layers' ``kernel``) model, and each block's peak
+    resident memory."""
     config = ModelConfig(
         name="gcn",
         hidden=hidden,
@@ -75,6 +77,7 @@ def measure(
         text_features=False,
         conv_weights=True,
         relations=relations,
+        relation_kernel=kernel,
     )
     model = build_model(config, store.num_users, store.num_items, 0, seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -116,6 +119,7 @@ def measure(
         forward_s = time.perf_counter() - start
     return {
         "relations": relations,
+        "kernel": kernel,
         "step_s": step_s,
         "step_peak_mb": step_memory.peak_mb,
         "forward_s": forward_s,

@@ -49,7 +49,17 @@ WHERE = {
     "social": "planted friendships",
     "cold": "cold items, planted item links",
 }
-LABELS = {"merged": "merged graph (one weight)", "typed": "typed relations (a weight each)"}
+LABELS = {
+    "merged": "merged graph\n(one weight)",
+    "typed": "typed relations, a call each\n(a weight each)",
+    "typed, segmented": "typed relations, one call\n(a weight each)",
+}
+# cost variant -> (model.relations, model.relation_kernel)
+COST_VARIANTS = {
+    "merged": ("merged", "per_relation"),
+    "typed": ("typed", "per_relation"),
+    "typed, segmented": ("typed", "segmented"),
+}
 
 
 def planted_variants(folder: Path, links: str = "friendships") -> dict[str, list[str]]:
@@ -127,9 +137,11 @@ def cost_rows(args: argparse.Namespace) -> list[dict]:
 
     store, pairs, sizes = cost_graph(args.cost_users, args.seeds[0])
     rows, meta = [], provenance()
-    for relations in ("merged", "typed"):
-        measured = measure(store, pairs, relations, steps=args.cost_steps, seed=args.seeds[0])
-        row = {"bench": "relations", "experiment": "cost", "model": "GCN", "variant": relations}
+    for variant, (relations, kernel) in COST_VARIANTS.items():
+        measured = measure(
+            store, pairs, relations, kernel=kernel, steps=args.cost_steps, seed=args.seeds[0]
+        )
+        row = {"bench": "relations", "experiment": "cost", "model": "GCN", "variant": variant}
         rows.append(row | sizes | measured | meta)
     return rows
 
@@ -269,7 +281,8 @@ def plot_cost(rows: list[dict], panels) -> None:
         ),
     ):
         values = [r[seconds] for r in rows]
-        ax.bar(range(len(rows)), values, 0.6, color=["tab:gray", "tab:purple"][: len(rows)])
+        colors = ["tab:gray", "tab:purple", "tab:olive"][: len(rows)]
+        ax.bar(range(len(rows)), values, 0.6, color=colors)
         for x, (value, r) in enumerate(zip(values, rows)):
             ax.text(
                 x, value * 1.01, f"{value:.2f} s, peak +{r[peak]:.0f} MB", ha="center", fontsize=8

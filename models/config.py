@@ -60,7 +60,8 @@ class ModelConfig:
     each relation of the graph, users rating items, items rated by users, user–user and
     item–item edges, with its own normalisation and, with ``conv_weights``, its own weight;
     ``relation_bases > 0``: those weights combined from that many shared bases, R-GCN's
-    decomposition; :mod:`gnnrec.models.relational_layer`).
+    decomposition; ``relation_kernel``: one aggregation call per relation or one segmented
+    call; :mod:`gnnrec.models.relational_layer`).
     """
 
     RESUMABLE: ClassVar[frozenset[str]] = frozenset()
@@ -77,6 +78,7 @@ class ModelConfig:
     heads: int = 2
     relations: Literal["merged", "typed"] = "merged"
     relation_bases: int = 0
+    relation_kernel: Literal["per_relation", "segmented"] = "per_relation"
 
     @property
     def label(self) -> str:

@@ -80,6 +80,7 @@ class GCNRecommender(TextAndIDRecommender):
                 config.aggregation,
                 weight=config.conv_weights,
                 bases=config.relation_bases,
+                kernel=config.relation_kernel,
             )
         return GCNLayer(width, width, config.aggregation, weight=config.conv_weights)
 

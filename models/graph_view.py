@@ -86,6 +86,29 @@ class GraphView:
             self.relation_col_scale[relation],
         )
 
+    def segmented(self, relations: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(indptr [N R + 1], indices [E], order [E])``: this view's edges as one CSR of
+        ``N R`` rows, row ``i R + r`` holding row ``i``'s edges of relation ``r`` (in view
+        order), ``order`` the view position of each; made once per view and ``relations``."""
+        key = f"_segmented_{relations}"
+        if key not in self.__dict__:
+            csr = self.csr
+            relation = (
+                torch.zeros(csr.num_edges, dtype=torch.long, device=csr.indices.device)
+                if csr.relation is None
+                else csr.relation.long()
+            )
+            segment = csr.row_ids() * relations + relation
+            order = torch.argsort(segment, stable=True)
+            indptr = torch.zeros(
+                csr.num_rows * relations + 1, dtype=torch.int64, device=segment.device
+            )
+            indptr[1:] = torch.cumsum(
+                torch.bincount(segment, minlength=csr.num_rows * relations), 0
+            )
+            self.__dict__[key] = (indptr, csr.indices[order], order)
+        return self.__dict__[key]
+
     def held_columns(self, relation_col_scale: torch.Tensor) -> GraphView:
         """This view (a CSR with relations) with each relation's row scales from its rows'
         own degrees and its column scales held at ``relation_col_scale`` ``[R, M]``: rows

@@ -10,7 +10,11 @@ it; ``mean`` aggregation takes each relation's (weighted) mean instead, as PyG's
 with ``aggr="mean"``. ``Theta_r`` is a weight per relation, or with ``bases > 0`` a
 combination of ``bases`` shared matrices (R-GCN's basis decomposition, for many relations);
 without weights (LightGCN) the relations' normalised sums are added. Each relation is one
-call of :func:`gnnrec.kernels.aggregate` over its own CSR (:meth:`GraphView.relation_view`).
+call of :func:`gnnrec.kernels.aggregate` over its own CSR (:meth:`GraphView.relation_view`),
+or, with ``kernel = "segmented"``, one call for all of them over ``N R`` rows (row ``i R + r``:
+``i``'s edges of relation ``r``, :meth:`GraphView.segmented`, each edge's coefficient as its
+value) and one product with the relations' weights stacked ``[R F_in, F_out]``: fewer, larger
+calls for an ``[N R, F_in]`` buffer (``gnnrec bench relations`` measures both).
 With one relation the layer is :class:`~gnnrec.models.gcn_layer.GCNLayer`, bit for bit.
 Shapes: ``h`` ``[M, F_in]`` -> ``[N, F_out]``.
 """
@@ -22,6 +26,7 @@ import math
 import torch
 from torch import nn
 
+from gnnrec.kernels import aggregate
 from gnnrec.models.gcn_layer import GCNLayer
 from gnnrec.models.graph_view import GraphView
 
@@ -36,8 +41,12 @@ class RelationalGCNLayer(nn.Module):
         *,
         weight: bool = True,
         bases: int = 0,
+        kernel: str = "per_relation",
     ):
         super().__init__()
+        if kernel not in ("per_relation", "segmented"):
+            raise ValueError(f"kernel must be per_relation or segmented, got {kernel!r}")
+        self.kernel = kernel
         if aggregation not in ("sum", "mean"):
             raise ValueError(f"typed relations aggregate by sum or mean, not {aggregation!r}")
         if not weight and in_features != out_features:
@@ -104,6 +113,8 @@ class RelationalGCNLayer(nn.Module):
         return c
 
     def forward(self, h: torch.Tensor, view: GraphView) -> torch.Tensor:
+        if self.kernel == "segmented":
+            return self._segmented(h, view)
         theta = self.relation_weights()
         out = None
         for r in range(self.num_relations):
@@ -118,3 +129,18 @@ class RelationalGCNLayer(nn.Module):
             width = h.shape[1] if theta is None else theta.shape[1]
             return h.new_zeros(view.csr.num_rows, width)
         return out
+
+    def _segmented(self, h: torch.Tensor, view: GraphView) -> torch.Tensor:
+        """:meth:`forward` as one aggregation over ``N R`` rows and one product."""
+        R, rows, width = self.num_relations, view.csr.num_rows, h.shape[1]
+        indptr, indices, order = view.segmented(R)
+        key = f"_coefficients_{R}_{self.aggregation}"
+        if key not in view.__dict__:  # constant per view: each edge's c_e within its relation
+            view.__dict__[key] = self.edge_weights(h, view)[order, 0]
+        y = aggregate(
+            indptr, indices, h, edge_values=view.__dict__[key].to(h.dtype), validate=False
+        ).view(rows, R * width)
+        theta = self.relation_weights()
+        if theta is None:
+            return y.view(rows, R, width).sum(1)
+        return y @ theta.permute(0, 2, 1).reshape(R * width, -1)

@@ -164,8 +164,9 @@ def test_relations_bench_times_the_typed_model_against_the_merged_one(tmp_path):
     rows = relations.main(
         ["--experiments", "cost", "--cost-users", "300", "--cost-steps", "1", "--output", str(out)]
     )
-    assert [r["variant"] for r in rows] == ["merged", "typed"]
-    merged, typed = rows
+    assert [r["variant"] for r in rows] == ["merged", "typed", "typed, segmented"]
+    merged, typed, segmented = rows
+    assert segmented["layer_parameters"] == typed["layer_parameters"]
     assert merged["directed_edges"] == typed["directed_edges"] > 2 * merged["interactions"]
     assert merged["friendships"] > 0 and merged["item_links"] > 0
     assert typed["layer_parameters"] == 4 * merged["layer_parameters"]  # a weight per relation

@@ -139,9 +139,7 @@ def test_typed_settings_that_do_not_fit_are_refused(overrides, message):
 
 
 @pytest.mark.parametrize("mode", ["full", "sampled"])
-def test_a_typed_run_trains_folds_in_and_explains(
-    planted_dir, feature_cache, tmp_path, mode
-):
+def test_a_typed_run_trains_folds_in_and_explains(planted_dir, feature_cache, tmp_path, mode):
     from helpers import planted_config
 
     from gnnrec.run import train_run
@@ -310,3 +308,26 @@ def test_fold_in_of_a_typed_model_gives_a_trained_user_their_embedding(store, ag
             continue
         folded = fold_in_users(model, state, state.states[0][user : user + 1], [items])
         torch.testing.assert_close(folded[0], z[user], rtol=1e-5, atol=1e-6)
+
+
+@given(typed_graphs(), st.sampled_from(["sum", "mean"]), st.booleans(), st.sampled_from([0, 2]))
+def test_the_segmented_kernel_equals_one_call_per_relation(store, aggregation, weight, bases):
+    torch.manual_seed(0)
+    bases = bases if weight else 0
+    one = RelationalGCNLayer(3, 3, NUM_RELATIONS, aggregation, weight=weight, bases=bases)
+    segmented = RelationalGCNLayer(
+        3, 3, NUM_RELATIONS, aggregation, weight=weight, bases=bases, kernel="segmented"
+    )
+    segmented.load_state_dict(one.state_dict())
+    one, segmented = one.double(), segmented.double()
+    x = torch.randn(store.num_nodes, 3, dtype=torch.float64, requires_grad=True)
+    x_seg = x.detach().clone().requires_grad_(True)
+    view = GraphView.of(store.csr)  # (its scales are float32: equal to that precision)
+    ours, theirs = segmented(x_seg, view), one(x, view)
+    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)
+    grad = torch.randn_like(ours)
+    ours.backward(grad)
+    theirs.backward(grad)
+    torch.testing.assert_close(x_seg.grad, x.grad, rtol=1e-6, atol=1e-7)
+    for a, b in zip(segmented.parameters(), one.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-6, atol=1e-7)
