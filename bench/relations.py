@@ -51,8 +51,8 @@ WHERE = {
 }
 LABELS = {
     "merged": "merged graph\n(one weight)",
-    "typed": "typed relations, a call each\n(a weight each)",
-    "typed, segmented": "typed relations, one call\n(a weight each)",
+    "typed": "typed: a call\na relation",
+    "typed, segmented": "typed: one\nsegmented call",
 }
 # cost variant -> (model.relations, model.relation_kernel)
 COST_VARIANTS = {
