@@ -63,6 +63,25 @@ class CSR:
         """Each row's weighted degree ``sum_j w_ij`` ``[R]`` float64 (needs ``values``)."""
         return row_sums(self.indptr, self.values)
 
+    def weighted_degree(self) -> torch.Tensor:
+        """Each row's degree ``[R]``: its weight sum over a weighted CSR, else its edges."""
+        return self.degree() if self.values is None else self.row_sums()
+
+    def by_relation(self, count: int) -> list[tuple[CSR, torch.Tensor]]:
+        """``(csr_r, positions_r)`` of relations ``0..count-1`` (every edge relation 0
+        without ``relation``): its edges as a CSR over the same rows and columns, in this
+        CSR's order (with their per-edge fields), and each one's position here."""
+        rows = self.row_ids()
+        relation = torch.zeros_like(rows) if self.relation is None else self.relation.long()
+        parts = []
+        for r in range(count):
+            at = torch.nonzero(relation == r).flatten()
+            indptr = torch.zeros(self.num_rows + 1, dtype=torch.int64, device=rows.device)
+            indptr[1:] = torch.cumsum(torch.bincount(rows[at], minlength=self.num_rows), 0)
+            fields = self.edge_fields(lambda t, at=at: t[at])
+            parts.append((CSR(indptr, self.indices[at], self.num_cols, **fields), at))
+        return parts
+
     def row_ids(self) -> torch.Tensor:
         """Row of every edge, int64 ``[E]``."""
         return edge_rows(self.indptr)

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from gnnrec.data.graph_store import CSR
-from gnnrec.kernels.csr import edge_rows
+from gnnrec.kernels.csr import edge_rows, inverse_sqrt_degree
 from gnnrec.models.graph_view import GraphView
 from gnnrec.models.recommender import Recommender
 from gnnrec.serve.fold_in import GraphState, neighbor_rows
@@ -111,7 +111,9 @@ def pair_terms(
     csr, columns = neighbor_rows(neighbors, 0, neighbor_weights, neighbor_relations)
     csr = csr.to(device)
     local = [s[columns.to(s.device)].to(device, dtype) for s in state.states]
-    view = _held_view(state, csr, columns, _inverse_sqrt_degree(csr, dtype), device, dtype)
+    view = _held_view(
+        state, csr, columns, inverse_sqrt_degree(csr.weighted_degree(), dtype), device, dtype
+    )
     relation = None if csr.relation is None else csr.relation.long()
     rows = edge_rows(csr.indptr)
     if method == GRADIENT:
@@ -161,12 +163,6 @@ def _held_view(
 def _values(conv: torch.nn.Module, h: torch.Tensor, relation: torch.Tensor | None):
     """``Theta h`` of each row of ``h`` (through the weight of its relation, typed layers)."""
     return conv.values(h) if relation is None else conv.values(h, relation)
-
-
-def _inverse_sqrt_degree(csr: CSR, dtype: torch.dtype) -> torch.Tensor:
-    """``d^-1/2`` of every row (weighted degrees over a weighted CSR), 0 for degree 0."""
-    degree = csr.degree() if csr.values is None else csr.row_sums()
-    return degree.to(dtype).rsqrt().nan_to_num(posinf=0.0)
 
 
 def _is_weighted_sum(conv: torch.nn.Module) -> bool:
@@ -235,7 +231,7 @@ def _add_paths(
 
     inner, columns = neighbor_rows(lists, 0, of_spans(graph.values), of_spans(graph.relation))
     inner = inner.to(device)
-    scale = _inverse_sqrt_degree(graph, dtype)[torch.as_tensor(nodes)].to(device)
+    scale = inverse_sqrt_degree(graph.weighted_degree(), dtype)[torch.as_tensor(nodes)].to(device)
     view = _held_view(state, inner, columns, scale, device, dtype)
     inner_relation = None if inner.relation is None else inner.relation.long()
     outer_relation = None if csr.relation is None else csr.relation.long()

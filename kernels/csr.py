@@ -46,9 +46,9 @@ def same_structure(
     return bool(torch.equal(indptr, other_indptr) and torch.equal(indices, other_indices))
 
 
-def inverse_sqrt_degree(degree: torch.Tensor) -> torch.Tensor:
-    """``d^-1/2`` as float32, 0 where ``d = 0`` (isolated nodes get no message)."""
-    degree = degree.to(torch.float32)
+def inverse_sqrt_degree(degree: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``d^-1/2`` in ``dtype``, 0 where ``d = 0`` (isolated nodes get no message)."""
+    degree = degree.to(dtype)
     return torch.where(degree > 0, degree.clamp(min=1e-30).rsqrt(), torch.zeros_like(degree))
 
 

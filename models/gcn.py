@@ -171,8 +171,7 @@ class GCNRecommender(TextAndIDRecommender):
 
         (attention reads ``h^l_u`` as its target row), combined as in :meth:`propagate`.
         Differentiable in ``h0`` (a new user's ID row can be fitted through it)."""
-        degree = neighbors.degree() if neighbors.values is None else neighbors.row_sums()
-        view = GraphView(neighbors, inverse_sqrt_degree(degree), col_scale)
+        view = GraphView(neighbors, inverse_sqrt_degree(neighbors.weighted_degree()), col_scale)
         if relation_col_scale is not None:
             view = view.held_columns(relation_col_scale)
         h, total = h0, h0

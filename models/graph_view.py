@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from gnnrec.data.graph_store import CSR
-from gnnrec.kernels.csr import gcn_scales
+from gnnrec.kernels.csr import gcn_scales, inverse_sqrt_degree
 
 
 @dataclass
@@ -57,22 +57,19 @@ class GraphView:
         return view
 
     @functools.cached_property
-    def relation_csrs(self) -> list[CSR]:
+    def relation_parts(self) -> list[tuple[CSR, torch.Tensor]]:
         """The edges of each relation ``0..R-1`` as a CSR over the same rows and columns (in
-        the view's edge order), made once per view."""
+        the view's edge order) and their positions in the view (:meth:`CSR.by_relation`),
+        made once per view."""
         csr = self.csr
         if csr.relation is None:
-            return [csr]
-        count = int(csr.relation.max()) + 1 if csr.num_edges else 1
-        rows, relation = csr.row_ids(), csr.relation.long()
-        out = []
-        for r in range(count):
-            kept = torch.nonzero(relation == r).flatten()
-            indptr = torch.zeros(csr.num_rows + 1, dtype=torch.int64, device=rows.device)
-            indptr[1:] = torch.cumsum(torch.bincount(rows[kept], minlength=csr.num_rows), 0)
-            fields = csr.edge_fields(lambda t, kept=kept: t[kept])
-            out.append(CSR(indptr, csr.indices[kept], csr.num_cols, **fields))
-        return out
+            return [(csr, torch.arange(csr.num_edges, device=csr.indices.device))]
+        return csr.by_relation(int(csr.relation.max()) + 1 if csr.num_edges else 1)
+
+    @property
+    def relation_csrs(self) -> list[CSR]:
+        """The CSRs of :attr:`relation_parts`."""
+        return [part for part, _ in self.relation_parts]
 
     def relation_view(self, relation: int) -> GraphView | None:
         """Relation ``relation``'s edges with its own scales (None: no such edges here)."""
@@ -114,14 +111,11 @@ class GraphView:
         own degrees and its column scales held at ``relation_col_scale`` ``[R, M]``: rows
         placed into a trained graph whose columns keep their degrees (fold-in)."""
         csrs, dtype = self.relation_csrs, self.row_scale.dtype
-        rows = []
-        for c in csrs:  # d^-1/2 in the view's dtype, 0 for degree 0
-            degree = (c.degree() if c.values is None else c.row_sums()).to(dtype)
-            rows.append(torch.where(degree > 0, degree.clamp(min=1e-30).rsqrt(), 0.0))
+        rows = [inverse_sqrt_degree(c.weighted_degree(), dtype) for c in csrs]
         view = GraphView(self.csr, self.row_scale, self.col_scale, self.hops)
         view.relation_row_scale = torch.stack(rows).to(self.row_scale.device)
         view.relation_col_scale = relation_col_scale[: len(csrs)]
-        view.__dict__["relation_csrs"] = csrs
+        view.__dict__["relation_parts"] = self.relation_parts
         return view
 
     def within(self, hop: int) -> int:
@@ -162,7 +156,7 @@ class GraphView:
         if self.relation_row_scale is not None:
             view.relation_row_scale = self.relation_row_scale
             view.relation_col_scale = self.relation_col_scale * factor
-            view.__dict__["relation_csrs"] = self.relation_csrs  # the same edges
+            view.__dict__["relation_parts"] = self.relation_parts  # the same edges
         return view
 
     def to(self, device: torch.device) -> GraphView:

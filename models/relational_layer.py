@@ -101,15 +101,12 @@ class RelationalGCNLayer(nn.Module):
         """``c`` ``[E, 1]`` with ``h'_i = sum_{e = (i, j)} c_e Theta_{r_e} h_j``: each edge's
         coefficient within its relation (:meth:`GCNLayer.coefficients` over the relation's
         view). ``h`` and ``targets`` are unused (the signature of ``GCNLayer.edge_weights``)."""
-        relation = view.csr.relation
         dtype = view.row_scale.dtype
         c = torch.zeros(view.csr.num_edges, 1, dtype=dtype, device=view.row_scale.device)
         for r in range(self.num_relations):
             part = view.relation_view(r)
-            if part is None:
-                continue
-            at = torch.nonzero(relation == r).flatten() if relation is not None else slice(None)
-            c[at] = GCNLayer.coefficients(part, self.aggregation).to(dtype)
+            if part is not None:  # its edges' positions in the view
+                c[view.relation_parts[r][1]] = GCNLayer.coefficients(part, self.aggregation)
         return c
 
     def forward(self, h: torch.Tensor, view: GraphView) -> torch.Tensor:

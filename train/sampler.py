@@ -271,11 +271,5 @@ def relation_parts(
     lengths = {len(hops) for hops in fanouts.values()}
     if len(lengths) != 1 or 0 in lengths:
         raise ValueError(f"every relation needs one fanout per hop, got {fanouts}")
-    rows, relation = csr.row_ids(), csr.relation.long()
-    parts = []
-    for r, hops in sorted(fanouts.items()):
-        at = torch.nonzero(relation == r).flatten()
-        indptr = torch.zeros(csr.num_rows + 1, dtype=torch.int64, device=at.device)
-        indptr[1:] = torch.cumsum(torch.bincount(rows[at], minlength=csr.num_rows), 0)
-        parts.append((CSR(indptr, csr.indices[at], csr.num_cols), at, list(hops)))
-    return parts
+    split = csr.by_relation(max(fanouts) + 1)
+    return [(*split[r], list(hops)) for r, hops in sorted(fanouts.items())]
