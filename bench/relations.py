@@ -10,6 +10,9 @@ JSON rows, a markdown table and a plot.
 - ``cold``: the same on a synthetic graph with planted item links (linked items share a
   community) and a cold-item split, measured on the held-out items (ranked among them):
   without the links, with them merged, typed.
+- ``attributes``: the same with planted item attributes (``gnnrec synth
+  --attributes-per-item``: entity nodes, each item linked to 3, mostly of its community) in
+  place of the item links.
 - ``cost``: a typed model's training step and full-graph forward (time, peak memory) against
   the merged one on a synthetic graph of ``--cost-users`` users (20 interactions each, so
   about ``10^7`` interactions at the default) with two extra relations
@@ -48,6 +51,7 @@ WHERE = {
     "weights": "ml-latest-small",
     "social": "planted friendships",
     "cold": "cold items, planted item links",
+    "attributes": "cold items, planted item attributes",
 }
 LABELS = {
     "merged": "merged graph\n(one weight)",
@@ -64,7 +68,7 @@ COST_VARIANTS = {
 
 def planted_variants(folder: Path, links: str = "friendships") -> dict[str, list[str]]:
     """The graphs of the synthetic dataset in ``folder``: without its planted ``links``
-    (``friendships`` or ``item_links``), with them merged, and typed."""
+    (``friendships``, ``item_links`` or ``item_attributes``), with them merged, and typed."""
     data = ["data.dataset=synthetic", f'data.path="{folder}"']
     name = links.replace("_", " ")
     return {
@@ -85,7 +89,12 @@ def experiments(args: argparse.Namespace, tmp: Path, seed: int):
                     w: [f'data.edge_weight="{w}"', *extra] for w in (UNWEIGHTED, *args.weights)
                 }
                 yield "weights", model, recipe, variants
-    planted = {"social": ("friendships", []), "cold": ("item_links", ["data.split=cold_items"])}
+    cold = ["data.split=cold_items"]
+    planted = {
+        "social": ("friendships", []),
+        "cold": ("item_links", cold),
+        "attributes": ("item_attributes", cold),
+    }
     for experiment, (links, split) in planted.items():
         if experiment not in args.experiments:
             continue
@@ -96,6 +105,7 @@ def experiments(args: argparse.Namespace, tmp: Path, seed: int):
             interactions_per_user=3.0,
             friends_per_user=5 if links == "friendships" else 0,
             links_per_item=5 if links == "item_links" else 0,
+            attributes_per_item=3 if links == "item_attributes" else 0,
             seed=seed,
         )
         folder = write_synthetic(spec, tmp / f"{experiment}-{seed}", write_csv=False)
@@ -126,7 +136,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                     ]
                     metrics = train_run(load_config(None, overrides, base=RECIPES[recipe]()))
                     row = {"experiment": experiment, "model": model, "variant": variant}
-                    measured = metrics["cold"] if experiment == "cold" else metrics
+                    measured = metrics["cold"] if experiment in ("cold", "attributes") else metrics
                     results.append(row | {"seed": seed} | {m: measured[m] for m in METRICS})
     return summarise(results)
 
@@ -302,8 +312,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument(
         "--experiments",
         nargs="+",
-        choices=["weights", "social", "cold", "cost"],
-        default=["weights", "social", "cold", "cost"],
+        choices=["weights", "social", "cold", "attributes", "cost"],
+        default=["weights", "social", "cold", "attributes", "cost"],
     )
     parser.add_argument("--seeds", type=whole(0), nargs="+", default=[0, 1, 2])
     parser.add_argument(

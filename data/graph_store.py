@@ -17,6 +17,8 @@ import torch
 
 from gnnrec.common.atomic_files import read_json, staged_folder
 from gnnrec.data.errors import DataError
+from gnnrec.data.hetero import NUM_RELATIONS, GraphSchema, base_relations
+from gnnrec.data.textgraph import RelationEdges
 from gnnrec.kernels.csr import edge_rows, gcn_scales, row_sums, same_structure, transpose_csr
 
 FORMAT_VERSION = 1
@@ -244,13 +246,16 @@ def csr_of_key_blocks(
 
 @dataclass
 class GraphStore:
-    """A graph's CSR (rows are message targets) and CSC, plus the node-type layout."""
+    """A graph's CSR (rows are message targets) and CSC, plus the node-type layout: users,
+    items, then the entity types of ``schema`` (whose relations' edges carry their ids in
+    ``csr.relation``)."""
 
     csr: CSR
     csc: CSR
     symmetric: bool
     num_users: int = 0
     num_items: int = 0
+    schema: GraphSchema = GraphSchema()
 
     @property
     def num_nodes(self) -> int:
@@ -288,6 +293,8 @@ class GraphStore:
         weight: np.ndarray | None = None,
         user_edge_weight: np.ndarray | None = None,
         item_edge_weight: np.ndarray | None = None,
+        schema: GraphSchema | None = None,
+        relation_edges: Sequence[RelationEdges] = (),
     ) -> GraphStore:
         """The symmetric user–item graph: users ``0..U-1``, items ``U..U+I-1``, both directions,
         duplicates merged; optional ``[2, E']`` user–user and item–item edges join it (both
@@ -300,7 +307,10 @@ class GraphStore:
         Built on the host from one int64 key ``target * N + source`` per directed edge, the
         users' rows, then the items' (:func:`csr_of_key_blocks`): about 5 bytes a directed edge
         at the peak beside the result, no edge list copies (weights: 12 more a key of a
-        block)."""
+        block).
+
+        ``schema`` with entity types and ``relation_edges`` (its relations' edges): the
+        entities follow the items and every edge carries its relation (:func:`typed_csr`)."""
         n = num_users + num_items
         user, item = np.asarray(user), np.asarray(item)
         user_rows: list[EdgePart] = [(user, 0, item, num_users)]
@@ -325,7 +335,10 @@ class GraphStore:
         )
         total = sum(len(target) for target, *_ in user_rows + item_rows)
         csr = csr_of_key_blocks(blocks, total, n, n, weighted=weighted)
-        return GraphStore(csr, csr, True, num_users, num_items)
+        schema = schema or GraphSchema()
+        if schema.entity_types or schema.relations:
+            csr = typed_csr(csr, num_users, num_items, schema, relation_edges)
+        return GraphStore(csr, csr, True, num_users, num_items, schema)
 
     def save(self, folder: str | Path) -> Path:
         """Writes ``.npy`` arrays and ``manifest.json`` into a temporary folder, then renames it."""
@@ -341,6 +354,7 @@ class GraphStore:
             "symmetric": self.symmetric,
             "num_users": self.num_users,
             "num_items": self.num_items,
+            "schema": self.schema.to_json(),
             "arrays": {
                 k: {
                     "file": f"{k}.npy",
@@ -390,7 +404,12 @@ class GraphStore:
             else csr
         )
         return GraphStore(
-            csr, csc, manifest["symmetric"], manifest["num_users"], manifest["num_items"]
+            csr,
+            csc,
+            manifest["symmetric"],
+            manifest["num_users"],
+            manifest["num_items"],
+            GraphSchema.from_json(manifest.get("schema")),
         )
 
     def to_pyg(self):
@@ -429,15 +448,18 @@ class GraphStore:
 
     def to_hetero(self, user: str = "user", item: str = "item"):
         """PyG ``HeteroData`` with ``(user, rates, item)`` and ``(item, rated_by, user)`` edges,
-        ``(user, links, user)`` / ``(item, links, item)`` for same-type edges, each in its CSC
-        order (:mod:`gnnrec.data.hetero`), with ``edge_weight`` when weighted."""
+        ``(user, links, user)`` / ``(item, links, item)`` for same-type edges, every entity
+        type and each entity relation and its reverse (``(item, has_genre, genre)``,
+        ``(genre, rev_has_genre, item)``), each in its CSC order (:mod:`gnnrec.data.hetero`),
+        with ``edge_weight`` when weighted."""
         from torch_geometric.data import HeteroData
 
         from gnnrec.data.hetero import TypedGraph, TypeNames
 
         typed = TypedGraph(self, TypeNames(user=user, item=item))
         data = HeteroData()
-        data[user].num_nodes, data[item].num_nodes = self.num_users, self.num_items
+        for node_type in typed.node_types:
+            data[node_type].num_nodes = typed.num_nodes(node_type)
         for edge_type in typed.edge_types:
             data[edge_type].edge_index = typed.edge_index(edge_type)
             weight = typed.edge_weight(edge_type)
@@ -448,35 +470,51 @@ class GraphStore:
 
 def _from_hetero(data) -> GraphStore:
     """:meth:`GraphStore.from_pyg` of a ``HeteroData``."""
-    if len(data.node_types) != 2:
-        raise ValueError(
-            f"HeteroData with node types {data.node_types}: a user-item store takes two node types"
-        )
+    types = list(data.node_types)
     cross = [t for t in data.edge_types if t[0] != t[2]]
-    if not cross:
-        raise ValueError("HeteroData has no edge type between two node types")
-    src, _, dst = cross[0]
-    ei = data[cross[0]].edge_index
+    if len(types) == 2:
+        if not cross:
+            raise ValueError("HeteroData has no edge type between two node types")
+        src, _, dst = cross[0]
+    elif "user" in types and "item" in types:
+        src, dst = "user", "item"
+    else:
+        raise ValueError(
+            f"HeteroData with node types {types}: with more than two, the users and items "
+            "must be the node types 'user' and 'item' (the others become entity types)"
+        )
+    base = [t for t in data.edge_types if {t[0], t[2]} <= {src, dst}]
+    cross = [t for t in base if t[0] != t[2]]
+    forward = [t for t in cross if t[0] == src]
+    if not forward:
+        raise ValueError(f"HeteroData has no edge type from {src!r} to {dst!r}")
+    ei = data[forward[0]].edge_index
     pairs = _pair_keys(ei[0], ei[1], data[dst].num_nodes)
-    for other in cross[1:]:
+    for other in cross:
+        if other == forward[0]:
+            continue
         back = data[other].edge_index
         if other[0] != dst or not torch.equal(
             pairs, _pair_keys(back[1], back[0], data[dst].num_nodes)
         ):
             raise ValueError(
-                f"HeteroData edge types {cross[0]} and {other}: the second must hold the same "
-                "pairs reversed (a user-item store has one interaction relation)"
+                f"HeteroData edge types {forward[0]} and {other}: the second must hold the "
+                "same pairs reversed (a user-item store has one interaction relation)"
             )
     same, same_weight = {}, {}
     for node_type in (src, dst):
-        types = [t for t in data.edge_types if t[0] == t[2] == node_type]
-        if len(types) > 1:
+        within = [t for t in base if t[0] == t[2] == node_type]
+        if len(within) > 1:
             raise ValueError(
-                f"HeteroData has {len(types)} edge types within {node_type!r}: one at most"
+                f"HeteroData has {len(within)} edge types within {node_type!r}: one at most"
             )
-        if types:
-            same[node_type] = data[types[0]].edge_index.numpy()
-            same_weight[node_type] = _numpy(_edge_weight(data[types[0]]))
+        if within:
+            same[node_type] = data[within[0]].edge_index.numpy()
+            same_weight[node_type] = _numpy(_edge_weight(data[within[0]]))
+    entity_types = tuple((t, int(data[t].num_nodes)) for t in types if t not in (src, dst))
+    rename = {src: "user", dst: "item"}
+    relation_edges = _hetero_relations(data, [t for t in data.edge_types if t not in base], rename)
+    schema = GraphSchema(entity_types, tuple(part.relation for part in relation_edges))
     return GraphStore.bipartite(
         ei[0].numpy(),
         ei[1].numpy(),
@@ -484,9 +522,99 @@ def _from_hetero(data) -> GraphStore:
         data[dst].num_nodes,
         same.get(src),
         same.get(dst),
-        weight=_numpy(_edge_weight(data[cross[0]])),
+        weight=_numpy(_edge_weight(data[forward[0]])),
         user_edge_weight=same_weight.get(src),
         item_edge_weight=same_weight.get(dst),
+        schema=schema,
+        relation_edges=relation_edges,
+    )
+
+
+def _hetero_relations(data, edge_types: list, rename: dict[str, str]) -> list[RelationEdges]:
+    """The entity relations of a ``HeteroData``: each edge type as a relation, except one that
+    holds the reversed pairs of an earlier one, which becomes that relation's reverse name
+    (as :meth:`GraphStore.to_hetero` writes them)."""
+    from gnnrec.data.hetero import Relation
+
+    parts: list[RelationEdges] = []
+    keys: dict[tuple, tuple[int, torch.Tensor]] = {}  # (source, target) -> part, its pair keys
+    for edge_type in edge_types:
+        source, name, target = edge_type
+        edge_index = data[edge_type].edge_index
+        size = max(int(data[target].num_nodes), int(data[source].num_nodes), 1)
+        found = keys.get((target, source))
+        if found is not None and torch.equal(
+            found[1], _pair_keys(edge_index[1], edge_index[0], size)
+        ):
+            part = parts[found[0]]
+            r = part.relation
+            part.relation = Relation(r.name, r.source, r.target, name)
+            del keys[(target, source)]
+            continue
+        relation = Relation(name, rename.get(source, source), rename.get(target, target))
+        keys[(source, target)] = (len(parts), _pair_keys(edge_index[0], edge_index[1], size))
+        weight = _numpy(_edge_weight(data[edge_type]))
+        parts.append(RelationEdges(relation, edge_index.numpy(), weight, f"HeteroData {edge_type}"))
+    return parts
+
+
+RELATION_LIMIT = 127  # relation ids are int8
+
+
+def typed_csr(
+    csr: CSR,
+    num_users: int,
+    num_items: int,
+    schema: GraphSchema,
+    relation_edges: Sequence[RelationEdges],
+) -> CSR:
+    """The user–item ``csr`` grown by the entity nodes of ``schema`` (rows and columns after
+    the items) and the edges of ``relation_edges`` (relation ``k`` of ``schema.relations``:
+    its pairs source -> target as relation ``NUM_RELATIONS + 2k`` and target -> source as the
+    next), every edge with its relation id (``relation``, int8). A pair listed twice within a
+    relation is one edge weighing its largest weight; a pair in two relations is an edge of
+    each. Sorted by row, column, relation."""
+    if schema.num_relations > RELATION_LIMIT:
+        raise ValueError(
+            f"{schema.num_relations} relations (with reverses): at most {RELATION_LIMIT}"
+        )
+    by_name = {part.relation.name: part for part in relation_edges}
+    if sorted(by_name) != sorted(r.name for r in schema.relations):
+        raise ValueError(
+            f"relation edges for {sorted(by_name)}, but the schema's relations are "
+            f"{[r.name for r in schema.relations]}"
+        )
+    spans = schema.offsets(num_users, num_items)
+    n = num_users + num_items + schema.num_entities
+    rows, cols = [csr.row_ids()], [csr.indices.long()]
+    relations = [base_relations(rows[0], cols[0], num_users)]
+    weighted = csr.values is not None or any(p.weight is not None for p in relation_edges)
+    values = [csr.values if csr.values is not None else torch.ones(csr.num_edges)]
+    for k, relation in enumerate(schema.relations):
+        part = by_name[relation.name]
+        count = spans[relation.target][1]
+        key = part.edges[0].astype(np.int64) * count + part.edges[1]
+        key, inverse = np.unique(key, return_inverse=True)
+        largest = np.zeros(len(key), np.float32)
+        np.maximum.at(largest, inverse, 1.0 if part.weight is None else part.weight)
+        source = torch.from_numpy(key // count + spans[relation.source][0])
+        target = torch.from_numpy(key % count + spans[relation.target][0])
+        rows += [target, source]
+        cols += [source, target]
+        for r in (NUM_RELATIONS + 2 * k, NUM_RELATIONS + 2 * k + 1):
+            relations.append(torch.full((len(key),), r, dtype=torch.int8))
+            values.append(torch.from_numpy(largest))
+    row, col, relation = torch.cat(rows), torch.cat(cols), torch.cat(relations)
+    order = torch.argsort((row * n + col) * RELATION_LIMIT + relation.long())
+    indptr = torch.zeros(n + 1, dtype=torch.int64)
+    indptr[1:] = torch.cumsum(torch.bincount(row, minlength=n), 0)
+    dtype = torch.int32 if n < INDEX_DTYPE_LIMIT else torch.int64
+    return CSR(
+        indptr,
+        col[order].to(dtype),
+        n,
+        torch.cat(values)[order] if weighted else None,
+        relation[order],
     )
 
 

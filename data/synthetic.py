@@ -14,7 +14,13 @@ the user's own community with probability ``affinity`` (friends share tastes), e
 written as ``friendships.npy`` (``[2, F]`` user ids) and ``friendships.csv`` (``src,dst``),
 read as the graph's user–user edges (``[data.options] friendships = false`` leaves them out).
 Planted item links (``links_per_item > 0``) likewise between items (``item_links.npy`` /
-``.csv``, item–item edges unless ``item_links = false``).
+``.csv``, item–item edges unless ``item_links = false``). Planted item attributes
+(``attributes_per_item > 0``): ``attributes`` attribute nodes (``a0``, ``a1``, ...; attribute
+``m`` in community ``m % C``, 4 a community by default), each item drawn that many of them, in
+its community with probability ``affinity``; written as ``item_attributes.npy`` (``[2, F]``
+item, attribute ids) and ``.csv``, read as the entity type ``attribute`` and the relation
+``has_attribute`` (item -> attribute; ``[data.options] item_attributes = false`` leaves them
+out).
 
 Deterministic by ``seed``: users are generated in blocks of ``block_users`` from generators
 seeded by ``(seed, block)``, every step a tensor op (:func:`draw_block`, on the CPU or a GPU).
@@ -51,8 +57,9 @@ from gnnrec.common.typed_fields import check_fields
 from gnnrec.data.datasets import register_dataset
 from gnnrec.data.errors import DataError
 from gnnrec.data.graph_store import CSR, INDEX_DTYPE_LIMIT, GraphStore
+from gnnrec.data.hetero import Relation
 from gnnrec.data.tabular import read_node_table
-from gnnrec.data.textgraph import Interactions, TextGraph
+from gnnrec.data.textgraph import Interactions, NodeTable, RelationEdges, TextGraph
 
 if TYPE_CHECKING:
     from gnnrec.data.config import DataConfig
@@ -91,6 +98,8 @@ class SyntheticSpec:
     block_users: int = 100_000
     friends_per_user: int = 0
     links_per_item: int = 0
+    attributes_per_item: int = 0
+    attributes: int = 0  # attribute nodes (0: 4 per community)
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -102,23 +111,38 @@ class SyntheticSpec:
             raise ValueError("affinity must be in [0, 1] and interactions_per_user >= 1")
         if self.activity_alpha <= 1.0:
             raise ValueError("activity_alpha must be > 1 (a finite mean)")
-        if self.friends_per_user < 0 or self.links_per_item < 0:
-            raise ValueError("friends_per_user and links_per_item must be >= 0")
+        if min(self.friends_per_user, self.links_per_item, self.attributes_per_item) < 0:
+            raise ValueError(
+                "friends_per_user, links_per_item and attributes_per_item must be >= 0"
+            )
+        if self.attributes < 0:
+            raise ValueError(f"attributes must be >= 0 (0: 4 per community), got {self.attributes}")
+
+    @property
+    def num_attributes(self) -> int:
+        """The attribute nodes (none without ``attributes_per_item``)."""
+        if not self.attributes_per_item:
+            return 0
+        return self.attributes or 4 * self.communities
 
 
-def draw_links(spec: SyntheticSpec, count: int, per_node: int, stream: int) -> np.ndarray:
-    """``[2, F]`` int64 ``(node, other)`` pairs among ``count`` nodes of one type (node ``k``
-    in community ``k % C``): ``per_node`` draws per node, in its community with probability
-    ``affinity`` (else any community), uniform within it; self-pairs dropped. Deterministic
-    by ``(seed, stream)``, apart from the blocks' streams."""
+def draw_links(
+    spec: SyntheticSpec, count: int, per_node: int, stream: int, targets: int | None = None
+) -> np.ndarray:
+    """``[2, F]`` int64 ``(node, other)`` pairs from ``count`` nodes to ``targets`` nodes of
+    another type (default: among the ``count`` nodes, self-pairs dropped); node ``k`` of
+    either is in community ``k % C``. ``per_node`` draws per node, in its community with
+    probability ``affinity`` (else any community), uniform within it. Deterministic by
+    ``(seed, stream)``, apart from the blocks' streams."""
     rng = np.random.default_rng([spec.seed, stream])
     C = spec.communities
+    n = count if targets is None else targets
     nodes = np.repeat(np.arange(count, dtype=np.int64), per_node)
     same = rng.random(len(nodes)) < spec.affinity
     community = np.where(same, nodes % C, rng.integers(0, C, len(nodes)))
-    members = (count - community + C - 1) // C  # nodes in each drawn community
+    members = (n - community + C - 1) // C  # nodes in each drawn community
     other = community + C * np.floor(rng.random(len(nodes)) * members).astype(np.int64)
-    keep = (other != nodes) & (other < count)
+    keep = (other < n) & ((other != nodes) if targets is None else True)
     return np.stack([nodes[keep], other[keep]])
 
 
@@ -130,6 +154,12 @@ def draw_friendships(spec: SyntheticSpec) -> np.ndarray:
 def draw_item_links(spec: SyntheticSpec) -> np.ndarray:
     """The planted item links ``[2, F]`` (item ids): :func:`draw_links` of the items."""
     return draw_links(spec, spec.num_items, spec.links_per_item, 3)
+
+
+def draw_item_attributes(spec: SyntheticSpec) -> np.ndarray:
+    """The planted item attributes ``[2, F]`` (item, attribute ids): :func:`draw_links` from
+    the items to the attribute nodes."""
+    return draw_links(spec, spec.num_items, spec.attributes_per_item, 4, spec.num_attributes)
 
 
 def topic(community: int) -> tuple[str, list[str]]:
@@ -256,8 +286,13 @@ def block_table(spec: SyntheticSpec, block: int, pairs: np.ndarray):
     )
 
 
-# name, drawn by, id prefix: the planted links a folder may hold
-LINKS = (("friendships", draw_friendships, "u"), ("item_links", draw_item_links, "i"))
+# name, drawn by, id prefixes: the planted links a folder may hold
+LINKS = (
+    ("friendships", draw_friendships, "uu"),
+    ("item_links", draw_item_links, "ii"),
+    ("item_attributes", draw_item_attributes, "ia"),
+)
+ATTRIBUTE = Relation("has_attribute", "item", "attribute", "attribute_of")
 
 
 def write_synthetic(
@@ -327,7 +362,7 @@ def write_synthetic(
                         w = csv.writer(f)
                         w.writerow(["src", "dst"])
                         w.writerows(
-                            (f"{prefix}{a}", f"{prefix}{b}") for a, b in zip(*pairs.tolist())
+                            (f"{prefix[0]}{a}", f"{prefix[1]}{b}") for a, b in zip(*pairs.tolist())
                         )
             links[name] = pairs.shape[1]
         manifest = {"spec": dataclasses.asdict(spec), "interactions": interactions, **links}
@@ -336,13 +371,17 @@ def write_synthetic(
 
 
 def load_synthetic(
-    folder: str | Path, friendships: bool = True, item_links: bool = True
+    folder: str | Path,
+    friendships: bool = True,
+    item_links: bool = True,
+    item_attributes: bool = True,
 ) -> TextGraph:
     """A folder of :func:`write_synthetic` as a :class:`TextGraph`, without parsing
     ``interactions.csv`` (which need not exist): interactions from the ``.npy`` parts, with the
     ratings and timestamps the CSV holds; text from ``users.csv`` and ``items.csv``; the
-    planted friendships and item links as user–user and item–item edges (unless
-    ``friendships`` / ``item_links`` is False)."""
+    planted friendships and item links as user–user and item–item edges and the item
+    attributes as the entity type ``attribute`` (unless ``friendships`` / ``item_links`` /
+    ``item_attributes`` is False)."""
     folder = Path(folder)
     manifest_file = folder / "manifest.json"
     if not manifest_file.is_file():
@@ -381,14 +420,20 @@ def load_synthetic(
         ratings = block_ratings(spec, block, count)
         parts.append(Interactions(pairs[0], pairs[1], ratings, np.arange(count)))
     edges = {}
-    for (name, _, _), wanted in zip(LINKS, (friendships, item_links)):
+    for (name, _, _), wanted in zip(LINKS, (friendships, item_links, item_attributes)):
         edges[name] = _links(folder, name) if wanted else None
+    entities, relations = {}, []
+    if edges["item_attributes"] is not None:
+        entities["attribute"] = NodeTable([f"a{m}" for m in range(spec.num_attributes)])
+        relations.append(RelationEdges(ATTRIBUTE, edges["item_attributes"], where=str(folder)))
     return TextGraph(
         folder.name,
         *tables,
         Interactions.concat(parts),
         user_edges=edges["friendships"],
         item_edges=edges["item_links"],
+        entities=entities,
+        relation_edges=relations,
     )
 
 
@@ -409,17 +454,19 @@ def _links(folder: Path, name: str) -> np.ndarray | None:
 @dataclass(kw_only=True)
 class SyntheticOptions:
     """``[data.options]`` of the ``synthetic`` dataset: read the planted friendships and item
-    links (when the folder has them) as user–user and item–item edges."""
+    links (when the folder has them) as user–user and item–item edges, and the planted item
+    attributes as entity nodes."""
 
     friendships: bool = True
     item_links: bool = True
+    item_attributes: bool = True
 
 
 @register_dataset("synthetic", options=SyntheticOptions)
 def _load_synthetic_dataset(cfg: DataConfig, path: Path | None) -> tuple[TextGraph, None]:
     """A folder written by ``gnnrec synth``."""
     o: SyntheticOptions = cfg.dataset_options
-    return load_synthetic(path, o.friendships, o.item_links), None
+    return load_synthetic(path, o.friendships, o.item_links, o.item_attributes), None
 
 
 def node_pair_chunks(folder: str | Path) -> Callable[[], Iterator[np.ndarray]]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -23,6 +23,12 @@ import pyarrow.compute as pc
 
 from gnnrec.data.columns import TextColumn, as_numpy, may_need_strip, strip
 from gnnrec.data.datasets import register_dataset
+from gnnrec.data.relation_tables import (
+    EdgeTableSpec,
+    NodeTableSpec,
+    read_relation_tables,
+    table_specs,
+)
 from gnnrec.data.table_rows import (
     ColumnMapping,
     canonical_parquet_column,
@@ -359,6 +365,16 @@ class TableOptions:
     timestamp_column: str = ""
     user_text_columns: list[str] = field(default_factory=list)
     item_text_columns: list[str] = field(default_factory=list)
+    # entity types and named relations (gnnrec/data/relation_tables.py): [[...node_tables]]
+    # with type, path, id_column, text_columns; [[...edge_tables]] with path, source, target,
+    # relation (or relation_column), reverse, source_column, target_column, weight_column
+    node_tables: list[dict[str, Any]] = field(default_factory=list)
+    edge_tables: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        where = "data.options."
+        self.node_specs = table_specs(self.node_tables, NodeTableSpec, where + "node_tables")
+        self.edge_specs = table_specs(self.edge_tables, EdgeTableSpec, where + "edge_tables")
 
 
 @register_dataset("table", options=TableOptions)
@@ -383,4 +399,6 @@ def _load_table_dataset(cfg: DataConfig, path: Path | None) -> tuple[TextGraph, 
         user_edges=o.user_edges_path or None,
         item_edges=o.item_edges_path or None,
     )
+    if o.node_specs or o.edge_specs:
+        read_relation_tables(graph, o.node_specs, o.edge_specs)
     return graph, None

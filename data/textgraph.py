@@ -1,7 +1,8 @@
 """The TextGraph: users and items with text, the interactions between them, and features.
 
 Users are indexed ``0..U-1`` and items ``0..I-1``; the homogeneous graph used for training puts
-users first and items after them (node ``U + i`` is item ``i``).
+users first and items after them (node ``U + i`` is item ``i``), then the nodes of any entity
+types (category, tag, KG entity; see :class:`~gnnrec.data.hetero.GraphSchema`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 
 from gnnrec.data.errors import DataError
+from gnnrec.data.hetero import GraphSchema, Relation
 
 
 @dataclass
@@ -124,6 +126,18 @@ class Interactions:
 
 
 @dataclass
+class RelationEdges:
+    """The edges of one :class:`~gnnrec.data.hetero.Relation`: ``edges`` ``[2, E]`` int64
+    ``[source; target]`` ids local to their node types, ``weight`` ``[E]`` float32 (None: 1
+    each); ``where``: the file(s) they came from, for errors."""
+
+    relation: Relation
+    edges: np.ndarray
+    weight: np.ndarray | None = None
+    where: str = ""
+
+
+@dataclass
 class TextGraph:
     """A user–item graph with node text, optional same-type edges and a slot for node features.
 
@@ -142,9 +156,39 @@ class TextGraph:
     item_features: torch.Tensor | None = None
     user_edge_weight: np.ndarray | None = None
     item_edge_weight: np.ndarray | None = None
+    # entity types after the items (type -> its nodes) and the relations beyond user–item
+    entities: dict[str, NodeTable] = field(default_factory=dict)
+    relation_edges: list[RelationEdges] = field(default_factory=list)
+    entity_features: torch.Tensor | None = None  # [K, F], every entity type in order
 
     def __post_init__(self) -> None:
         self.validate()
+
+    @property
+    def schema(self) -> GraphSchema:
+        """The entity types (with their counts) and the extra relations."""
+        return GraphSchema(
+            tuple((t, len(table)) for t, table in self.entities.items()),
+            tuple(part.relation for part in self.relation_edges),
+        )
+
+    @property
+    def num_entities(self) -> int:
+        return sum(len(table) for table in self.entities.values())
+
+    def entity(self, k: int) -> tuple[str, str]:
+        """``(type, id)`` of entity node ``k`` (global node ``U + I + k``)."""
+        for node_type, table in self.entities.items():
+            if k < len(table):
+                return node_type, table.ids[k]
+            k -= len(table)
+        raise IndexError(f"entity node {k} out of range ({self.num_entities} entities)")
+
+    def node_count(self, node_type: str) -> int:
+        """How many nodes of ``node_type`` (``user``, ``item`` or an entity type)."""
+        counts = {"user": self.num_users, "item": self.num_items}
+        counts |= {t: len(table) for t, table in self.entities.items()}
+        return counts[node_type]
 
     @property
     def num_users(self) -> int:
@@ -192,4 +236,35 @@ class TextGraph:
                 raise DataError(
                     f"{kind}-{kind} edge weights must be one finite value >= 0 per edge",
                     self.name,
+                )
+        self._validate_relations()
+
+    def _validate_relations(self) -> None:
+        """The extra relations: known endpoint types (:class:`GraphSchema`), ids in range,
+        weights finite and >= 0, at least one edge each."""
+        try:
+            _ = self.schema
+        except ValueError as err:
+            raise DataError(str(err), self.name) from None
+        for part in self.relation_edges:
+            r, where = part.relation, part.where or self.name
+            edges = np.asarray(part.edges)
+            if edges.ndim != 2 or edges.shape[0] != 2 or edges.shape[1] == 0:
+                raise DataError(
+                    f"relation {r.name!r} has no edges (a [2, E] array with E > 0 is needed)",
+                    where,
+                )
+            for row, end in enumerate((r.source, r.target)):
+                n = self.node_count(end)
+                if edges[row].min() < 0 or edges[row].max() >= n:
+                    raise DataError(f"relation {r.name!r}: a {end} id outside 0..{n - 1}", where)
+            weight = part.weight
+            if weight is not None and (
+                weight.shape != (edges.shape[1],)
+                or not np.isfinite(weight).all()
+                or (weight < 0).any()
+            ):
+                raise DataError(
+                    f"relation {r.name!r}: edge weights must be one finite value >= 0 per edge",
+                    where,
                 )

@@ -106,9 +106,10 @@ def user_texts_from_interactions(
 
 
 def node_texts(graph: TextGraph, split: Split, cfg: DataConfig) -> list[str]:
-    """``U + I`` texts: users' from their training interactions (and profile fields), or the
-    generated profiles of ``cfg.profiles_path`` (``user_text = "profile"``); items' fields;
-    each through its template if one is configured."""
+    """``U + I + K`` texts: users' from their training interactions (and profile fields), or
+    the generated profiles of ``cfg.profiles_path`` (``user_text = "profile"``); items' fields;
+    each through its template if one is configured; then each entity type's nodes (their
+    fields, or ``"Type: id."`` for a type without text)."""
     if cfg.user_text == "profile":
         from gnnrec.data.profiles_file import read_profiles
 
@@ -117,4 +118,17 @@ def node_texts(graph: TextGraph, split: Split, cfg: DataConfig) -> list[str]:
         users = user_texts_from_interactions(
             graph, split.train, cfg.user_text_items, cfg.user_template
         )
-    return users + node_table_texts(graph.items, cfg.item_template)
+    return users + node_table_texts(graph.items, cfg.item_template) + entity_texts(graph)
+
+
+def entity_texts(graph: TextGraph) -> list[str]:
+    """The ``K`` entity nodes' texts, every entity type in order: their fields as sentences,
+    or ``"Type: id."`` (a tag or genre named by its id) for a type without text fields."""
+    texts: list[str] = []
+    for node_type, table in graph.entities.items():
+        if table.text_fields:
+            texts += table.texts()
+        else:
+            name = node_type.replace("_", " ").capitalize()
+            texts += [f"{name}: {node}." for node in table.ids]
+    return texts

@@ -159,6 +159,8 @@ def train_worker(loop_config: dict) -> None:
         data.feature_dim,
         train_config.seed,
         draw_id_table=not train_config.sharded_ids,  # else each worker draws its own rows
+        num_entities=data.num_entities,
+        num_relations=data.num_relations,
     ).to_device(device)
     counter = AllReduceCounter()
 

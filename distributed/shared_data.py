@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from gnnrec.data.graph_store import CSR, EDGE_FIELDS, GraphStore
+from gnnrec.data.hetero import GraphSchema
 from gnnrec.train.training_data import TrainingData
 
 PAGE = 4096
@@ -29,6 +30,7 @@ def share(data: TrainingData) -> dict[str, Any]:
         "train": tuple(np.asarray(a) for a in data.train),
         "valid": tuple(np.asarray(a) for a in data.valid),
         "sizes": (graph.num_users, graph.num_items, graph.csr.num_cols),
+        "schema": graph.schema.to_json(),
     }
     if not graph.symmetric:
         arrays.update(csc_indptr=graph.csc.indptr.numpy(), csc_indices=graph.csc.indices.numpy())
@@ -67,7 +69,9 @@ def unshare(arrays: dict[str, Any]) -> TrainingData:
     )
     features = _optional(arrays["features"])
     return TrainingData(
-        GraphStore(csr, csc, symmetric, num_users, num_items),
+        GraphStore(
+            csr, csc, symmetric, num_users, num_items, GraphSchema.from_json(arrays["schema"])
+        ),
         features,
         arrays["train"],
         arrays["valid"],

@@ -168,6 +168,9 @@ def _named(
     shown = order[:k]
 
     def name(node: int) -> tuple[str, str, str]:
+        if node >= U + handle.num_items:  # an entity (a genre, a tag, ...)
+            kind, node_id = handle.graph.entity(node - U - handle.num_items)
+            return node_id, f"{kind} {node_id}", kind
         if node >= U:
             item_id = handle.graph.items.ids[node - U]
             return item_id, handle.title(item_id), "item"

@@ -463,6 +463,18 @@ def add_synth(sub, common) -> None:
         default=0,
         help="planted item-item links an item (in its community with --affinity)",
     )
+    synth.add_argument(
+        "--attributes-per-item",
+        type=whole(0),
+        default=0,
+        help="planted attributes an item (entity nodes; in its community with --affinity)",
+    )
+    synth.add_argument(
+        "--attributes",
+        type=whole(0),
+        default=0,
+        help="attribute nodes with --attributes-per-item (0: 4 per community)",
+    )
     synth.add_argument("--seed", type=whole(0), default=0, help="the generator's seed")
     synth.add_argument(
         "--no-csv",

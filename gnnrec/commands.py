@@ -431,6 +431,8 @@ def cmd_synth(args: argparse.Namespace) -> None:
         seed=args.seed,
         friends_per_user=args.friends_per_user,
         links_per_item=args.links_per_item,
+        attributes_per_item=args.attributes_per_item,
+        attributes=args.attributes,
     )
     with tqdm(total=spec.num_users, unit="user", desc="generating") as bar:
         folder = write_synthetic(

@@ -26,9 +26,9 @@ log = get_logger(__name__)
 
 
 def encode_nodes(graph: TextGraph, split: Split, config: RunConfig, progress: bool = True) -> int:
-    """Fills ``graph.user_features`` ``[U, F]`` and ``graph.item_features`` ``[I, F]`` (float16)
-    unless the model uses no text; returns how many texts were encoded now (0 when the cache
-    had them all)."""
+    """Fills ``graph.user_features`` ``[U, F]``, ``graph.item_features`` ``[I, F]`` and
+    ``graph.entity_features`` ``[K, F]`` (float16) unless the model uses no text; returns how many
+    texts were encoded now (0 when the cache had them all)."""
     if not config.model.text_features:
         return 0
     if not (graph.users.text_fields or graph.items.text_fields):
@@ -41,8 +41,9 @@ def encode_nodes(graph: TextGraph, split: Split, config: RunConfig, progress: bo
     if not any(texts):
         raise ValueError(f"dataset {graph.name!r} has no text; set model.text_features = false")
     features, encoded = encode_texts(texts, config.encoder, progress)
-    graph.user_features = features[: graph.num_users]
-    graph.item_features = features[graph.num_users :]
+    U, I = graph.num_users, graph.num_items
+    graph.user_features, graph.item_features = features[:U], features[U : U + I]
+    graph.entity_features = features[U + I :] if graph.num_entities else None
     return encoded
 
 
@@ -103,10 +104,16 @@ def data_fingerprint(prepared: Prepared) -> dict:
         digest.update(np.ascontiguousarray(inter.weight).tobytes())
     for ids in (prepared.graph.users.ids, prepared.graph.items.ids):
         digest.update("\n".join(ids).encode())
+    for node_type, table in prepared.graph.entities.items():  # (none: as before entities)
+        digest.update(f"\0{node_type}\0".encode() + "\n".join(table.ids).encode())
+    for part in prepared.graph.relation_edges:
+        digest.update(repr(part.relation).encode() + np.ascontiguousarray(part.edges).tobytes())
+        if part.weight is not None:
+            digest.update(np.ascontiguousarray(part.weight).tobytes())
     for index in (split.train, split.valid, split.test):
         digest.update(np.asarray(index, dtype=np.int64).tobytes())
     text = hashlib.sha256()
-    for nodes in (prepared.graph.users, prepared.graph.items):
+    for nodes in (prepared.graph.users, prepared.graph.items, *prepared.graph.entities.values()):
         for name, values in sorted(nodes.text_fields.items()):
             text.update(f"\0{name}\0".encode())
             text.update("\n".join(map(str, values)).encode())
@@ -149,4 +156,6 @@ def model_for(config: RunConfig, data: TrainingData) -> Recommender:
         data.feature_dim,
         config.train.seed,
         draw_id_table=not config.train.sharded_ids,
+        num_entities=data.num_entities,
+        num_relations=data.num_relations,
     )

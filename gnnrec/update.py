@@ -60,17 +60,20 @@ def grown_tables(
     table grown to ``model``'s ``U + I`` rows: old user rows at ``[0, U0)``, old item rows at
     ``[U, U + I0)``, the new rows drawn ``N(0, std^2)`` (the model's ``table_std``)."""
     users0, items0 = old
-    users, items = model.num_users, model.num_items
+    users, items, entities = model.num_users, model.num_items, model.num_entities
     generator = torch.Generator().manual_seed(seed)
     grown = dict(state)
     for table, key in zip(model.embedding_tables(), id_rows(model)):
         rows = state[key]
-        if rows.shape[0] != users0 + items0:
-            raise ValueError(f"{key}: {rows.shape[0]} rows, expected {users0 + items0}")
-        fresh = torch.randn(users + items, rows.shape[1], generator=generator, dtype=rows.dtype)
+        if rows.shape[0] != users0 + items0 + entities:
+            raise ValueError(f"{key}: {rows.shape[0]} rows, expected {users0 + items0 + entities}")
+        fresh = torch.randn(
+            users + items + entities, rows.shape[1], generator=generator, dtype=rows.dtype
+        )
         fresh *= model.table_std(table)
         fresh[:users0] = rows[:users0]
-        fresh[users : users + items0] = rows[users0:]
+        fresh[users : users + items0] = rows[users0 : users0 + items0]
+        fresh[users + items :] = rows[users0 + items0 :]  # the entities, after the items
         grown[key] = fresh
     return grown
 
@@ -82,9 +85,9 @@ def id_rows(model: Recommender) -> list[str]:
 
 
 def reached_rows(data: TrainingData) -> torch.Tensor:
-    """Bool ``[U + I]``: the nodes of the pairs ``data`` trains on (users, and items as
-    ``U + i``), whose ID rows an update trains."""
-    rows = torch.zeros(data.num_users + data.num_items, dtype=torch.bool)
+    """Bool ``[N]`` (every node): the nodes of the pairs ``data`` trains on (users, and items
+    as ``U + i``), whose ID rows an update trains (entity rows stay)."""
+    rows = torch.zeros(data.graph.num_nodes, dtype=torch.bool)
     rows[torch.as_tensor(np.asarray(data.train[0]), dtype=torch.int64)] = True
     rows[torch.as_tensor(np.asarray(data.train[1]), dtype=torch.int64) + data.num_users] = True
     return rows
@@ -256,6 +259,8 @@ def _check_base_data(
             head(graph.users, users),
             head(graph.items, items),
             graph.interactions.subset(np.arange(fingerprint["interactions"])),
+            entities=graph.entities,  # (an update adds no entities or relations)
+            relation_edges=graph.relation_edges,
         ),
         Split(split.name, split.train[: len(split.train) - added], split.valid, split.test),
         prepared.data,

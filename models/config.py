@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import torch
 
 from gnnrec.common.typed_fields import check_fields
+from gnnrec.data.hetero import NUM_RELATIONS
 
 if TYPE_CHECKING:
     from gnnrec.models.recommender import Recommender
@@ -19,9 +20,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered model: ``build(config, num_users, num_items, feature_dim, draw_id_table)``,
-    its ``label`` (``"GCN"``) and ``check(config)``, which raises ``ValueError`` for options the
-    model does not take."""
+    """A registered model: ``build(config, num_users, num_items, feature_dim, draw_id_table,
+    num_entities=K, num_relations=R)``, its ``label`` (``"GCN"``) and ``check(config)``, which
+    raises ``ValueError`` for options the model does not take."""
 
     build: Callable[..., Recommender]
     label: str
@@ -126,8 +127,20 @@ def build_model(
     feature_dim: int,
     seed: int,
     draw_id_table: bool = True,
+    num_entities: int = 0,
+    num_relations: int = NUM_RELATIONS,
 ) -> Recommender:
     """The model ``config.name`` names, its parameters drawn from ``torch.manual_seed(seed)``
-    (the ID table left undrawn with ``draw_id_table=False``: sharded tables draw their own)."""
+    (the ID table left undrawn with ``draw_id_table=False``: sharded tables draw their own),
+    over users, items and ``num_entities`` entity nodes, with ``num_relations`` relations
+    (typed models)."""
     torch.manual_seed(seed)
-    return MODELS[config.name].build(config, num_users, num_items, feature_dim, draw_id_table)
+    return MODELS[config.name].build(
+        config,
+        num_users,
+        num_items,
+        feature_dim,
+        draw_id_table,
+        num_entities=num_entities,
+        num_relations=num_relations,
+    )

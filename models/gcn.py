@@ -49,7 +49,8 @@ def _mf_only(config: ModelConfig) -> None:
 @register_model("lightgcn", label="LightGCN", check=_lightgcn_only)
 @register_model("gcn", label="GCN")
 class GCNRecommender(TextAndIDRecommender):
-    """Users ``0..U-1`` and items ``U..U+I-1`` in one node space (see module docstring)."""
+    """Users ``0..U-1``, items ``U..U+I-1`` and any entity nodes after them in one node
+    space (see module docstring)."""
 
     # layers that read their targets' rows and have no column scales (attention)
     ATTENDS: ClassVar[bool] = False
@@ -61,10 +62,16 @@ class GCNRecommender(TextAndIDRecommender):
         num_items: int,
         feature_dim: int,
         draw_id_table: bool = True,
+        num_entities: int = 0,
+        num_relations: int = NUM_RELATIONS,
     ):
-        """``draw_id_table``: see :meth:`TextAndIDRecommender._init_inputs`."""
+        """``draw_id_table``, ``num_entities``: see :meth:`TextAndIDRecommender._init_inputs`;
+        ``num_relations``: the graph's relations (``relations = "typed"``)."""
         super().__init__()
-        self._init_inputs(config, num_users, num_items, feature_dim, config.hidden, draw_id_table)
+        self.num_relations = num_relations
+        self._init_inputs(
+            config, num_users, num_items, feature_dim, config.hidden, draw_id_table, num_entities
+        )
         self.convs = nn.ModuleList(self.make_layer(config.hidden) for _ in range(config.layers))
         self._init_rating_head()
 
@@ -76,7 +83,7 @@ class GCNRecommender(TextAndIDRecommender):
             return RelationalGCNLayer(
                 width,
                 width,
-                NUM_RELATIONS,
+                self.num_relations,
                 config.aggregation,
                 weight=config.conv_weights,
                 bases=config.relation_bases,

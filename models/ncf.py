@@ -35,11 +35,16 @@ class NCFRecommender(TextAndIDRecommender):
         num_items: int,
         feature_dim: int,
         draw_id_table: bool = True,
+        num_entities: int = 0,
+        num_relations: int = 0,
     ):
-        """``draw_id_table``: see :meth:`TextAndIDRecommender._init_inputs`."""
+        """``draw_id_table``, ``num_entities``: see :meth:`TextAndIDRecommender._init_inputs`
+        (``num_relations``: unused, NCF reads no graph)."""
         super().__init__()
         h = config.hidden
-        self._init_inputs(config, num_users, num_items, feature_dim, 2 * h, draw_id_table)
+        self._init_inputs(
+            config, num_users, num_items, feature_dim, 2 * h, draw_id_table, num_entities
+        )
         self.hidden1 = nn.Linear(2 * h, h)
         self.hidden2 = nn.Linear(h, max(h // 2, 1))
         self.gmf_weight = nn.Parameter(torch.full((h,), 1.0 / h**0.5))

@@ -21,9 +21,10 @@ from gnnrec.models.recommender import Recommender
 
 class TextAndIDRecommender(Recommender):
     """A :class:`Recommender` with ``project`` (text features -> ``[width]``, or None),
-    ``embedding`` (the ``[U + I, width]`` ID table, or None), and the rating head's ``bias``
-    ``[U + I, 1]`` and ``global_mean``; a subclass calls :meth:`_init_inputs`, builds its own
-    layers, then :meth:`_init_rating_head` (the order its parameters are drawn in)."""
+    ``embedding`` (the ``[U + I + K, width]`` ID table, or None; ``K`` entity nodes), and the rating
+    head's ``bias`` ``[U + I + K, 1]`` and ``global_mean``; a subclass calls :meth:`_init_inputs`,
+    builds its own layers, then :meth:`_init_rating_head` (the order its parameters are drawn
+    in)."""
 
     ID_STD = 0.1  # the ID embeddings start as N(0, ID_STD^2)
 
@@ -35,13 +36,17 @@ class TextAndIDRecommender(Recommender):
         feature_dim: int,
         width: int,
         draw_id_table: bool,
+        num_entities: int = 0,
     ) -> None:
         """``draw_id_table=False``: the ID table is a placeholder on the meta device (its shape,
         no memory anywhere), for a trainer that draws its own rows of it (sharded tables) or a
-        state dict loaded with ``assign=True``; :meth:`Recommender.to_device` leaves it be."""
+        state dict loaded with ``assign=True``; :meth:`Recommender.to_device` leaves it be.
+        ``num_entities``: nodes of other types after the items (their rows follow the
+        items')."""
         self.config = config
         self.num_users, self.num_items = num_users, num_items
-        n = num_users + num_items
+        self.num_entities = num_entities
+        n = num_users + num_items + num_entities
         self.project = nn.Linear(feature_dim, width) if config.text_features else None
         self.embedding = None
         if config.id_embeddings and draw_id_table:
@@ -52,7 +57,7 @@ class TextAndIDRecommender(Recommender):
             self.embedding = nn.Embedding(n, width, _weight=placeholder)
 
     def _init_rating_head(self) -> None:
-        n = self.num_users + self.num_items
+        n = self.num_users + self.num_items + self.num_entities
         self.bias = nn.Embedding(n, 1)
         nn.init.zeros_(self.bias.weight)
         self.register_buffer("global_mean", torch.zeros(()))

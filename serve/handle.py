@@ -27,6 +27,7 @@ import torch
 from gnnrec.common.arguments import check_text, id_list, positive_int
 from gnnrec.common.log import get_logger
 from gnnrec.config import RunConfig
+from gnnrec.data.graph_store import GraphStore
 from gnnrec.data.user_text import user_text_for_items
 from gnnrec.explain.explanation import Explanation
 from gnnrec.explain.run_evidence import explain_pairs
@@ -118,6 +119,12 @@ class RunHandle:
         if index is not None:
             check_indexable(model)
             self._index = ItemIndex(self.z[self.num_users :].cpu().numpy(), index)
+
+    @property
+    def training_graph(self) -> GraphStore:
+        """The graph the model propagates over (users, items, entities; PyG's ``HeteroData``
+        by ``.to_hetero()``)."""
+        return self._data.graph
 
     @property
     def user_ids(self) -> Sequence[str]:
@@ -295,7 +302,7 @@ class RunHandle:
                         x,
                         view,
                         torch.zeros(n, dtype=torch.bool, device=self.model.device),
-                    )
+                    )[: self.num_users + self.num_items]
             return self._z_text
 
     # ---- updates ------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ planted dataset (written by ``conftest.write_planted_dataset``) and the CLI's on
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import torch
@@ -78,3 +79,45 @@ def assert_same_model(a: dict, b: dict, **tolerance) -> None:
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(b[key], a[key], **tolerance)
+
+
+def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def write_genre_tables(planted_dir: Path, folder: Path) -> Path:
+    """The planted items' genres as a ``genre`` node table (with a description) and an
+    ``item -> genre`` edge table, written into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(planted_dir / "items.csv") as f:
+        items = list(csv.DictReader(f))
+    genres = sorted({row["genre"] for row in items})
+    write_csv(
+        folder / "genres.csv", ["id", "about"], [[f"g_{g}", f"stories of {g}"] for g in genres]
+    )
+    write_csv(
+        folder / "item_genres.csv",
+        ["src", "dst"],
+        [[r["item_id"], f"g_{r['genre']}"] for r in items],
+    )
+    return folder
+
+
+def entity_overrides(folder: Path, **edge) -> list[str]:
+    """Config overrides reading :func:`write_genre_tables`' tables (``edge``: changes to the
+    edge table's entry)."""
+    nodes = f'{{type="genre", path="{folder / "genres.csv"}", text_columns=["about"]}}'
+    spec = {
+        "path": str(folder / "item_genres.csv"),
+        "source": "item",
+        "target": "genre",
+        "relation": "has_genre",
+        "reverse": "genre_of",
+        **edge,
+    }
+    table = ", ".join(f'{k}="{v}"' for k, v in spec.items())
+    return [f"data.options.node_tables=[{nodes}]", f"data.options.edge_tables=[{{{table}}}]"]

@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import write_planted_dataset
-from helpers import SHARDED, assert_same_model, planted_config, trained_model
+from helpers import (
+    SHARDED,
+    assert_same_model,
+    entity_overrides,
+    planted_config,
+    trained_model,
+    write_genre_tables,
+)
 
 from gnnrec.cli import main
 from gnnrec.config import load_config, save_config
@@ -166,14 +173,17 @@ def test_two_workers_with_sharded_id_tables_match_one_process(planted_dir, featu
 def test_two_workers_train_typed_weighted_relations_as_one_process(
     planted_dir, feature_cache, tmp_path
 ):
-    """Typed relations over rating-weighted edges with sharded ID tables: the workers read the
-    weights and relations from the shared graph and reach the one-process model."""
-    common = ["train.mode=sampled", "train.fanouts=[4, 3]", "train.epochs=2", *SHARDED]
+    """Typed relations over rating-weighted edges and a genre entity type with sharded ID
+    tables (the genres' rows sharded with the others): the workers read the weights, the
+    relations and the schema from the shared graph and reach the one-process model."""
+    genres = entity_overrides(write_genre_tables(planted_dir, tmp_path / "genres"))
+    common = ["train.mode=sampled", "train.fanouts=[4, 3]", "train.epochs=2", *SHARDED, *genres]
     common += ["model.relations=typed", "model.conv_weights=true", "data.edge_weight=rating"]
-    common += ["train.relation_fanouts={rates=[3, 2]}"]
+    common += ["train.relation_fanouts={rates=[3, 2], genre_of=[2, 1]}"]
     alone, both = _one_process_and_two_workers(planted_dir, feature_cache, tmp_path, common)
     model = trained_model(tmp_path / "two")
-    assert model["convs.0.weight"].shape[0] == 4  # a weight per relation
+    assert model["convs.0.weight"].shape[0] == 6  # a weight per relation (has_genre, genre_of)
+    assert model["embedding.weight"].shape[0] == 48 + 60 + 4  # users, items, genres
     assert_same_model(trained_model(tmp_path / "one"), model, rtol=1e-5, atol=1e-6)
     assert both["recall@20"] == pytest.approx(alone["recall@20"], abs=0.03)
 

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gnnrec.data.graph_store import CSR, GraphStore
-from gnnrec.data.hetero import TypedGraph
+from gnnrec.data.hetero import GraphSchema, Relation, TypedGraph
+from gnnrec.data.textgraph import RelationEdges
 from gnnrec.explain.evidence import EXACT, GIVEN_ATTENTION, GRADIENT, method_of, pair_terms
 from gnnrec.models.config import ModelConfig, build_model
 from gnnrec.models.graph_view import GraphView
@@ -30,7 +31,10 @@ def _setup(
     items: int = 8,
     draws: int = 20,
     weighted: bool = False,
+    entities: bool = False,
 ):
+    """A random graph (with ``tag`` entity nodes that items and users link to when
+    ``entities``), the model of ``config`` over it, ``z`` and the fold-in state, in fp64."""
     g = torch.Generator().manual_seed(seed)
     pairs = torch.randint(0, users * items, (draws,), generator=g).unique()
     weight = torch.randint(1, 6, pairs.shape, generator=g).numpy() / 2 if weighted else None
@@ -38,13 +42,23 @@ def _setup(
     links = [
         torch.randint(0, n, (2, 4), generator=g).numpy() if typed else None for n in (users, items)
     ]
+    schema, parts = GraphSchema(), []
+    if entities:
+        relations = (Relation("has_tag", "item", "tag"), Relation("follows", "user", "tag"))
+        schema = GraphSchema((("tag", 3),), relations)
+        for relation, count in zip(relations, (items, users)):
+            ends = torch.stack([torch.randint(0, count, (5,)), torch.randint(0, 3, (5,))])
+            parts.append(RelationEdges(relation, ends.numpy()))
     store = GraphStore.bipartite(
-        (pairs // items).numpy(), (pairs % items).numpy(), users, items, *links, weight=weight
-    )
-    if typed:
-        store.csr.relation = TypedGraph(store).relation
-    model = build_model(config, users, items, FEATURES, seed).double().requires_grad_(False)
-    n = users + items
+        (pairs // items).numpy(), (pairs % items).numpy(), users, items, *links, weight=weight,
+        schema=schema, relation_edges=parts,
+    )  # fmt: skip
+    store.csr.relation = TypedGraph(store).relation if typed else None
+    model = build_model(
+        config, users, items, FEATURES, seed,
+        num_entities=schema.num_entities, num_relations=schema.num_relations,
+    ).double().requires_grad_(False)  # fmt: skip
+    n = store.num_nodes
     x = torch.randn(n, FEATURES, generator=g, dtype=torch.float64) if config.text_features else None
     has_edges = store.csr.degree() > 0
     degree = store.csr.degree() if store.csr.values is None else store.csr.row_sums()
@@ -110,12 +124,15 @@ def _terms(store, model, z, state, user: int, item: int, paths: int = 3):
     item=st.integers(0, 7),
     weighted=st.booleans(),
     typed=st.booleans(),
+    entities=st.booleans(),
 )
 def test_the_terms_add_up_to_the_score_and_each_term_to_its_paths(
-    seed, kind, combination, aggregation, weights, text, item, weighted, typed
+    seed, kind, combination, aggregation, weights, text, item, weighted, typed, entities
 ):
     config = _config(kind, combination, aggregation, weights, text, typed and kind != "gat")
-    store, model, z, state = _setup(seed, config, weighted=weighted and kind != "gat")
+    store, model, z, state = _setup(
+        seed, config, weighted=weighted and kind != "gat", entities=entities
+    )
     assert method_of(model) == (GIVEN_ATTENTION if kind == "gat" else EXACT)
     a0 = 0.0 if model.config.layer_combination == "last" else 1.0 / 4
     for user in range(model.num_users):

@@ -23,8 +23,8 @@ def run_example(code: str, cwd: Path) -> str:
     return done.stdout
 
 
-def test_the_readme_has_its_three_examples():
-    assert len(EXAMPLES) == 3
+def test_the_readme_has_its_four_examples():
+    assert len(EXAMPLES) == 4
 
 
 @pytest.mark.slow
@@ -56,3 +56,13 @@ def test_hetero_loader_example(tmp_path):
     users, positives = (ast.literal_eval(p) for p in pairs.replace("] [", "]|[").split("|"))
     assert users == [0, 0] and len(positives) == 2  # the first two pairs: user 0's
     assert ast.literal_eval(weights) == [5.0, 3.0, 4.0, 1.0, 2.0]
+
+
+def test_knowledge_table_example(tmp_path):
+    *_, types, hetero, vias = run_example(EXAMPLES[3], tmp_path).splitlines()
+    entities, relations = ast.literal_eval(types.replace("] [", "], ["))
+    assert entities == ["genre", "person"]
+    assert relations == ["has_genre", "directed_by", "starring"]
+    count, edges = hetero.split(" ", 1)
+    assert count == "2" and ast.literal_eval(edges) == [[0, 1], [0, 0]]  # m0, m1 -> p_ann
+    assert ast.literal_eval(vias) == ["g_noir", "p_ann"]  # the paths through u0's items

@@ -12,18 +12,22 @@ from hypothesis import strategies as st
 from torch_geometric.nn import RGCNConv
 
 from gnnrec.data.graph_store import GraphStore
-from gnnrec.data.hetero import NUM_RELATIONS, TypedGraph
+from gnnrec.data.hetero import NUM_RELATIONS, RATED_BY, GraphSchema, Relation, TypedGraph
+from gnnrec.data.textgraph import RelationEdges
 from gnnrec.models.config import ModelConfig
 from gnnrec.models.gcn_layer import GCNLayer
 from gnnrec.models.graph_view import GraphView
 from gnnrec.models.relational_layer import RelationalGCNLayer
 from gnnrec.train.sampler import NeighborSampler
 
+ENTITY_RELATIONS = (Relation("has_tag", "item", "tag"), Relation("follows", "user", "tag"))
+
 
 @st.composite
 def typed_graphs(draw, weighted: bool | None = None):
-    """A user–item store with user and item links (every relation present or not), its
-    relations set, weights optional."""
+    """A user–item store with user and item links (every relation present or not), and, or
+    not, a ``tag`` entity type with item -> tag and user -> tag relations (their reverses
+    too); its relations set, weights optional."""
     users, items = draw(st.integers(1, 6)), draw(st.integers(1, 6))
     seed = draw(st.integers(0, 2**31 - 1))
     rng = np.random.default_rng(seed)
@@ -31,6 +35,15 @@ def typed_graphs(draw, weighted: bool | None = None):
     links = [rng.integers(0, n, (2, draw(st.integers(0, 5)))) for n in (users, items)]
     use_weights = draw(st.booleans()) if weighted is None else weighted
     weight = rng.choice([0.5, 1.0, 3.0], edges).astype(np.float32) if use_weights else None
+    schema, parts = GraphSchema(), []
+    if draw(st.booleans()):  # entity nodes and relations
+        tags = draw(st.integers(1, 4))
+        relations = ENTITY_RELATIONS[: draw(st.integers(1, 2))]
+        schema = GraphSchema((("tag", tags),), relations)
+        for relation, count in zip(relations, (items, users)):
+            pairs = np.stack([rng.integers(0, count, 4), rng.integers(0, tags, 4)])
+            w = rng.choice([0.5, 2.0], 4).astype(np.float32) if use_weights else None
+            parts.append(RelationEdges(relation, pairs, w))
     store = GraphStore.bipartite(
         rng.integers(0, users, edges),
         rng.integers(0, items, edges),
@@ -38,6 +51,8 @@ def typed_graphs(draw, weighted: bool | None = None):
         items,
         *links,
         weight=weight,
+        schema=schema,
+        relation_edges=parts,
     )
     store.csr.relation = TypedGraph(store).relation
     return store
@@ -46,7 +61,7 @@ def typed_graphs(draw, weighted: bool | None = None):
 def dense_relations(store: GraphStore) -> torch.Tensor:
     """``A_r[target, source] = w`` ``[R, N, N]`` float64."""
     n, csr = store.num_nodes, store.csr
-    a = torch.zeros(NUM_RELATIONS, n, n, dtype=torch.float64)
+    a = torch.zeros(store.schema.num_relations, n, n, dtype=torch.float64)
     w = torch.ones(csr.num_edges) if csr.values is None else csr.values
     a[csr.relation.long(), csr.row_ids(), csr.indices.long()] = w.double()
     return a
@@ -63,9 +78,10 @@ def copy_into_rgcn(layer: RelationalGCNLayer, conv: RGCNConv) -> None:
 @given(typed_graphs(weighted=False), st.sampled_from([0, 2]), st.integers(0, 100))
 def test_typed_mean_layer_equals_pyg_rgcnconv_forward_and_gradient(store, bases, seed):
     torch.manual_seed(seed)
-    layer = RelationalGCNLayer(4, 3, NUM_RELATIONS, "mean", bases=bases).double()
+    R = store.schema.num_relations
+    layer = RelationalGCNLayer(4, 3, R, "mean", bases=bases).double()
     conv = RGCNConv(
-        4, 3, NUM_RELATIONS, num_bases=bases or None, aggr="mean", root_weight=False, bias=False
+        4, 3, R, num_bases=bases or None, aggr="mean", root_weight=False, bias=False
     ).double()
     copy_into_rgcn(layer, conv)
     x = torch.randn(store.num_nodes, 4, dtype=torch.float64, requires_grad=True)
@@ -84,7 +100,7 @@ def test_typed_mean_layer_equals_pyg_rgcnconv_forward_and_gradient(store, bases,
 @given(typed_graphs(), st.booleans(), st.integers(0, 100))
 def test_typed_sum_layer_normalises_each_relation_on_its_own(store, weight, seed):
     torch.manual_seed(seed)
-    layer = RelationalGCNLayer(3, 3, NUM_RELATIONS, "sum", weight=weight).double()
+    layer = RelationalGCNLayer(3, 3, store.schema.num_relations, "sum", weight=weight).double()
     x = torch.randn(store.num_nodes, 3, dtype=torch.float64, requires_grad=True)
     ours = layer(x, GraphView.of(store.csr))
     x_ref = x.detach().clone().requires_grad_(True)
@@ -189,14 +205,16 @@ def test_a_typed_run_trains_folds_in_and_explains(planted_dir, feature_cache, tm
     st.lists(st.sampled_from([-1, 0, 1, 2]), min_size=8, max_size=8),
 )
 def test_per_relation_fanouts_take_up_to_k_of_each_relation(store, seed, picks):
-    fanouts = {r: picks[2 * r : 2 * r + 2] for r in range(NUM_RELATIONS)}
+    fanouts = {
+        r: [picks[2 * r % 8], picks[(2 * r + 1) % 8]] for r in range(store.schema.num_relations)
+    }
     sampler = NeighborSampler(store.csr, fanouts)
     seeds = torch.arange(min(3, store.num_nodes))
     sub = sampler.sample(seeds, torch.Generator().manual_seed(seed))
     assert torch.equal(store.csr.row_ids()[sub.e_id], sub.n_id[sub.csr.row_ids()])
     assert torch.equal(sub.csr.relation, store.csr.relation[sub.e_id])
     assert sub.e_id.unique().numel() == sub.e_id.numel()  # without replacement
-    degree = torch.zeros(NUM_RELATIONS, store.num_nodes, dtype=torch.int64)
+    degree = torch.zeros(store.schema.num_relations, store.num_nodes, dtype=torch.int64)
     degree.index_put_(
         (store.csr.relation.long(), store.csr.row_ids()),
         torch.ones(store.num_edges, dtype=torch.int64),
@@ -216,7 +234,6 @@ def test_per_relation_fanouts_take_up_to_k_of_each_relation(store, seed, picks):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["train.relation_fanouts={follows=[2, 2]}"], "names 'follows', not a relation"),
         (["train.relation_fanouts={rates=[2]}"], "has 1 hops and train.fanouts 2"),
         (["train.relation_fanouts={rates=[2, -3]}"], "each >= 0 or -1"),
         (["train.mode=full", "model.relations=typed"], "needs train.mode = 'sampled'"),
@@ -273,11 +290,12 @@ def test_fold_in_of_a_typed_model_gives_a_trained_user_their_embedding(store, ag
 
     users = store.num_users
     relation = store.csr.relation.long()
-    # a user's friendships are not read by fold-in (it places a user from their items)
+    # a user's friendships and entities are not read by fold-in (it places a user from their
+    # items)
     assume = [
         u
         for u in range(users)
-        if not bool((relation[store.csr.indptr[u] : store.csr.indptr[u + 1]] == 0).any())
+        if bool((relation[store.csr.indptr[u] : store.csr.indptr[u + 1]] == RATED_BY).all())
     ]
     config = ModelConfig(
         name="gcn",
@@ -290,7 +308,15 @@ def test_fold_in_of_a_typed_model_gives_a_trained_user_their_embedding(store, ag
     )
     from gnnrec.models.config import build_model
 
-    model = build_model(config, users, store.num_items, 0, seed).requires_grad_(False)
+    model = build_model(
+        config,
+        users,
+        store.num_items,
+        0,
+        seed,
+        num_entities=store.schema.num_entities,
+        num_relations=store.schema.num_relations,
+    ).requires_grad_(False)
     view = GraphView.of(store.csr)
     nodes, has_edges = torch.arange(store.num_nodes), store.csr.degree() > 0
     z = model(nodes, None, view, has_edges)
@@ -314,9 +340,10 @@ def test_fold_in_of_a_typed_model_gives_a_trained_user_their_embedding(store, ag
 def test_the_segmented_kernel_equals_one_call_per_relation(store, aggregation, weight, bases):
     torch.manual_seed(0)
     bases = bases if weight else 0
-    one = RelationalGCNLayer(3, 3, NUM_RELATIONS, aggregation, weight=weight, bases=bases)
+    R = store.schema.num_relations
+    one = RelationalGCNLayer(3, 3, R, aggregation, weight=weight, bases=bases)
     segmented = RelationalGCNLayer(
-        3, 3, NUM_RELATIONS, aggregation, weight=weight, bases=bases, kernel="segmented"
+        3, 3, R, aggregation, weight=weight, bases=bases, kernel="segmented"
     )
     segmented.load_state_dict(one.state_dict())
     one, segmented = one.double(), segmented.double()

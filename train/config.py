@@ -9,7 +9,6 @@ import torch
 
 from gnnrec.common.devices import check_device_name, resolve_device
 from gnnrec.common.typed_fields import check_fields
-from gnnrec.data.hetero import RELATION_NAMES
 
 
 @dataclass(kw_only=True)
@@ -39,7 +38,8 @@ class TrainConfig:
     mode: Literal["full", "sampled"] = "full"
     fanouts: list[int] = field(default_factory=lambda: [10, 10, 10])
     # Per-relation fanouts of a typed model (model.relations = "typed"), overriding fanouts for
-    # the relations named (rates, rated_by, user_links, item_links): a list per hop, each >= 0
+    # the relations named (rates, rated_by, user_links, item_links, and any entity relation and
+    # its reverse; checked against the graph's relations): a list per hop, each >= 0
     # (0: none of that relation at that hop) or -1 (all)
     relation_fanouts: dict[str, list[int]] = field(default_factory=dict)
     sample_on: Literal["cpu", "device", "pinned"] = "cpu"
@@ -100,11 +100,6 @@ class TrainConfig:
                 f"got {self.fanouts}"
             )
         for name, hops in self.relation_fanouts.items():
-            if name not in RELATION_NAMES:
-                raise ValueError(
-                    f"train.relation_fanouts names {name!r}, not a relation; the relations: "
-                    f"{', '.join(RELATION_NAMES)}"
-                )
             if not isinstance(hops, list) or any(
                 isinstance(f, bool) or not isinstance(f, int) or f < -1 for f in hops
             ):

@@ -71,20 +71,23 @@ def node_embeddings(
     view: GraphView | None = None,
     chunk_nodes: int = 0,
 ) -> torch.Tensor:
-    """Final embeddings ``[U + I, H]`` over the full training graph (no ID dropout), computed on
-    the model's device and returned there; with ``chunk_nodes`` (< N), computed that many
-    nodes at a time and returned on the host (:meth:`Recommender.embed_in_chunks`)."""
+    """Final embeddings ``[U + I, H]`` of the users and items over the full training graph
+    (entity nodes propagate but are not returned; no ID dropout), computed on the model's
+    device and returned there; with ``chunk_nodes`` (< N), computed that many nodes at a time
+    and returned on the host (:meth:`Recommender.embed_in_chunks`)."""
     model.eval()
     device = model.device
     has_edges = data.graph.csr.degree() > 0
+    ranked = data.num_users + data.num_items
     if 0 < chunk_nodes < data.graph.num_nodes:
         host_view = view.to("cpu") if view is not None else GraphView.of(data.graph.csr)
-        return model.embed_in_chunks(data.features, host_view, has_edges, chunk_nodes, device)
+        z = model.embed_in_chunks(data.features, host_view, has_edges, chunk_nodes, device)
+        return z[:ranked]
     nodes = torch.arange(data.graph.num_nodes, device=device)
     x = None if data.features is None else data.features.to(device)
     view = (view or GraphView.of(data.graph.csr)).to(device)
     with torch.no_grad():
-        return model(nodes, x, view, has_edges.to(device))
+        return model(nodes, x, view, has_edges.to(device))[:ranked]
 
 
 def predicted_ratings(model: Recommender, z: torch.Tensor, pairs: Pairs) -> torch.Tensor:

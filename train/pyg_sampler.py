@@ -134,25 +134,16 @@ class PyGHeteroNeighborSampler(BaseSampler):
         sub = self.sampler.sample(seeds, self.generator)
         if sub.batch_size != seeds.numel():
             raise ValueError("input nodes of one batch must be distinct")
-        is_item = typed.node_type_of(sub.n_id)
+        node_type = typed.type_index(sub.n_id)
         local = torch.empty_like(sub.n_id)  # each node's id among the nodes of its type
-        for flag in (False, True):
-            mask = is_item == flag
+        node, bounds, num_nodes = {}, [0, *sub.hops], {}
+        for index, t in enumerate(typed.node_types):
+            mask = node_type == index
             local[mask] = torch.arange(int(mask.sum()))
-        node = {
-            t: sub.n_id[is_item == (t == typed.names.item)] - typed.offset(t)
-            for t in typed.node_types
-        }
-        bounds = [0, *sub.hops]
-        num_nodes = {
-            t: [
-                int((is_item[a:b] == (t == typed.names.item)).sum())
-                for a, b in zip(bounds, bounds[1:])
-            ]
-            for t in typed.node_types
-        }
+            node[t] = sub.n_id[mask] - typed.offset(t)
+            num_nodes[t] = [int(mask[a:b].sum()) for a, b in zip(bounds, bounds[1:])]
         targets, sources = sub.csr.row_ids(), sub.csr.indices.long()
-        kind = 2 * is_item[targets].to(torch.int8) + is_item[sources].to(torch.int8)
+        kind = typed.relation[sub.e_id]
         hop_of_edge = torch.bucketize(targets, torch.tensor(sub.hops[:-1]), right=True)
         row, col, edge, num_edges = {}, {}, {}, {}
         for edge_type in typed.edge_types:

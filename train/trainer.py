@@ -29,7 +29,6 @@ from tqdm.auto import tqdm
 
 from gnnrec.common.atomic_files import write_text_atomic
 from gnnrec.common.log import get_logger
-from gnnrec.data.hetero import RELATION_NAMES
 from gnnrec.models.graph_view import GraphView
 from gnnrec.models.recommender import Recommender
 from gnnrec.train.checkpoint import (
@@ -119,16 +118,23 @@ def build_sampler(
     csr = csr.pin_memory() if config.sample_on == "pinned" else csr.to(sample_device)
     fanouts = config.fanouts
     if config.relation_fanouts:
+        names = data.graph.schema.relation_names
+        unknown = [n for n in config.relation_fanouts if n not in names]
+        if unknown:
+            raise ValueError(
+                f"train.relation_fanouts names {unknown}, not relations of this graph; the "
+                f"relations: {', '.join(names)}"
+            )
         present = set(torch.unique(data.graph.csr.relation).tolist())
-        empty = [n for n in config.relation_fanouts if RELATION_NAMES.index(n) not in present]
+        empty = [n for n in config.relation_fanouts if names.index(n) not in present]
         if empty:
             raise ValueError(
                 f"train.relation_fanouts names {empty}, which have no edges in this graph "
-                f"(it has {[RELATION_NAMES[r] for r in sorted(present)]})"
+                f"(it has {[names[r] for r in sorted(present)]})"
             )
         fanouts = {
             relation: config.relation_fanouts.get(name, config.fanouts)
-            for relation, name in enumerate(RELATION_NAMES)
+            for relation, name in enumerate(names)
         }
     return NeighborSampler(csr, fanouts, sample_device)
 

@@ -19,8 +19,9 @@ Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]  # users [E], items [E] (item-
 
 @dataclass
 class TrainingData:
-    """The training graph, node features ``[U + I, F]`` (or None), the training interactions
-    and the validation pairs (item ids are item-local)."""
+    """The training graph, node features ``[U + I + K, F]`` (or None; ``K`` entity nodes
+    after the items), the training interactions and the validation pairs (item ids are
+    item-local)."""
 
     graph: GraphStore
     features: torch.Tensor | None
@@ -34,6 +35,14 @@ class TrainingData:
     @property
     def num_items(self) -> int:
         return self.graph.num_items
+
+    @property
+    def num_entities(self) -> int:
+        return self.graph.schema.num_entities
+
+    @property
+    def num_relations(self) -> int:
+        return self.graph.schema.num_relations
 
     @property
     def feature_dim(self) -> int:
@@ -53,8 +62,9 @@ def training_data(
     typed: bool = False,
 ) -> TrainingData:
     """The training graph (training interactions, weighted by ``edge_weight`` when given,
-    plus any user–user/item–item edges; each edge's relation kept when ``typed``), the node
-    features ``[U + I, F]`` float32 from the graph's slots, and the train/validation pairs."""
+    plus any user–user/item–item edges and entity relations; each edge's relation kept when
+    ``typed``), the node features ``[U + I + K, F]`` float32 from the graph's slots, and the
+    train/validation pairs."""
     train = split_pairs(graph, split.train)
     weight = None if edge_weight is None else edge_weights(graph, edge_weight)
     store = GraphStore.bipartite(
@@ -67,12 +77,18 @@ def training_data(
         weight=None if weight is None else weight[split.train],
         user_edge_weight=graph.user_edge_weight,
         item_edge_weight=graph.item_edge_weight,
+        schema=graph.schema,
+        relation_edges=graph.relation_edges,
     )
-    if typed:
-        store.csr.relation = TypedGraph(store).relation
+    store.csr.relation = TypedGraph(store).relation if typed else None
     features = None
     if graph.user_features is not None and graph.item_features is not None:
-        features = torch.cat([graph.user_features, graph.item_features]).float()
+        parts = [graph.user_features, graph.item_features]
+        if graph.num_entities:
+            if graph.entity_features is None:
+                raise ValueError("the graph has entity nodes but no entity_features")
+            parts.append(graph.entity_features)
+        features = torch.cat(parts).float()
     return TrainingData(store, features, train, split_pairs(graph, split.valid))
 
 
