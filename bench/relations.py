@@ -274,7 +274,7 @@ def plot(rows: list[dict], path: Path) -> Path:
             ax.set_xticks(range(len(groups)), groups)
             name = metric.replace("recall", "Recall").replace("ndcg", "NDCG")
             where = WHERE[experiment]
-            ax.set(title=f"{name}, {where} (mean ± std over seeds)", ylabel=name)
+            ax.set(title=f"{name}, {where}\n(mean ± std over seeds)", ylabel=name)
             ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return save_figure(fig, path)
