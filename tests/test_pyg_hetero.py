@@ -1,15 +1,18 @@
 """gnnrec's user–item graphs as PyG heterogeneous graphs: ``HeteroData`` both ways, the typed
 stores, and our sampler behind PyG's ``NodeLoader`` / ``LinkLoader`` over
-``('user', 'rates', 'item')``, with binary and triplet negatives reproducible from the seed."""
+``('user', 'rates', 'item')``, with binary and triplet negatives reproducible from the seed;
+PyG's own ``LinkNeighborLoader`` over our stores (where pyg-lib or torch-sparse is
+installed: ``make`` installs torch-sparse from ``../shared/wheels`` when that folder exists)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from torch_geometric.loader import LinkLoader, NodeLoader
+from torch_geometric.loader import LinkLoader, LinkNeighborLoader, NodeLoader
 from torch_geometric.nn import HeteroConv, SAGEConv
 from torch_geometric.sampler import NodeSamplerInput
+from torch_geometric.typing import WITH_PYG_LIB, WITH_TORCH_SPARSE
 
 from gnnrec.data.graph_store import GraphStore
 from gnnrec.data.hetero import TypedGraph
@@ -129,16 +132,25 @@ def test_node_loader_samples_typed_subgraphs_with_the_seeds_first():
     check_batch(batch, store, x)
 
 
-def link_loader(store, data, seed: int, neg_sampling: str, batch_size: int = 16):
+def link_loader(
+    store, data, seed: int, neg_sampling: str, batch_size: int = 16, sampler: str = "gnnrec"
+):
+    """A ``LinkLoader`` over ``RATES`` driven by our sampler, or (``sampler="pyg"``) PyG's own
+    ``LinkNeighborLoader`` over our stores (its sampler needs pyg-lib or torch-sparse)."""
     edges = store.to_hetero()[RATES].edge_index
-    return LinkLoader(
-        data,
-        link_sampler=PyGHeteroNeighborSampler(store, [5, 5], seed=seed),
+    common = dict(
         edge_label_index=(RATES, edges),
         neg_sampling=neg_sampling,
         batch_size=batch_size,
         shuffle=False,
-    ), edges
+    )
+    if sampler == "pyg":
+        if not (WITH_PYG_LIB or WITH_TORCH_SPARSE):
+            pytest.skip("PyG's own neighbor sampler needs pyg-lib or torch-sparse")
+        torch.manual_seed(seed)
+        return LinkNeighborLoader(data, num_neighbors=[5, 5], **common), edges
+    sampler = PyGHeteroNeighborSampler(store, [5, 5], seed=seed)
+    return LinkLoader(data, link_sampler=sampler, **common), edges
 
 
 def test_link_loader_binary_negatives_are_items_and_repeat_with_the_seed():
@@ -159,11 +171,13 @@ def test_link_loader_binary_negatives_are_items_and_repeat_with_the_seed():
     assert torch.equal(ids(again), ids(batch)) and not torch.equal(ids(other), ids(batch))
 
 
-def test_link_loader_trains_a_pyg_model_on_our_stores_with_triplet_negatives():
+@pytest.mark.parametrize("sampler", ["gnnrec", "pyg"])
+def test_link_loader_trains_a_pyg_model_on_our_stores_with_triplet_negatives(sampler):
     store = planted_store(users=60, items=30)
     data, x = stores(store)
-    loader, _ = link_loader(store, data, 0, "triplet", batch_size=32)
+    loader, _ = link_loader(store, data, 0, "triplet", batch_size=32, sampler=sampler)
     first = next(iter(loader))
+    check_batch(first, store, x)
     users, pos, neg = (
         first["user"].src_index,
         first["item"].dst_pos_index,
