@@ -451,24 +451,14 @@ def add_synth(sub, common) -> None:
         default=0.8,
         help="share of a user's items in its community",
     )
-    synth.add_argument(
-        "--friends-per-user",
-        type=whole(0),
-        default=0,
-        help="planted friendships a user (in their community with --affinity)",
-    )
-    synth.add_argument(
-        "--links-per-item",
-        type=whole(0),
-        default=0,
-        help="planted item-item links an item (in its community with --affinity)",
-    )
-    synth.add_argument(
-        "--attributes-per-item",
-        type=whole(0),
-        default=0,
-        help="planted attributes an item (entity nodes; in its community with --affinity)",
-    )
+    for flag, what in (
+        ("--friends-per-user", "planted friendships a user"),
+        ("--links-per-item", "planted item-item links an item"),
+        ("--attributes-per-item", "planted attributes (entity nodes) an item"),
+    ):
+        synth.add_argument(
+            flag, type=whole(0), default=0, help=f"{what} (in its community with --affinity)"
+        )
     synth.add_argument(
         "--attributes",
         type=whole(0),

@@ -125,6 +125,16 @@ def data_fingerprint(prepared: Prepared) -> dict:
         "items": prepared.graph.num_items,
         "interactions": len(inter),
         "split": split.name,
+    } | _entity_counts(prepared.graph)
+
+
+def _entity_counts(graph: TextGraph) -> dict:
+    """``entities`` ({type: count}) and ``relations`` ({name: edges}) of a graph that has any."""
+    if not graph.entities and not graph.relation_edges:
+        return {}
+    return {
+        "entities": {t: len(table) for t, table in graph.entities.items()},
+        "relations": {p.relation.name: int(p.edges.shape[1]) for p in graph.relation_edges},
     }
 
 

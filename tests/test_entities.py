@@ -8,6 +8,7 @@ attributes from the synthetic generator; every bad table refused with its file a
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -325,3 +326,62 @@ def test_synthetic_items_get_planted_attributes_of_their_community(tmp_path):
     lines = (folder / "item_attributes.csv").read_text().splitlines()
     assert lines[0] == "src,dst" and lines[1] == f"i{item[0]},a{attribute[0]}"
     assert not load_synthetic(folder, item_attributes=False).entities
+
+
+def test_gnnrec_synth_plants_attributes_that_a_run_reads(tmp_path, feature_cache):
+    from gnnrec.cli import main
+    from gnnrec.config import load_config
+    from gnnrec.run import train_run
+
+    data = tmp_path / "synth"
+    argv = ["synth", "--users", "60", "--items", "24", "--communities", "3", "--output", str(data)]
+    assert main([*argv, "--attributes-per-item", "2", "--attributes", "6"]) == 0
+    overrides = [
+        f'run_dir="{tmp_path / "run"}"',
+        "data.dataset=synthetic",
+        f'data.path="{data}"',
+        "model.name=lightgcn",
+        "model.text_features=false",
+        "train.epochs=1",
+        "train.progress=false",
+    ]
+    train_run(load_config(None, overrides))
+    data_file = json.loads((tmp_path / "run" / "data.json").read_text())
+    assert data_file["entities"] == {"attribute": 6}
+    assert data_file["relations"] == {"has_attribute": 24 * 2}
+
+
+@pytest.mark.parametrize("sampler", ["gnnrec", "pyg"])
+def test_pyg_loaders_sample_entity_types_over_our_stores(sampler):
+    """PyG's ``NodeLoader`` with our sampler, or its own ``NeighborLoader`` (pyg-lib or
+    torch-sparse), over our hetero stores of a graph with genres and tags: features of every
+    node type read for the right rows, every sampled edge an edge of its type."""
+    from torch_geometric.loader import NeighborLoader, NodeLoader
+    from torch_geometric.typing import WITH_PYG_LIB, WITH_TORCH_SPARSE
+
+    from gnnrec.data.pyg_stores import PyGFeatureStore, PyGHeteroGraphStore
+    from gnnrec.train.pyg_sampler import PyGHeteroNeighborSampler
+
+    store = _store(weighted=True)
+    typed = TypedGraph(store)
+    x = {t: torch.randn(typed.num_nodes(t), 4) for t in typed.node_types}
+    data = (PyGFeatureStore.hetero({t: {"x": x[t]} for t in x}), PyGHeteroGraphStore(store))
+    seeds = ("item", torch.tensor([0, 3]))
+    if sampler == "pyg":
+        if not (WITH_PYG_LIB or WITH_TORCH_SPARSE):
+            pytest.skip("PyG's own neighbor sampler needs pyg-lib or torch-sparse")
+        loader = NeighborLoader(data, num_neighbors=[-1, -1], input_nodes=seeds, batch_size=2)
+    else:
+        ours = PyGHeteroNeighborSampler(store, [-1, -1], seed=0)
+        loader = NodeLoader(data, node_sampler=ours, input_nodes=seeds, batch_size=2)
+    batch = next(iter(loader))
+    assert batch["item"].n_id[:2].tolist() == [0, 3]
+    assert sorted(batch["genre"].n_id.tolist()) == [0, 1]  # both genres, through items 0 and 3
+    hetero = store.to_hetero()
+    for node_type in batch.node_types:
+        assert torch.equal(batch[node_type].x, x[node_type][batch[node_type].n_id])
+    for edge_type in batch.edge_types:
+        src, _, dst = edge_type
+        e = batch[edge_type].edge_index
+        pairs = torch.stack([batch[src].n_id[e[0]], batch[dst].n_id[e[1]]])
+        assert torch.equal(hetero[edge_type].edge_index[:, batch[edge_type].e_id], pairs)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import SHARDED, error_line, planted_config, trained_model
+from helpers import SHARDED, error_line, planted_config, trained_model, write_csv
 
 import gnnrec
 from gnnrec import update as update_module
@@ -29,24 +29,16 @@ SPACE = [f"i0_{k}" for k in range(15)]
 HORSES = [f"i2_{k}" for k in range(15)]
 
 
-def _write(path: Path, header: list[str], rows: list[list]) -> Path:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
-
-
 def _new_interactions(folder: Path) -> Path:
     """A new user of space stories, a new item, and a known user's new interaction."""
     rows = [["newbie", item, 5] for item in SPACE[:6]]
     rows += [["u2", "i_brand_new", 4], ["u2", HORSES[0], 4], ["u2", HORSES[1], 4]]
-    return _write(folder / "new.csv", ["user_id", "item_id", "rating"], rows)
+    return write_csv(folder / "new.csv", ["user_id", "item_id", "rating"], rows)
 
 
 def _brand_new_text(folder: Path) -> Path:
     """The text of the new item of :func:`_new_interactions`."""
-    return _write(
+    return write_csv(
         folder / "items.csv",
         ["item_id", "title", "genre"],
         [["i_brand_new", "A horses story number 99", "horses"]],
@@ -119,7 +111,7 @@ def test_an_update_adds_users_items_and_interactions_as_a_new_version(run, tmp_p
 
 def test_updates_chain_and_are_reproducible(run, tmp_path):
     update_run(run, _new_interactions(tmp_path), UpdateConfig(epochs=2))
-    second = _write(tmp_path / "more.csv", ["user_id", "item_id"], [["newbie", SPACE[7]]])
+    second = write_csv(tmp_path / "more.csv", ["user_id", "item_id"], [["newbie", SPACE[7]]])
     metrics = update_run(run, second, UpdateConfig(epochs=2))
     assert (metrics["update"]["version"], metrics["update"]["from_version"]) == ("0002", "0001")
     config = load_config(run / VERSIONS / "0002" / "config.toml")
@@ -160,8 +152,8 @@ def test_a_text_model_takes_new_items_text_and_refuses_new_items_without(
     update_run(run, new, UpdateConfig(epochs=1), items=_brand_new_text(tmp_path))
     handle = gnnrec.load(run)
     assert handle.title("i_brand_new") == "A horses story number 99"
-    bad = _write(tmp_path / "bad-items.csv", ["item_id", "colour"], [["i_other", "red"]])
-    other = _write(tmp_path / "other.csv", ["user_id", "item_id"], [["u1", "i_other"]])
+    bad = write_csv(tmp_path / "bad-items.csv", ["item_id", "colour"], [["i_other", "red"]])
+    other = write_csv(tmp_path / "other.csv", ["user_id", "item_id"], [["u1", "i_other"]])
     with pytest.raises(ValueError, match=r"columns \['colour'\] that are no item text field"):
         update_run(run, other, items=bad)
     assert current_version(run) == "0001"
@@ -169,10 +161,10 @@ def test_a_text_model_takes_new_items_text_and_refuses_new_items_without(
 
 def test_bad_updates_change_nothing(run, tmp_path):
     model = (run / "model.pt").read_bytes()
-    wrong = _write(tmp_path / "wrong.csv", ["user", "item"], [["u1", "i0_1"]])
+    wrong = write_csv(tmp_path / "wrong.csv", ["user", "item"], [["u1", "i0_1"]])
     with pytest.raises(ValueError, match=r"missing \['user_id', 'item_id'\]"):
         update_run(run, wrong)
-    empty = _write(tmp_path / "empty.csv", ["user_id", "item_id"], [])
+    empty = write_csv(tmp_path / "empty.csv", ["user_id", "item_id"], [])
     with pytest.raises(ValueError, match="empty.csv"):
         update_run(run, empty)
     with pytest.raises(ValueError, match="is a gnnrec run directory, not a table"):
@@ -190,7 +182,7 @@ def test_bad_updates_change_nothing(run, tmp_path):
 def test_an_update_of_pairs_the_run_holds_is_refused(run, tmp_path):
     with open(load_config(run / "config.toml").data.path) as f:
         rows = list(csv.reader(f))[1:4]  # pairs the run holds (in training or held out)
-    again = _write(tmp_path / "again.csv", ["user_id", "item_id"], [r[:2] for r in rows])
+    again = write_csv(tmp_path / "again.csv", ["user_id", "item_id"], [r[:2] for r in rows])
     with pytest.raises(
         ValueError, match="adds no interaction the run does not already hold"
     ) as err:
@@ -205,7 +197,7 @@ def test_a_failed_update_leaves_the_current_version_as_it_was(run, tmp_path):
     def fail(step: int) -> None:
         raise KeyboardInterrupt  # as a Ctrl-C in the middle of training
 
-    more = _write(tmp_path / "more.csv", ["user_id", "item_id"], [["newbie", SPACE[9]]])
+    more = write_csv(tmp_path / "more.csv", ["user_id", "item_id"], [["newbie", SPACE[9]]])
     with pytest.raises(KeyboardInterrupt):
         update_run(run, more, on_step=fail)
     assert current_version(run) == "0001" and not (run / VERSIONS / "0002").exists()
@@ -241,7 +233,9 @@ def test_an_update_trains_only_the_rows_it_reaches_unless_told(
 ):
     run = _train(planted_dir, feature_cache, tmp_path / "text", "train.epochs=2")
     before = trained_model(run)
-    few = _write(tmp_path / "few.csv", ["user_id", "item_id"], [["u1", SPACE[3]], ["u1", SPACE[4]]])
+    few = write_csv(
+        tmp_path / "few.csv", ["user_id", "item_id"], [["u1", SPACE[3]], ["u1", SPACE[4]]]
+    )
     update_run(run, few, UpdateConfig(epochs=3))
     after = trained_model(run / VERSIONS / "0001")
     shared = [k for k in before if not k.startswith(("embedding.", "bias."))]
@@ -250,7 +244,7 @@ def test_an_update_trains_only_the_rows_it_reaches_unless_told(
     assert rows_before.shape == rows_after.shape  # no new user or item
     changed = (rows_before != rows_after).any(dim=1).nonzero().flatten().tolist()
     assert 1 in changed and set(changed) <= {1, 48 + 3, 48 + 4}  # u1, its items: no other row
-    again = _write(tmp_path / "again.csv", ["user_id", "item_id"], [["u2", SPACE[5]]])
+    again = write_csv(tmp_path / "again.csv", ["user_id", "item_id"], [["u2", SPACE[5]]])
     update_run(run, again, UpdateConfig(epochs=1, train_shared=True, replay=1.0))
     shared_after = trained_model(run / VERSIONS / "0002")
     assert any(not torch.equal(after[k], shared_after[k]) for k in shared)
@@ -277,7 +271,7 @@ def test_the_step_size_defaults_per_model_and_a_given_one_wins(run, tmp_path, mo
         return real_fit(new_config, *args, **kwargs)
 
     monkeypatch.setattr(update_module, "fit", spy)
-    update_run(run, _write(tmp_path / "d.csv", ["user_id", "item_id"], [["u2", SPACE[6]]]))
+    update_run(run, write_csv(tmp_path / "d.csv", ["user_id", "item_id"], [["u2", SPACE[6]]]))
     expected = 1.0 if config.model.text_features else 4.0
     assert steps == [pytest.approx(expected * config.train.lr)]
 
