@@ -36,17 +36,34 @@ def _config(args: argparse.Namespace):
     return load_config(config_file, overrides, base=RECIPES[args.recipe]())
 
 
+# the summary table's columns: metric key, heading (the rest are in metrics.json)
+SUMMARY = (
+    ("recall@20", "Recall@20"),
+    ("ndcg@20", "NDCG@20"),
+    ("mrr@20", "MRR@20"),
+    ("coverage@20", "Cover@20"),
+    ("gini@20", "Gini@20"),
+)
+
+
+def _summary_row(label: str, metrics: dict) -> str:
+    """``label`` and the :data:`SUMMARY` metrics ``metrics`` has (blank for the others)."""
+    cells = "".join(
+        f"{metrics[key]:>10.4f}" if key in metrics else f"{'':>10}" for key, _ in SUMMARY
+    )
+    return f"{label:<28}{cells}"
+
+
 def _print_metrics(metrics: dict) -> None:
-    pop = metrics["baselines"]["popularity"]
-    print(f"\n{'model':<28}{'Recall@20':>10}{'NDCG@20':>10}")
-    print(f"{metrics['model_label']:<28}{metrics['recall@20']:>10.4f}{metrics['ndcg@20']:>10.4f}")
-    print(f"{'popularity baseline':<28}{pop['recall@20']:>10.4f}{pop['ndcg@20']:>10.4f}")
+    print(f"\n{'model':<28}" + "".join(f"{heading:>10}" for _, heading in SUMMARY))
+    print(_summary_row(metrics["model_label"], metrics))
+    print(_summary_row("popularity baseline", metrics["baselines"]["popularity"]))
     if "cold" in metrics:
         cold = metrics["cold"]
         label = f"{metrics['model_label'].split(' on ')[0]}, cold items only"  # "GAT, cold ..."
         print(
-            f"{label:<28}{cold['recall@20']:>10.4f}{cold['ndcg@20']:>10.4f}"
-            f"   ({cold['n_cold_items']} items with no training interactions)"
+            _summary_row(label, cold)
+            + f"   ({cold['n_cold_items']} items with no training interactions)"
         )
     sample = metrics.get("test_user_sample")
     drawn = f", drawn from {sample['of']} test users, seed {sample['seed']}" if sample else ""

@@ -1,4 +1,5 @@
-"""Full-ranking metrics against a brute-force, one-user-at-a-time implementation."""
+"""Full-ranking metrics (accuracy, exposure, popularity, personalization) against a
+brute-force, one-user-at-a-time implementation."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from gnnrec.train.metrics import full_ranking_metrics, popularity_scores, rating
 
 
 def _brute_force(scores, train, test, k, candidates):
-    recall = ndcg = precision = hit = 0.0
+    recall = ndcg = precision = hit = mrr = f1 = popularity = 0.0
     users = sorted({u for u, i in test if candidates[i]})
+    counts = np.bincount([i for _, i in train], minlength=scores.shape[1])
+    lists = []
     for u in users:
         relevant = {i for uu, i in test if uu == u and candidates[i]}
         seen = {i for uu, i in train if uu == u}
@@ -22,18 +25,33 @@ def _brute_force(scores, train, test, k, candidates):
             (i for i in range(scores.shape[1]) if i not in seen and candidates[i]),
             key=lambda i: -scores[u, i],
         )[:k]
+        lists.append(set(ranked))
         hits = [1.0 if i in relevant else 0.0 for i in ranked]
         recall += sum(hits) / len(relevant)
         precision += sum(hits) / k
         hit += float(sum(hits) > 0)
         dcg = sum(h / math.log2(r + 2) for r, h in enumerate(hits))
         ndcg += dcg / sum(1 / math.log2(r + 2) for r in range(min(k, len(relevant))))
+        mrr += next((1 / (r + 1) for r, h in enumerate(hits) if h), 0.0)
+        p, r = sum(hits) / k, sum(hits) / len(relevant)
+        f1 += 2 * p * r / (p + r) if p + r else 0.0
+        popularity += float(np.mean([counts[i] for i in ranked])) if ranked else 0.0
     n = len(users)
+    shown = np.array([sum(i in own for own in lists) for i in np.flatnonzero(candidates)])
+    gini = np.abs(shown[:, None] - shown[None, :]).sum() / (2 * len(shown) * shown.sum())
+    width = min(k, scores.shape[1])
+    overlaps = [len(a & b) / width for x, a in enumerate(lists) for b in lists[x + 1 :]]
     return {
         "recall": recall / n,
         "ndcg": ndcg / n,
         "precision": precision / n,
         "hitrate": hit / n,
+        "mrr": mrr / n,
+        "f1": f1 / n,
+        "popularity": popularity / n,
+        "coverage": float((shown > 0).mean()),
+        "gini": gini if shown.sum() else 0.0,
+        "personalization": 1 - float(np.mean(overlaps)) if overlaps else 0.0,
     }, n
 
 

@@ -35,7 +35,7 @@ def test_the_best_epoch_its_copy_and_patience():
     assert (best.epoch, best.model, best.bad_epochs) == (6, None, 0)
 
 
-@pytest.mark.parametrize("select", ["recall@20", "ndcg@20"])
+@pytest.mark.parametrize("select", ["recall@20", "ndcg@20", "mrr@20", "gini@20"])
 def test_eval_select_picks_the_best_epoch_by_its_metric(
     planted_dir, feature_cache, tmp_path, select
 ):
@@ -44,9 +44,12 @@ def test_eval_select_picks_the_best_epoch_by_its_metric(
         planted_config(planted_dir, feature_cache, run, "train.epochs=5", f'eval.select="{select}"')
     )
     rows = [json.loads(line) for line in (run / "metrics.jsonl").open()]
-    values = [r[f"valid_{select}"] for r in rows]
+    sign = -1.0 if select == "gini@20" else 1.0  # the less concentrated exposure, the better
+    values = [sign * r[f"valid_{select}"] for r in rows]
     assert metrics["best_epoch"] == int(np.argmax(values)) + 1  # the first of the best
     assert load_checkpoint(run / "checkpoints" / "last.pt")["best_score"] == max(values)
+    for name in ("mrr@20", "f1@20", "coverage@20", "personalization@20", "popularity@20"):
+        assert name in metrics and f"valid_{name}" in rows[0], name
 
 
 @pytest.mark.parametrize(

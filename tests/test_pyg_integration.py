@@ -8,12 +8,22 @@ import numpy as np
 import pytest
 import torch
 import torch_geometric.typing
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from strategies import csr_graphs, features
 from torch_geometric import EdgeIndex
 from torch_geometric.loader import LinkLoader, NeighborLoader, NodeLoader
-from torch_geometric.metrics import LinkPredNDCG, LinkPredRecall
+from torch_geometric.metrics import (
+    LinkPredAveragePopularity,
+    LinkPredCoverage,
+    LinkPredF1,
+    LinkPredHitRatio,
+    LinkPredMRR,
+    LinkPredNDCG,
+    LinkPredPersonalization,
+    LinkPredPrecision,
+    LinkPredRecall,
+)
 from torch_geometric.nn import GCN, GCNConv, LGConv
 
 import gnnrec.models.pyg_conv as pyg_conv
@@ -183,23 +193,44 @@ def test_every_graph_format_gives_the_same_csr():
         assert torch.equal(got.indices.long(), csr.indices.long()), type(form)
 
 
-@given(st.integers(2, 30), st.integers(3, 40), st.integers(0, 2**16))
-def test_ranking_metrics_agree_with_pyg(num_users, num_items, seed):
+@given(st.integers(2, 30), st.integers(3, 40), st.integers(0, 2**16), st.sampled_from([1, 5]))
+def test_ranking_metrics_agree_with_pyg(num_users, num_items, seed, k):
+    """Every ranking metric PyG defines equals ours on the same top-k lists (the lists of the
+    users with test items); Gini against its pairwise definition."""
     rng = np.random.default_rng(seed)
     scores = torch.from_numpy(rng.standard_normal((num_users, num_items)).astype(np.float32))
     pairs = rng.random((num_users, num_items))
     train = np.nonzero(pairs < 0.2)
     test = np.nonzero(pairs > 0.8)
-    k = 5
+    evaluated = np.unique(test[0])
+    # every list of k items the user has not trained on (masked items have no order)
+    assume(len(evaluated) and (pairs[evaluated] >= 0.2).sum(1).min() >= k)
     ours = full_ranking_metrics(
         lambda b, items: scores[b][:, items], train, test, num_users, num_items, ks=(k,)
     )
     masked = scores.clone()
     masked[torch.from_numpy(train[0]), torch.from_numpy(train[1])] = -torch.inf
-    top = torch.topk(masked, min(k, num_items), dim=1).indices
-    label_index = torch.from_numpy(np.stack(test))
-    recall, ndcg = LinkPredRecall(k), LinkPredNDCG(k)
-    recall.update(top, label_index)
-    ndcg.update(top, label_index)
-    assert ours[f"recall@{k}"] == pytest.approx(float(recall.compute()), abs=1e-6)
-    assert ours[f"ndcg@{k}"] == pytest.approx(float(ndcg.compute()), abs=1e-6)
+    top = torch.topk(masked[torch.from_numpy(evaluated)], k, dim=1).indices
+    label_index = torch.from_numpy(np.stack([np.searchsorted(evaluated, test[0]), test[1]]))
+    popularity = torch.from_numpy(np.bincount(train[1], minlength=num_items))
+    theirs = {
+        "recall": LinkPredRecall(k),
+        "ndcg": LinkPredNDCG(k),
+        "precision": LinkPredPrecision(k),
+        "hitrate": LinkPredHitRatio(k),
+        "mrr": LinkPredMRR(k),
+        "f1": LinkPredF1(k),
+        "coverage": LinkPredCoverage(k, num_items),
+        "popularity": LinkPredAveragePopularity(k, popularity),
+        "personalization": LinkPredPersonalization(k, max_src_nodes=None),
+    }
+    if len(evaluated) < 2:  # no pair of lists: PyG's is 0 / 0, ours 0
+        assert ours[f"personalization@{k}"] == 0.0
+        del theirs["personalization"]
+    for name, metric in theirs.items():
+        metric.update(top, label_index)
+        assert ours[f"{name}@{k}"] == pytest.approx(float(metric.compute()), abs=1e-6), name
+    exposure = np.bincount(top.flatten().numpy(), minlength=num_items).astype(float)
+    pairwise = np.abs(exposure[:, None] - exposure[None, :]).sum()
+    gini = pairwise / (2 * num_items * exposure.sum())
+    assert ours[f"gini@{k}"] == pytest.approx(gini, abs=1e-9)

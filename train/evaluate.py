@@ -22,14 +22,24 @@ from gnnrec.train.metrics import (
 )
 from gnnrec.train.training_data import Pairs, TrainingData
 
-SELECTIONS = ("auto", "recall@20", "ndcg@20", "rmse", "mae")
 RATING_METRICS = ("rmse", "mae")
+# every ranking metric at 20 (train/metrics.py), validated each epoch and selectable
+RANKING_METRICS = tuple(
+    f"{name}@20"
+    for name in (
+        "recall", "ndcg", "precision", "hitrate", "mrr", "f1",
+        "coverage", "gini", "popularity", "personalization",
+    )
+)  # fmt: skip
+SELECTIONS = ("auto", *RANKING_METRICS, *RATING_METRICS)
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "gini@20", "popularity@20"})
 
 
 @dataclass(kw_only=True)
 class EvalConfig:
     """``ks``: the cut-offs of every ranking metric (20 is always among them); ``select``: the
-    validation metric that picks the best epoch (``recall@20`` or ``ndcg@20`` for ranking,
+    validation metric that picks the best epoch (any ranking metric at 20, e.g. ``ndcg@20``,
+    ``mrr@20`` or ``coverage@20``; the lower the better for ``gini@20`` and ``popularity@20``;
     ``rmse`` or ``mae`` for ratings; ``auto``: Recall@20, or RMSE with ``train.objective =
     "mse"``); ``top_k``: recommendations written per user; ``test_users``: > 0 ranks a seeded
     sample of that many test users (``test_user_seed``) instead of all of them, for graphs
@@ -40,7 +50,7 @@ class EvalConfig:
     )
 
     ks: list[int] = field(default_factory=lambda: [10, 20])
-    select: Literal["auto", "recall@20", "ndcg@20", "rmse", "mae"] = "auto"
+    select: Literal[SELECTIONS] = "auto"
     top_k: int = 10
     # > 0: final embeddings computed this many nodes at a time (device memory bounded by the
     # chunk, the result kept on the host); 0: the whole graph at once
@@ -123,22 +133,21 @@ def validation_metrics(
     objective: str,
     select: str = "auto",
 ) -> dict[str, float]:
-    """Validation metrics of embeddings ``z``; ``score`` is what early stopping maximises: the
-    metric ``select`` names (:func:`selected_metric`), negated for an error (RMSE, MAE)."""
+    """Validation metrics of embeddings ``z`` (every ranking metric at 20, or the rating
+    errors); ``score`` is what early stopping maximises: the metric ``select`` names
+    (:func:`selected_metric`), negated where lower is better (:data:`LOWER_IS_BETTER`)."""
     name = selected_metric(select, objective)
     if objective == "mse":
         metrics = rating_metrics(predicted_ratings(model, z, valid), torch.as_tensor(valid[2]))
-        return {**metrics, "score": -metrics[name]}
-    U = data.num_users
-    metrics = full_ranking_metrics(
-        item_scores(model, z, U), data.train[:2], valid[:2], U, data.num_items, ks=(20,)
-    )
-    return {
-        "recall@20": metrics["recall@20"],
-        "ndcg@20": metrics["ndcg@20"],
-        "users": metrics["n_users_evaluated"],
-        "score": metrics[name],
-    }
+    else:
+        U = data.num_users
+        ranking = full_ranking_metrics(
+            item_scores(model, z, U), data.train[:2], valid[:2], U, data.num_items, ks=(20,)
+        )
+        metrics = {m: ranking[m] for m in RANKING_METRICS}
+        metrics["users"] = ranking["n_users_evaluated"]
+    sign = -1.0 if name in LOWER_IS_BETTER else 1.0
+    return {**metrics, "score": sign * metrics[name]}
 
 
 def evaluation_report(
