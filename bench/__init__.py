@@ -7,6 +7,7 @@ short table; baselines are timed in the same process.
 # Every topic, each a module of this package with a ``main(argv)``: the CLI lists these.
 TOPICS = (
     "attention",
+    "convergence",
     "distributed",
     "embeddings",
     "encoders",
@@ -20,5 +21,6 @@ TOPICS = (
     "sampling",
     "serving",
     "steps",
+    "tuning",
     "updates",
 )

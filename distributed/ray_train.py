@@ -18,6 +18,7 @@ import dataclasses
 import os
 import socket
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from gnnrec.distributed.layout import ParallelLayout
 from gnnrec.distributed.memory import process_memory
 from gnnrec.distributed.shared_data import share, touch_pages, unshare
 from gnnrec.models.config import ModelConfig, build_model
+from gnnrec.train.callbacks import Callback
 from gnnrec.train.checkpoint import TABLE_SHARDS, load_checkpoint, save_checkpoint
 from gnnrec.train.config import TrainConfig
 from gnnrec.train.determinism import deterministic_algorithms
@@ -197,9 +199,12 @@ def train_worker(loop_config: dict) -> None:
         initial=ray.get(loop_config["initial"]) if loop_config.get("initial") else None,
         trainable=loop_config.get("trainable"),
         trainable_rows=loop_config.get("trainable_rows"),
+        callbacks=loop_config.get("callbacks", ()) if rank == 0 else (),
     )
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
+        for callback in trainer.callbacks:
+            callback.on_train_begin(loop_config.get("run_config", {}), run_dir)
     tables = dict(trainer.tables)  # (a single worker makes them dense again after training)
     facts.update(
         table_bytes=sum(t.shard.nbytes + t.state.nbytes for t in tables.values()),
@@ -272,13 +277,16 @@ def fit_on_ray(
     initial: dict[str, torch.Tensor] | None = None,
     trainable: list[str] | None = None,
     trainable_rows: torch.Tensor | None = None,
+    callbacks: Sequence[Callback] = (),
+    run_config: dict | None = None,
 ) -> FitResult:
     """Trains the model ``model`` describes on ``data`` (or the reference
     :func:`put_training_data` gave for it) with ``train`` on Ray Train, spread as ``layout``
     says (see :class:`~gnnrec.distributed.layout.ParallelLayout`); the run's files go to
     ``run_dir``; ``provenance``: saved in every checkpoint; ``select``: ``eval.select``;
     ``initial``, ``trainable``, ``trainable_rows``: the weights to start from and which of them
-    train (see :class:`~gnnrec.train.trainer.Trainer`)."""
+    train (see :class:`~gnnrec.train.trainer.Trainer`); ``callbacks``: pickled to rank 0's
+    worker, which starts them with ``run_config`` (the whole run's configuration)."""
     # first: a private instance must be set up before Ray is imported
     connect(layout.address, log_to_driver=layout.worker_logs)
     import ray
@@ -307,6 +315,8 @@ def fit_on_ray(
             "initial": None if initial is None else ray.put(initial),
             "trainable": trainable,
             "trainable_rows": trainable_rows,
+            "callbacks": list(callbacks),
+            "run_config": run_config or {},
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=(counts.start, counts.stop - 1) if len(counts) > 1 else counts.start,

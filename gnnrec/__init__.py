@@ -43,6 +43,8 @@ _EXPORTS = {
     "TrainConfig": "gnnrec.train.config",
     "EvalConfig": "gnnrec.train.evaluate",
     "ParallelLayout": "gnnrec.distributed.layout",
+    "TrackConfig": "gnnrec.train.trackers",
+    "Callback": "gnnrec.train.callbacks",
     # building blocks
     "aggregate": "gnnrec.kernels",
     "CSR": "gnnrec.data.graph_store",

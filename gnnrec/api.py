@@ -10,6 +10,7 @@ and value) before any work, with the CLI's wording and these functions' own para
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from gnnrec.recipes import RECIPES
 if TYPE_CHECKING:
     from gnnrec.serve.handle import RunHandle
     from gnnrec.serve.item_index import IndexConfig
+    from gnnrec.train.callbacks import Callback
 
 
 def load_config(
@@ -51,17 +53,19 @@ def load_config(
     return _load_file(path, overrides, base=RECIPES[recipe]())
 
 
-def fit(config: RunConfig) -> dict:
+def fit(config: RunConfig, callbacks: Sequence[Callback] = ()) -> dict:
     """Trains (or resumes) ``config`` in ``config.run_dir`` and returns its test metrics (``fit``,
     not ``train``: ``gnnrec.train`` is the training subpackage). The config is validated again
-    first, so one changed in place after loading is held to the same rules."""
+    first, so one changed in place after loading is held to the same rules. ``callbacks``:
+    :class:`gnnrec.Callback` hooks that see every epoch and may stop training
+    (:mod:`gnnrec.train.callbacks`)."""
     from gnnrec.run import train_run
 
     if not isinstance(config, RunConfig):
         raise TypeError(
             f"config must be a RunConfig (from gnnrec.load_config), got {type(config).__name__}"
         )
-    return train_run(config_from_dict(dataclasses.asdict(config)))
+    return train_run(config_from_dict(dataclasses.asdict(config)), callbacks=callbacks)
 
 
 def evaluate(run_dir: str | Path, allow_data_change: bool = False) -> dict:

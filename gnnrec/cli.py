@@ -308,6 +308,45 @@ def add_serve(sub, common) -> None:
     serve.set_defaults(func=commands.cmd_serve)
 
 
+def add_tune(sub, common) -> None:
+    tune = _command(
+        sub,
+        common,
+        "tune",
+        help="search hyperparameters on Ray Tune (ASHA), write the best config",
+        description="Runs --num-samples trials of the base config (--config, --recipe, --set) "
+        "with values drawn from --space (a TOML file: [train.lr] loguniform = [1e-4, 1e-2], "
+        "[model.hidden] choice = [32, 64], uniform, grid), each a normal run reporting every "
+        "validation to Tune, which stops bad trials early (ASHA). Results go to --run-dir: "
+        "trials/, trials.jsonl, best.toml (runs with `gnnrec train --config`); the same "
+        "command again resumes an interrupted search.",
+    )
+    _config_args(tune)
+    tune.add_argument("--space", type=Path, required=True, help="the search space (TOML)")
+    tune.add_argument("--num-samples", type=whole(), default=8, help="trials (per grid point)")
+    tune.add_argument("--max-concurrent", type=whole(), default=2, help="trials at once")
+    tune.add_argument(
+        "--scheduler",
+        choices=["asha", "fifo"],
+        default="asha",
+        help="asha: stop bad trials early; fifo: run every trial to the end (a full grid)",
+    )
+    tune.add_argument(
+        "--grace-period", type=whole(), default=1, help="epochs every trial runs before ASHA"
+    )
+    tune.add_argument(
+        "--reduction-factor", type=whole(2), default=2, help="ASHA keeps 1 in this many"
+    )
+    tune.add_argument("--cpus-per-trial", type=real(), default=1.0, help="CPUs a trial holds")
+    tune.add_argument(
+        "--gpus-per-trial", type=real(low_open=False), default=0.0, help="GPUs a trial holds"
+    )
+    tune.add_argument(
+        "--address", default="", help="a Ray cluster (default: a private loopback instance)"
+    )
+    tune.set_defaults(func=commands.cmd_tune)
+
+
 def add_update(sub, common) -> None:
     update = _command(
         sub,
@@ -509,6 +548,7 @@ SUBCOMMANDS = (
     add_profile,
     add_serve,
     add_update,
+    add_tune,
     add_export,
     add_config,
     add_submit,

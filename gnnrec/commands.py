@@ -395,6 +395,29 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote user and item embeddings, their ids and seen items{built} to {folder}")
 
 
+def cmd_tune(args: argparse.Namespace) -> None:
+    from gnnrec.tune import TuneSettings, read_space, tune_run
+
+    settings = TuneSettings(
+        num_samples=args.num_samples,
+        scheduler=args.scheduler,
+        max_concurrent=args.max_concurrent,
+        grace_period=args.grace_period,
+        reduction_factor=args.reduction_factor,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        address=args.address,
+    )
+    dimensions = read_space(args.space)
+    config = _config(argparse.Namespace(**{**vars(args), "run_dir": None}))
+    tune_dir = args.run_dir or "runs/tune"
+    best = tune_run(config, dimensions, tune_dir, settings)
+    values = ", ".join(f"{k} = {v}" for k, v in best["values"].items())
+    print(f"best trial: {best['metric']} {best['value']:.4f} at epoch {best['epoch']} ({values})")
+    print(f"its config: {best['best_config']} (gnnrec train --config {best['best_config']})")
+    print(f"every trial: {Path(tune_dir) / 'trials.jsonl'}")
+
+
 def cmd_update(args: argparse.Namespace) -> None:
     from gnnrec.update import UpdateConfig, update_run
 

@@ -23,6 +23,7 @@ from gnnrec.encoders.config import EncoderConfig
 from gnnrec.models.config import ModelConfig
 from gnnrec.train.config import TrainConfig
 from gnnrec.train.evaluate import RATING_METRICS, EvalConfig
+from gnnrec.train.trackers import TrackConfig
 
 
 @dataclass(kw_only=True)
@@ -36,6 +37,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     parallel: ParallelLayout = field(default_factory=ParallelLayout)
+    track: TrackConfig = field(default_factory=TrackConfig)
 
     def __post_init__(self) -> None:
         check_run_dir(self.run_dir)
@@ -45,6 +47,14 @@ class RunConfig:
                 f"eval.select = {self.eval.select!r} does not measure a "
                 f"train.objective = {self.train.objective!r} model: choose "
                 f"{'rmse or mae' if self.train.objective == 'mse' else 'recall@20 or ndcg@20'}"
+            )
+        if self.train.objective == "bpr+simgcl" and (
+            self.model.name not in ("gcn", "lightgcn", "gat") or self.model.layers < 1
+        ):
+            raise ValueError(
+                "train.objective = 'bpr+simgcl' perturbs each propagation layer's output: it "
+                f"needs model.name gcn, lightgcn or gat with layers >= 1, not "
+                f"{self.model.name} with {self.model.layers} layers"
             )
         if self.train.mode == "sampled" and len(self.train.fanouts) != self.model.layers:
             raise ValueError(

@@ -10,10 +10,11 @@ last ``train`` began and how long it took) and ``gnnrec.log`` (every train's INF
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,9 +40,11 @@ from gnnrec.run_checks import (
     check_data,
     check_resumable,
 )
+from gnnrec.train.callbacks import Callback, check_callbacks
 from gnnrec.train.checkpoint import load_checkpoint, save_checkpoint
 from gnnrec.train.determinism import deterministic_algorithms
 from gnnrec.train.evaluate import evaluation_report
+from gnnrec.train.trackers import trackers
 from gnnrec.train.trainer import Trainer, write_history
 from gnnrec.versions import current_dir, current_version
 
@@ -101,11 +104,14 @@ def train_run(
     config: RunConfig,
     on_step: Callable[[int], None] | None = None,
     allow_data_change: bool = False,
+    callbacks: Sequence[Callback] = (),
 ) -> dict:
     """Trains (resuming when ``run_dir`` has a checkpoint, on the same data unless
     ``allow_data_change``), evaluates, writes every artifact; returns the test metrics
-    (``metrics.json``). Holds the run directory's lock throughout."""
+    (``metrics.json``). Holds the run directory's lock throughout. ``callbacks`` (and the
+    trackers ``[track]`` switches on) see it start, every epoch and its end."""
     check_can_train(config)
+    callbacks = [*check_callbacks(callbacks), *trackers(config.track)]
     run_dir = Path(config.run_dir)
     if current_version(run_dir) is not None:
         raise ValueError(
@@ -119,7 +125,8 @@ def train_run(
                 deterministic_algorithms(config.train.deterministic),
                 log_to_file(run_dir / LOG_FILE),
             ):
-                return _train_run(with_absolute_paths(config), on_step, allow_data_change, scratch)
+                absolute = with_absolute_paths(config)
+                return _train_run(absolute, on_step, allow_data_change, scratch, callbacks)
         except BaseException:
             # A run that failed before its first checkpoint leaves no folder it created behind
             # (removed while the lock is held: no other process can be writing into it).
@@ -134,6 +141,7 @@ def _train_run(
     on_step: Callable[[int], None] | None,
     allow_data_change: bool,
     scratch: contextlib.ExitStack,
+    callbacks: list[Callback],
 ) -> dict:
     run_dir = Path(config.run_dir)
     check_resumable(config, run_dir)
@@ -142,8 +150,13 @@ def _train_run(
         prepared = prepare(config, progress=config.train.progress)
     provenance = checked_provenance(config, prepared, run_dir, allow_data_change)
     with clock("train"):
-        model, history, best_epoch = fit(config, prepared, provenance, scratch, on_step)
-    return write_artifacts(config, prepared, model, history, best_epoch, provenance, clock)
+        model, history, best_epoch = fit(
+            config, prepared, provenance, scratch, on_step, callbacks=callbacks
+        )
+    metrics = write_artifacts(config, prepared, model, history, best_epoch, provenance, clock)
+    for callback in callbacks:
+        callback.on_train_end(metrics, run_dir)
+    return metrics
 
 
 def fit(
@@ -155,15 +168,18 @@ def fit(
     initial: dict[str, torch.Tensor] | None = None,
     trainable: list[str] | None = None,
     trainable_rows: torch.Tensor | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> tuple[Recommender, list[dict], int]:
     """Trains ``config``'s model on ``prepared`` in ``config.run_dir`` (one process, or Ray
     Train workers), from ``initial`` weights when given and nothing is to be resumed, only the
     parameters named in ``trainable`` and the ID-table rows ``trainable_rows`` (None: all; see
-    :class:`~gnnrec.train.trainer.Trainer`); returns the model of the best weights, the
-    history and the best epoch."""
+    :class:`~gnnrec.train.trainer.Trainer`), with ``callbacks`` (on rank 0); returns the
+    model of the best weights, the history and the best epoch."""
     if config.parallel.num_workers:
         frozen = (initial, trainable, trainable_rows)
-        return _fit_on_ray(config, prepared, provenance, scratch, *frozen)
+        return _fit_on_ray(config, prepared, provenance, scratch, *frozen, callbacks)
+    for callback in callbacks:
+        callback.on_train_begin(dataclasses.asdict(config), Path(config.run_dir))
     model = model_for(config, prepared.data).to_device(config.train.torch_device())
     trainer = Trainer(
         model,
@@ -177,6 +193,7 @@ def fit(
         initial=initial,
         trainable=trainable,
         trainable_rows=trainable_rows,
+        callbacks=callbacks,
     )
     history = trainer.train()
     return model, history, trainer.best_epoch
@@ -237,10 +254,12 @@ def _fit_on_ray(
     initial: dict[str, torch.Tensor] | None,
     trainable: list[str] | None,
     trainable_rows: torch.Tensor | None,
+    callbacks: Sequence[Callback] = (),
 ) -> tuple[Recommender, list[dict], int]:
-    """Trains on Ray Train; returns the driver's model of the best weights, the history and
-    the best epoch. While the workers train, the driver's data waits on disk (page cache) and
-    the driver keeps the object store's copy of the training data, not its own."""
+    """Trains on Ray Train (``callbacks`` in rank 0's worker); returns the driver's model of
+    the best weights, the history and the best epoch. While the workers train, the driver's
+    data waits on disk (page cache) and the driver keeps the object store's copy of the
+    training data, not its own."""
     from gnnrec.distributed.ray_train import fit_on_ray, put_training_data
 
     run_dir, layout = Path(config.run_dir), config.parallel
@@ -258,6 +277,8 @@ def _fit_on_ray(
         initial,
         trainable,
         trainable_rows,
+        callbacks,
+        dataclasses.asdict(config),
     )
     # built after training (the workers build their own; the driver's memory is the data's
     # meanwhile), then given the result's tensors rather than copies of them

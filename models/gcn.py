@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gnnrec.common.row_ranges import row_ranges
@@ -92,14 +93,21 @@ class GCNRecommender(TextAndIDRecommender):
         return GCNLayer(width, width, config.aggregation, weight=config.conv_weights)
 
     def propagate(
-        self, h0: torch.Tensor, view: GraphView, source_mask: torch.Tensor | None = None
+        self,
+        h0: torch.Tensor,
+        view: GraphView,
+        source_mask: torch.Tensor | None = None,
+        noise: float = 0.0,
     ) -> torch.Tensor:
         """``z = combine(h^0, ..., h^L)`` ``[n, H]`` over the graph ``view`` (rows = targets):
         ``h^L``, or the mean ``(h^0 + ... + h^L) / (L + 1)`` summed as the layers come (no
         ``[L + 1, n, H]`` stack). Over a sampled view with ``hops``, ``z`` of the seeds only
         ``[view.within(0), H]``, layer ``l`` computed for the nodes within hop ``L - l``.
         ``source_mask`` ``[n]`` (0 or 1): ``h^0`` is ``source_mask * h0``, the mask applied
-        in layer 1's column scales and to the rows ``z`` keeps (``sum`` aggregation)."""
+        in layer 1's column scales and to the rows ``z`` keeps (``sum`` aggregation).
+        ``noise`` ``eps > 0``: SimGCL's perturbation of every layer's output,
+        ``h^l + eps sign(h^l) * u / ||u||`` with ``u ~ U(0, 1)^H`` a row (drawn from torch's
+        generator), before the next layer reads it."""
         L = len(self.convs)
         out = view.within(0)  # every row without hops
         total, h = _first(h0, out), h0
@@ -110,6 +118,8 @@ class GCNRecommender(TextAndIDRecommender):
             if layer == 1 and source_mask is not None:
                 layer_view = layer_view.scaled_sources(source_mask)
             h = conv(_first(h, layer_view.csr.num_cols), layer_view)
+            if noise:
+                h = h + noise * torch.sign(h) * F.normalize(torch.rand_like(h), dim=-1)
             total = total + _first(h, out)
         if self.config.layer_combination == "last":
             return _first(h, out)
@@ -121,15 +131,18 @@ class GCNRecommender(TextAndIDRecommender):
         x: torch.Tensor | None,
         view: GraphView,
         id_mask: torch.Tensor | None = None,
+        noise: float = 0.0,
     ) -> torch.Tensor:
         """Final embeddings ``[n, H]`` of the nodes ``n_id`` of a (sub)graph ``view`` (of its
-        seeds, its first ``view.within(0)`` nodes, for a sampled view with ``hops``)."""
+        seeds, its first ``view.within(0)`` nodes, for a sampled view with ``hops``);
+        ``noise``: SimGCL's perturbation (:meth:`propagate`)."""
         scaled = self.config.aggregation == "sum" and len(self.convs) and not self.ATTENDS
         if id_mask is not None and self.project is None and scaled:
             # IDs only, h^0 = m * e: the mask (0 or 1) scales layer 1's columns instead of the
             # [n, H] rows, forward and backward (the same numbers)
-            return self.propagate(self.layer0(n_id, x, None), view, source_mask=id_mask)
-        return self.propagate(self.layer0(n_id, x, id_mask), view)
+            h0 = self.layer0(n_id, x, None)
+            return self.propagate(h0, view, source_mask=id_mask, noise=noise)
+        return self.propagate(self.layer0(n_id, x, id_mask), view, noise=noise)
 
     @property
     def propagates(self) -> bool:

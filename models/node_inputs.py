@@ -116,7 +116,7 @@ class TextAndIDRecommender(Recommender):
         return self.project(x)
 
     def configure_objective(self, objective: str, mean_rating: float) -> None:
-        if objective == "bpr":
+        if objective != "mse":
             self.bias.weight.requires_grad_(False)  # the rating head's biases: unused by BPR
         else:
             self.global_mean.fill_(mean_rating)

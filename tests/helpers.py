@@ -121,3 +121,19 @@ def entity_overrides(folder: Path, **edge) -> list[str]:
     }
     table = ", ".join(f'{k}="{v}"' for k, v in spec.items())
     return [f"data.options.node_tables=[{nodes}]", f"data.options.edge_tables=[{{{table}}}]"]
+
+
+def check_hetero_batch(batch, store, x: dict[str, torch.Tensor]) -> None:
+    """A PyG hetero batch over our stores: features read for the right rows of every node
+    type; every sampled edge an edge of its type, ``e_id`` pointing at it in ``to_hetero``'s
+    order (so its weight, when the store has weights, lines up)."""
+    hetero = store.to_hetero()
+    for node_type in batch.node_types:
+        assert torch.equal(batch[node_type].x, x[node_type][batch[node_type].n_id])
+    for edge_type in batch.edge_types:
+        src, _, dst = edge_type
+        e = batch[edge_type].edge_index
+        pairs = torch.stack([batch[src].n_id[e[0]], batch[dst].n_id[e[1]]])
+        assert torch.equal(hetero[edge_type].edge_index[:, batch[edge_type].e_id], pairs)
+        if "edge_weight" in hetero[edge_type]:
+            assert bool((hetero[edge_type].edge_weight[batch[edge_type].e_id] > 0).all())

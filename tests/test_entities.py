@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import entity_overrides, write_csv, write_genre_tables
+from helpers import check_hetero_batch, entity_overrides, write_csv, write_genre_tables
 
 from gnnrec.data.errors import DataError
 from gnnrec.data.graph_store import GraphStore
@@ -377,11 +377,4 @@ def test_pyg_loaders_sample_entity_types_over_our_stores(sampler):
     batch = next(iter(loader))
     assert batch["item"].n_id[:2].tolist() == [0, 3]
     assert sorted(batch["genre"].n_id.tolist()) == [0, 1]  # both genres, through items 0 and 3
-    hetero = store.to_hetero()
-    for node_type in batch.node_types:
-        assert torch.equal(batch[node_type].x, x[node_type][batch[node_type].n_id])
-    for edge_type in batch.edge_types:
-        src, _, dst = edge_type
-        e = batch[edge_type].edge_index
-        pairs = torch.stack([batch[src].n_id[e[0]], batch[dst].n_id[e[1]]])
-        assert torch.equal(hetero[edge_type].edge_index[:, batch[edge_type].e_id], pairs)
+    check_hetero_batch(batch, store, x)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import check_hetero_batch
 from torch_geometric.loader import LinkLoader, LinkNeighborLoader, NodeLoader
 from torch_geometric.nn import HeteroConv, SAGEConv
 from torch_geometric.sampler import NodeSamplerInput
@@ -101,20 +102,6 @@ def stores(store: GraphStore):
     return (feature_store, PyGHeteroGraphStore(store)), x
 
 
-def check_batch(batch, store: GraphStore, x: dict[str, torch.Tensor]) -> None:
-    """Features read for the right rows; every sampled edge an edge of its type; ``e_id``
-    pointing at it in ``to_hetero``'s order (its weight lines up)."""
-    hetero = store.to_hetero()
-    for node_type in ("user", "item"):
-        assert torch.equal(batch[node_type].x, x[node_type][batch[node_type].n_id])
-    for edge_type in batch.edge_types:
-        src, _, dst = edge_type
-        e = batch[edge_type].edge_index
-        pairs = torch.stack([batch[src].n_id[e[0]], batch[dst].n_id[e[1]]])
-        assert torch.equal(hetero[edge_type].edge_index[:, batch[edge_type].e_id], pairs)
-        assert bool((hetero[edge_type].edge_weight[batch[edge_type].e_id] > 0).all())
-
-
 def test_node_loader_samples_typed_subgraphs_with_the_seeds_first():
     store = planted_store()
     data, x = stores(store)
@@ -129,7 +116,7 @@ def test_node_loader_samples_typed_subgraphs_with_the_seeds_first():
     assert torch.equal(batch["user"].n_id[:5], seeds[:5])
     assert batch["user"].num_sampled_nodes[0] == 5 and batch["item"].num_sampled_nodes[0] == 0
     assert batch[RATES].edge_index.shape[1] > 0
-    check_batch(batch, store, x)
+    check_hetero_batch(batch, store, x)
 
 
 def link_loader(
@@ -164,7 +151,7 @@ def test_link_loader_binary_negatives_are_items_and_repeat_with_the_seed():
     assert torch.equal(pairs[:, label == 1], edges[:, :16])
     negatives = pairs[:, label == 0]
     assert int(negatives[1].max()) < store.num_items and int(negatives[0].max()) < store.num_users
-    check_batch(batch, store, x)
+    check_hetero_batch(batch, store, x)
     again = next(iter(link_loader(store, data, 3, "binary")[0]))
     other = next(iter(link_loader(store, data, 4, "binary")[0]))
     ids = lambda b: b["item"].n_id[b[RATES].edge_label_index[1]]  # noqa: E731
@@ -177,7 +164,7 @@ def test_link_loader_trains_a_pyg_model_on_our_stores_with_triplet_negatives(sam
     data, x = stores(store)
     loader, _ = link_loader(store, data, 0, "triplet", batch_size=32, sampler=sampler)
     first = next(iter(loader))
-    check_batch(first, store, x)
+    check_hetero_batch(first, store, x)
     users, pos, neg = (
         first["user"].src_index,
         first["item"].dst_pos_index,

@@ -34,7 +34,12 @@ class TrainConfig:
         }
     )
 
-    objective: Literal["bpr", "mse"] = "bpr"
+    # bpr | mse (ratings) | bpr+simgcl: BPR plus SimGCL's contrastive term (two noise-perturbed
+    # views of the batch's users and positive items, InfoNCE; gcn, lightgcn and gat)
+    objective: Literal["bpr", "mse", "bpr+simgcl"] = "bpr"
+    simgcl_weight: float = 0.02  # lambda of the InfoNCE term (see bench/README.md, Convergence)
+    simgcl_eps: float = 0.1  # the noise's norm in each layer
+    simgcl_temperature: float = 0.2
     mode: Literal["full", "sampled"] = "full"
     fanouts: list[int] = field(default_factory=lambda: [10, 10, 10])
     # Per-relation fanouts of a typed model (model.relations = "typed"), overriding fanouts for
@@ -93,6 +98,9 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"train.lr must be > 0, got {self.lr}")
+        for name in ("simgcl_weight", "simgcl_eps", "simgcl_temperature"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"train.{name} must be > 0, got {getattr(self, name)}")
         bad = [f for f in self.fanouts if f != -1 and f < 1]
         if bad or not self.fanouts:
             raise ValueError(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +31,7 @@ from gnnrec.common.atomic_files import write_text_atomic
 from gnnrec.common.log import get_logger
 from gnnrec.models.graph_view import GraphView
 from gnnrec.models.recommender import Recommender
+from gnnrec.train.callbacks import Callback, epoch_ended
 from gnnrec.train.checkpoint import (
     PROVENANCE,
     TABLE_SHARDS,
@@ -43,7 +44,7 @@ from gnnrec.train.early_stopping import EarlyStopping
 from gnnrec.train.evaluate import node_embeddings, validation_metrics
 from gnnrec.train.feature_store import FeatureStore
 from gnnrec.train.link_batches import LinkBatch, LinkBatcher
-from gnnrec.train.objective import LinkObjective
+from gnnrec.train.objective import Contrast, LinkObjective
 from gnnrec.train.prefetch import prefetch
 from gnnrec.train.sampler import NeighborSampler
 from gnnrec.train.sharded_table import rows_of_rank, shard_tables, unshard_tables
@@ -80,13 +81,17 @@ def validation_sample(
     return tuple(a[keep] for a in valid)
 
 
-def epoch_line(row: dict, epochs: int) -> str:
+LOGGED = ("recall@20", "ndcg@20", "rmse", "mae", "users")  # the validation metrics logged
+
+
+def epoch_line(row: dict, epochs: int, select: str = "auto") -> str:
     """An epoch's row as a line of a table: ``epoch  3/30  loss 0.1234  recall@20 0.1500
-    ndcg@20 0.0700  12.3 s`` (validation metrics when the epoch was validated)."""
+    ndcg@20 0.0700  12.3 s`` (the :data:`LOGGED` validation metrics and the one ``select``
+    names, when the epoch was validated; ``metrics.jsonl`` has them all)."""
     width = len(str(epochs))
     parts = [f"epoch {row['epoch']:>{width}}/{epochs}", f"loss {row['loss']:.4f}"]
     for key, value in row.items():
-        if key.startswith("valid_"):
+        if key.startswith("valid_") and key[len("valid_") :] in (*LOGGED, select):
             shown = f"{value:.4f}" if isinstance(value, float) else str(value)
             parts.append(f"{key[len('valid_') :]} {shown}")
     return "  ".join([*parts, f"{row['seconds']:6.1f} s"])
@@ -198,7 +203,8 @@ class Trainer:
     dict (dense weights, whole ID tables) to start from when there is no checkpoint to resume
     (``gnnrec update``: the earlier version's weights, grown); ``trainable``: the names of the
     parameters to train (None: all; the others are frozen); ``trainable_rows``: bool ``[N]``,
-    the only rows of the ID tables that train (None: all)."""
+    the only rows of the ID tables that train (None: all); ``callbacks``: each sees every
+    epoch's row on rank 0 and may stop training (:mod:`gnnrec.train.callbacks`)."""
 
     def __init__(
         self,
@@ -216,8 +222,10 @@ class Trainer:
         initial: dict[str, torch.Tensor] | None = None,
         trainable: list[str] | None = None,
         trainable_rows: torch.Tensor | None = None,
+        callbacks: Sequence[Callback] = (),
     ):
         self.model, self.data, self.config = model, data, config
+        self.callbacks = list(callbacks)
         if trainable is not None:
             for name, parameter in model.named_parameters():
                 parameter.requires_grad_(name in trainable)
@@ -250,7 +258,8 @@ class Trainer:
         self.tables = build_tables(model, config, self.device, degree)
         if trainable_rows is not None:
             self._freeze_rows(torch.as_tensor(trainable_rows, dtype=torch.bool))
-        self.objective = LinkObjective(model, config.objective, config.l2)
+        contrast = Contrast(config.simgcl_weight, config.simgcl_eps, config.simgcl_temperature)
+        self.objective = LinkObjective(model, config.objective, config.l2, contrast)
         self.step_module = wrap(self.objective) if wrap is not None else self.objective
         # (Adam's parameter list as it always was for "adam": its checkpoints stay loadable)
         dense = [p for p in model.parameters() if p.requires_grad or not self.tables]
@@ -496,6 +505,9 @@ class Trainer:
             self._evaluate_epoch(epoch, row, best)
             history.append(row)
             self._end_epoch(epoch, row, best, history)
+            if self._from_main(self.is_main and epoch_ended(self.callbacks, row)):
+                log.info("epoch %d: a callback stopped training", epoch + 1)
+                break
         self._keep_best(best)
         return history
 
@@ -557,7 +569,8 @@ class Trainer:
         self.checkpoints.save(state, row, self._table_shard(best))
         if self.run_dir is not None:
             write_history(history, self.run_dir)
-            log.info(epoch_line(row, self.config.epochs))  # (train.progress: the bars only)
+            line = epoch_line(row, self.config.epochs, self.select)
+            log.info(line)  # (train.progress: the bars only)
 
     def _keep_best(self, best: EarlyStopping) -> None:
         """Leaves the best weights in the model (the latest when no copy was kept) and their
