@@ -1,7 +1,8 @@
 """Recommendation quality: every model on a warm and a cold-start item split, several seeds,
 mean and std, as JSON rows, a markdown table and a plot.
 
-Models: the text-feature GCN (``ml_latest_small_cpu``), the same model with graph attention
+Models: the text-feature GCN (``ml_latest_small_cpu``; also without its cold dropout,
+``model.cold_dropout = 0``), the same model with graph attention
 (GAT, ``model.name = "gat"``) and NCF (NeuMF over the same text features and IDs, no graph),
 LightGCN and MF with BPR (ID embeddings only, same budget and optimiser), and popularity;
 plus, on the warm split, the GCN's rating head (MSE) against ``μ + b_u + b_i`` biases and
@@ -27,6 +28,7 @@ from gnnrec.config import add_override_argument
 # name -> (recipe, overrides)
 MODELS = {
     "text GCN": ("ml_latest_small_cpu", []),
+    "text GCN, no cold dropout": ("ml_latest_small_cpu", ["model.cold_dropout=0"]),
     "text GAT": ("ml_latest_small_cpu", ["model.name=gat"]),
     "text NCF": ("ml_latest_small_cpu", ["model.name=ncf"]),
     "LightGCN": ("lightgcn_ml_latest_small", []),

@@ -15,12 +15,13 @@ Every trial is a normal gnnrec run (one process, or Ray Train workers with
 ``parallel.num_workers``) of the base config with the trial's values, in
 ``TUNE_DIR/trials/<trial id>``; a callback reports every validation to Tune (the metric
 ``eval.select`` names, default Recall@20, as ``valid_<metric>`` with the run's ``epoch``), so
-ASHA (``max_t`` = ``train.epochs``, ``grace_period`` epochs, halving by
-``reduction_factor``) stops the bad trials early. The experiment lives in ``TUNE_DIR/ray``:
+ASHA (rungs at ``grace_period`` epochs times powers of ``reduction_factor`` up to
+``train.epochs``) stops the bad trials early. The experiment lives in ``TUNE_DIR/ray``:
 run the same command again after a kill and it resumes (finished trials kept, unfinished ones
 resumed from their own gnnrec checkpoints). At the end ``TUNE_DIR/best.toml`` holds the best
 trial's whole config (its ``run_dir`` set to ``TUNE_DIR/best``), which ``gnnrec train --config``
-runs as is, and ``TUNE_DIR/trials.jsonl`` one row per trial. Ray is the private loopback
+runs as is (the best of the trials that ran to the end), and ``TUNE_DIR/trials.jsonl`` one
+row per trial. Ray is the private loopback
 instance unless ``--address`` names a cluster.
 """
 
@@ -30,6 +31,7 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,15 +208,17 @@ def tune_run(
         {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
     )
     experiment = tune_dir / EXPERIMENT
+    # Tune's classic progress table (trials, their status and metric) rather than its boxes
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if tune.Tuner.can_restore(str(experiment)):
         log.info("resuming the search in %s", experiment)
         tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_errored=True)
     else:
         scheduler = FIFOScheduler()
         if settings.scheduler == "asha":
-            scheduler = ASHAScheduler(
-                time_attr="epoch",
-                max_t=base.train.epochs,
+            scheduler = ASHAScheduler(  # (max_t past the last epoch: a trial that gets
+                time_attr="epoch",  # there is not stopped before its run writes its results)
+                max_t=base.train.epochs + 1,
                 grace_period=min(settings.grace_period, base.train.epochs),
                 reduction_factor=settings.reduction_factor,
             )
@@ -228,7 +232,7 @@ def tune_run(
                 scheduler=scheduler,
                 max_concurrent_trials=settings.max_concurrent,
             ),
-            run_config=tune.RunConfig(name=EXPERIMENT, storage_path=str(tune_dir), verbose=0),
+            run_config=tune.RunConfig(name=EXPERIMENT, storage_path=str(tune_dir), verbose=1),
         )
     results = tuner.fit()
     return _write_outcome(results, base_dict, tune_dir, metric)
@@ -236,7 +240,7 @@ def tune_run(
 
 def _write_outcome(results, base: dict, tune_dir: Path, metric: str) -> dict:
     """``trials.jsonl`` (every trial: values, best metric and epoch, epochs run, its seconds,
-    its error if any) and
+    its error if any, whether it ran to the end) and
     ``best.toml``; the best trial's summary."""
     rows = []
     for result in results:
@@ -256,13 +260,17 @@ def _write_outcome(results, base: dict, tune_dir: Path, metric: str) -> dict:
                 "error": None if result.error is None else str(result.error).splitlines()[0],
             }
         )
+        rows[-1]["finished"] = (
+            tune_dir / "trials" / str(rows[-1]["trial"]) / "metrics.json"
+        ).is_file()
     text = "".join(json.dumps(r, default=str) + "\n" for r in rows)
     write_text_atomic(tune_dir / "trials.jsonl", text)
     scored = [r for r in rows if r["score"] is not None and math.isfinite(r["score"])]
     if not scored:
         errors = [r["error"] for r in rows if r["error"]]
         raise ValueError(f"no trial reported {metric}; errors: {errors[:3]}")
-    best = max(scored, key=lambda r: r["score"])
+    finished = [r for r in scored if r["finished"]]  # (not stopped by ASHA)
+    best = max(finished or scored, key=lambda r: r["score"])
     config = trial_config(base, best["values"], tune_dir / "best")
     config.train.progress = True
     save_config(config, tune_dir / "best.toml")

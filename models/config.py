@@ -76,6 +76,9 @@ class ModelConfig:
     text_features: bool = True
     id_embeddings: bool = True
     id_dropout: float = 0.3
+    # share of training items scored as an edge-less (cold) item is: the model over no edges
+    # and no ID row, by its text alone (train/objective.py; no effect without text_features)
+    cold_dropout: float = 0.0
     heads: int = 2
     relations: Literal["merged", "typed"] = "merged"
     relation_bases: int = 0
@@ -105,6 +108,8 @@ class ModelConfig:
                 "relations = 'typed' is built for gcn and lightgcn with sum or mean "
                 f"aggregation, not {self.name} with {self.aggregation}"
             )
+        if not 0.0 <= self.cold_dropout < 1.0:
+            raise ValueError(f"cold_dropout must be in [0, 1), got {self.cold_dropout}")
         if self.relation_bases < 0 or (
             self.relation_bases and (self.relations != "typed" or not self.conv_weights)
         ):

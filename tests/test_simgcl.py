@@ -150,3 +150,21 @@ def test_simgcl_settings_that_do_not_fit_are_refused(overrides, message):
 
     with pytest.raises(ValueError, match=message):
         load_config(None, overrides)
+
+
+@pytest.mark.parametrize("name", ["gcn", "gat", "ncf"])
+def test_cold_dropout_scores_an_item_as_an_edge_less_item_is_scored(name):
+    """``model.cold_dropout``: the rows it replaces are what the model gives an item with no
+    edges and no ID row, the embedding a cold item gets at test time."""
+    store = GraphStore.bipartite(np.array([0, 1, 1]), np.array([0, 1, 2]), 3, 4)  # item 3 cold
+    config = ModelConfig(name=name, hidden=8, layers=2, cold_dropout=0.5)
+    model = build_model(config, 3, 4, 5, 0).double().eval()
+    x = torch.randn(7, 5, dtype=torch.float64)
+    n = store.num_nodes
+    z = model(torch.arange(n), x, GraphView.of(store.csr), store.csr.degree() > 0)
+    objective = LinkObjective(model, "bpr", 0.0)
+    items = torch.tensor([3, 4, 5, 6])  # every item's node, the cold one last
+    cold = objective._as_cold(z[items], torch.arange(n), x, items, torch.ones(4, dtype=torch.bool))
+    torch.testing.assert_close(cold[3], z[6])  # the edge-less item, as the model places it
+    if name == "gcn":  # a_0 (W x + b): its text alone at the layer-0 share of the mean
+        torch.testing.assert_close(cold, model.place_text(x[items]) / 3)

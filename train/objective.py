@@ -8,6 +8,11 @@ LightGCN's ``lambda/2 * ||E^0_S||^2 / B`` on the seeds' ID embeddings. ``bpr+sim
 SimGCL's contrastive term (Yu et al., SIGIR 2022): two more forward passes, each layer's
 output perturbed by noise of norm ``eps`` in the direction of its signs, and the InfoNCE of
 the two views of the batch's users and of its positive items, weighted by ``lambda``.
+``model.cold_dropout = p``: a share ``p`` of the batch's positive and negative items (``cold``,
+drawn by the trainer per slice of the batch) are scored
+as edge-less (cold) items are at test time, by the model's own pass over no edges with no ID
+row (their text alone; :meth:`LinkObjective._as_cold`), so the text path learns to rank items
+on its own. A model without text features has nothing to score them by: it does nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from gnnrec.data.graph_store import CSR
 from gnnrec.models.graph_view import GraphView
 from gnnrec.models.recommender import Recommender
 from gnnrec.train.link_batches import LinkBatch
@@ -51,12 +57,17 @@ class LinkObjective(nn.Module):
         seed_index: torch.Tensor,
         batch: LinkBatch,
         ratings: torch.Tensor | None,
+        cold: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Scalar loss. ``seed_index`` ``[B * (2 + K)]``: the local id in ``n_id`` of each seed
+        (``cold`` ``[B * (1 + K)]``: the items to score as cold, positives then negatives)
         in the order users, positives, negatives (row-major)."""
         z = self.model(n_id, x, view, id_mask)
         B, U = len(batch), self.model.num_users
         z_user, z_pos, z_neg = z[seed_index[:B]], z[seed_index[B : 2 * B]], z[seed_index[2 * B :]]
+        if cold is not None and x is not None:  # (without text, nothing scores cold items)
+            z_pos = self._as_cold(z_pos, n_id, x, seed_index[B : 2 * B], cold[:B])
+            z_neg = self._as_cold(z_neg, n_id, x, seed_index[2 * B :], cold[B:])
         if self.objective != "mse":
             pos = self.model.pair_scores(z_user, z_pos)
             z_neg = z_neg.view(B, -1, z.shape[-1])
@@ -73,6 +84,29 @@ class LinkObjective(nn.Module):
             if rows is not None:
                 loss = loss + self.l2 * l2_penalty(rows, batch_size=B)
         return loss
+
+    def _as_cold(
+        self,
+        z: torch.Tensor,
+        n_id: torch.Tensor,
+        x: torch.Tensor,
+        local: torch.Tensor,
+        cold: torch.Tensor,
+    ) -> torch.Tensor:
+        """``z`` ``[n, H]`` of items (local ids ``local``) with the rows where ``cold`` ``[n]``
+        is True replaced by what the model gives an edge-less item with no ID row: its
+        forward pass over a graph without edges, ID rows masked (``a_0 (W x_i + b)`` for the
+        GCN's layer mean)."""
+        drop = torch.nonzero(cold).flatten()
+        if drop.numel() == 0:
+            return z
+        rows = local[drop]
+        n = rows.numel()
+        indptr = torch.zeros(n + 1, dtype=torch.int64, device=z.device)
+        empty = CSR(indptr, torch.zeros(0, dtype=torch.int32, device=z.device), n)
+        masked = torch.zeros(n, dtype=torch.bool, device=z.device)
+        cold = self.model(n_id[rows], x[rows], GraphView.of(empty), masked)
+        return z.index_put((drop,), cold.to(z.dtype))
 
     def _contrast(
         self,

@@ -66,6 +66,7 @@ class SliceInputs:
     id_mask: torch.Tensor
     seed_index: torch.Tensor
     ratings: torch.Tensor | None
+    cold: torch.Tensor | None = None  # [B * (1 + K)]: items scored as cold (model.cold_dropout)
 
 
 def validation_sample(
@@ -297,6 +298,11 @@ class Trainer:
             keep = keep >= self.model.id_dropout
             has_edges = self.sampled_has_edges
         ratings = self.ratings[batch.index] if self.config.objective == "mse" else None
+        cold = None
+        share = getattr(getattr(self.model, "config", None), "cold_dropout", 0.0)
+        if share and self.features is not None:  # drawn per slice: alike on any worker count
+            items = batch.pos_items.numel() + batch.neg_items.numel()
+            cold = torch.rand(items, generator=generator, device=generator.device) < share
         return SliceInputs(
             batch=batch.to(device),
             n_id=n_id.to(device),
@@ -305,6 +311,7 @@ class Trainer:
             id_mask=(has_edges[n_id] & keep).to(device),
             seed_index=index.to(device),
             ratings=None if ratings is None else ratings.to(device),
+            cold=None if cold is None else cold.to(device),
         )
 
     def prepare(
@@ -350,6 +357,7 @@ class Trainer:
                     inputs.seed_index,
                     inputs.batch,
                     inputs.ratings,
+                    inputs.cold,
                 )
                 size = len(inputs.batch)
                 (loss * self.shard.weight(size, batch_size)).backward()
