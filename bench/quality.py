@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> list[dict]:
                     *args.overrides,
                 ]
                 for model, (recipe, extra) in MODELS.items():
+                    if args.models and model not in args.models:
+                        continue
                     run_dir = Path(tmp) / f"{model}-{split_name}-{seed}".replace(" ", "_")
                     config = load_config(
                         None, [f'run_dir="{run_dir}"', *extra, *common], base=RECIPES[recipe]()
@@ -180,6 +182,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--seeds", type=whole(0), nargs="+", default=[0, 1, 2])
     add_override_argument(parser, "config override for every run")
     parser.add_argument("--no-ratings", action="store_true", help="skip the rating-head runs")
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), help="default: all")
     add_output_argument(parser, "quality")
     args = parser.parse_args(argv)
     return seeded_report(run(args), args, table, plot)
