@@ -137,7 +137,7 @@ class TuneReport(Callback):
     """Reports each validated epoch to Ray Tune: ``epoch``, the metric and :data:`SCORE`."""
 
     def __init__(self, metric: str):
-        self.metric = metric
+        self.metric, self.reported = metric, False
 
     def on_epoch_end(self, row: dict[str, Any]) -> bool | None:
         from ray import tune
@@ -146,7 +146,17 @@ class TuneReport(Callback):
         if key in row:
             sign = -1.0 if self.metric in LOWER_IS_BETTER else 1.0
             tune.report({"epoch": row["epoch"], self.metric: row[key], SCORE: sign * row[key]})
+            self.reported = True
         return None
+
+    def report_history(self, run_dir: Path) -> None:
+        """Reports the run's last validated epoch again when this invocation reported none (a
+        trial resumed after every epoch had run: Tune needs a result with the metric)."""
+        history = run_dir / "metrics.jsonl"
+        rows = [json.loads(line) for line in history.open()] if history.is_file() else []
+        validated = [r for r in rows if f"valid_{self.metric}" in r]
+        if not self.reported and validated:
+            self.on_epoch_end(validated[-1])
 
 
 def run_trial(values: dict[str, Any], base: dict, tune_dir: str, metric: str) -> None:
@@ -158,7 +168,9 @@ def run_trial(values: dict[str, Any], base: dict, tune_dir: str, metric: str) ->
 
     trial = tune.get_context().get_trial_id()
     config = trial_config(base, values, Path(tune_dir) / "trials" / trial)
-    train_run(config, callbacks=[TuneReport(metric)])
+    report = TuneReport(metric)
+    train_run(config, callbacks=[report])
+    report.report_history(Path(config.run_dir))
 
 
 @dataclass(kw_only=True)

@@ -126,3 +126,22 @@ def test_a_killed_search_resumes(planted_dir, feature_cache, tmp_path):
     for trial in (tune_dir / "trials").iterdir():  # resumed trials go on from their epochs
         epochs = [json.loads(line)["epoch"] for line in (trial / "metrics.jsonl").open()]
         assert epochs == list(range(1, len(epochs) + 1))
+
+
+def test_a_trial_resumed_after_its_last_epoch_reports_its_history(tmp_path, monkeypatch):
+    """A trial killed after its run's last epoch runs no epoch when resumed: it reports the
+    run's last validated epoch again, so Tune gets a result with the metric."""
+    from ray import tune
+
+    from gnnrec.tune import SCORE, TuneReport
+
+    rows = [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.4, "valid_recall@20": 0.3}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    reported = []
+    monkeypatch.setattr(tune, "report", reported.append)
+    TuneReport("recall@20").report_history(tmp_path)
+    assert reported == [{"epoch": 2, "recall@20": 0.3, SCORE: 0.3}]
+    done = TuneReport("recall@20")
+    done.on_epoch_end(rows[1])
+    done.report_history(tmp_path)  # reported this time: nothing again
+    assert len(reported) == 2
