@@ -21,7 +21,7 @@
 # measured when cut short; KERNELS_ARGS, EPOCH_ARGS, PAPERS_ARGS add flags. Results go to $OUT
 # (the device tool's folder, at most 8 files: session.log, and per bench a .jsonl + .png:
 # kernels, attention, and epoch with papers' rows), else bench/results/gpu.
-# `train` writes config.toml, which needs tomli_w (not in the GPU image): first, here,
+# gnnrec imports tomli_w (config.toml), which the GPU image lacks: first, here,
 # `pip download --no-deps -d .whl tomli-w` (.whl/ is git-ignored), then name `.whl` in the
 # device call's carry.
 # The device copy has no .git: give the commit measured, GNNREC_GIT_SHA=$(git rev-parse
@@ -40,8 +40,16 @@ LOG="$OUT/session.log"
     nproc
     free -g
 } 2>&1 | tee "$LOG"
-# The image has torch, triton, PyG, numpy, tqdm and matplotlib but no network: install the
-# package itself only, from this tree.
+# The image has torch, triton, PyG, numpy, pyarrow, tqdm and matplotlib but no network: tomli_w
+# from the carried wheel, then the package itself only, from this tree.
+if ! python3 -c "import tomli_w" 2>/dev/null; then
+    if ! ls .whl/tomli_w-*.whl >/dev/null 2>&1; then
+        echo "tomli_w is missing and no .whl/tomli_w-*.whl was carried" | tee -a "$LOG"
+        exit 1
+    fi
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/tomli_w-*.whl
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
 # If the image's setuptools cannot build it (pyproject needs setuptools >= 77), lay the package
 # out by symlinks on PYTHONPATH instead: the same files, no build step.
 if ! python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >>"$LOG" 2>&1; then
@@ -50,7 +58,8 @@ if ! python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >>
     tail -5 "$LOG"
     rm -rf /tmp/gnnrec-src && mkdir -p /tmp/gnnrec-src/gnnrec
     ln -s "$PWD"/gnnrec/*.py /tmp/gnnrec-src/gnnrec/
-    for part in bench common data distributed encoders kernels train; do
+    # every subpackage pyproject maps ("gnnrec.X" = "X")
+    for part in $(sed -n 's/^"gnnrec\.\([a-z_]*\)" = "\([a-z_]*\)"$/\2/p' pyproject.toml); do
         ln -s "$PWD/$part" "/tmp/gnnrec-src/gnnrec/$part"
     done
     export PYTHONPATH=/tmp/gnnrec-src${PYTHONPATH:+:$PYTHONPATH}
@@ -59,14 +68,6 @@ if ! python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >>
 fi
 
 train_part() {
-    if ! python3 -c "import tomli_w" 2>/dev/null; then
-        if ! ls .whl/tomli_w-*.whl >/dev/null 2>&1; then
-            echo "train skipped: tomli_w is missing and no .whl/tomli_w-*.whl was carried"
-            return
-        fi
-        python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/tomli_w-*.whl
-        export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-    fi
     local k=0
     for mode in "full" "sampled device" "sampled pinned"; do
         set -- $mode
