@@ -73,17 +73,17 @@ train_part() {
         set -- $mode
         k=$((k + 1))
         echo "-- gnnrec train: mode $1 ${2:+sample_on $2}"
-        timeout "${TRAIN_S:-20}" python3 -m gnnrec.cli train --run-dir "/tmp/gpu-train-$k" \
+        timeout "${TRAIN_S:-20}" python3 -m gnnrec.cli train --debug --run-dir "/tmp/gpu-train-$k" \
             --set model.text_features=false --set train.epochs=3 --set train.progress=false \
             --set "train.mode=$1" ${2:+--set train.sample_on=$2}
     done
     echo "-- gnnrec train: mode sampled, row-wise ID tables pinned in host memory, 1000 rows cached"
-    timeout "${TRAIN_S:-20}" python3 -m gnnrec.cli train --run-dir /tmp/gpu-train-4 \
+    timeout "${TRAIN_S:-20}" python3 -m gnnrec.cli train --debug --run-dir /tmp/gpu-train-4 \
         --set model.text_features=false --set train.epochs=3 --set train.progress=false \
         --set train.mode=sampled --set train.id_optimizer=rowwise_adagrad \
         --set train.id_table_on=pinned --set train.id_cache_rows=1000
     echo "-- gnnrec train: a GAT model (the Triton attention kernels), mode sampled on the device"
-    timeout "${TRAIN_S:-20}" python3 -m gnnrec.cli train --run-dir /tmp/gpu-train-5 \
+    timeout "${TRAIN_S:-20}" python3 -m gnnrec.cli train --debug --run-dir /tmp/gpu-train-5 \
         --set model.text_features=false --set train.epochs=3 --set train.progress=false \
         --set model.name=gat --set train.mode=sampled --set train.sample_on=device
 }

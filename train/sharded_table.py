@@ -219,8 +219,8 @@ class ShardedTable(nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """Rows ``[n, H]`` of ``ids`` ``[n]`` (the gathered table on rank 0 after
         :meth:`gather_`; else a collective lookup)."""
-        if self.full is not None:
-            return self.full[ids]
+        if self.full is not None:  # (on the host for a host-resident table)
+            return rows_on(self.full, ids, self.device)
         distinct, inverse = self._distinct(ids)
         if self.world == 1:  # every row is this rank's: no grouping, no exchange
             order, send_counts, recv_counts, asked = None, [distinct.numel()], [], distinct
@@ -395,8 +395,10 @@ def shard_tables(
 
 
 def unshard_tables(model: nn.Module, tables: dict[str, ShardedTable]) -> None:
-    """Puts dense ``nn.Embedding`` tables back in place of ``tables`` (one process's: whole)."""
+    """Puts dense ``nn.Embedding`` tables back in place of ``tables`` (one process's: whole),
+    on the device their lookups returned rows to (a host-resident table moves there)."""
     for name, table in tables.items():
         if table.world != 1:
             raise ValueError(f"{name}: a table sharded over {table.world} ranks is not whole")
-        model.set_submodule(name, nn.Embedding.from_pretrained(table.shard, freeze=False))
+        weight = table.shard.to(table.device)
+        model.set_submodule(name, nn.Embedding.from_pretrained(weight, freeze=False))
