@@ -415,7 +415,7 @@ def plot(rows: list[dict], path: Path) -> Path:
     for r in rows:
         if r["bench"] == "epoch":
             graphs.setdefault((r["config"]["nodes"], r["config"]["edges"]), {})[r["loader"]] = r
-    fig, axes = plt.subplots(len(graphs), 1, figsize=(9, 2.6 * len(graphs) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(len(graphs), 1, figsize=(11, 2.6 * len(graphs) + 0.6), squeeze=False)
     for ax, ((nodes, edges), loaders) in zip(axes[:, 0], graphs.items()):
         names = list(loaders)
         sampling = [
@@ -425,14 +425,16 @@ def plot(rows: list[dict], path: Path) -> Path:
         rest = [max(r["seconds_per_batch"] - s, 0.0) for r, s in zip(loaders.values(), sampling)]
         ax.barh(names, sampling, color="tab:orange", label="sampling (measured alone)")
         ax.barh(names, rest, left=sampling, color="tab:gray", label="rest of the step")
-        for y, (s, r) in enumerate(zip(sampling, rest)):
-            ax.text(s + r, y, f" sampling {s:.2f} s of {s + r:.2f} s", va="center", fontsize=8)
+        for y, (s, r, row) in enumerate(zip(sampling, rest, loaders.values())):
+            label = f" sampling {1e3 * s:.1f} ms of {1e3 * (s + r):.1f} ms"
+            if row.get("epoch_seconds"):
+                label += f"; epoch {row['epoch_seconds']:.1f} s"
+            ax.text(s + r, y, label, va="center", fontsize=8)
         device = next(iter(loaders.values()))["device"]
         ax.set_xlabel("seconds per batch")
         ax.set_title(f"{nodes:,} nodes, {edges:,} edges ({device})", loc="left", fontsize=10)
-        ax.set_xlim(0, max(s + r for s, r in zip(sampling, rest)) * 1.4)
-    axes[0, 0].legend(fontsize=8, ncol=2, loc="lower right", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
+        ax.set_xlim(0, max(s + r for s, r in zip(sampling, rest)) * 2.3)
+    axes[-1, 0].legend(fontsize=8, loc="upper right")  # (the bars' labels end left of it)
     return save_figure(fig, path)
 
 

@@ -27,7 +27,6 @@ from gnnrec.bench.harness import (
     markdown_table,
     provenance,
     pyplot,
-    save_figure,
     write_results,
 )
 from gnnrec.bench.kernel_candidates import (
@@ -154,33 +153,45 @@ def _add_speedups(rows: list[dict]) -> None:
 
 
 def plot(rows: list[dict], path: Path) -> Path:
+    """Median ms of each implementation, log scale: a row of panels per graph (forward,
+    forward+backward, and the GCN layer), bars grouped by feature width and dtype."""
     plt = pyplot()
 
     timed = [r for r in rows if r["bench"] in ("aggregate", "gcn-layer") and r["ms"]]
-    groups = sorted({(r["graph"], r["F"], r["dtype"], r["pass"]) for r in timed})
+    graphs = sorted({r["graph"] for r in timed})
+    panels = [("aggregate", "forward"), ("aggregate", "forward+backward"), ("gcn-layer", None)]
     impls = sorted({r["impl"] for r in timed})
-    fig, ax = plt.subplots(figsize=(max(8, len(groups) * 0.9), 5))
-    width = 0.8 / max(len(impls), 1)
-    for k, impl in enumerate(impls):
-        ms = [
-            next(
-                (
-                    r["ms"]
-                    for r in timed
-                    if (r["graph"], r["F"], r["dtype"], r["pass"]) == grp and r["impl"] == impl
-                ),
-                0.0,
-            )
-            for grp in groups
-        ]
-        ax.bar([i + k * width for i in range(len(groups))], ms, width, label=impl)
-    ax.set_xticks([i + 0.4 for i in range(len(groups))])
-    ax.set_xticklabels([f"{g}\nF={f} {d}\n{p}" for g, f, d, p in groups], fontsize=6)
-    ax.set_ylabel("ms (median)")
-    ax.set_yscale("log")
-    ax.set_title(f"aggregation on {rows[0]['device']}")
-    ax.legend(fontsize=7)
-    return save_figure(fig, path)
+    colors = {impl: f"C{k}" for k, impl in enumerate(impls)}
+    fig, axes = plt.subplots(
+        len(graphs), 3, figsize=(15, 3.2 * len(graphs) + 0.8), squeeze=False,
+        gridspec_kw={"width_ratios": [3, 3, 1]},
+    )  # fmt: skip
+    for axes_row, graph in zip(axes, graphs):
+        for ax, (bench, mode) in zip(axes_row, panels):
+            mine = [
+                r
+                for r in timed
+                if r["graph"] == graph and r["bench"] == bench and mode in (None, r["pass"])
+            ]
+            groups = sorted({(r["F"], r["dtype"]) for r in mine})
+            present = [impl for impl in impls if any(r["impl"] == impl for r in mine)]
+            width = 0.8 / max(len(present), 1)
+            for k, impl in enumerate(present):
+                at = {(r["F"], r["dtype"]): r["ms"] for r in mine if r["impl"] == impl}
+                xs = [i + k * width for i, g in enumerate(groups) if g in at]
+                ax.bar(xs, [at[g] for g in groups if g in at], width, color=colors[impl])
+            ax.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))])
+            ax.set_xticklabels([f"F={f}\n{d}" for f, d in groups], fontsize=7)
+            ax.set_yscale("log")
+            ax.set_title(f"{graph}: {mode or 'GCN layer'}", fontsize=9, loc="left")
+        axes_row[0].set_ylabel("ms (median)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[impl]) for impl in impls]
+    fig.suptitle(f"sparse aggregation on {rows[0]['device']}", fontsize=10)
+    fig.legend(handles, impls, fontsize=8, ncol=min(len(impls), 3), loc="lower center")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
