@@ -6,11 +6,14 @@ Models: the text-feature GCN (``ml_latest_small_cpu``; also without its cold dro
 (GAT, ``model.name = "gat"``) and NCF (NeuMF over the same text features and IDs, no graph),
 LightGCN and MF with BPR (ID embeddings only, same budget and optimiser), and popularity;
 plus, on the warm split, the GCN's rating head (MSE) against ``μ + b_u + b_i`` biases and
-the global mean. Splits: ``random`` (per user 80/20) and ``cold_items`` (20% of the items held
+the global mean. Splits: ``random`` (per user 80/20), ``cold_items`` (20% of the items held
 out with all their ratings; ranked among the held-out items, where ID-only models can only
-guess).
+guess) and ``new_users`` (10% of the users held out of training, the same test items as
+``random``), where each held-out user is placed two ways: folded in from their training-period
+items (``new users, fold-in``), and by the text their training-period items give them alone,
+no interactions (``new users, text only``: text models); popularity beside both.
 
-    gnnrec bench quality [--seeds 0 1 2] [--set train.epochs=30 ...]
+    gnnrec bench quality [--seeds 0 1 2] [--splits warm cold "new users"] [--set ...]
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from gnnrec.bench.arguments import add_output_argument
 from gnnrec.bench.harness import markdown_table, provenance, pyplot, save_figure, seeded_report
+from gnnrec.bench.held_out_users import embedding_scores, held_out_users, ranking_metrics
 from gnnrec.common.flags import whole
 from gnnrec.config import add_override_argument
 
@@ -34,7 +38,8 @@ MODELS = {
     "LightGCN": ("lightgcn_ml_latest_small", []),
     "MF (BPR)": ("mf_ml_latest_small", []),
 }
-SPLITS = {"warm": "random", "cold": "cold_items"}
+SPLITS = {"warm": "random", "cold": "cold_items", "new users": "new_users"}
+NEW_USERS = ("new users, fold-in", "new users, text only")  # the new-user split's placements
 
 
 def _metrics_of(metrics: dict, split: str) -> dict[str, float]:
@@ -52,6 +57,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             for split_name, split in SPLITS.items():
+                if args.splits and split_name not in args.splits:
+                    continue
                 common = [
                     f"data.split={split}",
                     f"data.seed={seed}",
@@ -67,6 +74,9 @@ def run(args: argparse.Namespace) -> list[dict]:
                         None, [f'run_dir="{run_dir}"', *extra, *common], base=RECIPES[recipe]()
                     )
                     metrics = train_run(config)
+                    if split == "new_users":
+                        results += new_user_rows(run_dir, model, seed, model == "text GCN")
+                        continue
                     results.append(
                         {
                             "model": model,
@@ -110,11 +120,60 @@ def run(args: argparse.Namespace) -> list[dict]:
     return summarise(results)
 
 
+def new_user_rows(run_dir: Path, model: str, seed: int, popularity: bool) -> list[dict]:
+    """The held-out users of a ``new_users`` run: folded in from their training-period items,
+    placed by the text those items give them (text models), and (``popularity``) ranked by
+    training popularity; Recall/NDCG@20 of each, their given items excluded."""
+    import numpy as np
+    import torch
+
+    from gnnrec.data.user_text import user_text_for_items
+    from gnnrec.serve.handle import load
+
+    handle = load(run_dir)
+    try:
+        held = held_out_users(handle.graph, handle.split)
+        items = handle.z[handle.num_users :]
+        placements = {NEW_USERS[0]: handle.embed_new_users(held.item_ids)}
+        if handle.config.model.text_features:
+            texts = [
+                user_text_for_items(handle.graph, rows, handle.config.data)
+                for rows in held.item_rows
+            ]
+            placements[NEW_USERS[1]] = handle.embed_texts(texts)
+        rows = [
+            {
+                "model": model,
+                "split": split,
+                "seed": seed,
+                **ranking_metrics(held, embedding_scores(handle.model, z, items), len(items)),
+            }
+            for split, z in placements.items()
+        ]
+        if popularity:
+            trained = handle.graph.interactions.item[handle.split.train]
+            counts = torch.as_tensor(
+                np.bincount(trained, minlength=len(items)), dtype=torch.float32
+            )
+
+            def by_popularity(users: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+                return counts.to(candidates.device)[candidates].repeat(len(users), 1)
+
+            metrics = ranking_metrics(held, by_popularity, len(items))
+            rows += [
+                {"model": "popularity", "split": s, "seed": seed, **metrics} for s in NEW_USERS
+            ]
+        return rows
+    finally:
+        handle.close()
+
+
 def summarise(results: list[dict]) -> list[dict]:
     """One row per (model, split): mean and std over seeds of every metric present."""
     rows = []
     meta = provenance()
-    keys = sorted({(r["split"], r["model"]) for r in results}, key=lambda k: (k[0] != "warm", k))
+    order = ["warm", "cold", *NEW_USERS]
+    keys = sorted({(r["split"], r["model"]) for r in results}, key=lambda k: (order.index(k[0]), k))
     for split, model in keys:
         runs = [r for r in results if (r["split"], r["model"]) == (split, model)]
         row = {"bench": "quality", "split": split, "model": model, "seeds": len(runs)}
@@ -146,13 +205,14 @@ def table(rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], path: Path) -> Path:
-    """Recall@20 and NDCG@20 (mean and spread over seeds) of every model, warm and cold split,
-    the models sorted best first by Recall@20 in each panel (a model's latest row)."""
+    """Recall@20 and NDCG@20 (mean and spread over seeds) of every model, a panel per split
+    measured, the models sorted best first by Recall@20 in each panel (a model's latest row)."""
     plt = pyplot()
     latest = {(r["split"], r["model"]): r for r in rows if "recall@20" in r}  # last measured
     ranked = list(latest.values())
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    for ax, split in zip(axes, ("warm", "cold")):
+    splits = [s for s in ("warm", "cold", *NEW_USERS) if any(r["split"] == s for r in ranked)]
+    fig, axes = plt.subplots(1, len(splits), figsize=(6 * len(splits), 4.2), squeeze=False)
+    for ax, split in zip(axes[0], splits):
         chosen = sorted((r for r in ranked if r["split"] == split), key=lambda r: -r["recall@20"])
         places = range(len(chosen))
         for offset, metric, color in (
@@ -183,6 +243,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     add_override_argument(parser, "config override for every run")
     parser.add_argument("--no-ratings", action="store_true", help="skip the rating-head runs")
     parser.add_argument("--models", nargs="+", choices=list(MODELS), help="default: all")
+    parser.add_argument("--splits", nargs="+", choices=list(SPLITS), help="default: all")
     add_output_argument(parser, "quality")
     args = parser.parse_args(argv)
     return seeded_report(run(args), args, table, plot)

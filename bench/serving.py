@@ -32,6 +32,7 @@ import numpy as np
 
 from gnnrec.bench.arguments import add_output_argument
 from gnnrec.bench.harness import markdown_table, pyplot, report, save_figure
+from gnnrec.bench.held_out_users import K, embedding_scores, held_out_users, ranking_metrics
 from gnnrec.common.flags import real, whole
 from gnnrec.config import add_override_argument
 
@@ -39,24 +40,9 @@ FOLD_IN_MODELS = {  # name -> (recipe, overrides)
     "LightGCN": ("lightgcn_ml_latest_small", []),
     "text GCN": ("ml_latest_small_cpu", []),
 }
-K = 20
 
 
 # ---- fold-in quality ----------------------------------------------------------------------------
-
-
-def _ranking_metrics(model, z_users, z_items, seen, test) -> dict[str, float]:
-    """Recall/NDCG@20 of users ``z_users`` ``[B, H]`` with ``seen``/``test`` ``(rows, items)``."""
-    import torch
-
-    from gnnrec.train.metrics import full_ranking_metrics
-
-    def scores(users, items):
-        with torch.no_grad():
-            return model.scores(z_users[users], z_items[items])
-
-    out = full_ranking_metrics(scores, seen, test, len(z_users), len(z_items), ks=(K,))
-    return {"recall@20": out["recall@20"], "ndcg@20": out["ndcg@20"]}
 
 
 def fold_in_rows(
@@ -83,23 +69,12 @@ def fold_in_rows(
         seconds[split] = time.time() - start
         handles[split] = load(run_dir, fold_in_steps=args.fold_in_steps)
     trained, held = handles["random"], handles["new_users"]
-    graph, split = held.graph, held.split
-    inter, U = graph.interactions, held.num_users
-    new = split.new_users(graph)
-    local = np.full(U, -1)
-    local[new] = np.arange(len(new))
-    fold_users, fold_items = inter.user[split.fold_in], inter.item[split.fold_in]
-    order = np.lexsort((-inter.timestamp[split.fold_in], -inter.rating[split.fold_in], fold_users))
-    item_ids = graph.items.ids
-    lists: list[list[str]] = [[] for _ in new]
-    for k in order:
-        lists[local[fold_users[k]]].append(item_ids[fold_items[k]])
+    graph, U = held.graph, held.num_users
+    users = held_out_users(graph, held.split)
+    new = users.users
     start = time.time()
-    z_folded = held.embed_new_users(lists)
+    z_folded = held.embed_new_users(users.item_ids)
     fold_ms = 1000 * (time.time() - start) / len(new)
-    is_new = local[inter.user[split.test]] >= 0
-    test = (local[inter.user[split.test][is_new]], inter.item[split.test][is_new])
-    seen = (local[fold_users], fold_items)
     items = held.z[U:]
     row = {
         "bench": "serving",
@@ -118,11 +93,14 @@ def fold_in_rows(
         ("trained_in", trained.model, trained.z[torch.as_tensor(new)], trained.z[U:]),
         ("folded_in", held.model, z_folded, items),
     ):
-        for metric, value in _ranking_metrics(model, z_u, z_i, seen, test).items():
+        scores = embedding_scores(model, z_u, z_i)
+        for metric, value in ranking_metrics(users, scores, held.num_items).items():
             row[f"{metric}_{label}"] = value
     if not held.config.model.text_features and held.model.propagates:
         data = held._data  # the held-out run's graph with the new users' edges added both ways
         train_users, train_items = (np.asarray(a) for a in data.train[:2])
+        fold_in = held.split.fold_in
+        fold_users, fold_items = graph.interactions.user[fold_in], graph.interactions.item[fold_in]
         grown = GraphStore.bipartite(
             np.concatenate([train_users, fold_users]),
             np.concatenate([train_items, fold_items]),
@@ -140,9 +118,8 @@ def fold_in_rows(
         placed = items.norm(dim=1) > 0  # items without training edges stay at 0 either way
         moved = (z_full[U:] - items).norm(dim=1)[placed] / items.norm(dim=1)[placed]
         row["items_moved_by_recomputation"] = float(moved.mean())
-        for metric, value in _ranking_metrics(
-            held.model, z_recomputed, z_full[U:], seen, test
-        ).items():
+        scores = embedding_scores(held.model, z_recomputed, z_full[U:])
+        for metric, value in ranking_metrics(users, scores, held.num_items).items():
             row[f"{metric}_recomputed"] = value
     for metric in ("recall@20", "ndcg@20"):
         row[f"{metric}_ratio"] = row[f"{metric}_folded_in"] / row[f"{metric}_trained_in"]

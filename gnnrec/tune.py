@@ -11,6 +11,11 @@ The space is a TOML file of config keys, each with one distribution::
     [model.layers]
     grid = [1, 2, 3]        # every value, num_samples times each
 
+The grid's points (every combination of the grid keys) run in a random order drawn from
+``train.seed``, not in the order the values are written: asynchronous successive halving
+compares each trial with the ones that reached its rung before it, so a grid written from the
+worst value up would otherwise promote every early (bad) trial.
+
 Every trial is a normal gnnrec run (one process, or Ray Train workers with
 ``parallel.num_workers``) of the base config with the trial's values, in
 ``TUNE_DIR/trials/<trial id>``; a callback reports every validation to Tune (the metric
@@ -48,6 +53,7 @@ log = get_logger(__name__)
 
 DISTRIBUTIONS = ("grid", "choice", "uniform", "loguniform")
 EXPERIMENT = "ray"  # TUNE_DIR/ray: Ray Tune's experiment folder
+GRID = "grid_point"  # the param-space key of the shuffled grid points (a dict of grid values)
 SCORE = "score"  # what ASHA compares: the metric, negated where lower is better
 
 
@@ -120,6 +126,31 @@ def _dimension(key: str, spec: Any, path: Path) -> Dimension:
     return Dimension(key, kind, tuple(values))
 
 
+def param_space(dimensions: list[Dimension], seed: int) -> dict[str, Any]:
+    """Tune's param space: each non-grid key's distribution, and the grid keys' points (every
+    combination) as one grid of dicts under :data:`GRID`, shuffled by ``seed``."""
+    import itertools
+    import random
+
+    from ray import tune
+
+    grid = [d for d in dimensions if d.kind == "grid"]
+    space = {d.key: d.to_tune() for d in dimensions if d.kind != "grid"}
+    if grid:
+        points = [
+            dict(zip((d.key for d in grid), values))
+            for values in itertools.product(*(d.values for d in grid))
+        ]
+        random.Random(seed).shuffle(points)
+        space[GRID] = tune.grid_search(points)
+    return space
+
+
+def trial_values(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's values by dotted key (its grid point unpacked)."""
+    return {**{k: v for k, v in config.items() if k != GRID}, **config.get(GRID, {})}
+
+
 def trial_config(base: dict, values: dict[str, Any], run_dir: Path) -> RunConfig:
     """The base config (a dict) with a trial's ``values`` (dotted keys), in ``run_dir``,
     checked like any config (an unknown key or a value of the wrong type names the key)."""
@@ -167,7 +198,7 @@ def run_trial(values: dict[str, Any], base: dict, tune_dir: str, metric: str) ->
     from gnnrec.run import train_run
 
     trial = tune.get_context().get_trial_id()
-    config = trial_config(base, values, Path(tune_dir) / "trials" / trial)
+    config = trial_config(base, trial_values(values), Path(tune_dir) / "trials" / trial)
     report = TuneReport(metric)
     train_run(config, callbacks=[report])
     report.report_history(Path(config.run_dir))
@@ -236,7 +267,7 @@ def tune_run(
             )
         tuner = tune.Tuner(
             trainable,
-            param_space={d.key: d.to_tune() for d in dimensions},
+            param_space=param_space(dimensions, base.train.seed),
             tune_config=tune.TuneConfig(
                 metric=SCORE,
                 mode="max",
@@ -262,7 +293,7 @@ def _write_outcome(results, base: dict, tune_dir: Path, metric: str) -> dict:
         rows.append(
             {
                 "trial": result.metrics.get("trial_id") if result.metrics else None,
-                "values": {k: v for k, v in (result.config or {}).items()},
+                "values": trial_values(result.config or {}),
                 "metric": metric,
                 "value": None if best is None else best[metric],
                 "score": None if best is None else best[SCORE],

@@ -248,10 +248,15 @@ class RunHandle:
         """Top-``k`` items for a new user known only by ``text``, placed by the text projection
         alone (layer 0: no ID, no edges)."""
         k = positive_int(k, "k")
-        x = self._encode([check_text(text, "text")])
-        with torch.no_grad():
-            z = self.model.place_text(x).to(self.z.device)
+        z = self.embed_texts([text])
         return self._rank(z, [np.zeros(0, dtype=np.int64)], k)[0]
+
+    def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """Final embeddings ``[B, H]`` of ``B`` new users known only by ``texts``, as
+        :meth:`recommend_for_text` places one."""
+        x = self._encode([check_text(text, "text") for text in texts])
+        with torch.no_grad():
+            return self.model.place_text(x).to(self.z.device)
 
     def similar_items(self, items: Sequence[str], k: int = 10) -> dict[str, Ranked]:
         """The ``k`` items whose final embeddings are nearest each of ``items`` by cosine

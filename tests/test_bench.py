@@ -95,7 +95,7 @@ def test_encoder_bench_reports_throughput(tmp_path):
     assert rows[0]["texts_per_s"] > 0 and rows[0]["load_s"] > 0
 
 
-def test_quality_bench_compares_every_model_on_both_splits(planted_dir, feature_cache, tmp_path):
+def test_quality_bench_compares_every_model_on_every_split(planted_dir, feature_cache, tmp_path):
     from helpers import planted_overrides
 
     from gnnrec.bench import quality
@@ -109,12 +109,83 @@ def test_quality_bench_compares_every_model_on_both_splits(planted_dir, feature_
     ranked = {(r["split"], r["model"]) for r in rows if "recall@20" in r}
     models = {"text GCN", "text GCN, no cold dropout", "text GAT", "text NCF", "LightGCN"}
     models |= {"MF (BPR)", "popularity"}
-    assert ranked == {(s, m) for s in ("warm", "cold") for m in models}
+    text_models = {"text GCN", "text GCN, no cold dropout", "text GAT", "text NCF", "popularity"}
+    assert ranked == {(s, m) for s in ("warm", "cold", "new users, fold-in") for m in models} | {
+        ("new users, text only", m) for m in text_models
+    }
     rating = {r["model"]: r for r in rows if "rmse" in r}
     assert set(rating) == {"text GCN rating head", "biases μ+b_u+b_i", "global mean"}
     assert all(r["seeds"] == 2 and r["recall@20_std"] >= 0 for r in rows if "recall@20" in r)
     assert (tmp_path / "q.md").read_text().count("±") >= 12
     assert (tmp_path / "q.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("recipe_model", ["text GCN", "LightGCN"])
+def test_new_user_rows_score_what_the_handle_recommends(
+    planted_dir, feature_cache, tmp_path, recipe_model
+):
+    """Each placement's Recall@20 is the mean, over the held-out users with test items, of
+    what the handle's own top 20 for them (their given items left out) recalls."""
+    import numpy as np
+    from helpers import planted_overrides
+
+    from gnnrec.bench.held_out_users import held_out_users
+    from gnnrec.bench.quality import MODELS, new_user_rows
+    from gnnrec.config import load_config
+    from gnnrec.data.user_text import user_text_for_items
+    from gnnrec.recipes import RECIPES
+    from gnnrec.run import train_run
+    from gnnrec.serve.handle import load
+
+    recipe, extra = MODELS[recipe_model]
+    overrides = [*planted_overrides(planted_dir, feature_cache), *extra, "train.epochs=3"]
+    overrides += [f'run_dir="{tmp_path / "run"}"', "data.split=new_users"]
+    train_run(load_config(None, overrides, base=RECIPES[recipe]()))
+    rows = {(r["model"], r["split"]): r for r in new_user_rows(tmp_path / "run", "m", 0, True)}
+
+    handle = load(tmp_path / "run")
+    held = held_out_users(handle.graph, handle.split)
+    ids = handle.item_ids
+    test = [set() for _ in held.users]
+    for u, i in zip(*held.test):
+        test[u].add(ids[i])
+    given = [set(items) for items in held.item_ids]
+    evaluated = [u for u in range(len(held.users)) if test[u]]
+    assert len(evaluated) >= 3
+
+    def recall(tops: list[list[str]]) -> float:
+        return float(np.mean([len(test[u] & set(tops[u][:20])) / len(test[u]) for u in evaluated]))
+
+    folded = [
+        [item for item, _ in handle.recommend_for_items(held.item_ids[u], k=20)]
+        for u in range(len(held.users))
+    ]
+    assert all(not (set(top) & given[u]) for u, top in enumerate(folded))
+    assert rows[("m", "new users, fold-in")]["recall@20"] == pytest.approx(recall(folded))
+    if handle.config.model.text_features:
+        texts = [user_text_for_items(handle.graph, r, handle.config.data) for r in held.item_rows]
+        by_text = [
+            [
+                i
+                for i, _ in handle.recommend_for_text(texts[u], k=20 + len(given[u]))
+                if i not in given[u]
+            ]
+            for u in range(len(held.users))
+        ]
+        assert rows[("m", "new users, text only")]["recall@20"] == pytest.approx(recall(by_text))
+    else:
+        assert ("m", "new users, text only") not in rows
+    popular = np.argsort(
+        -np.bincount(handle.graph.interactions.item[handle.split.train], minlength=len(ids)),
+        kind="stable",
+    )
+    by_count = [
+        [ids[i] for i in popular if ids[i] not in given[u]][:20] for u in range(len(held.users))
+    ]
+    assert rows[("popularity", "new users, fold-in")]["recall@20"] == pytest.approx(
+        recall(by_count)
+    )
+    handle.close()
 
 
 def test_relations_bench_compares_weighted_and_unweighted_graphs(

@@ -43,6 +43,26 @@ def test_a_space_file_reads_as_dimensions(tmp_path):
     }
 
 
+def test_grid_points_run_once_each_in_a_seeded_random_order(tmp_path):
+    from gnnrec.tune import GRID, param_space, trial_values
+
+    text = "[train.lr]\ngrid = [1, 2, 3, 4]\n[train.l2]\ngrid = [5, 6, 7]\n"
+    dims = read_space(_space(tmp_path, text + "[model.hidden]\nchoice = [8, 16]\n"))
+    orders = {}
+    for seed in (0, 0, 1):
+        space = param_space(dims, seed)
+        points = space[GRID]["grid_search"]
+        assert sorted((p["train.lr"], p["train.l2"]) for p in points) == [
+            (lr, l2) for lr in (1, 2, 3, 4) for l2 in (5, 6, 7)
+        ]
+        orders.setdefault(seed, []).append([tuple(p.values()) for p in points])
+        assert set(space) == {GRID, "model.hidden"}
+    assert orders[0][0] == orders[0][1] != orders[1][0]  # seeded, and not the written order
+    assert orders[0][0] != [(lr, l2) for lr in (1, 2, 3, 4) for l2 in (5, 6, 7)]
+    trial = {"model.hidden": 8, GRID: {"train.lr": 2, "train.l2": 7}}
+    assert trial_values(trial) == {"model.hidden": 8, "train.lr": 2, "train.l2": 7}
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
