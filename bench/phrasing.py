@@ -98,14 +98,14 @@ def plot(rows: list[dict], path):
     row = rows[-1]
     labels = ["passed", *row["rejected"]]
     counts = [row["accepted"], *row["rejected"].values()]
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, ax = plt.subplots(figsize=(9, 3.8))
     ax.barh(labels[::-1], counts[::-1], color=["tab:red"] * (len(labels) - 1) + ["tab:green"])
     for y, n in enumerate(counts[::-1]):
         ax.text(n, y, f" {n}", va="center", fontsize=9)
     ax.set_xlim(0, max(counts) * 1.15 + 1)
     ax.set_xlabel("sentences")
     speed = f"{row['tokens_per_s']:.1f} tokens/s" if row["tokens_per_s"] else ""
-    ax.set_title(
+    fig.suptitle(
         f"{row['model']} ({row['backend']}): {row['pairs']} explanations, {speed}\n{row['device']}",
         fontsize=9,
     )

@@ -211,8 +211,12 @@ def plot(rows: list[dict], path: Path) -> Path:
     latest = {(r["split"], r["model"]): r for r in rows if "recall@20" in r}  # last measured
     ranked = list(latest.values())
     splits = [s for s in ("warm", "cold", *NEW_USERS) if any(r["split"] == s for r in ranked)]
-    fig, axes = plt.subplots(1, len(splits), figsize=(6 * len(splits), 4.2), squeeze=False)
-    for ax, split in zip(axes[0], splits):
+    cols = min(len(splits), 2)
+    rows_ = -(-len(splits) // cols)
+    fig, axes = plt.subplots(rows_, cols, figsize=(6.5 * cols, 4.4 * rows_), squeeze=False)
+    for ax in axes.flat[len(splits) :]:
+        ax.set_visible(False)
+    for ax, split in zip(axes.flat, splits):
         chosen = sorted((r for r in ranked if r["split"] == split), key=lambda r: -r["recall@20"])
         places = range(len(chosen))
         for offset, metric, color in (

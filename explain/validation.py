@@ -32,8 +32,8 @@ class SentenceValidator:
 
     def problem(self, sentence: str, allowed: Sequence[str], item: str | None) -> str | None:
         """None for a sentence that may be shown, else why not. ``allowed``: the titles of the
-        evidence; ``item``: the recommended title, which the sentence must name (None: no such
-        rule, as for a profile)."""
+        evidence; ``item``: the recommended title, which the sentence must name beside at least
+        one title of the evidence (None: no such rule, as for a profile)."""
         text = " ".join(sentence.lower().split())
         if not text:
             return "empty"
@@ -48,6 +48,8 @@ class SentenceValidator:
             return f"names an item not in the evidence: {invented[0]!r}"
         if item is not None and not any(_mentions(text, form) for form in title_forms(item)):
             return "does not name the recommended item"
+        if item is not None and allowed and not (named & set(allowed)):
+            return "names none of the evidence"  # says what, not why
         return None
 
 

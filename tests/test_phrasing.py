@@ -51,6 +51,7 @@ def run(planted_dir, feature_cache, tmp_path_factory):
         ("", "empty"),
         ("Recommended because you rated Heat (1995).", "does not name the recommended item"),
         ("Recommended because " + "so " * 300 + "Goodfellas (1990).", "too long"),
+        ('The recommended item is "Goodfellas (1990)".', "names none of the evidence"),
     ],
 )
 def test_the_validator_accepts_only_the_evidence(sentence, problem):
