@@ -79,9 +79,8 @@ def default_model() -> Path:
     import importlib.util
 
     spec = importlib.util.find_spec(DEFAULT_PACKAGE)
-    files = [] if spec is None or spec.origin is None else sorted(
-        Path(spec.origin).parent.glob("*.gguf")
-    )  # fmt: skip
+    folder = Path(spec.origin).parent if spec is not None and spec.origin else None
+    files = sorted(folder.glob("*.gguf")) if folder is not None else []
     if not files:
         raise ValueError(
             "generator.model is empty and the default model is not installed: "
