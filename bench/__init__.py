@@ -17,6 +17,7 @@ TOPICS = (
     "ingest",
     "kernels",
     "phrasing",
+    "profiles",
     "quality",
     "relations",
     "sampling",

@@ -25,7 +25,12 @@ from pathlib import Path
 
 from gnnrec.bench.arguments import add_output_argument
 from gnnrec.bench.harness import markdown_table, provenance, pyplot, save_figure, seeded_report
-from gnnrec.bench.held_out_users import embedding_scores, held_out_users, ranking_metrics
+from gnnrec.bench.held_out_users import (
+    HeldOutUsers,
+    embedding_scores,
+    held_out_users,
+    ranking_metrics,
+)
 from gnnrec.common.flags import whole
 from gnnrec.config import add_override_argument
 
@@ -122,12 +127,12 @@ def run(args: argparse.Namespace) -> list[dict]:
 
 def new_user_rows(run_dir: Path, model: str, seed: int, popularity: bool) -> list[dict]:
     """The held-out users of a ``new_users`` run: folded in from their training-period items,
-    placed by the text those items give them (text models), and (``popularity``) ranked by
-    training popularity; Recall/NDCG@20 of each, their given items excluded."""
+    placed by the text those items give them (text models: :func:`new_user_texts`), and
+    (``popularity``) ranked by training popularity; Recall/NDCG@20 of each, their given items
+    excluded."""
     import numpy as np
     import torch
 
-    from gnnrec.data.user_text import user_text_for_items
     from gnnrec.serve.handle import load
 
     handle = load(run_dir)
@@ -136,11 +141,7 @@ def new_user_rows(run_dir: Path, model: str, seed: int, popularity: bool) -> lis
         items = handle.z[handle.num_users :]
         placements = {NEW_USERS[0]: handle.embed_new_users(held.item_ids)}
         if handle.config.model.text_features:
-            texts = [
-                user_text_for_items(handle.graph, rows, handle.config.data)
-                for rows in held.item_rows
-            ]
-            placements[NEW_USERS[1]] = handle.embed_texts(texts)
+            placements[NEW_USERS[1]] = handle.embed_texts(new_user_texts(handle, held))
         rows = [
             {
                 "model": model,
@@ -166,6 +167,20 @@ def new_user_rows(run_dir: Path, model: str, seed: int, popularity: bool) -> lis
         return rows
     finally:
         handle.close()
+
+
+def new_user_texts(handle, held: HeldOutUsers) -> list[str]:
+    """The text each held-out user is placed by: the template text of their training-period
+    items, or, for a run trained on generated profiles (``data.user_text = "profile"``), their
+    profile in the run's profiles file (written from those same items)."""
+    data = handle.config.data
+    if data.user_text == "profile":
+        from gnnrec.data.profiles_file import read_profiles
+
+        return read_profiles(data.profiles_path, [handle.graph.users.ids[u] for u in held.users])
+    from gnnrec.data.user_text import user_text_for_items
+
+    return [user_text_for_items(handle.graph, rows, data) for rows in held.item_rows]
 
 
 def summarise(results: list[dict]) -> list[dict]:

@@ -1,7 +1,8 @@
 """User profiles written by the generator (``gnnrec profile``): a short description of each
 user's taste from their *training-period* interactions only (the same items, best-rated first,
-that the template text lists), for ``data.user_text = "profile"`` to train on instead of the
-template.
+that the template text lists; for a user a ``new_users`` split holds out of training, the
+items they gave in that period, ``split.fold_in``, so that they can be placed by their
+profile), for ``data.user_text = "profile"`` to train on instead of the template.
 
 Each prompt lists only the user's items (title and genres); the answer is validated as an
 explanation is (:class:`~gnnrec.explain.validation.SentenceValidator`: no title outside the
@@ -28,6 +29,8 @@ from gnnrec.explain.validation import SentenceValidator
 
 if TYPE_CHECKING:
     from gnnrec.config import RunConfig
+    from gnnrec.data.splits import Split
+    from gnnrec.data.textgraph import TextGraph
 
 log = get_logger(__name__)
 PROFILE_CHARS = 600
@@ -61,6 +64,17 @@ def profile_prompt(liked: str, verb: str = "rated") -> str:
     )
 
 
+def profile_item_rows(graph: TextGraph, split: Split, max_items: int) -> list[list[int]]:
+    """Per user, the item rows a profile is written from: at most ``max_items`` of their
+    training-period items (``split.train``, and ``split.fold_in`` for a held-out user), best
+    first."""
+    import numpy as np
+
+    from gnnrec.data.user_text import liked_item_rows
+
+    return liked_item_rows(graph, np.concatenate([split.train, split.fold_in]), max_items)
+
+
 def write_profiles(
     config: RunConfig,
     generator_config: GeneratorConfig,
@@ -72,13 +86,13 @@ def write_profiles(
     ``output`` (``.jsonl``); with ``num_workers > 1``, ``shard_size`` users a Ray task (see the
     module docstring)."""
     from gnnrec.data.updates import load_updated
-    from gnnrec.data.user_text import liked_item_rows, liked_phrase, node_texts
+    from gnnrec.data.user_text import liked_phrase, user_text_for_items
 
     output = Path(output)
     graph, split = load_updated(config.data)
-    rows = liked_item_rows(graph, split.train, config.data.user_text_items)
+    rows = profile_item_rows(graph, split, config.data.user_text_items)
     prompts = [profile_prompt(liked_phrase(graph, r)) for r in rows]
-    templates = node_texts(graph, split, config.data)[: graph.num_users]
+    templates = [user_text_for_items(graph, r, config.data, u) for u, r in enumerate(rows)]
     generator = Generator(generator_config)
     if num_workers > 1:
         _generate_on_ray(prompts, generator_config, num_workers, shard_size)

@@ -21,6 +21,7 @@ from gnnrec.cli import main
 from gnnrec.config import load_config
 from gnnrec.data.updates import load_updated
 from gnnrec.data.user_text import node_texts
+from gnnrec.explain.profiles import profile_item_rows
 from gnnrec.explain.validation import SentenceValidator
 from gnnrec.run import train_run
 
@@ -69,6 +70,23 @@ def test_profiles_are_written_cached_and_trained_on(
     before = out.read_bytes()
     code = main(_argv(planted_dir, feature_cache, tiny_llm, out, tmp_path / "cache"))
     assert "exists" in error_line(capsys, code) and out.read_bytes() == before
+
+
+def test_a_held_out_user_is_profiled_from_their_training_period_items(
+    planted_dir, feature_cache, tmp_path
+):
+    config = planted_config(planted_dir, feature_cache, tmp_path / "run", "data.split=new_users")
+    graph, split = load_updated(config.data)
+    rows = profile_item_rows(graph, split, max_items=1000)
+    inter = graph.interactions
+    held_out = set(split.new_users(graph).tolist())
+    assert held_out
+    for user, items in enumerate(rows):
+        period = split.fold_in if user in held_out else split.train
+        mine = period[inter.user[period] == user]
+        assert sorted(items) == sorted(inter.item[mine].tolist())  # all of them, nothing else
+        ratings = dict(zip(inter.item[mine].tolist(), inter.rating[mine].tolist()))
+        assert [ratings[i] for i in items] == sorted(ratings.values(), reverse=True)
 
 
 def test_a_profile_naming_another_title_is_rejected():
@@ -135,3 +153,35 @@ def test_a_bad_profiles_file_is_refused_naming_it(planted_dir, feature_cache, tm
         node_texts(graph, split, config.data)
     with pytest.raises(ValueError, match="profiles_path, which is empty"):
         load_config(None, ["data.user_text=profile"])
+
+
+def test_the_profiles_bench_places_held_out_users_by_either_text(
+    planted_dir, feature_cache, tiny_llm, tmp_path
+):
+    from gnnrec.bench import profiles
+    from gnnrec.bench.quality import NEW_USERS
+
+    argv = ["--seeds", "0", "1", "--generator-model", str(tiny_llm)]
+    argv += ["--generator-cache", str(tmp_path / "cache"), "--output", str(tmp_path / "p.jsonl")]
+    for o in [*planted_overrides(planted_dir, feature_cache), "train.epochs=2"]:
+        argv.append(f"--set={o}")
+    rows = profiles.main(argv)
+    measured = {(r["split"], r["model"]): r for r in rows if "recall@20" in r}
+    models = (profiles.TEMPLATE, profiles.PROFILES, "popularity")
+    assert set(measured) == {(p, m) for p in NEW_USERS for m in models}
+    for placement in NEW_USERS:  # the verdict is on the per-seed differences of the runs
+        (verdict,) = [r for r in rows if r["split"] == placement and "verdict" in r]
+        runs = {
+            (r["model"], r["seed"]): r["recall@20"]
+            for m in (profiles.TEMPLATE, profiles.PROFILES)
+            for r in measured[(placement, m)]["runs"]
+        }
+        expected = [runs[(profiles.PROFILES, s)] - runs[(profiles.TEMPLATE, s)] for s in (0, 1)]
+        assert verdict["difference"] == pytest.approx(expected)
+        assert verdict["verdict"] in ("win", "tie", "loss")
+    (generation,) = [r for r in rows if r["split"] == "generation"]
+    for seed in generation["seeds"]:
+        assert seed["users"] == 48
+        assert seed["generated"] + sum(seed["rejected"].values()) == 48
+    assert "profiles generated" in (tmp_path / "p.md").read_text()
+    assert (tmp_path / "p.png").stat().st_size > 0
