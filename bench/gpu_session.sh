@@ -18,10 +18,10 @@
 #            host memory;
 #   phrasing (issue 27; not in the default list): gnnrec bench phrasing on one ID-only run
 #            trained here, the same 100 prompts through transformers on the GPU and through
-#            vLLM (where it imports), PHRASING_MODEL a local instruct model (folder or .gguf;
-#            transformers needs `gguf` for a .gguf). The device tool carries 64 MiB, less than
-#            the default model (98 MB) or a vLLM wheel, so this part needs a machine that has
-#            both already.
+#            vLLM (where it imports), PHRASING_MODEL a local instruct model folder (both read
+#            one; vLLM reads no .gguf). The model and vLLM must be on the machine already: with
+#            64 MiB carried, neither fits (SmolLM2-135M is 98 MB as a .gguf; vLLM's wheel is
+#            larger).
 # Each part has a budget in seconds (KERNELS_S, ATTENTION_S per case, EPOCH_S, TRAIN_S per run,
 # PAPERS_S; defaults sum to 550 s, to fit one 600 s call with the setup) and keeps what it
 # measured when cut short; KERNELS_ARGS, EPOCH_ARGS, PAPERS_ARGS add flags. Results go to $OUT
@@ -96,7 +96,7 @@ train_part() {
 
 phrasing_part() {
     if [ -z "${PHRASING_MODEL:-}" ]; then
-        echo "phrasing: PHRASING_MODEL is not set (a local instruct model folder or .gguf)"
+        echo "phrasing: PHRASING_MODEL is not set (a local instruct model folder)"
         return
     fi
     timeout "${TRAIN_S:-20}" python3 -m gnnrec.cli train --run-dir /tmp/gpu-phrasing-run \

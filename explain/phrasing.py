@@ -1,6 +1,7 @@
-"""LLM phrasing of explanations: a grounded prompt that lists only the evidence, generated in
-one batch, each answer validated (:mod:`gnnrec.explain.validation`); a rejected or empty answer
-leaves the template sentence in place, and is counted."""
+"""LLM phrasing of explanations: a grounded prompt that lists only the evidence and an opening
+the model continues (:func:`opening`), generated in one batch, each answer validated
+(:mod:`gnnrec.explain.validation`); a rejected or empty answer leaves the template sentence in
+place, and is counted."""
 
 from __future__ import annotations
 
@@ -58,11 +59,20 @@ def prompt(e: Explanation, verb: str = "rated") -> str:
     )
 
 
-def opening(e: Explanation, verb: str = "rated") -> str:
-    """The start of the answer, written for the model: the template's own opening, naming the
-    evidence item that counts most (the model writes the rest, which is validated)."""
+def numbers(e: Explanation) -> set[int]:
+    """The numbers :func:`prompt` states (outside titles): how many items the user has, how
+    many of them it names, and the co-rater counts."""
     titles = evidence_titles(e)
-    return f'Recommended because you {verb} "{titles[0]}"' if titles else "Recommended because"
+    return {e.history_size, len(titles), *(e.also_rated.get(t.node, 0) for t in e.history)}
+
+
+def opening(e: Explanation, verb: str = "rated") -> str:
+    """The start of the answer, written for the model: the recommended title and the evidence
+    item that counts most (a 135M model left to start on its own names none of the evidence
+    in most answers); the model writes the rest, which is validated."""
+    titles = evidence_titles(e)
+    because = f' because you {verb} "{titles[0]}"' if titles else " because"
+    return f'"{e.title}" is recommended{because}'
 
 
 def phrase(
@@ -79,7 +89,7 @@ def phrase(
     )
     report = PhrasingReport(total=len(explanations))
     for e, text in zip(explanations, texts):
-        problem = validator.problem(text, [t.title for t in e.history], e.title)
+        problem = validator.problem(text, [t.title for t in e.history], e.title, numbers(e))
         if problem is None:
             e.sentence, e.generated = " ".join(text.split()), True
             report.accepted += 1

@@ -1,18 +1,22 @@
 """What a generated sentence may say: only the evidence. A sentence is rejected when it is
 empty or over-long, names any catalogue item that is not in the evidence (its full title, or
 the title without its trailing year when that still has two words or more, anywhere but inside
-a title it may name: "Dead Man (1995)" is not named by "Dead Man Walking (1995)"), names a
-user, or does not name the recommended item at all. Rejected sentences are replaced by the
+a title it may name: "Dead Man (1995)" is not named by "Dead Man Walking (1995)"), names one
+title more than twice, states a number outside titles that the evidence does not (where the
+evidence's numbers are given: "the best film of 1982"), names a user, or does not name the
+recommended item at all. Rejected sentences are replaced by the
 template."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
 USER = re.compile(r"\busers?\s+#?[\w-]*\d", re.IGNORECASE)  # "user 17", not "the user likes"
+NUMBER = re.compile(r"\d+")
 MAX_CHARS = 400
+REPEATS = 2  # times a sentence may name one title
 
 
 def title_forms(title: str) -> list[str]:
@@ -32,10 +36,18 @@ class SentenceValidator:
         self.max_chars = max_chars
         self._forms = [(form, title) for title in set(titles) for form in title_forms(title)]
 
-    def problem(self, sentence: str, allowed: Sequence[str], item: str | None) -> str | None:
+    def problem(
+        self,
+        sentence: str,
+        allowed: Sequence[str],
+        item: str | None,
+        numbers: Collection[int] | None = None,
+    ) -> str | None:
         """None for a sentence that may be shown, else why not. ``allowed``: the titles of the
         evidence; ``item``: the recommended title, which the sentence must name beside at least
-        one title of the evidence (None: no such rule, as for a profile)."""
+        one title of the evidence (None: no such rule, as for a profile); ``numbers``: the
+        numbers the evidence states, the only ones the sentence may state outside titles (None:
+        no such rule)."""
         text = " ".join(sentence.lower().split())
         if not text:
             return "empty"
@@ -53,6 +65,13 @@ class SentenceValidator:
         invented = sorted(named - allowed_titles)
         if invented:
             return f"names an item not in the evidence: {invented[0]!r}"
+        if any(len(_spans(text, f)) > REPEATS for t in allowed_titles for f in title_forms(t)):
+            return "repeats a title"
+        if numbers is not None:
+            outside = "".join(c for k, c in enumerate(text) if not _inside((k, k + 1), own))
+            stated = {int(n) for n in NUMBER.findall(outside)}
+            if stated - set(numbers):
+                return f"states a number not in the evidence: {min(stated - set(numbers))}"
         if item is not None and not any(_mentions(text, form) for form in title_forms(item)):
             return "does not name the recommended item"
         if (

@@ -54,6 +54,9 @@ def run(planted_dir, feature_cache, tmp_path_factory):
         ("Recommended because user 17 rated Goodfellas (1990).", "names a user"),
         ("Recommended because user u17 rated Heat (1995): Goodfellas (1990).", "names a user"),
         ("Recommended because the user rated Heat (1995): Goodfellas (1990).", None),
+        ("Recommended because 5 people who rated Heat (1995) also rated Goodfellas (1990).", None),
+        ("Recommended because you rated Heat (1995), best of 1982: Goodfellas (1990).", "states a"),
+        ("Goodfellas (1990): Heat (1995), Heat (1995) and Heat (1995).", "repeats a title"),
         ("", "empty"),
         ("Recommended because you rated Heat (1995).", "does not name the recommended item"),
         ("Recommended because " + "so " * 300 + "Goodfellas (1990).", "too long"),
@@ -63,7 +66,7 @@ def run(planted_dir, feature_cache, tmp_path_factory):
 def test_the_validator_accepts_only_the_evidence(sentence, problem):
     validator = SentenceValidator(CATALOGUE)
     evidence = ["Heat (1995)", "Casino (1995)", "Dead Man Walking (1995)"]
-    got = validator.problem(sentence, evidence, "Goodfellas (1990)")
+    got = validator.problem(sentence, evidence, "Goodfellas (1990)", numbers={2, 5})
     assert (got is None) if problem is None else (got is not None and got.startswith(problem))
 
 
