@@ -96,22 +96,28 @@ def table(rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], path):
-    """The sentences of the latest row: passed, and each reason for a rejection."""
+    """The sentences of each backend's latest row of the last tree measured: passed, and each
+    reason for a rejection, a panel each."""
     plt = pyplot()
-    row = rows[-1]
-    labels = ["passed", *row["rejected"]]
-    counts = [row["accepted"], *row["rejected"].values()]
-    fig, ax = plt.subplots(figsize=(9, 3.8))
-    ax.barh(labels[::-1], counts[::-1], color=["tab:red"] * (len(labels) - 1) + ["tab:green"])
-    for y, n in enumerate(counts[::-1]):
-        ax.text(n, y, f" {n}", va="center", fontsize=9)
-    ax.set_xlim(0, max(counts) * 1.15 + 1)
-    ax.set_xlabel("sentences")
-    speed = f"{row['tokens_per_s']:.1f} tokens/s" if row["tokens_per_s"] else ""
-    fig.suptitle(
-        f"{row['model']} ({row['backend']}): {row['pairs']} explanations, {speed}\n{row['device']}",
-        fontsize=9,
-    )
+    same_tree = [r for r in rows if r.get("git_sha") == rows[-1].get("git_sha")]
+    latest = list({(r["model"], r["backend"]): r for r in same_tree}.values())
+    fig, axes = plt.subplots(1, len(latest), figsize=(6.5 * len(latest), 3.8), squeeze=False)
+    for ax, row in zip(axes.flat, latest):
+        labels = ["passed", *row["rejected"]]
+        counts = [row["accepted"], *row["rejected"].values()]
+        colors = ["tab:red"] * (len(labels) - 1) + ["tab:green"]
+        ax.barh(labels[::-1], counts[::-1], color=colors)
+        for y, n in enumerate(counts[::-1]):
+            ax.text(n, y, f" {n}", va="center", fontsize=9)
+        ax.set_xlim(0, max(counts) * 1.15 + 1)
+        ax.set_xlabel("sentences")
+        speed = f", {row['tokens_per_s']:.1f} tokens/s" if row["tokens_per_s"] else ""
+        device = row.get("generator_device", "cpu")
+        ax.set_title(
+            f"{row['model']} ({row['backend']} on {device}): {row['pairs']} explanations{speed}",
+            fontsize=9,
+        )
+    fig.suptitle(rows[-1]["device"], fontsize=9)
     return save_figure(fig, path)
 
 
