@@ -56,7 +56,8 @@ class SentenceValidator:
         if USER.search(text):
             return "names a user"
         allowed_titles = set(allowed) | ({item} if item is not None else set())
-        own = [span for t in allowed_titles for f in title_forms(t) for span in _spans(text, f)]
+        found = {(t, f): _spans(text, f) for t in allowed_titles for f in title_forms(t)}
+        own = [span for spans in found.values() for span in spans]
         named = {
             title
             for form, title in self._forms
@@ -65,32 +66,27 @@ class SentenceValidator:
         invented = sorted(named - allowed_titles)
         if invented:
             return f"names an item not in the evidence: {invented[0]!r}"
-        if any(len(_spans(text, f)) > REPEATS for t in allowed_titles for f in title_forms(t)):
+        if any(len(spans) > REPEATS for spans in found.values()):
             return "repeats a title"
         if numbers is not None:
             outside = "".join(c for k, c in enumerate(text) if not _inside((k, k + 1), own))
             stated = {int(n) for n in NUMBER.findall(outside)}
             if stated - set(numbers):
                 return f"states a number not in the evidence: {min(stated - set(numbers))}"
-        if item is not None and not any(_mentions(text, form) for form in title_forms(item)):
+        if item is not None and not any(found[(item, f)] for f in title_forms(item)):
             return "does not name the recommended item"
         if (
             item is not None
             and allowed
-            and not any(_mentions(text, f) for t in allowed for f in title_forms(t))
+            and not any(found[(t, f)] for t in allowed for f in title_forms(t))
         ):
             return "names none of the evidence"  # says what, not why
         return None
 
 
-def _mentions(text: str, form: str) -> bool:
-    """Whether ``form`` occurs in ``text`` as a whole (not inside a longer word or number:
-    "number 1" is not in "number 13")."""
-    return bool(_spans(text, form))
-
-
 def _spans(text: str, form: str) -> list[tuple[int, int]]:
-    """The ``(start, end)`` of each whole occurrence of ``form`` in ``text``."""
+    """The ``(start, end)`` of each whole occurrence of ``form`` in ``text`` (not inside a
+    longer word or number: "number 1" is not in "number 13")."""
     spans = []
     start = text.find(form)
     while start >= 0:
