@@ -29,6 +29,7 @@ import numpy as np
 from gnnrec.bench.arguments import add_output_argument
 from gnnrec.bench.harness import markdown_table, pyplot, report, save_figure
 from gnnrec.common.flags import real, whole
+from gnnrec.common.typed_fields import choices_of
 from gnnrec.config import add_override_argument
 from gnnrec.update_config import UpdateConfig
 
@@ -150,6 +151,7 @@ def update_rows(name: str, args, folder: Path, tables: dict, seed: int) -> list[
     base_s = time.time() - start
     folded = _folded_base(base_dir, folder / "delta.csv")  # before the update is current
     settings = UpdateConfig(
+        strategy=args.strategy,
         epochs=args.update_epochs,
         replay=args.replay,
         lr_scale=args.lr_scale,
@@ -175,7 +177,8 @@ def update_rows(name: str, args, folder: Path, tables: dict, seed: int) -> list[
         **{k: v for k, v in tables.items() if k != "fields"},
         "added": metrics["update"]["added"],
         "new_users": metrics["update"]["new_users"],
-        "update_epochs": args.update_epochs,
+        "strategy": settings.chosen(config.model.text_features),
+        "update_epochs": settings.epoch_count(config.model.text_features),
         "replay": args.replay,
         "lr_scale": settings.step_scale(config.model.text_features),
         "base_s": base_s,
@@ -267,6 +270,12 @@ def table(rows: list[dict]) -> str:
     )
 
 
+def _strategies(rows: list[dict], model: str) -> set[str]:
+    """The update strategies ``model``'s rows used (rows written before there was a choice
+    have none)."""
+    return {r["strategy"] for r in rows if r["model"] == model and "strategy" in r}
+
+
 def plot(rows: list[dict], path: Path) -> Path:
     """NDCG@20 (left: retrain, fold-in only, update) and seconds (right: retrain, update), per
     model and seed."""
@@ -297,9 +306,13 @@ def plot(rows: list[dict], path: Path) -> Path:
                 secs = [r[f"{label}_s"] for r in mine]
                 seconds.bar(x[m] + offset, np.mean(secs), width, color=colour, **kwargs)
                 seconds.scatter([x[m] + offset] * len(secs), secs, color="black", s=10, zorder=3)
-    quality.set(xticks=x, xticklabels=models, ylabel="NDCG@20 on the last 5% of time")
+    labels = [
+        " ".join([model, *(f"({s} update)" for s in sorted(_strategies(runs, model)))])
+        for model in models
+    ]
+    quality.set(xticks=x, xticklabels=labels, ylabel="NDCG@20 on the last 5% of time")
     quality.set_title("quality: update vs full retrain (bars: mean; dots: seeds)")
-    seconds.set(xticks=x, xticklabels=models, ylabel="seconds (whole command)")
+    seconds.set(xticks=x, xticklabels=labels, ylabel="seconds (whole command)")
     seconds.set_title(f"time, {runs[0]['device']}")
     quality.legend()
     seconds.legend()
@@ -316,7 +329,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "--base", type=real(high=1.0), default=0.9, help="fraction of time in the base run"
     )
     parser.add_argument("--delta", type=real(high=1.0), default=0.05, help="fraction in the update")
-    parser.add_argument("--update-epochs", type=whole(), default=UpdateConfig.epochs)
+    parser.add_argument(
+        "--strategy", choices=choices_of(UpdateConfig)["strategy"], default=UpdateConfig.strategy
+    )
+    parser.add_argument("--update-epochs", type=whole(), help="default: the strategy's")
     parser.add_argument("--replay", type=real(low_open=False), default=UpdateConfig.replay)
     parser.add_argument("--lr-scale", type=real(), help="default: the update's, per model")
     parser.add_argument("--validate", action="store_true")

@@ -15,6 +15,7 @@ from gnnrec.bench import TOPICS as BENCH_TOPICS
 from gnnrec.cli_errors import explain
 from gnnrec.common.flags import real, whole
 from gnnrec.common.log import console_level, log_to_console
+from gnnrec.common.typed_fields import choices_of
 from gnnrec.config import add_override_argument
 from gnnrec.recipes import RECIPES
 from gnnrec.update_config import UpdateConfig
@@ -357,9 +358,8 @@ def add_update(sub, common) -> None:
         description="Reads a table of new interactions (columns user_id, item_id, optional "
         "rating, timestamp; CSV, TSV or Parquet, a file or a folder of parts), grows the "
         "run's tables and graph by the new users and items, trains on from the current "
-        "version for --epochs over the new interactions and --replay times as many earlier "
-        "ones, and writes RUN_DIR/versions/NNNN, which becomes the current version (loaders "
-        "and a running `gnnrec serve` switch to it).",
+        "version (--strategy), and writes RUN_DIR/versions/NNNN, which becomes the current "
+        "version (loaders and a running `gnnrec serve` switch to it).",
     )
     update.add_argument("--run-dir", required=True, help="the trained run's folder")
     update.add_argument("--data", type=Path, required=True, help="the table of new interactions")
@@ -370,33 +370,35 @@ def add_update(sub, common) -> None:
         "--users", type=Path, help="text of new users: user_id and the run's user text columns"
     )
     update.add_argument(
+        "--strategy",
+        choices=choices_of(UpdateConfig)["strategy"],
+        default=UpdateConfig.strategy,
+        help="rows: train only the ID rows the new interactions name, on them (and --replay "
+        "times as many earlier ones); continue: train every weight on every interaction, as "
+        "training does; auto (default): continue for a model with text features, rows for one "
+        "of ID embeddings alone",
+    )
+    update.add_argument(
         "--epochs",
         type=whole(),
-        default=UpdateConfig.epochs,
-        help="update epochs over the new data",
+        help="update epochs (default: 10 for rows, 1 for continue)",
     )
     update.add_argument(
         "--replay",
         type=real(low_open=False),
         default=UpdateConfig.replay,
-        help="earlier interactions trained on per new one, each epoch",
+        help="rows: earlier interactions trained on per new one, each epoch",
     )
     update.add_argument(
         "--lr-scale",
         type=real(),
-        help="Adam's step size as a multiple of the run's train.lr (default: 4 for a model of "
-        "ID embeddings alone, 1 for a model with text features)",
+        help="Adam's step size as a multiple of the run's train.lr (default: 1; 4 for the "
+        "rows of a model of ID embeddings alone)",
     )
     update.add_argument(
         "--validate",
         action="store_true",
         help="keep the update epoch best on the run's (older) validation pairs, not the last",
-    )
-    update.add_argument(
-        "--train-shared",
-        action="store_true",
-        help="train the weights every node shares too (text projection, layers), not only the "
-        "ID rows; give it some --replay",
     )
     update.set_defaults(func=commands.cmd_update)
 

@@ -422,11 +422,11 @@ def cmd_update(args: argparse.Namespace) -> None:
     from gnnrec.update import UpdateConfig, update_run
 
     settings = UpdateConfig(
+        strategy=args.strategy,
         epochs=args.epochs,
         replay=args.replay,
         lr_scale=args.lr_scale,
         validate=args.validate,
-        train_shared=args.train_shared,
     )
     metrics = update_run(
         args.run_dir,
@@ -439,7 +439,8 @@ def cmd_update(args: argparse.Namespace) -> None:
     update = metrics["update"]
     print(
         f"version {update['version']} of {args.run_dir} is current (from "
-        f"{update['from_version']}): {update['line']}, {update['seconds']:.1f} s"
+        f"{update['from_version']}): {update['line']}; {update['strategy']}, "
+        f"{metrics['epochs_run']} epoch(s), {update['seconds']:.1f} s"
     )
     _print_metrics(metrics)
 

@@ -7,10 +7,12 @@ The tables grow by rows: new users are appended after the old users and new item
 old items (:mod:`gnnrec.data.updates`), each new ID row drawn as training draws them
 (``N(0, std^2)``, seeded by the run's seed and the version), the old rows moved to their new
 node positions; the graph is the whole grown training graph (propagation and negatives see every
-interaction). An update epoch takes the new interactions once, together with ``replay`` times as
-many earlier training interactions drawn at random (the same draw every epoch); the optimizer
-starts afresh, and only the ID rows of the users and items those interactions name train (the
-rest of the model is held: :class:`~gnnrec.update_config.UpdateConfig`). Sharded ID tables
+interaction). The optimizer starts afresh. By the ``"rows"`` strategy an update epoch takes the
+new interactions once, together with ``replay`` times as many earlier training interactions
+drawn at random (the same draw every epoch), and only the ID rows of the users and items those
+interactions name train (the rest of the model is held); by ``"continue"`` every weight trains
+on every training interaction, as in ``gnnrec train``
+(:class:`~gnnrec.update_config.UpdateConfig`). Sharded ID tables
 (``train.id_optimizer = "rowwise_adagrad"``) and Ray Train workers (``parallel.num_workers``)
 train as they do in ``gnnrec train``.
 """
@@ -94,15 +96,17 @@ def reached_rows(data: TrainingData) -> torch.Tensor:
 
 
 def update_pairs(
-    prepared: Prepared, added: int, replay: float, seed: int, validate: bool
+    prepared: Prepared, added: int, replay: float | None, seed: int, validate: bool
 ) -> TrainingData:
     """``prepared.data`` training on the ``added`` new interactions (the last of the training
-    set) and ``replay`` times as many earlier training interactions drawn at random."""
+    set) and ``replay`` times as many earlier training interactions drawn at random (``None``:
+    every training interaction); the validation pairs only if ``validate``."""
     train = np.asarray(prepared.split.train)
-    new, earlier = train[len(train) - added :], train[: len(train) - added]
-    count = min(len(earlier), round(replay * added))
-    drawn = np.random.default_rng(seed).choice(earlier, count, replace=False)
-    pairs = split_pairs(prepared.graph, np.sort(np.concatenate([new, drawn])))
+    if replay is not None:
+        new, earlier = train[len(train) - added :], train[: len(train) - added]
+        count = min(len(earlier), round(replay * added))
+        train = np.concatenate([new, np.random.default_rng(seed).choice(earlier, count, False)])
+    pairs = split_pairs(prepared.graph, np.sort(train))
     data = prepared.data
     valid = data.valid if validate else tuple(a[:0] for a in data.valid)
     return TrainingData(data.graph, data.features, pairs, valid)
@@ -180,7 +184,7 @@ def _update(
         data=dataclasses.replace(old.data, updates=[*old.data.updates, str(folder / UPDATE_DIR)]),
         train=dataclasses.replace(
             old.train,
-            epochs=settings.epochs,
+            epochs=settings.epoch_count(old.model.text_features),
             lr=settings.step_scale(old.model.text_features) * old.train.lr,
             progress=progress,
         ),
@@ -206,6 +210,7 @@ def _update(
             "added": added,
             "new_users": prepared.graph.num_users - fingerprint["users"],
             "new_items": prepared.graph.num_items - fingerprint["items"],
+            "strategy": settings.chosen(config.model.text_features),
         }
         counts["line"] = (
             f"{added} interactions, {counts['new_users']} new users, "
@@ -218,13 +223,22 @@ def _update(
         initial = grown_tables(
             state["model"], model, (fingerprint["users"], fingerprint["items"]), seed
         )
+        rows_only = counts["strategy"] == "rows"
+        log.info(
+            "update: %s, %d epoch(s) at step %g",
+            counts["strategy"],
+            config.train.epochs,
+            config.train.lr,
+        )
         subset = Prepared(
             prepared.graph,
             prepared.split,
-            update_pairs(prepared, added, settings.replay, seed, settings.validate),
+            update_pairs(
+                prepared, added, settings.replay if rows_only else None, seed, settings.validate
+            ),
         )
-        trainable = None if settings.train_shared else id_rows(model)
-        rows = None if settings.train_shared else reached_rows(subset.data)
+        trainable = id_rows(model) if rows_only else None
+        rows = reached_rows(subset.data) if rows_only else None
         if not (trainable is None or config.model.id_embeddings or config.train.objective == "mse"):
             # nothing the loss reads would train: the version is the grown graph, weights kept
             log.info("update: %s has no ID rows to train; its weights are kept", model.label)

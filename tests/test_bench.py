@@ -556,6 +556,7 @@ def test_updates_bench_compares_an_update_with_a_retrain(tmp_path):
     )
     run, summary = rows
     assert run["added"] == run["delta_interactions"] and run["new_users"] > 0
+    assert (run["strategy"], run["update_epochs"]) == ("rows", 1)  # auto, for LightGCN
     assert run["test_users"] > 0
     for label in ("update", "retrain", "fold_in"):
         assert 0 <= run[f"ndcg@20_{label}"] <= 1 and 0 <= run[f"recall@20_{label}"] <= 1

@@ -210,6 +210,7 @@ def test_an_updated_run_is_what_loaders_read_and_is_not_retrained(run, tmp_path,
     code = main(["update", "--run-dir", str(run), "--data", str(_new_interactions(tmp_path))])
     out = capsys.readouterr().out
     assert code == 0 and "version 0001 of" in out and "interactions, 1 new users" in out
+    assert "; rows, 10 epoch(s)," in out  # the default for a model of ID embeddings alone
     assert "Recall@20" in out
     trained_table = (run / "recommendations.csv").read_bytes()
     assert main(["recommend", "--run-dir", str(run), "--users", "newbie", "-k", "3"]) == 0
@@ -226,9 +227,12 @@ def test_an_updated_run_is_what_loaders_read_and_is_not_retrained(run, tmp_path,
     assert "nope.csv" in error_line(capsys, code)
     code = main(["update", "--run-dir", str(tmp_path / "no-run"), "--data", str(export)])
     assert "no such run directory" in error_line(capsys, code)
+    both = ["--strategy", "continue", "--replay", "1"]
+    code = main(["update", "--run-dir", str(run), "--data", str(export), *both])
+    assert "replay is for the 'rows' strategy" in error_line(capsys, code)
 
 
-def test_an_update_trains_only_the_rows_it_reaches_unless_told(
+def test_the_rows_strategy_trains_only_the_rows_it_reaches_and_continue_every_weight(
     planted_dir, feature_cache, tmp_path
 ):
     run = _train(planted_dir, feature_cache, tmp_path / "text", "train.epochs=2")
@@ -236,7 +240,7 @@ def test_an_update_trains_only_the_rows_it_reaches_unless_told(
     few = write_csv(
         tmp_path / "few.csv", ["user_id", "item_id"], [["u1", SPACE[3]], ["u1", SPACE[4]]]
     )
-    update_run(run, few, UpdateConfig(epochs=3))
+    update_run(run, few, UpdateConfig(strategy="rows", epochs=3))
     after = trained_model(run / VERSIONS / "0001")
     shared = [k for k in before if not k.startswith(("embedding.", "bias."))]
     assert shared and all(torch.equal(before[k], after[k]) for k in shared)
@@ -244,21 +248,49 @@ def test_an_update_trains_only_the_rows_it_reaches_unless_told(
     assert rows_before.shape == rows_after.shape  # no new user or item
     changed = (rows_before != rows_after).any(dim=1).nonzero().flatten().tolist()
     assert 1 in changed and set(changed) <= {1, 48 + 3, 48 + 4}  # u1, its items: no other row
-    again = write_csv(tmp_path / "again.csv", ["user_id", "item_id"], [["u2", SPACE[5]]])
-    update_run(run, again, UpdateConfig(epochs=1, train_shared=True, replay=1.0))
-    shared_after = trained_model(run / VERSIONS / "0002")
-    assert any(not torch.equal(after[k], shared_after[k]) for k in shared)
+    # the default for a text model continues training: every weight, every row reached
+    metrics = update_run(run, _new_interactions(tmp_path), items=_brand_new_text(tmp_path))
+    assert metrics["epochs_run"] == 1
+    continued = trained_model(run / VERSIONS / "0002")
+    projection = [k for k in shared if k.startswith("project.")]  # the text projection
+    assert projection and all(not torch.equal(after[k], continued[k]) for k in projection)
+    moved = (continued["embedding.weight"][:48] != rows_after[:48]).any(dim=1)
+    assert moved.sum() > 40  # nearly every old user, not only u2 who acted
+    # and the new user is placed among the items of their interactions
+    top = [item for item, _ in gnnrec.load(run).recommend(["newbie"], k=5)["newbie"]]
+    assert not set(top) & set(SPACE[:6]) and sum(item in SPACE for item in top) >= 4, top
+
+
+def test_the_strategy_and_its_epochs_default_per_model():
+    """``auto``: continue one epoch for a model that reads text, rows for ten epochs for one of
+    ID embeddings alone (or when a replay is asked for, which only rows reads)."""
+    auto = UpdateConfig()
+    assert auto.chosen(text_features=True) == "continue"
+    assert auto.epoch_count(text_features=True) == 1
+    assert auto.chosen(text_features=False) == "rows"
+    assert auto.epoch_count(text_features=False) == 10
+    assert UpdateConfig(replay=1.0).chosen(text_features=True) == "rows"
+    assert UpdateConfig(strategy="rows").chosen(text_features=True) == "rows"
+    assert UpdateConfig(strategy="continue", epochs=3).epoch_count(text_features=False) == 3
+    assert UpdateConfig(strategy="continue").step_scale(text_features=False) == 1.0
 
 
 def test_update_settings_are_checked():
-    for bad in ({"replay": -1.0}, {"replay": float("nan")}, {"lr_scale": 0.0}, {"epochs": 0}):
-        with pytest.raises(ValueError, match="replay|lr_scale|epochs"):
+    for bad in (
+        {"replay": -1.0},
+        {"replay": float("nan")},
+        {"lr_scale": 0.0},
+        {"epochs": 0},
+        {"strategy": "everything"},
+        {"strategy": "continue", "replay": 1.0},
+    ):
+        with pytest.raises(ValueError, match="replay|lr_scale|epochs|strategy"):
             UpdateConfig(**bad)
 
 
 def test_the_step_size_defaults_per_model_and_a_given_one_wins(run, tmp_path, monkeypatch):
-    """4x the run's lr for ID-only models, 1x with text features (bench/README.md); the
-    trainer is handed that step size."""
+    """Rows: 4x the run's lr for ID-only models, 1x with text features (bench/README.md);
+    the trainer is handed that step size."""
     assert UpdateConfig().step_scale(text_features=False) == 4.0
     assert UpdateConfig().step_scale(text_features=True) == 1.0
     assert UpdateConfig(lr_scale=2.5).step_scale(text_features=True) == 2.5
@@ -280,7 +312,8 @@ def test_a_model_without_id_rows_keeps_its_weights_and_grows_its_graph(
     planted_dir, feature_cache, tmp_path
 ):
     run = _train(planted_dir, feature_cache, tmp_path / "text-only", "model.id_embeddings=false")
-    metrics = update_run(run, _new_interactions(tmp_path), items=_brand_new_text(tmp_path))
+    rows = UpdateConfig(strategy="rows")
+    metrics = update_run(run, _new_interactions(tmp_path), rows, items=_brand_new_text(tmp_path))
     assert metrics["epochs_run"] == 0 and metrics["update"]["new_users"] == 1
     before, after = trained_model(run), trained_model(run / VERSIONS / "0001")
     assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("bias."))
