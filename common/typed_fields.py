@@ -11,6 +11,7 @@ import difflib
 import inspect
 import math
 import re
+import types
 import typing
 from typing import Any, Literal
 
@@ -104,7 +105,7 @@ def check_fields(config: Any) -> None:
     CLI flag, Python, or a loaded config changed in place)."""
     hints = typing.get_type_hints(type(config))
     for f in dataclasses.fields(config):
-        hint = hints.get(f.name)
+        hint = _unless_none(hints.get(f.name), getattr(config, f.name))
         if typing.get_origin(hint) is Literal:
             check_value(getattr(config, f.name), hint, f.name)
         elif hint in (int, float):
@@ -112,6 +113,17 @@ def check_fields(config: Any) -> None:
         elif typing.get_origin(hint) is list and typing.get_args(hint)[:1] in ((int,), (float,)):
             for i, v in enumerate(getattr(config, f.name)):
                 _check_number(v, typing.get_args(hint)[0], f"{f.name}[{i}]")
+
+
+def _unless_none(hint: Any, value: Any) -> Any:
+    """``X`` for a field typed ``X | None`` that holds a value (``None`` is then not checked
+    further), else ``hint``."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1:
+            return None if value is None else rest[0]
+    return hint
 
 
 def _check_number(value: Any, hint: type, name: str) -> None:

@@ -281,6 +281,9 @@ def test_update_settings_are_checked():
         {"replay": float("nan")},
         {"lr_scale": 0.0},
         {"epochs": 0},
+        {"epochs": 1.5},  # a field typed `int | None` is checked as an int when it holds one
+        {"epochs": True},
+        {"lr_scale": float("inf")},
         {"strategy": "everything"},
         {"strategy": "continue", "replay": 1.0},
     ):
